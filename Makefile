@@ -1,0 +1,39 @@
+# The README's commands. Each target sets up .venv on first use (Python 3.11+ and make are all a
+# fresh machine needs); `constraints.txt` pins what gets installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+.env: | $(STAMP)
+	@$(BIN)/python -c "import secrets; print('BILLPLANE_ADMIN_TOKEN=' + secrets.token_urlsafe(24))" > .env
+	@echo "Created .env with a new admin token (log in to the dashboard with it):"
+	@grep BILLPLANE_ADMIN_TOKEN .env
+
+run: $(STAMP) .env
+	$(BIN)/billplane db upgrade
+	$(BIN)/billplane serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

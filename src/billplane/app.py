@@ -1,0 +1,50 @@
+"""The ASGI application: client API, admin API and (later) the dashboard, on one stack."""
+
+from fastapi import FastAPI
+
+from billplane import __version__
+from billplane.audit.endpoints import router as audit_router
+from billplane.clock import Clock, utc_now
+from billplane.db import Database
+from billplane.entitlements.endpoints import router as entitlements_router
+from billplane.http import install_error_handlers
+from billplane.plans.endpoints import router as plans_router
+from billplane.projects.endpoints import router as projects_router
+from billplane.settings import Settings, get_settings
+from billplane.tenants.endpoints import router as tenants_router
+from billplane.tokens.endpoints import router as tokens_router
+from billplane.usage.endpoints import router as usage_router
+
+DESCRIPTION = """
+billplane answers client apps' question **"can this tenant do this?"** and records **usage**
+exactly once. Client calls (`/v1/...`) take a project or tenant token as
+`Authorization: Bearer <token>`; admin calls (`/admin/api/...`) take `BILLPLANE_ADMIN_TOKEN`.
+Every error is `{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, clock: Clock = utc_now
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="billplane", version=__version__, description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.db = db or Database(settings.sqlalchemy_url)
+    app.state.clock = clock
+    install_error_handlers(app)
+    for router in (
+        entitlements_router,
+        usage_router,
+        projects_router,
+        plans_router,
+        tenants_router,
+        tokens_router,
+        audit_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness: answers without touching the database")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,1 @@
+"""Answers "can this tenant do this?": effective plan, grants, periods and checks."""

@@ -1,0 +1,89 @@
+"""Domain errors: each carries its HTTP status and a stable snake_case code.
+
+Services raise these; one handler (see `billplane.http`) renders them into the documented envelope
+`{"error": {"code": ..., "message": ...}}`.
+"""
+
+from typing import Any
+
+
+class BillplaneError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class InvalidInput(BillplaneError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(BillplaneError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(BillplaneError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(BillplaneError):
+    status = 404
+    code = "not_found"
+
+
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+
+
+class FeatureNotFound(NotFound):
+    code = "feature_not_found"
+
+
+class PlanNotFound(NotFound):
+    code = "plan_not_found"
+
+
+class ProjectNotFound(NotFound):
+    code = "project_not_found"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+
+
+class Conflict(BillplaneError):
+    status = 409
+    code = "conflict"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class PaymentRequired(BillplaneError):
+    """The call asked for enforcement and the tenant may not use this much of the feature."""
+
+    status = 402
+
+    def __init__(self, code: str, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message, extra=extra)
+        self.code = code
+
+
+class StripeUnavailable(BillplaneError):
+    status = 503
+    code = "stripe_unavailable"

@@ -1,0 +1,25 @@
+"""All tables; importing this module registers every model on `Base.metadata`."""
+
+from billplane.models.base import Base
+from billplane.models.plan import Plan, PlanGrant
+from billplane.models.project import Feature, Project
+from billplane.models.records import AuditEntry, StripeEvent
+from billplane.models.tenant import Subscription, Tenant, TenantOverride
+from billplane.models.token import Token
+from billplane.models.usage import UsageCounter, UsageEvent
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Feature",
+    "Plan",
+    "PlanGrant",
+    "Project",
+    "StripeEvent",
+    "Subscription",
+    "Tenant",
+    "TenantOverride",
+    "Token",
+    "UsageCounter",
+    "UsageEvent",
+]

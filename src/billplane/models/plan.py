@@ -1,0 +1,48 @@
+"""Plans (a Stripe price plus what it unlocks) and their per-feature grants."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billplane.models.base import Base
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    __table_args__ = (
+        UniqueConstraint("project_id", "key"),
+        # At most one default plan per project, enforced by the database itself.
+        Index(
+            "uq_plans_one_default_per_project",
+            "project_id",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    trial_days: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | archived
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PlanGrant(Base):
+    """What one plan grants for one feature: on/off, or a limit with its reset period."""
+
+    __tablename__ = "plan_grants"
+    __table_args__ = (UniqueConstraint("plan_id", "feature_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    feature_id: Mapped[int] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    limit: Mapped[int | None]
+    reset: Mapped[str | None] = mapped_column(String(16))

@@ -1,0 +1,33 @@
+"""Projects (one per product) and the features their plans can unlock."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billplane.models.base import Base
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    origins: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    first_check_at: Mapped[datetime | None]
+
+
+class Feature(Base):
+    __tablename__ = "features"
+    __table_args__ = (UniqueConstraint("project_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))  # boolean | limit | metered
+    unit: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]

@@ -1,0 +1,58 @@
+"""Tenants (the billing identity of one client), their overrides and subscriptions."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billplane.models.base import Base
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    __table_args__ = (UniqueConstraint("project_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TenantOverride(Base):
+    """A per-tenant grant that replaces the plan's grant for one feature."""
+
+    __tablename__ = "tenant_overrides"
+    __table_args__ = (UniqueConstraint("tenant_id", "feature_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    feature_id: Mapped[int] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    limit: Mapped[int | None]
+    reset: Mapped[str | None] = mapped_column(String(16))
+
+
+class Subscription(Base):
+    """A tenant's Stripe subscription as billplane last learned it."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    current_period_start: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    trial_end: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    # When Stripe last changed this object (its event's `created`): older news never wins.
+    stripe_updated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

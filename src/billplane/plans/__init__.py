@@ -1,0 +1,1 @@
+"""Plans: a Stripe price mapped to features and limits."""

@@ -1,0 +1,69 @@
+"""Admin API bodies for plans and their grants."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from billplane.schemas import Key, Limit, Name, Request
+
+PriceId = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")
+]
+
+
+class LimitGrant(Request):
+    limit: Limit
+    reset: Literal["never", "day", "month", "billing_period"] = "month"
+
+
+Grants = Annotated[dict[Key, bool | LimitGrant], Field(max_length=500)]
+
+PLAN_EXAMPLE: dict[str, Any] = {
+    "key": "pro",
+    "name": "Pro",
+    "stripe_price_id": "price_1PgafmB7WZ01zgkW",
+    "trial_days": 14,
+    "features": {"exports": True, "listings.publish": {"limit": 100, "reset": "month"}},
+}
+
+
+class PlanIn(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [PLAN_EXAMPLE]})
+
+    key: Key
+    name: Name
+    stripe_price_id: PriceId | None = None
+    trial_days: Annotated[int, Field(strict=True, ge=0, le=730)] = 0
+    is_default: bool = False
+    features: Grants = {}
+
+
+class PlanPatch(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "archived"}, {"features": {"exports": True}}]}
+    )
+
+    name: Name | None = None
+    stripe_price_id: PriceId | None = None
+    trial_days: Annotated[int, Field(strict=True, ge=0, le=730)] | None = None
+    is_default: bool | None = None
+    status: Literal["active", "archived"] | None = None
+    features: Grants | None = None
+
+
+class PlanOut(BaseModel):
+    key: str
+    name: str
+    stripe_price_id: str | None
+    trial_days: int
+    status: str
+    is_default: bool
+    features: dict[str, bool | dict[str, Any]]
+    stripe: dict[str, Any] | None = Field(
+        default=None, description="What Stripe says of the price, once Stripe is configured."
+    )
+
+
+def grant_specs(grants: dict[str, bool | LimitGrant]) -> dict[str, bool | dict[str, Any]]:
+    """The validated grant map in the plain form the services take."""
+    return {k: v if isinstance(v, bool) else v.model_dump() for k, v in grants.items()}

@@ -1,0 +1,198 @@
+"""Plans and their grants: the operator's description of what each Stripe price unlocks."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from billplane.audit import service as audit
+from billplane.entitlements.rules import Grant
+from billplane.errors import AlreadyExists, FeatureNotFound, InvalidInput, PlanNotFound
+from billplane.models import Feature, Plan, Project
+from billplane.plans import repository
+from billplane.projects import repository as projects
+
+# The API's form of a grant: `true`/`false`, or `{"limit": N, "reset": "month"}`.
+GrantSpec = bool | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlanChanges:
+    name: str | None = None
+    stripe_price_id: str | None = None
+    clear_price: bool = False
+    trial_days: int | None = None
+    status: str | None = None
+    is_default: bool | None = None
+    features: dict[str, GrantSpec] | None = None
+
+
+def get_plan(session: Session, project: Project, key: str) -> Plan:
+    plan = repository.get_plan(session, project.id, key)
+    if plan is None:
+        raise PlanNotFound(f"No plan '{key}' in project '{project.key}'.")
+    return plan
+
+
+def parse_grants(
+    session: Session, project: Project, specs: dict[str, GrantSpec]
+) -> dict[int, Grant]:
+    """Turn the API's feature map into grants, checking each against its feature's type."""
+    features = {f.key: f for f in projects.features_of(session, project.id)}
+    grants: dict[int, Grant] = {}
+    for key, spec in specs.items():
+        feature = features.get(key)
+        if feature is None:
+            raise FeatureNotFound(
+                f"No feature '{key}' in project '{project.key}'; create it first.",
+                extra={"param": f"features.{key}"},
+            )
+        grants[feature.id] = _grant_for(feature, spec)
+    return grants
+
+
+def _grant_for(feature: Feature, spec: GrantSpec) -> Grant:
+    param = {"param": f"features.{feature.key}"}
+    if isinstance(spec, bool):
+        # `true` on a limit feature means "no limit"; `false` switches a feature off.
+        return Grant(enabled=spec)
+    if feature.type != "limit":
+        raise InvalidInput(
+            f"Feature '{feature.key}' is {feature.type}: grant it with true or false.", extra=param
+        )
+    return Grant(enabled=True, limit=spec["limit"], reset=spec.get("reset", "month"))
+
+
+def render_grants(grants: dict[int, Grant], features: list[Feature]) -> dict[str, GrantSpec]:
+    rendered: dict[str, GrantSpec] = {}
+    for feature in features:
+        grant = grants.get(feature.id)
+        if grant is None:
+            continue
+        if grant.limit is None:
+            rendered[feature.key] = grant.enabled
+        else:
+            rendered[feature.key] = {"limit": grant.limit, "reset": grant.reset or "month"}
+    return rendered
+
+
+def describe(session: Session, project: Project, plan: Plan) -> dict[str, Any]:
+    features = list(projects.features_of(session, project.id))
+    return {
+        "key": plan.key,
+        "name": plan.name,
+        "stripe_price_id": plan.stripe_price_id,
+        "trial_days": plan.trial_days,
+        "status": plan.status,
+        "is_default": plan.is_default,
+        "features": render_grants(repository.grants_of(session, plan.id), features),
+    }
+
+
+def create_plan(
+    session: Session,
+    project: Project,
+    *,
+    key: str,
+    name: str,
+    stripe_price_id: str | None,
+    trial_days: int,
+    is_default: bool,
+    features: dict[str, GrantSpec],
+    actor: str,
+    now: datetime,
+) -> Plan:
+    if repository.get_plan(session, project.id, key) is not None:
+        raise AlreadyExists(
+            f"Project '{project.key}' already has a plan '{key}'.", extra={"param": "key"}
+        )
+    _check_price(session, project, stripe_price_id, is_default, plan=None)
+    grants = parse_grants(session, project, features)
+    if is_default:
+        repository.clear_default(session, project.id)
+    plan = Plan(
+        project_id=project.id,
+        key=key,
+        name=name,
+        stripe_price_id=stripe_price_id,
+        trial_days=trial_days,
+        is_default=is_default,
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    repository.add(session, plan)
+    repository.replace_grants(session, plan.id, grants)
+    audit.record(
+        session,
+        actor=actor,
+        action="plan.create",
+        target=f"plan:{project.key}/{key}",
+        project_id=project.id,
+        after=describe(session, project, plan),
+        now=now,
+    )
+    return plan
+
+
+def update_plan(
+    session: Session,
+    project: Project,
+    key: str,
+    changes: PlanChanges,
+    *,
+    actor: str,
+    now: datetime,
+) -> Plan:
+    plan = get_plan(session, project, key)
+    before = describe(session, project, plan)
+    price = None if changes.clear_price else (changes.stripe_price_id or plan.stripe_price_id)
+    is_default = plan.is_default if changes.is_default is None else changes.is_default
+    if changes.status == "archived" and is_default:
+        raise InvalidInput(
+            "The default plan cannot be archived; make another plan the default first.",
+            extra={"param": "status"},
+        )
+    _check_price(session, project, price, is_default, plan=plan)
+    if changes.features is not None:
+        repository.replace_grants(
+            session, plan.id, parse_grants(session, project, changes.features)
+        )
+    if is_default and not plan.is_default:
+        repository.clear_default(session, project.id)
+    plan.stripe_price_id = price
+    plan.is_default = is_default
+    plan.name = changes.name or plan.name
+    plan.trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
+    plan.status = changes.status or plan.status
+    plan.updated_at = now
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="plan.update",
+        target=f"plan:{project.key}/{key}",
+        project_id=project.id,
+        before=before,
+        after=describe(session, project, plan),
+        now=now,
+    )
+    return plan
+
+
+def _check_price(
+    session: Session, project: Project, price: str | None, is_default: bool, plan: Plan | None
+) -> None:
+    if price is None and not is_default:
+        raise InvalidInput(
+            "A plan without 'stripe_price_id' must be the free default plan (is_default: true).",
+            extra={"param": "stripe_price_id"},
+        )
+    if price is not None:
+        other = repository.plan_for_price(session, project.id, price)
+        if other is not None and (plan is None or other.id != plan.id):
+            raise AlreadyExists(
+                f"Price '{price}' already belongs to plan '{other.key}'.",
+                extra={"param": "stripe_price_id"},
+            )

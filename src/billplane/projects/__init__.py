@@ -1,0 +1,1 @@
+"""Projects (one per product) and their features."""

@@ -1,0 +1,84 @@
+"""Admin HTTP for projects and features."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from billplane.http import Admin, Now, ReadSession, WriteSession
+from billplane.models import Feature, Project
+from billplane.paging import ListOut
+from billplane.projects import repository, service
+from billplane.projects.schemas import FeatureIn, FeatureOut, NewProjectOut, ProjectIn, ProjectOut
+from billplane.schemas import Key, PageLimit
+
+router = APIRouter(prefix="/admin/api", tags=["admin"])
+
+
+def project_out(project: Project) -> dict[str, Any]:
+    return {
+        "key": project.key,
+        "name": project.name,
+        "origins": project.origins,
+        "created_at": project.created_at,
+    }
+
+
+def feature_out(feature: Feature) -> dict[str, Any]:
+    return {"key": feature.key, "name": feature.name, "type": feature.type, "unit": feature.unit}
+
+
+@router.post("/projects", response_model=NewProjectOut, status_code=201)
+def create_project(body: ProjectIn, actor: Admin, session: WriteSession, now: Now) -> Any:
+    """Create a project; its first project token is in `token`, shown only this once."""
+    created = service.create_project(
+        session, key=body.key, name=body.name, origins=body.origin_strings(), actor=actor, now=now
+    )
+    return {
+        **project_out(created.project),
+        "token": created.token.secret,
+        "token_id": created.token.token.public_id,
+        "token_prefix": created.token.token.prefix,
+    }
+
+
+@router.get("/projects", response_model=ListOut[ProjectOut])
+def list_projects(
+    _: Admin, session: ReadSession, limit: PageLimit = 100, starting_after: Key | None = None
+) -> Any:
+    page = repository.list_projects(session, limit=limit, starting_after=starting_after)
+    return {"data": [project_out(p) for p in page.data], "has_more": page.has_more}
+
+
+@router.get("/projects/{project}", response_model=ProjectOut)
+def get_project(project: Key, _: Admin, session: ReadSession) -> Any:
+    return project_out(service.get_project(session, project))
+
+
+@router.post("/projects/{project}/features", response_model=FeatureOut, status_code=201)
+def create_feature(
+    project: Key, body: FeatureIn, actor: Admin, session: WriteSession, now: Now
+) -> Any:
+    feature = service.create_feature(
+        session,
+        service.get_project(session, project),
+        key=body.key,
+        name=body.name,
+        type=body.type,
+        unit=body.unit,
+        actor=actor,
+        now=now,
+    )
+    return feature_out(feature)
+
+
+@router.get("/projects/{project}/features", response_model=ListOut[FeatureOut])
+def list_features(
+    project: Key,
+    _: Admin,
+    session: ReadSession,
+    limit: PageLimit = 100,
+    starting_after: Key | None = None,
+) -> Any:
+    found = service.get_project(session, project)
+    page = repository.list_features(session, found.id, limit=limit, starting_after=starting_after)
+    return {"data": [feature_out(f) for f in page.data], "has_more": page.has_more}

@@ -1,0 +1,73 @@
+"""Admin API bodies for projects and features."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from billplane.schemas import Key, Name, Request
+
+
+class ProjectIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"key": "realtyos", "name": "RealtyOS", "origins": ["https://app.realtyos.com"]}
+            ]
+        }
+    )
+
+    key: Key
+    name: Name
+    origins: Annotated[list[AnyHttpUrl], Field(max_length=50)] = []
+
+    @field_validator("origins")
+    @classmethod
+    def _origins_are_bases(cls, urls: list[AnyHttpUrl]) -> list[AnyHttpUrl]:
+        for url in urls:
+            if url.query or url.fragment:
+                raise ValueError("an origin is a base URL, without query or fragment")
+        return urls
+
+    def origin_strings(self) -> list[str]:
+        return [str(u).rstrip("/") for u in self.origins]
+
+
+class ProjectOut(BaseModel):
+    key: str
+    name: str
+    origins: list[str]
+    created_at: datetime
+
+
+class NewProjectOut(ProjectOut):
+    token: str = Field(description="The project's first token. Shown only this once.")
+    token_id: str
+    token_prefix: str
+
+
+class FeatureIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "key": "listings.publish",
+                    "name": "Published listings",
+                    "type": "limit",
+                    "unit": "listing",
+                }
+            ]
+        }
+    )
+
+    key: Key
+    name: Name
+    type: Literal["boolean", "limit", "metered"]
+    unit: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class FeatureOut(BaseModel):
+    key: str
+    name: str
+    type: str
+    unit: str | None

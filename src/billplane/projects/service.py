@@ -1,0 +1,79 @@
+"""Creating and listing projects and their features."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from billplane.audit import service as audit
+from billplane.errors import AlreadyExists, ProjectNotFound
+from billplane.models import Feature, Project
+from billplane.projects import repository
+from billplane.tokens import service as tokens
+
+
+@dataclass(frozen=True)
+class NewProject:
+    project: Project
+    token: tokens.IssuedToken
+
+
+def get_project(session: Session, key: str) -> Project:
+    project = repository.get_project(session, key)
+    if project is None:
+        raise ProjectNotFound(f"No project '{key}'.")
+    return project
+
+
+def create_project(
+    session: Session, *, key: str, name: str, origins: list[str], actor: str, now: datetime
+) -> NewProject:
+    """A project, with its first project token (the only time that token is shown)."""
+    if repository.get_project(session, key) is not None:
+        raise AlreadyExists(f"A project with key '{key}' already exists.", extra={"param": "key"})
+    project = Project(key=key, name=name, origins=origins, created_at=now)
+    repository.add(session, project)
+    audit.record(
+        session,
+        actor=actor,
+        action="project.create",
+        target=f"project:{key}",
+        project_id=project.id,
+        after={"key": key, "name": name, "origins": origins},
+        now=now,
+    )
+    token = tokens.issue_token(
+        session, project=project, name="default", tenant=None, actor=actor, now=now
+    )
+    return NewProject(project, token)
+
+
+def create_feature(
+    session: Session,
+    project: Project,
+    *,
+    key: str,
+    name: str,
+    type: str,
+    unit: str | None,
+    actor: str,
+    now: datetime,
+) -> Feature:
+    if repository.get_feature(session, project.id, key) is not None:
+        raise AlreadyExists(
+            f"Project '{project.key}' already has a feature '{key}'.", extra={"param": "key"}
+        )
+    feature = Feature(
+        project_id=project.id, key=key, name=name, type=type, unit=unit, created_at=now
+    )
+    repository.add(session, feature)
+    audit.record(
+        session,
+        actor=actor,
+        action="feature.create",
+        target=f"feature:{project.key}/{key}",
+        project_id=project.id,
+        after={"key": key, "name": name, "type": type, "unit": unit},
+        now=now,
+    )
+    return feature

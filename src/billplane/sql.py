@@ -1,0 +1,23 @@
+"""Small SQL building blocks that differ between SQLite and PostgreSQL."""
+
+from typing import Any
+
+from sqlalchemy import Insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_ignoring_conflict(
+    session: Session, table: Any, values: dict[str, Any], conflict_columns: list[str]
+) -> Insert:
+    """An INSERT that does nothing when a row with the same unique columns already exists.
+
+    On PostgreSQL it waits for a concurrent insert of the same key to commit or roll back, so
+    the caller learns the truth rather than a guess.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+    )

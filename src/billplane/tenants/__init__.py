@@ -1,0 +1,1 @@
+"""Tenants: the billing identity of one client or copied app instance."""

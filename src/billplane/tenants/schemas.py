@@ -1,0 +1,51 @@
+"""Admin API bodies for tenants."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from billplane.plans.schemas import Grants
+from billplane.schemas import Name, Request, TenantKey
+
+Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class TenantIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"key": "acme-realty", "name": "Acme Realty", "email": "ops@acme.test"}]
+        }
+    )
+
+    key: TenantKey
+    name: Name | None = None
+    email: Email | None = None
+
+
+class TenantPatch(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"overrides": {"listings.publish": {"limit": 500, "reset": "month"}}}]
+        }
+    )
+
+    name: Name | None = None
+    email: Email | None = None
+    overrides: Grants | None = None
+
+
+class TenantOut(BaseModel):
+    key: str
+    name: str | None
+    email: str | None
+    stripe_customer_id: str | None
+    overrides: dict[str, bool | dict[str, Any]]
+    created_at: datetime
+
+
+class TenantDetailOut(TenantOut):
+    plan: str | None
+    subscription: dict[str, Any] | None
+    entitlements: list[dict[str, Any]]
+    recent_usage: list[dict[str, Any]]

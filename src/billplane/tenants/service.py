@@ -1,0 +1,144 @@
+"""Creating, changing and describing tenants."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from billplane.audit import service as audit
+from billplane.entitlements import service as entitlements
+from billplane.errors import AlreadyExists, TenantNotFound
+from billplane.models import Project, Tenant
+from billplane.plans import service as plans
+from billplane.projects import repository as projects
+from billplane.tenants import repository
+from billplane.usage import repository as usage
+
+
+@dataclass(frozen=True)
+class TenantChanges:
+    name: str | None = None
+    email: str | None = None
+    overrides: dict[str, plans.GrantSpec] | None = None
+
+
+def get_tenant(session: Session, project: Project, key: str) -> Tenant:
+    tenant = repository.get_tenant(session, project.id, key)
+    if tenant is None:
+        raise TenantNotFound(f"No tenant '{key}' in project '{project.key}'.")
+    return tenant
+
+
+def describe(session: Session, project: Project, tenant: Tenant) -> dict[str, Any]:
+    features = list(projects.features_of(session, project.id))
+    return {
+        "key": tenant.key,
+        "name": tenant.name,
+        "email": tenant.email,
+        "stripe_customer_id": tenant.stripe_customer_id,
+        "overrides": plans.render_grants(repository.overrides_of(session, tenant.id), features),
+        "created_at": tenant.created_at,
+    }
+
+
+def create_tenant(
+    session: Session,
+    project: Project,
+    *,
+    key: str,
+    name: str | None,
+    email: str | None,
+    actor: str,
+    now: datetime,
+) -> Tenant:
+    if repository.get_tenant(session, project.id, key) is not None:
+        raise AlreadyExists(
+            f"Project '{project.key}' already has a tenant '{key}'.", extra={"param": "key"}
+        )
+    tenant = Tenant(
+        project_id=project.id, key=key, name=name, email=email, created_at=now, updated_at=now
+    )
+    repository.add(session, tenant)
+    audit.record(
+        session,
+        actor=actor,
+        action="tenant.create",
+        target=f"tenant:{project.key}/{key}",
+        project_id=project.id,
+        after={"key": key, "name": name, "email": email},
+        now=now,
+    )
+    return tenant
+
+
+def update_tenant(
+    session: Session,
+    project: Project,
+    key: str,
+    changes: TenantChanges,
+    *,
+    actor: str,
+    now: datetime,
+) -> Tenant:
+    tenant = get_tenant(session, project, key)
+    before = _jsonable(describe(session, project, tenant))
+    if changes.overrides is not None:
+        grants = plans.parse_grants(session, project, changes.overrides)
+        repository.replace_overrides(session, tenant.id, grants)
+    if changes.name is not None:
+        tenant.name = changes.name
+    if changes.email is not None:
+        tenant.email = changes.email
+    tenant.updated_at = now
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="tenant.update",
+        target=f"tenant:{project.key}/{key}",
+        project_id=project.id,
+        before=before,
+        after=_jsonable(describe(session, project, tenant)),
+        now=now,
+    )
+    return tenant
+
+
+def detail(
+    session: Session, project: Project, tenant: Tenant, now: datetime, grace_days: int
+) -> dict[str, Any]:
+    """Tenant, subscription, entitlements and recent usage: what an operator looks at."""
+    ents = entitlements.entitlements_of(session, project, tenant, now, grace_days)
+    subscription = repository.current_subscription(session, tenant.id)
+    features = {f.id: f.key for f in projects.features_of(session, project.id)}
+    return {
+        **describe(session, project, tenant),
+        "plan": ents["plan"],
+        "subscription": None
+        if subscription is None
+        else {
+            "stripe_subscription_id": subscription.stripe_subscription_id,
+            "status": subscription.status,
+            "stripe_price_id": subscription.stripe_price_id,
+            "current_period_start": subscription.current_period_start,
+            "current_period_end": subscription.current_period_end,
+            "cancel_at_period_end": subscription.cancel_at_period_end,
+            "trial_end": subscription.trial_end,
+        },
+        "entitlements": ents["features"],
+        "recent_usage": [
+            {
+                "feature": features.get(e.feature_id),
+                "quantity": e.quantity,
+                "idempotency_key": e.idempotency_key,
+                "occurred_at": e.occurred_at,
+                "recorded_at": e.recorded_at,
+            }
+            for e in usage.recent_events(session, tenant.id)
+        ],
+    }
+
+
+def _jsonable(described: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in described.items()}

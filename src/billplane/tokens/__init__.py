@@ -1,0 +1,1 @@
+"""API tokens for client apps: project-wide or scoped to one tenant."""

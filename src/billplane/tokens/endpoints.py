@@ -1,0 +1,75 @@
+"""Admin HTTP for tokens: issue, list, rotate, revoke."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from billplane.http import Admin, Now, ReadSession, WriteSession
+from billplane.models import Tenant, Token
+from billplane.paging import ListOut
+from billplane.projects.service import get_project
+from billplane.schemas import Key, PageLimit
+from billplane.tenants.service import get_tenant
+from billplane.tokens import repository, service
+from billplane.tokens.schemas import IssuedTokenOut, TokenIn, TokenOut
+
+router = APIRouter(prefix="/admin/api", tags=["admin"])
+
+
+def token_out(token: Token, tenant_key: str | None) -> dict[str, Any]:
+    return {
+        "id": token.public_id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "tenant": tenant_key,
+        "created_at": token.created_at,
+        "rotated_at": token.rotated_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+def _tenant_key(session: ReadSession, token: Token) -> str | None:
+    if token.tenant_id is None:
+        return None
+    tenant = session.get(Tenant, token.tenant_id)
+    return tenant.key if tenant else None
+
+
+@router.post("/projects/{project}/tokens", response_model=IssuedTokenOut, status_code=201)
+def issue_token(project: Key, body: TokenIn, actor: Admin, session: WriteSession, now: Now) -> Any:
+    """A project token, or one scoped to `tenant`; the secret is in `token`, shown only once."""
+    found = get_project(session, project)
+    tenant = get_tenant(session, found, body.tenant) if body.tenant else None
+    issued = service.issue_token(
+        session, project=found, name=body.name, tenant=tenant, actor=actor, now=now
+    )
+    return {**token_out(issued.token, body.tenant), "token": issued.secret}
+
+
+@router.get("/projects/{project}/tokens", response_model=ListOut[TokenOut])
+def list_tokens(
+    project: Key,
+    _: Admin,
+    session: ReadSession,
+    limit: PageLimit = 100,
+    starting_after: Key | None = None,
+) -> Any:
+    found = get_project(session, project)
+    page = repository.list_tokens(session, found.id, limit=limit, starting_after=starting_after)
+    return {
+        "data": [token_out(t, _tenant_key(session, t)) for t in page.data],
+        "has_more": page.has_more,
+    }
+
+
+@router.post("/tokens/{token_id}/rotate", response_model=IssuedTokenOut)
+def rotate_token(token_id: Key, actor: Admin, session: WriteSession, now: Now) -> Any:
+    """A new secret for the same token; the old one stops working at once."""
+    issued = service.rotate_token(session, token_id, actor=actor, now=now)
+    return {**token_out(issued.token, _tenant_key(session, issued.token)), "token": issued.secret}
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut)
+def revoke_token(token_id: Key, actor: Admin, session: WriteSession, now: Now) -> Any:
+    token = service.revoke_token(session, token_id, actor=actor, now=now)
+    return token_out(token, _tenant_key(session, token))

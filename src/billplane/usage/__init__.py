@@ -1,0 +1,1 @@
+"""Usage: recording what tenants consumed, exactly once and never over a limit."""

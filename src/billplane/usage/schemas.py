@@ -1,0 +1,78 @@
+"""Request and response bodies of `/v1/usage` and `/v1/usage/batch`."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from billplane.schemas import IdempotencyKey, Key, Quantity, Request, TenantKey
+
+USAGE_EXAMPLE = {
+    "tenant": "acme-realty",
+    "feature": "listings.publish",
+    "quantity": 1,
+    "idempotency_key": "listing-8812-published",
+    "enforce": True,
+}
+
+
+class UsageIn(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [USAGE_EXAMPLE]})
+
+    tenant: TenantKey
+    feature: Key
+    quantity: Quantity = 1
+    idempotency_key: IdempotencyKey | None = Field(
+        default=None, description="Required here or as the Idempotency-Key header."
+    )
+    enforce: bool = Field(default=False, strict=True)
+    timestamp: AwareDatetime | None = None
+
+
+class UsageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant": "acme-realty",
+                    "feature": "listings.publish",
+                    "idempotency_key": "listing-8812-published",
+                    "quantity": 1,
+                    "recorded": True,
+                    "duplicate": False,
+                    "used": 43,
+                    "limit": 100,
+                    "remaining": 57,
+                    "resets_at": "2026-12-01T00:00:00Z",
+                }
+            ]
+        }
+    )
+
+    tenant: str
+    feature: str
+    idempotency_key: str
+    quantity: int
+    recorded: bool
+    duplicate: bool
+    used: int
+    limit: int | None
+    remaining: int | None
+    resets_at: datetime | None
+
+
+class BatchIn(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [USAGE_EXAMPLE]}]})
+
+    # Each event is validated on its own, so one malformed event cannot sink the others.
+    events: Annotated[list[Any], Field(min_length=1, max_length=1000)]
+
+
+class BatchResult(BaseModel):
+    status: int
+    result: UsageOut | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchOut(BaseModel):
+    data: list[BatchResult]

@@ -1,0 +1,221 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL, schema from migrations.
+
+Each test runs inside a transaction that is rolled back at its end (SAVEPOINTs stand in for the
+commits the edges make), so tests are independent and fast.
+"""
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from billplane.app import create_app
+from billplane.db import Database
+from billplane.http import get_transactions, read_session, write_session
+from billplane.migrate import upgrade
+from billplane.settings import Settings
+
+ADMIN_TOKEN = "admin-" + "x" * 26
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("BILLPLANE_REQUIRE_POSTGRES") == "1"
+
+
+def postgres_answers() -> bool:
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL at {PG_URL} does not answer (BILLPLANE_REQUIRE_POSTGRES=1)")
+        return False
+    return True
+
+
+@contextmanager
+def fresh_database(engine: str, tmp_dir: Path) -> Iterator[str]:
+    """A new, empty, migrated database on `engine`; its URL while the block runs."""
+    if engine == "sqlite":
+        url = f"sqlite:///{tmp_dir / f'billplane-{secrets.token_hex(4)}.db'}"
+        upgrade(url)
+        yield url
+        return
+    if not postgres_answers():
+        pytest.skip(f"PostgreSQL at {PG_URL} does not answer")
+    name = f"billplane_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    try:
+        upgrade(Settings(database_url=url).sqlalchemy_url)
+        yield url
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(Settings(database_url=database_url).sqlalchemy_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[Session]:
+    connection = database.engine.connect()
+    outer = connection.begin()
+    db_session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield db_session
+    db_session.close()
+    outer.rollback()
+    connection.close()
+
+
+class Clock:
+    """A controlled clock: tests move time explicitly."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        billplane_admin_token=ADMIN_TOKEN,
+        billplane_past_due_grace_days=3,
+    )
+
+
+@pytest.fixture
+def client(
+    settings: Settings, database: Database, session: Session, clock: Clock
+) -> Iterator[TestClient]:
+    app = create_app(settings, db=database, clock=clock)
+
+    def one_transaction() -> Iterator[Session]:
+        # Stands in for the edge's commit/rollback: a SAVEPOINT inside the test's transaction.
+        with session.begin_nested():
+            yield session
+
+    app.dependency_overrides[read_session] = one_transaction
+    app.dependency_overrides[write_session] = one_transaction
+    app.dependency_overrides[get_transactions] = lambda: lambda: _nested(session)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@contextmanager
+def _nested(session: Session) -> Iterator[Session]:
+    with session.begin_nested():
+        yield session
+
+
+@pytest.fixture
+def admin(client: TestClient) -> "Admin":
+    return Admin(client)
+
+
+class Admin:
+    """The admin API, as a test speaks it: raises on any unexpected status."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def call(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        response = self.client.request(method, path, headers=self.headers, **kwargs)
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    def project(self, key: str = "realtyos", **extra: Any) -> dict[str, Any]:
+        body = {"key": key, "name": key.title(), "origins": ["https://app.realtyos.test"]}
+        return self.call("POST", "/admin/api/projects", 201, json=body | extra)  # type: ignore[no-any-return]
+
+    def feature(self, project: str, key: str, type: str, **extra: Any) -> dict[str, Any]:
+        body = {"key": key, "name": key, "type": type} | extra
+        return self.call("POST", f"/admin/api/projects/{project}/features", 201, json=body)  # type: ignore[no-any-return]
+
+    def plan(self, project: str, key: str, **extra: Any) -> dict[str, Any]:
+        body = {"key": key, "name": key.title()} | extra
+        return self.call("POST", f"/admin/api/projects/{project}/plans", 201, json=body)  # type: ignore[no-any-return]
+
+    def tenant(self, project: str, key: str, **extra: Any) -> dict[str, Any]:
+        body = {"key": key} | extra
+        return self.call("POST", f"/admin/api/projects/{project}/tenants", 201, json=body)  # type: ignore[no-any-return]
+
+
+class Client:
+    """A client app holding one token."""
+
+    def __init__(self, client: TestClient, token: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> Any:
+        return self.client.post(path, json=body, headers=self.headers | kwargs.pop("headers", {}))
+
+    def get(self, path: str) -> Any:
+        return self.client.get(path, headers=self.headers)
+
+
+@pytest.fixture
+def realtyos(admin: Admin, client: TestClient) -> "Setup":
+    """A project with a boolean, a limit and a metered feature, a free default plan and a pro plan."""
+    token = admin.project("realtyos")["token"]
+    admin.feature("realtyos", "exports", "boolean")
+    admin.feature("realtyos", "listings.publish", "limit", unit="listing")
+    admin.feature("realtyos", "ai.tokens", "metered", unit="token")
+    admin.plan(
+        "realtyos", "free", is_default=True,
+        features={"listings.publish": {"limit": 3, "reset": "month"}, "ai.tokens": True},
+    )
+    admin.plan(
+        "realtyos", "pro", stripe_price_id="price_pro",
+        features={
+            "exports": True,
+            "listings.publish": {"limit": 100, "reset": "month"},
+            "ai.tokens": True,
+        },
+    )
+    admin.tenant("realtyos", "acme", name="Acme Realty", email="ops@acme.test")
+    return Setup(admin=admin, api=Client(client, token), token=token)
+
+
+class Setup:
+    def __init__(self, *, admin: Admin, api: Client, token: str) -> None:
+        self.admin = admin
+        self.api = api
+        self.token = token
+
+
+Factory = Callable[..., Any]
