@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from billplane.app import create_app
 from billplane.db import Database
-from billplane.http import get_transactions, read_session, write_session
+from billplane.http import get_transactions
 from billplane.migrate import upgrade
 from billplane.settings import Settings
 
@@ -122,22 +122,23 @@ def client(
 ) -> Iterator[TestClient]:
     app = create_app(settings, db=database, clock=clock)
 
-    def one_transaction() -> Iterator[Session]:
-        # Stands in for the edge's commit/rollback: a SAVEPOINT inside the test's transaction.
-        with session.begin_nested():
-            yield session
-
-    app.dependency_overrides[read_session] = one_transaction
-    app.dependency_overrides[write_session] = one_transaction
-    app.dependency_overrides[get_transactions] = lambda: lambda: _nested(session)
+    app.dependency_overrides[get_transactions] = lambda: SavepointTransactions(session)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
-@contextmanager
-def _nested(session: Session) -> Iterator[Session]:
-    with session.begin_nested():
-        yield session
+class SavepointTransactions:
+    """Stands in for the edge's transactions: SAVEPOINTs inside the test's own transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[Session]:
+        with self.session.begin_nested():
+            yield self.session
+
+    read = write = _savepoint
 
 
 @pytest.fixture
@@ -196,11 +197,15 @@ def realtyos(admin: Admin, client: TestClient) -> "Setup":
     admin.feature("realtyos", "listings.publish", "limit", unit="listing")
     admin.feature("realtyos", "ai.tokens", "metered", unit="token")
     admin.plan(
-        "realtyos", "free", is_default=True,
+        "realtyos",
+        "free",
+        is_default=True,
         features={"listings.publish": {"limit": 3, "reset": "month"}, "ai.tokens": True},
     )
     admin.plan(
-        "realtyos", "pro", stripe_price_id="price_pro",
+        "realtyos",
+        "pro",
+        stripe_price_id="price_pro",
         features={
             "exports": True,
             "listings.publish": {"limit": 100, "reset": "month"},

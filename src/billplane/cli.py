@@ -4,9 +4,12 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 
 from billplane.clock import utc_now
@@ -14,12 +17,16 @@ from billplane.db import Database
 from billplane.errors import BillplaneError
 from billplane.plans import repository as plan_rows
 from billplane.plans import service as plans
+from billplane.plans.schemas import PlanIn, grant_specs
 from billplane.projects import repository as project_rows
 from billplane.projects import service as projects
+from billplane.projects.schemas import FeatureIn, ProjectIn
 from billplane.settings import Settings, SettingsError, load_settings
 from billplane.tenants import repository as tenant_rows
 from billplane.tenants import service as tenants
+from billplane.tenants.schemas import TenantIn
 from billplane.tokens import service as tokens
+from billplane.tokens.schemas import TokenIn
 
 app = typer.Typer(help="billplane: a billing control plane between Stripe and your apps.")
 db_app = typer.Typer(help="The database schema.")
@@ -29,34 +36,73 @@ plan_app = typer.Typer(help="Plans: a Stripe price mapped to features and limits
 tenant_app = typer.Typer(help="Tenants: one per client or copied app.")
 token_app = typer.Typer(help="API tokens for client apps.")
 for sub, name in [
-    (db_app, "db"), (project_app, "project"), (feature_app, "feature"), (plan_app, "plan"),
-    (tenant_app, "tenant"), (token_app, "token"),
+    (db_app, "db"),
+    (project_app, "project"),
+    (feature_app, "feature"),
+    (plan_app, "plan"),
+    (tenant_app, "tenant"),
+    (token_app, "token"),
 ]:
     app.add_typer(sub, name=name)
 
 ACTOR = "cli"
+BAD_DATABASE_URL = "billplane cannot start: DATABASE_URL is not a valid database URL."
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
 
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
+        make_url(settings.sqlalchemy_url)  # e.g. a port that is not a number
     except SettingsError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc), 2)
+    except (ArgumentError, ValueError):
+        # Not the parser's message: it may quote the URL, password included.
+        _fail(BAD_DATABASE_URL, 2)
+    return settings
+
+
+def _valid(schema: type[Schema], **fields: Any) -> Schema:
+    """The input checked by the admin API's own schema: the CLI refuses what the API refuses."""
+    try:
+        return schema.model_validate(fields)
+    except ValidationError as exc:
+        # The deepest error is the telling one: for `pub=5/weekly` the grant's `reset`, not the
+        # union's other branch ("should be a valid boolean").
+        worst = max(exc.errors(), key=lambda e: len(e["loc"]))
+        param = ".".join(str(p) for p in worst["loc"])
+        _fail(f"error (validation_error): {param}: {worst['msg']}", 2)
 
 
 @contextmanager
 def _transaction() -> Iterator[Session]:
-    """One write transaction on the configured database; domain errors become one line."""
-    db = Database(_settings().sqlalchemy_url)
+    """One write transaction on the configured database; expected failures become one line."""
+    settings = _settings()
+    try:
+        db = Database(settings.sqlalchemy_url)
+    except ArgumentError:
+        _fail(BAD_DATABASE_URL, 2)
     try:
         with db.session_scope(write=True) as session:
             yield session
     except BillplaneError as exc:
-        typer.echo(f"error ({exc.code}): {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        _fail(f"error ({exc.code}): {exc.message}")
+    except DBAPIError as exc:
+        _fail(_database_error(settings, exc))
     finally:
         db.dispose()
+
+
+def _database_error(settings: Settings, exc: DBAPIError) -> str:
+    """One line for a database that is unreachable or refuses: the driver's first line says why."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    return f"error (database): {_redacted(settings.database_url)}: {reason}"
 
 
 def _print(data: Any) -> None:
@@ -84,8 +130,13 @@ def serve(
 
     _settings()  # fail with one sentence here, not a traceback in every worker
     uvicorn.run(
-        "billplane.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level="info", proxy_headers=True,
+        "billplane.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
     )
 
 
@@ -95,7 +146,10 @@ def db_upgrade(revision: str = "head") -> None:
     from billplane.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.sqlalchemy_url, revision)
+    try:
+        upgrade(settings.sqlalchemy_url, revision)
+    except DBAPIError as exc:
+        _fail(_database_error(settings, exc))
     typer.echo(f"database at {_redacted(settings.database_url)} is at {revision}")
 
 
@@ -112,12 +166,19 @@ def project_create(
     origin: Annotated[list[str] | None, typer.Option(help="An allowed base URL; repeat.")] = None,
 ) -> None:
     """Create a project and print its first token (shown only this once)."""
+    body = _valid(ProjectIn, key=key, name=name or key, origins=origin or [])
     with _transaction() as session:
         created = projects.create_project(
-            session, key=key, name=name or key, origins=[o.rstrip("/") for o in origin or []],
-            actor=ACTOR, now=utc_now(),
+            session,
+            key=body.key,
+            name=body.name,
+            origins=body.origin_strings(),
+            actor=ACTOR,
+            now=utc_now(),
         )
-        _print({"key": key, "token_id": created.token.token.public_id, "token": created.token.secret})
+        _print(
+            {"key": key, "token_id": created.token.token.public_id, "token": created.token.secret}
+        )
 
 
 @project_app.command("list")
@@ -138,13 +199,17 @@ def feature_create(
     name: str | None = None,
     unit: str | None = None,
 ) -> None:
-    if type not in ("boolean", "limit", "metered"):
-        typer.echo("error: --type must be boolean, limit or metered", err=True)
-        raise typer.Exit(1)
+    body = _valid(FeatureIn, key=key, name=name or key, type=type, unit=unit)
     with _transaction() as session:
         found = projects.get_project(session, project)
         projects.create_feature(
-            session, found, key=key, name=name or key, type=type, unit=unit, actor=ACTOR,
+            session,
+            found,
+            key=body.key,
+            name=body.name,
+            type=body.type,
+            unit=body.unit,
+            actor=ACTOR,
             now=utc_now(),
         )
         typer.echo(f"feature {project}/{key} ({type}) created")
@@ -159,7 +224,10 @@ def parse_grant(text: str) -> tuple[str, plans.GrantSpec]:
         return key, False
     limit, _, reset = value.partition("/")
     if not limit.isdigit():
-        raise typer.BadParameter(f"'{text}': use KEY, KEY=off or KEY=LIMIT[/RESET]")
+        _fail(
+            f"error (validation_error): --feature '{text}': use KEY, KEY=off or KEY=LIMIT[/RESET]",
+            2,
+        )
     return key, {"limit": int(limit), "reset": reset or "month"}
 
 
@@ -175,12 +243,28 @@ def plan_create(
         list[str] | None, typer.Option(help="KEY, KEY=off or KEY=LIMIT[/RESET]; repeat.")
     ] = None,
 ) -> None:
-    grants = dict(parse_grant(f) for f in feature or [])
+    body = _valid(
+        PlanIn,
+        key=key,
+        name=name or key,
+        stripe_price_id=price,
+        trial_days=trial_days,
+        is_default=default,
+        features=dict(parse_grant(f) for f in feature or []),
+    )
     with _transaction() as session:
         found = projects.get_project(session, project)
         plan = plans.create_plan(
-            session, found, key=key, name=name or key, stripe_price_id=price,
-            trial_days=trial_days, is_default=default, features=grants, actor=ACTOR, now=utc_now(),
+            session,
+            found,
+            key=body.key,
+            name=body.name,
+            stripe_price_id=body.stripe_price_id,
+            trial_days=body.trial_days,
+            is_default=body.is_default,
+            features=grant_specs(body.features),
+            actor=ACTOR,
+            now=utc_now(),
         )
         _print(plans.describe(session, found, plan))
 
@@ -192,8 +276,10 @@ def plan_list(project: str) -> None:
         rows = plan_rows.list_plans(session, found.id, limit=1000, starting_after=None).data
         _table(
             [
-                {**plans.describe(session, found, p), "features": _grants_text(
-                    plans.describe(session, found, p)["features"])}
+                {
+                    **plans.describe(session, found, p),
+                    "features": _grants_text(plans.describe(session, found, p)["features"]),
+                }
                 for p in rows
             ],
             ["key", "name", "stripe_price_id", "status", "is_default", "features"],
@@ -208,11 +294,20 @@ def _grants_text(grants: dict[str, Any]) -> str:
 
 
 @tenant_app.command("create")
-def tenant_create(project: str, key: str, name: str | None = None, email: str | None = None) -> None:
+def tenant_create(
+    project: str, key: str, name: str | None = None, email: str | None = None
+) -> None:
+    body = _valid(TenantIn, key=key, name=name, email=email)
     with _transaction() as session:
         found = projects.get_project(session, project)
         tenants.create_tenant(
-            session, found, key=key, name=name, email=email, actor=ACTOR, now=utc_now()
+            session,
+            found,
+            key=body.key,
+            name=body.name,
+            email=body.email,
+            actor=ACTOR,
+            now=utc_now(),
         )
         typer.echo(f"tenant {project}/{key} created")
 
@@ -223,8 +318,15 @@ def tenant_list(project: str) -> None:
         found = projects.get_project(session, project)
         rows = tenant_rows.list_tenants(session, found.id, limit=1000, starting_after=None).data
         _table(
-            [{"key": t.key, "name": t.name, "email": t.email,
-              "stripe_customer_id": t.stripe_customer_id} for t in rows],
+            [
+                {
+                    "key": t.key,
+                    "name": t.name,
+                    "email": t.email,
+                    "stripe_customer_id": t.stripe_customer_id,
+                }
+                for t in rows
+            ],
             ["key", "name", "email", "stripe_customer_id"],
         )
 
@@ -236,13 +338,16 @@ def token_create(
     tenant: Annotated[str | None, typer.Option(help="Scope the token to this tenant")] = None,
 ) -> None:
     """Issue a token and print it (shown only this once)."""
+    body = _valid(TokenIn, name=name, tenant=tenant)
     with _transaction() as session:
         found = projects.get_project(session, project)
-        scoped = tenants.get_tenant(session, found, tenant) if tenant else None
+        scoped = tenants.get_tenant(session, found, body.tenant) if body.tenant else None
         issued = tokens.issue_token(
-            session, project=found, name=name, tenant=scoped, actor=ACTOR, now=utc_now()
+            session, project=found, name=body.name, tenant=scoped, actor=ACTOR, now=utc_now()
         )
-        _print({"id": issued.token.public_id, "prefix": issued.token.prefix, "token": issued.secret})
+        _print(
+            {"id": issued.token.public_id, "prefix": issued.token.prefix, "token": issued.secret}
+        )
 
 
 @token_app.command("rotate")
@@ -250,7 +355,9 @@ def token_rotate(token_id: str) -> None:
     """Replace a token's secret; the old one stops working at once."""
     with _transaction() as session:
         issued = tokens.rotate_token(session, token_id, actor=ACTOR, now=utc_now())
-        _print({"id": issued.token.public_id, "prefix": issued.token.prefix, "token": issued.secret})
+        _print(
+            {"id": issued.token.public_id, "prefix": issued.token.prefix, "token": issued.secret}
+        )
 
 
 @token_app.command("revoke")

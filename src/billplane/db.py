@@ -56,6 +56,11 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool; its transactions begin as writers (see WRITE). Like every session, one from
+        # here touches the database only at its first statement, in the thread that runs it.
+        self.write_sessions = sessionmaker(
+            self.engine.execution_options(**WRITE), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -64,9 +69,7 @@ class Database:
     @contextmanager
     def session_scope(self, *, write: bool = False) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back when it raises."""
-        with self.sessions() as session:
-            if write:
-                session.connection(execution_options=WRITE)
+        with (self.write_sessions if write else self.sessions)() as session:
             try:
                 yield session
                 session.commit()

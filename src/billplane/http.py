@@ -1,28 +1,29 @@
 """What every HTTP edge shares: per-request transactions, the clock, callers, and error rendering.
 
-The request owns the transaction: `read_session`/`write_session` commit when the endpoint returns
-and roll back when it raises, before the response is sent.
+The request owns the transaction: an endpoint opens it with `tx.read()`/`tx.write()` and it is
+committed when the block ends, rolled back when it raises (see `Transactions`).
 """
 
 import hmac
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from billplane.db import Database
 from billplane.errors import BillplaneError, Unauthorized
+from billplane.logs import billplane_logger
 from billplane.settings import Settings
-from billplane.tokens import service as tokens
 
-log = logging.getLogger("billplane")
+log = billplane_logger()
 
 
 def get_db(request: Request) -> Database:
@@ -40,53 +41,68 @@ def get_now(request: Request) -> datetime:
     return now
 
 
-def _session(db: Database, *, write: bool) -> Iterator[Session]:
-    with db.session_scope(write=write) as session:
-        yield session
+class Transactions:
+    """The request's way to the database: each `with` block is one committed transaction.
+
+    Endpoints open their transactions inside their own body, so a transaction never outlives
+    the thread that runs it: one that kept SQLite's write lock (or a pooled connection) while
+    FastAPI queued for another worker thread — to validate the response, say — could wait
+    behind requests that are themselves waiting for that lock: a deadlock under load.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def read(self) -> ContextManager[Session]:
+        return self.db.session_scope(write=False)
+
+    def write(self) -> ContextManager[Session]:
+        return self.db.session_scope(write=True)
 
 
-def read_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
-    yield from _session(db, write=False)
+def get_transactions(db: Annotated[Database, Depends(get_db)]) -> Transactions:
+    return Transactions(db)
 
 
-def write_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
-    yield from _session(db, write=True)
-
-
-def get_transactions(db: Annotated[Database, Depends(get_db)]) -> Callable[[], Any]:
-    """Opens further write transactions of a request's own (a batch commits event by event)."""
-    return lambda: db.session_scope(write=True)
-
-
-Transactions = Annotated[Callable[[], ContextManager[Session]], Depends(get_transactions)]
-ReadSession = Annotated[Session, Depends(read_session, scope="function")]
-WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+Tx = Annotated[Transactions, Depends(get_transactions)]
 Now = Annotated[datetime, Depends(get_now)]
 CurrentSettings = Annotated[Settings, Depends(get_settings)]
-AuthorizationHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 
-def read_caller(session: ReadSession, authorization: AuthorizationHeader = None) -> tokens.Caller:
-    return tokens.authenticate(session, authorization)
+client_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ProjectToken",
+    description="A project token, or a tenant-scoped token (`bp_...`).",
+)
+admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="AdminToken", description="BILLPLANE_ADMIN_TOKEN."
+)
 
 
-def write_caller(session: WriteSession, authorization: AuthorizationHeader = None) -> tokens.Caller:
-    return tokens.authenticate(session, authorization)
+def client_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(client_bearer)],
+) -> str | None:
+    """The bearer token as sent; it is looked up inside the endpoint's own transaction."""
+    return credentials.credentials if credentials else None
 
 
-def require_admin(settings: CurrentSettings, authorization: AuthorizationHeader = None) -> str:
+ClientToken = Annotated[str | None, Depends(client_token)]
+
+
+def require_admin(
+    settings: CurrentSettings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
+) -> str:
     """The admin API answers only to `BILLPLANE_ADMIN_TOKEN`; returns the actor name."""
     expected = settings.billplane_admin_token
     if expected is None:
         raise Unauthorized("The admin API is off: set BILLPLANE_ADMIN_TOKEN to turn it on.")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("Send the admin token as 'Authorization: Bearer <token>'.")
     return "admin"
 
 
-ReadCaller = Annotated[tokens.Caller, Depends(read_caller)]
-WriteCaller = Annotated[tokens.Caller, Depends(write_caller)]
 Admin = Annotated[str, Depends(require_admin)]
 
 
@@ -99,13 +115,14 @@ def _render_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message, **exc.extra), status_code=exc.status)
 
 
+INVALID_JSON = "The request body is not valid JSON."
+
+
 def _render_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse(
-            error_body("invalid_json", "The request body is not valid JSON."), status_code=400
-        )
+        return JSONResponse(error_body("invalid_json", INVALID_JSON), status_code=400)
     # `loc` starts with where the value came from (body, query, path); the rest is the field.
     return JSONResponse(validation_error(errors, skip=1), status_code=422)
 
@@ -119,19 +136,41 @@ def validation_error(errors: Sequence[Any], *, skip: int = 0) -> dict[str, Any]:
     return error_body("validation_error", message, param=param or None)
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# FastAPI answers a body its JSON parser chokes on in other ways than a syntax error (bytes that
+# are not UTF-8, nesting too deep, a number too long) with a bare 400; the API reads only JSON.
+_HTTP_CODES = {
+    400: "invalid_json",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+_HTTP_MESSAGES = {400: INVALID_JSON, 404: "No such route."}
 
 
-def _render_http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _render_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    message = "No such route." if exc.status_code == 404 else str(exc.detail)
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
+    headers = exc.headers
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's 405 names only the first route's,
+    and one path's GET and POST are two routes."""
+
+    def served(method: str) -> bool:
+        probe = {**request.scope, "method": method}
+        return any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes)
+
+    return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if served(m)]
 
 
 def _render_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    # The exception text may hold anything (even a key); only its type goes to the log.
-    log.error("unhandled %s while serving a request", type(exc).__name__)
+    # The log filter masks any secret the exception's text or traceback might carry.
+    log.error("unhandled %s while serving a request", type(exc).__name__, exc_info=exc)
     return JSONResponse(
         error_body("internal_error", "Something went wrong on billplane's side."),
         status_code=500,

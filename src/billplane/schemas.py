@@ -8,10 +8,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=KEY_PATTERN)]
 TenantKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=KEY_PATTERN)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# PostgreSQL text cannot hold a NUL character: refuse it as bad input instead of failing at the
+# database with a 500.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=NO_NUL_PATTERN),
+]
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=NO_NUL_PATTERN)
+]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
-Limit = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000_000)]
+# Grant limits are stored in 32-bit INTEGER columns (plan and override grants).
+Limit = Annotated[int, Field(strict=True, ge=0, le=2_147_483_647)]
 PageLimit = Annotated[int, Field(ge=1, le=100)]
 
 

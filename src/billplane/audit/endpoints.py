@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from billplane.audit import service
-from billplane.http import Admin, ReadSession
+from billplane.http import Admin, Tx
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit
 
@@ -14,22 +14,23 @@ router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 @router.get("/audit")
 def list_audit(
-    _: Admin, session: ReadSession, project: Key | None = None, limit: PageLimit = 100
+    _: Admin, tx: Tx, project: Key | None = None, limit: PageLimit = 100
 ) -> dict[str, Any]:
     """The newest operator actions and webhook-caused changes first."""
-    project_id = get_project(session, project).id if project else None
-    entries = service.recent(session, project_id=project_id, limit=limit)
-    return {
-        "data": [
-            {
-                "actor": e.actor,
-                "action": e.action,
-                "target": e.target,
-                "before": e.before,
-                "after": e.after,
-                "created_at": e.created_at,
-            }
-            for e in entries
-        ],
-        "has_more": False,
-    }
+    with tx.read() as session:
+        project_id = get_project(session, project).id if project else None
+        entries = service.recent(session, project_id=project_id, limit=limit)
+        return {
+            "data": [
+                {
+                    "actor": e.actor,
+                    "action": e.action,
+                    "target": e.target,
+                    "before": e.before,
+                    "after": e.after,
+                    "created_at": e.created_at,
+                }
+                for e in entries
+            ],
+            "has_more": False,
+        }

@@ -6,38 +6,35 @@ from fastapi import APIRouter
 
 from billplane.entitlements import service
 from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
-from billplane.http import CurrentSettings, Now, ReadCaller, ReadSession, Transactions
+from billplane.http import ClientToken, CurrentSettings, Now, Tx
 from billplane.projects import repository as projects
 from billplane.schemas import TenantKey
-from billplane.tokens.service import tenant_for
+from billplane.tokens.service import authenticate, tenant_for
 
 router = APIRouter(prefix="/v1", tags=["client"])
 
 
 @router.post("/check", response_model=CheckOut, summary="Can this tenant do this?")
 def check(
-    body: CheckIn,
-    caller: ReadCaller,
-    session: ReadSession,
-    now: Now,
-    settings: CurrentSettings,
-    transactions: Transactions,
+    body: CheckIn, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
 ) -> dict[str, Any]:
     """Answer before a paid action; never changes usage."""
-    tenant = tenant_for(session, caller, body.tenant)
-    answer = service.check(
-        session,
-        caller.project,
-        tenant,
-        body.feature,
-        body.quantity,
-        now,
-        settings.billplane_past_due_grace_days,
-    )
+    with tx.read() as session:
+        caller = authenticate(session, token)
+        tenant = tenant_for(session, caller, body.tenant)
+        answer = service.check(
+            session,
+            caller.project,
+            tenant,
+            body.feature,
+            body.quantity,
+            now,
+            settings.billplane_past_due_grace_days,
+        )
     if caller.project.first_check_at is None:
         # Once per project, for the setup checklist; its own short write keeps checks read-only.
-        with transactions() as writer:
-            projects.mark_first_check(writer, caller.project.id, now)
+        with tx.write() as session:
+            projects.mark_first_check(session, caller.project.id, now)
     return answer
 
 
@@ -47,13 +44,14 @@ def check(
     summary="Everything a tenant may do, with usage",
 )
 def entitlements(
-    tenant: TenantKey,
-    caller: ReadCaller,
-    session: ReadSession,
-    now: Now,
-    settings: CurrentSettings,
+    tenant: TenantKey, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
 ) -> dict[str, Any]:
-    found = tenant_for(session, caller, tenant)
-    return service.entitlements_of(
-        session, caller.project, found, now, settings.billplane_past_due_grace_days
-    )
+    with tx.read() as session:
+        caller = authenticate(session, token)
+        return service.entitlements_of(
+            session,
+            caller.project,
+            tenant_for(session, caller, tenant),
+            now,
+            settings.billplane_past_due_grace_days,
+        )

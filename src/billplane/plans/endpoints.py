@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, Now, ReadSession, WriteSession
+from billplane.http import Admin, Now, Tx
 from billplane.paging import ListOut
 from billplane.plans import repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch, grant_specs
@@ -15,59 +15,61 @@ router = APIRouter(prefix="/admin/api/projects/{project}/plans", tags=["admin"])
 
 
 @router.post("", response_model=PlanOut, status_code=201)
-def create_plan(project: Key, body: PlanIn, actor: Admin, session: WriteSession, now: Now) -> Any:
-    found = get_project(session, project)
-    plan = service.create_plan(
-        session,
-        found,
-        key=body.key,
-        name=body.name,
-        stripe_price_id=body.stripe_price_id,
-        trial_days=body.trial_days,
-        is_default=body.is_default,
-        features=grant_specs(body.features),
-        actor=actor,
-        now=now,
-    )
-    return service.describe(session, found, plan)
+def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now) -> Any:
+    with tx.write() as session:
+        found = get_project(session, project)
+        plan = service.create_plan(
+            session,
+            found,
+            key=body.key,
+            name=body.name,
+            stripe_price_id=body.stripe_price_id,
+            trial_days=body.trial_days,
+            is_default=body.is_default,
+            features=grant_specs(body.features),
+            actor=actor,
+            now=now,
+        )
+        return service.describe(session, found, plan)
 
 
 @router.get("", response_model=ListOut[PlanOut])
 def list_plans(
     project: Key,
     _: Admin,
-    session: ReadSession,
+    tx: Tx,
     limit: PageLimit = 100,
     starting_after: Key | None = None,
 ) -> Any:
-    found = get_project(session, project)
-    page = repository.list_plans(session, found.id, limit=limit, starting_after=starting_after)
-    return {
-        "data": [service.describe(session, found, p) for p in page.data],
-        "has_more": page.has_more,
-    }
+    with tx.read() as session:
+        found = get_project(session, project)
+        page = repository.list_plans(session, found.id, limit=limit, starting_after=starting_after)
+        return {
+            "data": [service.describe(session, found, p) for p in page.data],
+            "has_more": page.has_more,
+        }
 
 
 @router.get("/{plan}", response_model=PlanOut)
-def get_plan(project: Key, plan: Key, _: Admin, session: ReadSession) -> Any:
-    found = get_project(session, project)
-    return service.describe(session, found, service.get_plan(session, found, plan))
+def get_plan(project: Key, plan: Key, _: Admin, tx: Tx) -> Any:
+    with tx.read() as session:
+        found = get_project(session, project)
+        return service.describe(session, found, service.get_plan(session, found, plan))
 
 
 @router.patch("/{plan}", response_model=PlanOut)
-def update_plan(
-    project: Key, plan: Key, body: PlanPatch, actor: Admin, session: WriteSession, now: Now
-) -> Any:
-    found = get_project(session, project)
-    given = body.model_fields_set
-    changes = service.PlanChanges(
-        name=body.name,
-        stripe_price_id=body.stripe_price_id,
-        clear_price="stripe_price_id" in given and body.stripe_price_id is None,
-        trial_days=body.trial_days,
-        status=body.status,
-        is_default=body.is_default,
-        features=None if body.features is None else grant_specs(body.features),
-    )
-    updated = service.update_plan(session, found, plan, changes, actor=actor, now=now)
-    return service.describe(session, found, updated)
+def update_plan(project: Key, plan: Key, body: PlanPatch, actor: Admin, tx: Tx, now: Now) -> Any:
+    with tx.write() as session:
+        found = get_project(session, project)
+        given = body.model_fields_set
+        changes = service.PlanChanges(
+            name=body.name,
+            stripe_price_id=body.stripe_price_id,
+            clear_price="stripe_price_id" in given and body.stripe_price_id is None,
+            trial_days=body.trial_days,
+            status=body.status,
+            is_default=body.is_default,
+            features=None if body.features is None else grant_specs(body.features),
+        )
+        updated = service.update_plan(session, found, plan, changes, actor=actor, now=now)
+        return service.describe(session, found, updated)

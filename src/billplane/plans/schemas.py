@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from billplane.schemas import Key, Limit, Name, Request
 
@@ -16,7 +16,8 @@ class LimitGrant(Request):
     reset: Literal["never", "day", "month", "billing_period"] = "month"
 
 
-Grants = Annotated[dict[Key, bool | LimitGrant], Field(max_length=500)]
+# Strict: a lax bool would read `{"listings.publish": 1}` (meant as a limit of 1) as "unlimited".
+Grants = Annotated[dict[Key, StrictBool | LimitGrant], Field(max_length=500)]
 
 PLAN_EXAMPLE: dict[str, Any] = {
     "key": "pro",

@@ -149,9 +149,11 @@ def update_plan(
     before = describe(session, project, plan)
     price = None if changes.clear_price else (changes.stripe_price_id or plan.stripe_price_id)
     is_default = plan.is_default if changes.is_default is None else changes.is_default
-    if changes.status == "archived" and is_default:
+    status = changes.status or plan.status
+    # An archived default would leave every plan-less tenant with no plan at all.
+    if status == "archived" and is_default:
         raise InvalidInput(
-            "The default plan cannot be archived; make another plan the default first.",
+            "The default plan must be active; to archive it, make another plan the default first.",
             extra={"param": "status"},
         )
     _check_price(session, project, price, is_default, plan=plan)
@@ -165,7 +167,7 @@ def update_plan(
     plan.is_default = is_default
     plan.name = changes.name or plan.name
     plan.trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
-    plan.status = changes.status or plan.status
+    plan.status = status
     plan.updated_at = now
     session.flush()
     audit.record(

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, Now, ReadSession, WriteSession
+from billplane.http import Admin, Now, Tx
 from billplane.models import Feature, Project
 from billplane.paging import ListOut
 from billplane.projects import repository, service
@@ -28,57 +28,67 @@ def feature_out(feature: Feature) -> dict[str, Any]:
 
 
 @router.post("/projects", response_model=NewProjectOut, status_code=201)
-def create_project(body: ProjectIn, actor: Admin, session: WriteSession, now: Now) -> Any:
+def create_project(body: ProjectIn, actor: Admin, tx: Tx, now: Now) -> Any:
     """Create a project; its first project token is in `token`, shown only this once."""
-    created = service.create_project(
-        session, key=body.key, name=body.name, origins=body.origin_strings(), actor=actor, now=now
-    )
-    return {
-        **project_out(created.project),
-        "token": created.token.secret,
-        "token_id": created.token.token.public_id,
-        "token_prefix": created.token.token.prefix,
-    }
+    with tx.write() as session:
+        created = service.create_project(
+            session,
+            key=body.key,
+            name=body.name,
+            origins=body.origin_strings(),
+            actor=actor,
+            now=now,
+        )
+        return {
+            **project_out(created.project),
+            "token": created.token.secret,
+            "token_id": created.token.token.public_id,
+            "token_prefix": created.token.token.prefix,
+        }
 
 
 @router.get("/projects", response_model=ListOut[ProjectOut])
 def list_projects(
-    _: Admin, session: ReadSession, limit: PageLimit = 100, starting_after: Key | None = None
+    _: Admin, tx: Tx, limit: PageLimit = 100, starting_after: Key | None = None
 ) -> Any:
-    page = repository.list_projects(session, limit=limit, starting_after=starting_after)
-    return {"data": [project_out(p) for p in page.data], "has_more": page.has_more}
+    with tx.read() as session:
+        page = repository.list_projects(session, limit=limit, starting_after=starting_after)
+        return {"data": [project_out(p) for p in page.data], "has_more": page.has_more}
 
 
 @router.get("/projects/{project}", response_model=ProjectOut)
-def get_project(project: Key, _: Admin, session: ReadSession) -> Any:
-    return project_out(service.get_project(session, project))
+def get_project(project: Key, _: Admin, tx: Tx) -> Any:
+    with tx.read() as session:
+        return project_out(service.get_project(session, project))
 
 
 @router.post("/projects/{project}/features", response_model=FeatureOut, status_code=201)
-def create_feature(
-    project: Key, body: FeatureIn, actor: Admin, session: WriteSession, now: Now
-) -> Any:
-    feature = service.create_feature(
-        session,
-        service.get_project(session, project),
-        key=body.key,
-        name=body.name,
-        type=body.type,
-        unit=body.unit,
-        actor=actor,
-        now=now,
-    )
-    return feature_out(feature)
+def create_feature(project: Key, body: FeatureIn, actor: Admin, tx: Tx, now: Now) -> Any:
+    with tx.write() as session:
+        feature = service.create_feature(
+            session,
+            service.get_project(session, project),
+            key=body.key,
+            name=body.name,
+            type=body.type,
+            unit=body.unit,
+            actor=actor,
+            now=now,
+        )
+        return feature_out(feature)
 
 
 @router.get("/projects/{project}/features", response_model=ListOut[FeatureOut])
 def list_features(
     project: Key,
     _: Admin,
-    session: ReadSession,
+    tx: Tx,
     limit: PageLimit = 100,
     starting_after: Key | None = None,
 ) -> Any:
-    found = service.get_project(session, project)
-    page = repository.list_features(session, found.id, limit=limit, starting_after=starting_after)
-    return {"data": [feature_out(f) for f in page.data], "has_more": page.has_more}
+    with tx.read() as session:
+        found = service.get_project(session, project)
+        page = repository.list_features(
+            session, found.id, limit=limit, starting_after=starting_after
+        )
+        return {"data": [feature_out(f) for f in page.data], "has_more": page.has_more}

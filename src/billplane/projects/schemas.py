@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
-from billplane.schemas import Key, Name, Request
+from billplane.schemas import NO_NUL_PATTERN, Key, Name, Request
 
 
 class ProjectIn(Request):
@@ -63,7 +63,7 @@ class FeatureIn(Request):
     key: Key
     name: Name
     type: Literal["boolean", "limit", "metered"]
-    unit: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    unit: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)] | None = None
 
 
 class FeatureOut(BaseModel):

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, CurrentSettings, Now, ReadSession, WriteSession
+from billplane.http import Admin, CurrentSettings, Now, Tx
 from billplane.paging import ListOut
 from billplane.plans.schemas import grant_specs
 from billplane.projects.service import get_project
@@ -16,30 +16,32 @@ router = APIRouter(prefix="/admin/api/projects/{project}/tenants", tags=["admin"
 
 
 @router.post("", response_model=TenantOut, status_code=201)
-def create_tenant(
-    project: Key, body: TenantIn, actor: Admin, session: WriteSession, now: Now
-) -> Any:
-    found = get_project(session, project)
-    tenant = service.create_tenant(
-        session, found, key=body.key, name=body.name, email=body.email, actor=actor, now=now
-    )
-    return service.describe(session, found, tenant)
+def create_tenant(project: Key, body: TenantIn, actor: Admin, tx: Tx, now: Now) -> Any:
+    with tx.write() as session:
+        found = get_project(session, project)
+        tenant = service.create_tenant(
+            session, found, key=body.key, name=body.name, email=body.email, actor=actor, now=now
+        )
+        return service.describe(session, found, tenant)
 
 
 @router.get("", response_model=ListOut[TenantOut])
 def list_tenants(
     project: Key,
     _: Admin,
-    session: ReadSession,
+    tx: Tx,
     limit: PageLimit = 100,
     starting_after: TenantKey | None = None,
 ) -> Any:
-    found = get_project(session, project)
-    page = repository.list_tenants(session, found.id, limit=limit, starting_after=starting_after)
-    return {
-        "data": [service.describe(session, found, t) for t in page.data],
-        "has_more": page.has_more,
-    }
+    with tx.read() as session:
+        found = get_project(session, project)
+        page = repository.list_tenants(
+            session, found.id, limit=limit, starting_after=starting_after
+        )
+        return {
+            "data": [service.describe(session, found, t) for t in page.data],
+            "has_more": page.has_more,
+        }
 
 
 @router.get("/{tenant}", response_model=TenantDetailOut)
@@ -47,18 +49,19 @@ def get_tenant(
     project: Key,
     tenant: TenantKey,
     _: Admin,
-    session: ReadSession,
+    tx: Tx,
     now: Now,
     settings: CurrentSettings,
 ) -> Any:
-    found = get_project(session, project)
-    return service.detail(
-        session,
-        found,
-        service.get_tenant(session, found, tenant),
-        now,
-        settings.billplane_past_due_grace_days,
-    )
+    with tx.read() as session:
+        found = get_project(session, project)
+        return service.detail(
+            session,
+            found,
+            service.get_tenant(session, found, tenant),
+            now,
+            settings.billplane_past_due_grace_days,
+        )
 
 
 @router.patch("/{tenant}", response_model=TenantOut)
@@ -67,14 +70,15 @@ def update_tenant(
     tenant: TenantKey,
     body: TenantPatch,
     actor: Admin,
-    session: WriteSession,
+    tx: Tx,
     now: Now,
 ) -> Any:
-    found = get_project(session, project)
-    changes = service.TenantChanges(
-        name=body.name,
-        email=body.email,
-        overrides=None if body.overrides is None else grant_specs(body.overrides),
-    )
-    updated = service.update_tenant(session, found, tenant, changes, actor=actor, now=now)
-    return service.describe(session, found, updated)
+    with tx.write() as session:
+        found = get_project(session, project)
+        changes = service.TenantChanges(
+            name=body.name,
+            email=body.email,
+            overrides=None if body.overrides is None else grant_specs(body.overrides),
+        )
+        updated = service.update_tenant(session, found, tenant, changes, actor=actor, now=now)
+        return service.describe(session, found, updated)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from billplane.plans.schemas import Grants
 from billplane.schemas import Name, Request, TenantKey
 
-Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
 
 
 class TenantIn(Request):

@@ -3,8 +3,9 @@
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
-from billplane.http import Admin, Now, ReadSession, WriteSession
+from billplane.http import Admin, Now, Tx
 from billplane.models import Tenant, Token
 from billplane.paging import ListOut
 from billplane.projects.service import get_project
@@ -28,7 +29,7 @@ def token_out(token: Token, tenant_key: str | None) -> dict[str, Any]:
     }
 
 
-def _tenant_key(session: ReadSession, token: Token) -> str | None:
+def _tenant_key(session: Session, token: Token) -> str | None:
     if token.tenant_id is None:
         return None
     tenant = session.get(Tenant, token.tenant_id)
@@ -36,40 +37,47 @@ def _tenant_key(session: ReadSession, token: Token) -> str | None:
 
 
 @router.post("/projects/{project}/tokens", response_model=IssuedTokenOut, status_code=201)
-def issue_token(project: Key, body: TokenIn, actor: Admin, session: WriteSession, now: Now) -> Any:
+def issue_token(project: Key, body: TokenIn, actor: Admin, tx: Tx, now: Now) -> Any:
     """A project token, or one scoped to `tenant`; the secret is in `token`, shown only once."""
-    found = get_project(session, project)
-    tenant = get_tenant(session, found, body.tenant) if body.tenant else None
-    issued = service.issue_token(
-        session, project=found, name=body.name, tenant=tenant, actor=actor, now=now
-    )
-    return {**token_out(issued.token, body.tenant), "token": issued.secret}
+    with tx.write() as session:
+        found = get_project(session, project)
+        tenant = get_tenant(session, found, body.tenant) if body.tenant else None
+        issued = service.issue_token(
+            session, project=found, name=body.name, tenant=tenant, actor=actor, now=now
+        )
+        return {**token_out(issued.token, body.tenant), "token": issued.secret}
 
 
 @router.get("/projects/{project}/tokens", response_model=ListOut[TokenOut])
 def list_tokens(
     project: Key,
     _: Admin,
-    session: ReadSession,
+    tx: Tx,
     limit: PageLimit = 100,
     starting_after: Key | None = None,
 ) -> Any:
-    found = get_project(session, project)
-    page = repository.list_tokens(session, found.id, limit=limit, starting_after=starting_after)
-    return {
-        "data": [token_out(t, _tenant_key(session, t)) for t in page.data],
-        "has_more": page.has_more,
-    }
+    with tx.read() as session:
+        found = get_project(session, project)
+        page = repository.list_tokens(session, found.id, limit=limit, starting_after=starting_after)
+        return {
+            "data": [token_out(t, _tenant_key(session, t)) for t in page.data],
+            "has_more": page.has_more,
+        }
 
 
 @router.post("/tokens/{token_id}/rotate", response_model=IssuedTokenOut)
-def rotate_token(token_id: Key, actor: Admin, session: WriteSession, now: Now) -> Any:
+def rotate_token(token_id: Key, actor: Admin, tx: Tx, now: Now) -> Any:
     """A new secret for the same token; the old one stops working at once."""
-    issued = service.rotate_token(session, token_id, actor=actor, now=now)
-    return {**token_out(issued.token, _tenant_key(session, issued.token)), "token": issued.secret}
+    with tx.write() as session:
+        issued = service.rotate_token(session, token_id, actor=actor, now=now)
+        return {
+            **token_out(issued.token, _tenant_key(session, issued.token)),
+            "token": issued.secret,
+        }
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: Key, actor: Admin, session: WriteSession, now: Now) -> Any:
-    token = service.revoke_token(session, token_id, actor=actor, now=now)
-    return token_out(token, _tenant_key(session, token))
+def revoke_token(token_id: Key, actor: Admin, tx: Tx, now: Now) -> Any:
+    with tx.write() as session:
+        token = service.revoke_token(session, token_id, actor=actor, now=now)
+        return token_out(token, _tenant_key(session, token))

@@ -44,13 +44,11 @@ def _new_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def authenticate(session: Session, authorization: str | None) -> Caller:
-    if not authorization:
+def authenticate(session: Session, secret: str | None) -> Caller:
+    """The caller a bearer token stands for; 401 when it is missing, unknown or revoked."""
+    if not secret:
         raise Unauthorized("Send your project token as 'Authorization: Bearer <token>'.")
-    scheme, _, secret = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthorized("Send your project token as 'Authorization: Bearer <token>'.")
-    found = repository.by_hash(session, hash_token(secret.strip()))
+    found = repository.by_hash(session, hash_token(secret))
     if found is None:
         raise Unauthorized("This token is unknown or has been revoked.")
     token, project, tenant = found

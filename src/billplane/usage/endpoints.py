@@ -1,26 +1,22 @@
 """HTTP for recording usage: `/v1/usage` and `/v1/usage/batch`."""
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
 from billplane.errors import BillplaneError, InvalidInput
 from billplane.http import (
+    ClientToken,
     CurrentSettings,
     Now,
-    ReadCaller,
     Transactions,
-    WriteCaller,
-    WriteSession,
+    Tx,
     error_body,
     validation_error,
 )
-from billplane.tokens.service import Caller, tenant_for
+from billplane.tokens.service import Caller, authenticate, tenant_for
 from billplane.usage import service
 from billplane.usage.schemas import BatchIn, BatchOut, UsageIn, UsageOut
 
@@ -42,21 +38,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def record_usage(
     body: UsageIn,
     response: Response,
-    caller: WriteCaller,
-    session: WriteSession,
+    token: ClientToken,
+    tx: Tx,
     now: Now,
     settings: CurrentSettings,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> dict[str, Any]:
     """With `enforce: true`, the check and the count are one atomic step (402 when over)."""
-    recorded = service.record_usage(
-        session,
-        caller.project,
-        tenant_for(session, caller, body.tenant),
-        _usage_request(body, idempotency_key),
-        now,
-        settings.billplane_past_due_grace_days,
-    )
+    with tx.write() as session:
+        caller = authenticate(session, token)
+        recorded = service.record_usage(
+            session,
+            caller.project,
+            tenant_for(session, caller, body.tenant),
+            _usage_request(body, idempotency_key),
+            now,
+            settings.billplane_past_due_grace_days,
+        )
     response.status_code = 201 if recorded.created else 200
     return recorded.body
 
@@ -64,19 +62,19 @@ def record_usage(
 @router.post("/usage/batch", response_model=BatchOut, summary="Record up to 1,000 usage events")
 def record_batch(
     body: BatchIn,
-    caller: ReadCaller,
-    transactions: Transactions,
+    token: ClientToken,
+    tx: Tx,
     now: Now,
     settings: CurrentSettings,
 ) -> dict[str, Any]:
     """Each event is its own transaction: one bad event never loses (or holds back) the others."""
-    return {
-        "data": [_record_one(transactions, caller, event, now, settings) for event in body.events]
-    }
+    with tx.read() as session:
+        caller = authenticate(session, token)
+    return {"data": [_record_one(tx, caller, event, now, settings) for event in body.events]}
 
 
 def _record_one(
-    transactions: Callable[[], ContextManager[Session]],
+    tx: Transactions,
     caller: Caller,
     raw: Any,
     now: datetime,
@@ -84,7 +82,7 @@ def _record_one(
 ) -> dict[str, Any]:
     try:
         event = UsageIn.model_validate(raw)
-        with transactions() as session:
+        with tx.write() as session:
             recorded = service.record_usage(
                 session,
                 caller.project,

@@ -1,0 +1,138 @@
+"""Exactly once, never over: many concurrent requests against a real 2-worker server.
+
+Correctness must come from the database (one conditional UPDATE per count, a unique key per
+event), never from a lock inside one process: two worker processes share nothing else.
+"""
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ADMIN_TOKEN, fresh_database
+from servers import running_server
+
+pytestmark = pytest.mark.e2e
+
+CONCURRENCY = 240
+LIMIT = 20
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with (
+        fresh_database(request.param, tmp_path_factory.mktemp("e2e")) as url,
+        running_server(url, ADMIN_TOKEN, workers=2) as base_url,
+    ):
+        yield base_url
+
+
+def _seed(base_url: str, limit: int) -> tuple[str, str]:
+    """A fresh project whose default plan allows `limit` units; returns (token, tenant)."""
+    key = f"p{secrets.token_hex(4)}"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base_url, headers=headers) as admin:
+        project = admin.post("/admin/api/projects", json={"key": key, "name": key})
+        assert project.status_code == 201, project.text
+        for path, body in _setup_steps(limit):
+            response = admin.post(f"/admin/api/projects/{key}/{path}", json=body)
+            assert response.status_code == 201, response.text
+    return project.json()["token"], "acme"
+
+
+def _setup_steps(limit: int) -> list[tuple[str, dict[str, object]]]:
+    return [
+        ("features", {"key": "reports", "name": "Reports", "type": "limit"}),
+        (
+            "plans",
+            {
+                "key": "free",
+                "name": "Free",
+                "is_default": True,
+                "features": {"reports": {"limit": limit, "reset": "never"}},
+            },
+        ),
+        ("tenants", {"key": "acme"}),
+    ]
+
+
+async def _fire(base_url: str, token: str, bodies: list[dict[str, object]]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        limits=limits,
+        timeout=120,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        start = asyncio.Event()
+
+        async def one(body: dict[str, object]) -> httpx.Response:
+            await start.wait()
+            return await client.post("/v1/usage", json=body)
+
+        tasks = [asyncio.create_task(one(b)) for b in bodies]
+        await asyncio.sleep(0.2)  # every task is parked at the gate before any request leaves
+        start.set()
+        return await asyncio.gather(*tasks)
+
+
+def _used(base_url: str, token: str, tenant: str) -> int:
+    answer = httpx.post(
+        f"{base_url}/v1/check",
+        json={"tenant": tenant, "feature": "reports"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["used"])
+
+
+def test_enforced_usage_under_concurrency_never_passes_the_limit(server: str) -> None:
+    token, tenant = _seed(server, LIMIT)
+    bodies = [
+        {"tenant": tenant, "feature": "reports", "idempotency_key": f"k{i}", "enforce": True}
+        for i in range(CONCURRENCY)
+    ]
+    responses = asyncio.run(_fire(server, token, bodies))
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: LIMIT, 402: CONCURRENCY - LIMIT}, statuses
+    refused = next(r for r in responses if r.status_code == 402).json()
+    assert refused["error"]["code"] == "limit_reached"
+    assert _used(server, token, tenant) == LIMIT
+
+
+def test_same_idempotency_key_under_concurrency_counts_once(server: str) -> None:
+    token, tenant = _seed(server, 1000)
+    body = {"tenant": tenant, "feature": "reports", "idempotency_key": "once", "quantity": 3}
+    responses = asyncio.run(_fire(server, token, [body] * 100))
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 1, 200: 99}, statuses
+    assert {r.json()["used"] for r in responses} == {3}
+    assert all(r.json()["duplicate"] for r in responses if r.status_code == 200)
+    assert _used(server, token, tenant) == 3
+
+
+def test_partial_room_admits_only_what_fits(server: str) -> None:
+    """Quantities of 3 against 20 units: exactly six fit, whatever the interleaving."""
+    token, tenant = _seed(server, LIMIT)
+    bodies = [
+        {
+            "tenant": tenant,
+            "feature": "reports",
+            "idempotency_key": f"q{i}",
+            "quantity": 3,
+            "enforce": True,
+        }
+        for i in range(200)
+    ]
+    responses = asyncio.run(_fire(server, token, bodies))
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 6, 402: 194}, statuses
+    assert _used(server, token, tenant) == 18
