@@ -14,7 +14,13 @@ from billplane.tokens.service import authenticate, tenant_for
 router = APIRouter(prefix="/v1", tags=["client"])
 
 
-@router.post("/check", response_model=CheckOut, summary="Can this tenant do this?")
+# Boolean features carry no numbers: unset fields are left out rather than sent as null.
+@router.post(
+    "/check",
+    response_model=CheckOut,
+    response_model_exclude_unset=True,
+    summary="Can this tenant do this?",
+)
 def check(
     body: CheckIn, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
 ) -> dict[str, Any]:
@@ -41,6 +47,7 @@ def check(
 @router.get(
     "/tenants/{tenant}/entitlements",
     response_model=EntitlementsOut,
+    response_model_exclude_unset=True,
     summary="Everything a tenant may do, with usage",
 )
 def entitlements(

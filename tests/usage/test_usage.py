@@ -1,0 +1,196 @@
+"""`/v1/usage` and `/v1/usage/batch`: exactly once per key, never over when enforced."""
+
+from typing import Any
+
+
+def usage(setup: Any, expect: int, headers: dict[str, str] | None = None, **body: Any) -> Any:
+    body = {"tenant": "acme", "feature": "listings.publish"} | body
+    response = setup.api.post("/v1/usage", body, headers=headers or {})
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+def used(setup: Any, feature: str = "listings.publish") -> int:
+    answer = setup.api.post("/v1/check", {"tenant": "acme", "feature": feature}).json()
+    return int(answer["used"])
+
+
+def test_first_usage_is_recorded_with_201(realtyos: Any) -> None:
+    body = usage(realtyos, 201, idempotency_key="k1", quantity=2)
+    assert body == {
+        "tenant": "acme",
+        "feature": "listings.publish",
+        "idempotency_key": "k1",
+        "quantity": 2,
+        "recorded": True,
+        "duplicate": False,
+        "used": 2,
+        "limit": 3,
+        "remaining": 1,
+        "resets_at": "2026-12-01T00:00:00Z",
+    }
+
+
+def test_usage_with_same_idempotency_key_counts_once(realtyos: Any) -> None:
+    first = usage(realtyos, 201, idempotency_key="k1")
+    usage(realtyos, 201, idempotency_key="k2")
+    repeat = usage(realtyos, 200, idempotency_key="k1")
+    assert repeat == first | {"duplicate": True}
+    assert used(realtyos) == 2
+
+
+def test_idempotency_key_is_accepted_as_a_header(realtyos: Any) -> None:
+    usage(realtyos, 201, headers={"Idempotency-Key": "hdr-1"})
+    usage(realtyos, 200, headers={"Idempotency-Key": "hdr-1"})
+    assert used(realtyos) == 1
+
+
+def test_usage_without_idempotency_key_is_refused(realtyos: Any) -> None:
+    error = usage(realtyos, 400)["error"]
+    assert (error["code"], error["param"]) == ("invalid_request", "idempotency_key")
+    assert used(realtyos) == 0
+
+
+def test_reusing_a_key_for_another_quantity_is_a_conflict(realtyos: Any) -> None:
+    usage(realtyos, 201, idempotency_key="k1", quantity=1)
+    error = usage(realtyos, 409, idempotency_key="k1", quantity=2)["error"]
+    assert error["code"] == "idempotency_key_reused"
+    assert used(realtyos) == 1
+
+
+def test_reusing_a_key_for_another_feature_is_a_conflict(realtyos: Any) -> None:
+    usage(realtyos, 201, idempotency_key="k1")
+    usage(realtyos, 409, idempotency_key="k1", feature="ai.tokens")
+    assert used(realtyos, "ai.tokens") == 0
+
+
+def test_idempotency_keys_are_per_tenant(realtyos: Any) -> None:
+    realtyos.admin.tenant("realtyos", "other")
+    usage(realtyos, 201, idempotency_key="shared")
+    usage(realtyos, 201, idempotency_key="shared", tenant="other")
+    assert used(realtyos) == 1
+
+
+def test_enforced_usage_over_the_limit_is_402_and_counts_nothing(realtyos: Any) -> None:
+    usage(realtyos, 201, idempotency_key="k1", quantity=2, enforce=True)
+    error = usage(realtyos, 402, idempotency_key="k2", quantity=2, enforce=True)["error"]
+    assert error["code"] == "limit_reached"
+    assert (error["limit"], error["used"], error["remaining"]) == (3, 2, 1)
+    assert used(realtyos) == 2
+
+
+def test_enforced_usage_that_exactly_fits_is_recorded(realtyos: Any) -> None:
+    body = usage(realtyos, 201, idempotency_key="k1", quantity=3, enforce=True)
+    assert (body["used"], body["remaining"]) == (3, 0)
+
+
+def test_a_refused_key_can_be_retried_once_there_is_room(realtyos: Any) -> None:
+    """A 402 records nothing, so the same key is free to succeed later (e.g. after a reset)."""
+    realtyos.admin.call(
+        "PATCH",
+        "/admin/api/projects/realtyos/tenants/acme",
+        json={"overrides": {"listings.publish": {"limit": 1, "reset": "month"}}},
+    )
+    usage(realtyos, 201, idempotency_key="k1", enforce=True)
+    usage(realtyos, 402, idempotency_key="k2", enforce=True)
+    realtyos.admin.call(
+        "PATCH",
+        "/admin/api/projects/realtyos/tenants/acme",
+        json={"overrides": {"listings.publish": {"limit": 2, "reset": "month"}}},
+    )
+    usage(realtyos, 201, idempotency_key="k2", enforce=True)
+    assert used(realtyos) == 2
+
+
+def test_unenforced_usage_may_pass_the_limit(realtyos: Any) -> None:
+    body = usage(realtyos, 201, idempotency_key="k1", quantity=5)
+    assert (body["used"], body["limit"], body["remaining"]) == (5, 3, 0)
+    answer = realtyos.api.post("/v1/check", {"tenant": "acme", "feature": "listings.publish"})
+    assert answer.json()["reason"] == "limit_reached"
+
+
+def test_enforced_usage_of_a_feature_not_in_the_plan_is_402_not_in_plan(realtyos: Any) -> None:
+    realtyos.admin.call(
+        "PATCH",
+        "/admin/api/projects/realtyos/plans/free",
+        json={"features": {"ai.tokens": True}},
+    )
+    error = usage(realtyos, 402, idempotency_key="k1", enforce=True)["error"]
+    assert error["code"] == "not_in_plan"
+    assert used(realtyos) == 0
+
+
+def test_metered_usage_is_never_blocked(realtyos: Any) -> None:
+    body = usage(
+        realtyos, 201, idempotency_key="k1", feature="ai.tokens", quantity=10**6, enforce=True
+    )
+    assert (body["used"], body["limit"], body["remaining"]) == (10**6, None, None)
+
+
+def test_usage_of_an_on_off_feature_is_refused(realtyos: Any) -> None:
+    error = usage(realtyos, 400, idempotency_key="k1", feature="exports")["error"]
+    assert error["param"] == "feature"
+
+
+def test_usage_of_an_unknown_feature_is_404(realtyos: Any) -> None:
+    assert usage(realtyos, 404, idempotency_key="k1", feature="teleport")["error"]["code"] == (
+        "feature_not_found"
+    )
+
+
+def test_usage_for_an_unknown_tenant_is_404(realtyos: Any) -> None:
+    error = usage(realtyos, 404, idempotency_key="k1", tenant="nobody")["error"]
+    assert error["code"] == "tenant_not_found"
+
+
+def test_usage_timestamp_in_the_future_is_refused(realtyos: Any) -> None:
+    error = usage(realtyos, 400, idempotency_key="k1", timestamp="2026-11-21T13:00:00Z")["error"]
+    assert error["param"] == "timestamp"
+    assert used(realtyos) == 0
+
+
+def test_usage_timestamp_in_the_past_is_accepted(realtyos: Any) -> None:
+    usage(realtyos, 201, idempotency_key="k1", timestamp="2026-11-21T11:00:00+00:00")
+    assert used(realtyos) == 1
+
+
+def test_batch_answers_each_event_in_order(realtyos: Any) -> None:
+    events = [
+        {"tenant": "acme", "feature": "listings.publish", "idempotency_key": "b1"},
+        {"tenant": "acme", "feature": "teleport", "idempotency_key": "b2"},
+        {
+            "tenant": "acme",
+            "feature": "listings.publish",
+            "quantity": "two",
+            "idempotency_key": "b3",
+        },
+        {"tenant": "acme", "feature": "listings.publish", "idempotency_key": "b1"},
+        {
+            "tenant": "acme",
+            "feature": "listings.publish",
+            "quantity": 5,
+            "idempotency_key": "b4",
+            "enforce": True,
+        },
+        {"tenant": "acme", "feature": "ai.tokens", "quantity": 7, "idempotency_key": "b5"},
+        {"tenant": "acme", "feature": "listings.publish", "idempotency_key": "b6"},
+    ]
+    response = realtyos.api.post("/v1/usage/batch", {"events": events})
+    assert response.status_code == 200, response.text
+    results = response.json()["data"]
+    assert [r["status"] for r in results] == [201, 404, 422, 200, 402, 201, 201]
+    assert results[1]["error"]["code"] == "feature_not_found"
+    assert results[2]["error"]["param"] == "quantity"
+    assert results[3]["result"]["duplicate"] is True
+    assert results[4]["error"]["code"] == "limit_reached"
+    assert results[6]["result"]["used"] == 2
+    assert used(realtyos) == 2
+    assert used(realtyos, "ai.tokens") == 7
+
+
+def test_batch_event_needs_its_own_idempotency_key(realtyos: Any) -> None:
+    response = realtyos.api.post(
+        "/v1/usage/batch", {"events": [{"tenant": "acme", "feature": "ai.tokens"}]}
+    )
+    assert response.json()["data"][0]["status"] == 400
+    assert used(realtyos, "ai.tokens") == 0
