@@ -15,9 +15,8 @@ def insert_ignoring_conflict(
     On PostgreSQL it waits for a concurrent insert of the same key to commit or roll back, so
     the caller learns the truth rather than a guess.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return (
-        dialect.insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=conflict_columns)
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        pg = postgresql.insert(table).values(**values)
+        return pg.on_conflict_do_nothing(index_elements=conflict_columns)
+    lite = sqlite.insert(table).values(**values)
+    return lite.on_conflict_do_nothing(index_elements=conflict_columns)

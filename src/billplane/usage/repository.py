@@ -55,8 +55,8 @@ def claim_idempotency_key(
         "response": {},
     }
     stmt = insert_ignoring_conflict(
-        session, UsageEvent.__table__, values, ["tenant_id", "idempotency_key"]
-    ).returning(UsageEvent.__table__.c.id)
+        session, UsageEvent, values, ["tenant_id", "idempotency_key"]
+    ).returning(UsageEvent.id)
     return session.execute(stmt).scalar_one_or_none()
 
 
@@ -84,30 +84,28 @@ def add_to_counter(
     session.execute(
         insert_ignoring_conflict(
             session,
-            UsageCounter.__table__,
+            UsageCounter,
             {"tenant_id": tenant_id, "feature_id": feature_id, "period_key": period_key, "used": 0},
             ["tenant_id", "feature_id", "period_key"],
         )
     )
-    counter = UsageCounter.__table__.c
     stmt = (
-        update(UsageCounter.__table__)
+        update(UsageCounter)
         .where(
-            counter.tenant_id == tenant_id,
-            counter.feature_id == feature_id,
-            counter.period_key == period_key,
+            UsageCounter.tenant_id == tenant_id,
+            UsageCounter.feature_id == feature_id,
+            UsageCounter.period_key == period_key,
         )
-        .values(used=counter.used + quantity)
-        .returning(counter.used)
+        .values(used=UsageCounter.used + quantity)
+        .returning(UsageCounter.used)
     )
     if limit is not None:
-        stmt = stmt.where(counter.used + quantity <= limit)
+        stmt = stmt.where(UsageCounter.used + quantity <= limit)
     return session.execute(stmt).scalar_one_or_none()
 
 
 def save_response(session: Session, event_id: int, response: dict[str, Any]) -> None:
-    table = UsageEvent.__table__
-    session.execute(update(table).where(table.c.id == event_id).values(response=response))
+    session.execute(update(UsageEvent).where(UsageEvent.id == event_id).values(response=response))
 
 
 def recent_events(session: Session, tenant_id: int, limit: int = 20) -> Sequence[UsageEvent]:

@@ -7,7 +7,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from billplane.schemas import IdempotencyKey, Key, Quantity, Request, TenantKey
 
-USAGE_EXAMPLE = {
+USAGE_EXAMPLE: dict[str, Any] = {
     "tenant": "acme-realty",
     "feature": "listings.publish",
     "quantity": 1,
