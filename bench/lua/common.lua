@@ -1,0 +1,48 @@
+-- Shared by every bench script: tally response statuses in each wrk thread, then print one JSON
+-- line (prefixed with BENCH_JSON) with throughput, latency percentiles, errors and statuses.
+-- Each wrk thread runs its own Lua state, so `done` (run in the main state) collects the tallies
+-- through the thread objects kept by `setup`.
+
+local threads = {}
+
+function setup(thread)
+   table.insert(threads, thread)
+   thread:set("tid", #threads)
+end
+
+statuses = {}
+
+function response(status, headers, body)
+   statuses[status] = (statuses[status] or 0) + 1
+end
+
+local function json_map(map)
+   local parts = {}
+   for key, value in pairs(map) do
+      table.insert(parts, string.format('"%s": %d', tostring(key), value))
+   end
+   return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+function done(summary, latency, requests)
+   local merged = {}
+   for _, thread in ipairs(threads) do
+      for status, count in pairs(thread:get("statuses") or {}) do
+         merged[status] = (merged[status] or 0) + count
+      end
+   end
+   local e = summary.errors
+   local percentiles = {}
+   for _, p in ipairs({50, 75, 90, 99, 99.9}) do
+      table.insert(percentiles, string.format('"%s": %d', tostring(p), latency:percentile(p)))
+   end
+   io.write(string.format(
+      'BENCH_JSON {"duration_us": %d, "requests": %d, "bytes": %d, ' ..
+      '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+      '"latency_us": {"mean": %.1f, "stdev": %.1f, "max": %d, "percentiles": {%s}}, ' ..
+      '"statuses": %s}\n',
+      summary.duration, summary.requests, summary.bytes,
+      e.connect, e.read, e.write, e.status, e.timeout,
+      latency.mean, latency.stdev, latency.max, table.concat(percentiles, ", "),
+      json_map(merged)))
+end

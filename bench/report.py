@@ -1,0 +1,138 @@
+"""Presenting a bench run: the table on the terminal and the JSON file in `bench/results/`."""
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadgen import Measurement
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CEILING = "healthz"
+
+
+@dataclass(frozen=True)
+class UsageAudit:
+    """After the usage load: does the counter match what the server acknowledged?
+
+    Every 201 wrk saw must be counted (fewer would be a lost update). The counter may be higher by
+    the requests still in flight when a wrk run stopped, which wrk never saw answered.
+    """
+
+    acknowledged: int  # 201s seen by wrk (warm-up included) plus the seeded event
+    counted: int  # `used` on the server's counter
+    in_flight_bound: int  # open connections x wrk runs
+
+    @property
+    def consistent(self) -> bool:
+        return self.acknowledged <= self.counted <= self.acknowledged + self.in_flight_bound
+
+    def describe(self) -> str:
+        verdict = "ok" if self.consistent else "INCONSISTENT"
+        return (
+            f"usage counter {self.counted:,} for {self.acknowledged:,} acknowledged inserts "
+            f"(+ up to {self.in_flight_bound} in flight): {verdict}"
+        )
+
+
+@dataclass
+class EngineRun:
+    engine: str
+    measurements: list[Measurement] = field(default_factory=list)
+    server_errors: list[str] = field(default_factory=list)
+    usage_audit: UsageAudit | None = None
+    error: str | None = None  # why the engine's run stopped early, if it did
+
+    def ceiling(self) -> float | None:
+        for m in self.measurements:
+            if m.target == CEILING:
+                return m.requests_per_s
+        return None
+
+    def ratio(self, m: Measurement) -> float | None:
+        ceiling = self.ceiling()
+        return m.requests_per_s / ceiling if ceiling else None
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def table(runs: list[EngineRun]) -> str:
+    header = [
+        "engine",
+        "endpoint",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "vs ceiling",
+        "non-2xx",
+        "sock err",
+    ]
+    rows = [header] + [_row(run, m) for run in runs for m in run.measurements]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        # Names to the left, numbers to the right.
+        pairs = enumerate(zip(row, widths, strict=True))
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs)
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows[1:])])
+
+
+def _row(run: EngineRun, m: Measurement) -> list[str]:
+    ratio = run.ratio(m)
+    return [
+        run.engine,
+        m.target,
+        f"{m.requests_per_s:,.0f}",
+        f"{m.percentile_ms('50'):.1f}",
+        f"{m.percentile_ms('99'):.1f}",
+        "-" if ratio is None else f"{ratio:.0%}",
+        f"{m.non_2xx:,}",
+        f"{sum(m.socket_errors.values()):,}",
+    ]
+
+
+def write_json(runs: list[EngineRun], settings: dict[str, Any], started: datetime) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    document = {
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "settings": settings,
+        "engines": [_engine_json(run) for run in runs],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def _engine_json(run: EngineRun) -> dict[str, Any]:
+    return {
+        "engine": run.engine,
+        "error": run.error,
+        "server_error_lines": run.server_errors[:50],
+        "usage_audit": None
+        if run.usage_audit is None
+        else {**asdict(run.usage_audit), "consistent": run.usage_audit.consistent},
+        "targets": [
+            {
+                **asdict(m),
+                "requests_per_s": round(m.requests_per_s, 1),
+                "p50_ms": m.percentile_ms("50"),
+                "p99_ms": m.percentile_ms("99"),
+                "ratio_to_ceiling": run.ratio(m),
+                "non_2xx": m.non_2xx,
+            }
+            for m in run.measurements
+        ],
+    }

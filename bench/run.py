@@ -1,0 +1,200 @@
+"""`make bench`: load the real billplane server with wrk, on SQLite then on PostgreSQL.
+
+For each engine: a fresh database, `billplane db upgrade`, `billplane serve --workers 2` on a free
+port of 127.0.0.1, seed data through the admin API, then per endpoint a warm-up and a measured wrk
+run. `GET /healthz` (no database) is the ceiling the database endpoints are compared with, in the
+same run and per engine. Results go to the terminal and to `bench/results/bench-<time>.json`.
+Exits 1 when an engine could not be measured or too many requests failed.
+"""
+
+import argparse
+import json
+import secrets
+import signal
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import databases
+import loadgen
+import report
+import seed
+import server
+from loadgen import Target
+
+# What stops one engine's run with a sentence; anything else is a bug in the bench and raises.
+EXPECTED_FAILURES = (
+    databases.DatabaseUnavailable,
+    server.ServerFailed,
+    seed.SeedFailed,
+    loadgen.LoadFailed,
+)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds measured per endpoint")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load first")
+    parser.add_argument("--connections", type=int, default=32, help="open HTTP connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument(
+        "--engines", default=",".join(databases.ENGINES), type=_engines, help="sqlite,postgresql"
+    )
+    parser.add_argument(
+        "--max-error-rate", type=float, default=0.01, help="failed share that fails the run"
+    )
+    args = parser.parse_args(argv)
+    if min(args.duration, args.connections, args.threads, args.workers) < 1 or args.warmup < 0:
+        parser.error("durations, connections, threads and workers must be positive")
+    if args.connections < args.threads:
+        parser.error("wrk needs at least one connection per thread")
+    return args
+
+
+def _engines(text: str) -> list[str]:
+    engines = [e.strip() for e in text.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in databases.ENGINES]
+    if unknown or not engines:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(databases.ENGINES)}")
+    return engines
+
+
+def targets(fixture: seed.Fixture) -> list[Target]:
+    """The ceiling first, then the database endpoints (check reads, usage inserts)."""
+    token = fixture.project_token
+    check = json.dumps(fixture.check_body())
+    usage = [token, fixture.tenant, fixture.feature, "{nonce}"]
+    return [
+        Target(report.CEILING, "/healthz", "static.lua", ["GET", "", ""]),
+        Target("check", "/v1/check", "static.lua", ["POST", check, token]),
+        Target("usage", "/v1/usage", "usage.lua", usage),
+    ]
+
+
+def bench_engine(run: report.EngineRun, wrk: str, args: argparse.Namespace) -> None:
+    """Everything on one engine; measurements land in `run` as they are made."""
+    engine = run.engine
+    admin_token = secrets.token_urlsafe(24)
+    with (
+        tempfile.TemporaryDirectory(prefix=f"billplane-bench-{engine}-") as tmp,
+        databases.fresh_database(engine, Path(tmp)) as url,
+    ):
+        server.migrate(url, admin_token, Path(tmp))
+        with server.running_server(url, admin_token, Path(tmp), args.workers) as live:
+            try:
+                drive(live, wrk, args, run)
+            except (seed.SeedFailed, loadgen.LoadFailed) as exc:
+                log = server.tail(live.log_path, lines=15)
+                raise type(exc)(f"{exc}\nlast lines of the server log:\n{log}") from None
+            finally:
+                run.server_errors = server.error_lines(live.log_path)
+
+
+def drive(
+    live: server.RunningServer, wrk: str, args: argparse.Namespace, run: report.EngineRun
+) -> None:
+    """Seed, then load every target in turn, appending the measured runs to `run`."""
+    fixture = seed.seed(live.base_url, live.admin_token)
+    for target in targets(fixture):
+        runs = measure(wrk, live.base_url, target, args)
+        run.measurements.append(runs[-1])
+        if target.name == "usage":
+            run.usage_audit = audit_usage(live.base_url, fixture, runs, args.connections)
+
+
+def measure(
+    wrk: str, base_url: str, target: Target, args: argparse.Namespace
+) -> list[loadgen.Measurement]:
+    """The warm-up run (if any) then the measured one, which is last."""
+    load = {"connections": args.connections, "threads": args.threads}
+    print(f"  {target.path}: {args.warmup} s warm-up, {args.duration} s measured ... ", end="")
+    sys.stdout.flush()
+    runs = (
+        [loadgen.run_wrk(wrk, base_url, target, seconds=args.warmup, **load)] if args.warmup else []
+    )
+    runs.append(loadgen.run_wrk(wrk, base_url, target, seconds=args.duration, **load))
+    print(f"{runs[-1].requests_per_s:,.0f} req/s, {runs[-1].non_2xx:,} non-2xx")
+    return runs
+
+
+def audit_usage(
+    base_url: str, fixture: seed.Fixture, runs: list[loadgen.Measurement], connections: int
+) -> report.UsageAudit:
+    audit = report.UsageAudit(
+        acknowledged=seed.SEEDED_USAGE + sum(m.statuses.get("201", 0) for m in runs),
+        counted=seed.counted_usage(base_url, fixture),
+        in_flight_bound=connections * len(runs),
+    )
+    print(f"  {audit.describe()}")
+    return audit
+
+
+def failures(runs: list[report.EngineRun], max_error_rate: float) -> list[str]:
+    found = [f"{r.engine}: {r.error}" for r in runs if r.error]
+    found += [
+        f"{r.engine}: {r.usage_audit.describe()}"
+        for r in runs
+        if r.usage_audit is not None and not r.usage_audit.consistent
+    ]
+    for run in runs:
+        for m in run.measurements:
+            rate = m.failed_requests / max(m.requests, 1)
+            if m.requests == 0 or rate > max_error_rate:
+                found.append(
+                    f"{run.engine} {m.target}: {m.failed_requests:,} of {m.requests:,} requests "
+                    f"failed ({rate:.1%}; statuses {m.statuses}, socket errors {m.socket_errors})"
+                )
+    return found
+
+
+def _stop_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # Turn `kill` into the same unwinding as Ctrl-C, so servers and databases are cleaned up.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        wrk = loadgen.ensure_wrk()
+    except loadgen.LoadFailed as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    started = datetime.now(UTC)
+    load = report.machine()["load_average_1_5_15"]
+    print(
+        f"{loadgen.wrk_version(wrk)}; {args.threads} threads, {args.connections} connections, "
+        f"{args.workers} server workers; load average before: {load}"
+    )
+    runs = [report.EngineRun(engine) for engine in args.engines]
+    for run in runs:
+        print(f"{run.engine}:", flush=True)
+        try:
+            bench_engine(run, wrk, args)
+        except EXPECTED_FAILURES as exc:
+            print(f"  {run.engine} stopped: {exc}", file=sys.stderr)
+            run.error = str(exc)
+    settings: dict[str, Any] = {**vars(args), "wrk": loadgen.wrk_version(wrk), "load_before": load}
+    print()
+    print(report.table(runs))
+    for run in runs:
+        if run.server_errors:
+            count, first = len(run.server_errors), run.server_errors[0]
+            print(f"{run.engine}: {count} error lines in the server log, first: {first}")
+    print(f"\nresults: {report.write_json(runs, settings, started)}")
+    problems = failures(runs, args.max_error_rate)
+    for problem in problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; servers stopped and databases dropped", file=sys.stderr)
+        sys.exit(130)
