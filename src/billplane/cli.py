@@ -124,6 +124,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn's access log)")] = True,
 ) -> None:
     """Serve the API (and dashboard) with uvicorn."""
     import uvicorn

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from billplane.entitlements import repository
 from billplane.entitlements.rules import (
     Grant,
     Period,
@@ -19,8 +20,6 @@ from billplane.entitlements.rules import (
     subscription_grants_access,
 )
 from billplane.models import Feature, Plan, Project, Subscription, Tenant
-from billplane.plans import repository as plans
-from billplane.projects import repository as projects
 from billplane.tenants import repository as tenants
 from billplane.usage import repository as usage
 
@@ -32,6 +31,7 @@ class Access:
     tenant: Tenant
     plan: Plan | None
     subscription: SubscriptionState | None
+    features: list[Feature]  # the features asked about, in key order
     grants: dict[int, Grant]  # feature id -> effective grant (overrides already applied)
 
 
@@ -60,32 +60,38 @@ def subscription_state(row: Subscription | None) -> SubscriptionState | None:
     )
 
 
-def effective_plan(
+def resolve_access(
     session: Session,
     project: Project,
-    subscription: SubscriptionState | None,
+    tenant: Tenant,
     now: datetime,
     grace_days: int,
-) -> Plan | None:
-    """The subscribed price's plan while the subscription grants access, else the default."""
-    if subscription_grants_access(subscription, now, grace_days):
-        assert subscription is not None
-        if subscription.stripe_price_id:
-            plan = plans.plan_for_price(session, project.id, subscription.stripe_price_id)
-            if plan is not None:
-                return plan
-    return plans.default_plan(session, project.id)
-
-
-def resolve_access(
-    session: Session, project: Project, tenant: Tenant, now: datetime, grace_days: int
+    feature_key: str | None = None,
 ) -> Access:
+    """What the tenant's answers depend on: its effective plan and the grants of `feature_key`
+    (or of every feature).
+
+    The effective plan is the subscribed price's plan while the subscription grants access,
+    otherwise the project's default plan, otherwise none.
+    """
     subscription = subscription_state(tenants.current_subscription(session, tenant.id))
-    plan = effective_plan(session, project, subscription, now, grace_days)
-    grants = plans.grants_of(session, plan.id) if plan is not None else {}
-    # A tenant's override replaces the plan's grant for that feature, whatever the plan is.
-    grants.update(tenants.overrides_of(session, tenant.id))
-    return Access(tenant=tenant, plan=plan, subscription=subscription, grants=grants)
+    granting = subscription_grants_access(subscription, now, grace_days)
+    price = subscription.stripe_price_id if granting and subscription else None
+    plan = repository.plan_for(session, project.id, price)
+    rows = repository.features_with_grants(
+        session,
+        project_id=project.id,
+        plan_id=plan.id if plan else None,
+        tenant_id=tenant.id,
+        feature_key=feature_key,
+    )
+    return Access(
+        tenant=tenant,
+        plan=plan,
+        subscription=subscription,
+        features=[feature for feature, _ in rows],
+        grants={feature.id: grant for feature, grant in rows if grant is not None},
+    )
 
 
 def period_of(access: Access, feature: Feature, now: datetime) -> Period | None:
@@ -144,16 +150,16 @@ def check(
     grace_days: int,
 ) -> dict[str, Any]:
     """The answer of `/v1/check`: may `tenant` use `quantity` of the feature now?"""
-    access = resolve_access(session, project, tenant, now, grace_days)
+    access = resolve_access(session, project, tenant, now, grace_days, feature_key)
     head = {
         "tenant": tenant.key,
         "feature": feature_key,
         "plan": access.plan.key if access.plan else None,
         "subscription_status": access.subscription.status if access.subscription else None,
     }
-    feature = _feature(session, project, feature_key)
-    if feature is None:
+    if not access.features:
         return {**head, "allowed": False, "reason": "unknown_feature"}
+    feature = access.features[0]
     used = used_now(session, access, [feature], now).get(feature.id, 0)
     return {**head, **answer(decide(access, feature, used, quantity, now), feature)}
 
@@ -175,7 +181,7 @@ def entitlements_of(
 ) -> dict[str, Any]:
     """The answer of `/v1/tenants/{tenant}/entitlements`: every project feature at once."""
     access = resolve_access(session, project, tenant, now, grace_days)
-    features = list(projects.features_of(session, project.id))
+    features = access.features
     used = used_now(session, access, features, now)
     sub = access.subscription
     return {
@@ -198,7 +204,3 @@ def entitlements_of(
             for f in features
         ],
     }
-
-
-def _feature(session: Session, project: Project, key: str) -> Feature | None:
-    return projects.get_feature(session, project.id, key)

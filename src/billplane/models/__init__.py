@@ -1,6 +1,7 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
 from billplane.models.base import Base
+from billplane.models.invoice import Invoice
 from billplane.models.plan import Plan, PlanGrant
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
@@ -12,6 +13,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Feature",
+    "Invoice",
     "Plan",
     "PlanGrant",
     "Project",

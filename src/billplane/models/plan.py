@@ -1,8 +1,9 @@
 """Plans (a Stripe price plus what it unlocks) and their per-feature grants."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
@@ -30,6 +31,8 @@ class Plan(Base):
     trial_days: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | archived
     is_default: Mapped[bool] = mapped_column(default=False)
+    # What Stripe said of `stripe_price_id` when the plan was last saved (see plans/prices.py).
+    stripe_price: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -52,7 +52,7 @@ class Subscription(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
     trial_end: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
-    # When Stripe last changed this object (its event's `created`): older news never wins.
+    # When billplane last read this subscription from Stripe: an older read never wins.
     stripe_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -31,14 +31,6 @@ def plan_for_price(session: Session, project_id: int, stripe_price_id: str) -> P
     )
 
 
-def default_plan(session: Session, project_id: int) -> Plan | None:
-    return session.scalar(
-        select(Plan).where(
-            Plan.project_id == project_id, Plan.is_default.is_(True), Plan.status == "active"
-        )
-    )
-
-
 def clear_default(session: Session, project_id: int) -> None:
     session.execute(
         update(Plan)

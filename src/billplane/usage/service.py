@@ -47,7 +47,7 @@ def record_usage(
     if earlier is not None:
         return _repeat(earlier, feature, request)
 
-    access = entitlements.resolve_access(session, project, tenant, now, grace_days)
+    access = entitlements.resolve_access(session, project, tenant, now, grace_days, feature.key)
     period = entitlements.period_of(access, feature, now) or period_for(
         "billing_period", now, access.subscription
     )
