@@ -124,7 +124,9 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn's access log)")] = True,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (uvicorn's access log)")
+    ] = True,
 ) -> None:
     """Serve the API (and dashboard) with uvicorn."""
     import uvicorn
@@ -137,7 +139,11 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
         proxy_headers=True,
+        # A worker busy with a burst of requests may answer the supervisor's ping late; it is
+        # not dead, and restarting it would drop the requests it holds.
+        timeout_worker_healthcheck=30,
     )
 
 
