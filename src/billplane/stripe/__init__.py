@@ -1,1 +1,0 @@
-"""Stripe, behind one small module (`gateway`): the rest of billplane speaks in facts."""
