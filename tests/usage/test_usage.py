@@ -194,3 +194,27 @@ def test_batch_event_needs_its_own_idempotency_key(realtyos: Any) -> None:
     )
     assert response.json()["data"][0]["status"] == 400
     assert used(realtyos, "ai.tokens") == 0
+
+
+def test_metered_use_without_a_plan_shows_in_entitlements(realtyos: Any) -> None:
+    realtyos.admin.call(
+        "PATCH",
+        "/admin/api/projects/realtyos/plans/free",
+        json={"is_default": False, "stripe_price_id": "price_free"},
+    )
+    usage(realtyos, 201, idempotency_key="k1", feature="ai.tokens", quantity=9)
+    features = {
+        f["feature"]: f
+        for f in realtyos.api.get("/v1/tenants/acme/entitlements").json()["features"]
+    }
+    assert (features["ai.tokens"]["allowed"], features["ai.tokens"]["used"]) == (False, 9)
+
+
+def test_unlimited_grant_of_a_limit_feature_counts_per_month(realtyos: Any) -> None:
+    realtyos.admin.call(
+        "PATCH",
+        "/admin/api/projects/realtyos/tenants/acme",
+        json={"overrides": {"listings.publish": True}},
+    )
+    body = usage(realtyos, 201, idempotency_key="k1", quantity=500, enforce=True)
+    assert (body["used"], body["limit"], body["resets_at"]) == (500, None, "2026-12-01T00:00:00Z")

@@ -91,5 +91,7 @@ def _add_month(moment: datetime) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def default_reset(feature_type: str) -> str | None:
-    return "billing_period" if feature_type == "metered" else None
+def default_reset(feature_type: str) -> str:
+    """The reset of a grant that names none: metered use is billed per billing period; an
+    unlimited grant of a limit feature still shows a month's use."""
+    return "billing_period" if feature_type == "metered" else "month"

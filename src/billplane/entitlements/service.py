@@ -95,10 +95,16 @@ def resolve_access(
 
 
 def period_of(access: Access, feature: Feature, now: datetime) -> Period | None:
-    grant = access.grants.get(feature.id)
-    if feature.type == "boolean" or grant is None or not grant.enabled:
+    """The period a counted feature's usage goes into (None for on/off features).
+
+    Usage is counted even where the plan does not grant the feature (e.g. metered use without a
+    plan), so reading and recording must agree on the period in every case.
+    """
+    if feature.type == "boolean":
         return None
-    return period_for(grant.reset or default_reset(feature.type), now, access.subscription)
+    grant = access.grants.get(feature.id)
+    reset = (grant.reset if grant else None) or default_reset(feature.type)
+    return period_for(reset, now, access.subscription)
 
 
 def decide(access: Access, feature: Feature, used: int, quantity: int, now: datetime) -> Decision:

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from billplane.entitlements import service as entitlements
-from billplane.entitlements.rules import period_for
 from billplane.errors import FeatureNotFound, IdempotencyKeyReused, InvalidInput, PaymentRequired
 from billplane.models import Feature, Project, Tenant, UsageEvent
 from billplane.projects import repository as projects
@@ -48,9 +47,8 @@ def record_usage(
         return _repeat(earlier, feature, request)
 
     access = entitlements.resolve_access(session, project, tenant, now, grace_days, feature.key)
-    period = entitlements.period_of(access, feature, now) or period_for(
-        "billing_period", now, access.subscription
-    )
+    period = entitlements.period_of(access, feature, now)
+    assert period is not None  # a countable feature always has one
     grant = access.grants.get(feature.id)
     limit = grant.limit if grant and grant.enabled and feature.type == "limit" else None
     if request.enforce:
