@@ -433,3 +433,24 @@ def test_unreachable_database_is_one_line_without_the_password():
     message = _one_line_error(result, 1)
     assert message.startswith("error (database): postgresql://127.0.0.1:1/billplane")
     assert "hunter2" not in result.stderr
+
+
+def test_serve_refuses_a_malformed_database_url_in_one_sentence_without_the_password() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    billplane = Path(sys.executable).parent / "billplane"
+    result = subprocess.run(
+        [str(billplane), "serve"],
+        env={"DATABASE_URL": "postgresql://u:hunter2secret@db:notaport/x", "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "billplane cannot start: DATABASE_URL is not a valid database URL."
+    )
+    assert "hunter2secret" not in result.stdout + result.stderr

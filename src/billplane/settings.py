@@ -5,6 +5,8 @@ from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class SettingsError(Exception):
@@ -28,6 +30,11 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with sqlite:// or postgresql://")
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            # The message says nothing of the URL itself: it may carry a password.
+            raise ValueError("is not a valid database URL") from None
         return value
 
     @field_validator("billplane_admin_token")
@@ -59,10 +66,15 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()} {err['msg'].lower()}"
+            f"{'.'.join(str(p) for p in err['loc']).upper()} {_sentence_part(err['msg'])}"
             for err in exc.errors()
         )
         raise SettingsError(f"billplane cannot start: {problems}.") from None
+
+
+def _sentence_part(message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
 
 
 @lru_cache(maxsize=1)
