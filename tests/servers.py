@@ -28,9 +28,11 @@ def running_server(
     *,
     workers: int = 1,
     extra_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Serve billplane on `database_url` until the block ends; yields the base URL."""
-    port = free_port()
+    """Serve billplane on `database_url` until the block ends; yields the base URL. Pass `port`
+    (from `free_port()`) to know the URL beforehand, e.g. for BILLPLANE_PUBLIC_URL."""
+    port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

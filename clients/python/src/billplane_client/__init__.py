@@ -1,0 +1,69 @@
+"""billplane's Python client: "can this tenant do this?", usage recorded exactly once, checkout.
+
+    from billplane_client import Billplane, OutagePolicy
+
+    bp = Billplane.from_env(outage=OutagePolicy(default="closed", features={"search": "open"}))
+    if bp.check("acme", "listings.publish").allowed:
+        ...
+
+The core needs only httpx; the FastAPI, Starlette and Flask helpers live in their own modules
+(`billplane_client.fastapi`, `.starlette`, `.flask`) and import their framework only there.
+"""
+
+from billplane_client.aio import AsyncBillplane
+from billplane_client.client import Billplane
+from billplane_client.errors import (
+    BillplaneError,
+    BillplaneUnreachable,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PaymentRequired,
+    ServerError,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from billplane_client.gating import Gate
+from billplane_client.policy import OutagePolicy
+from billplane_client.recording import records_usage
+from billplane_client.types import (
+    BatchResult,
+    Check,
+    CheckoutSession,
+    Entitlements,
+    FeatureEntitlement,
+    PortalSession,
+    Subscription,
+    Usage,
+    UsageEvent,
+)
+from billplane_client.version import __version__
+
+__all__ = [
+    "AsyncBillplane",
+    "BatchResult",
+    "Billplane",
+    "BillplaneError",
+    "BillplaneUnreachable",
+    "Check",
+    "CheckoutSession",
+    "Conflict",
+    "Entitlements",
+    "FeatureEntitlement",
+    "Forbidden",
+    "Gate",
+    "InvalidRequest",
+    "NotFound",
+    "OutagePolicy",
+    "PaymentRequired",
+    "PortalSession",
+    "ServerError",
+    "ServiceUnavailable",
+    "Subscription",
+    "Unauthorized",
+    "Usage",
+    "UsageEvent",
+    "__version__",
+    "records_usage",
+]

@@ -1,0 +1,185 @@
+"""`Billplane`: the synchronous client of billplane's client API (DESIGN §2).
+
+bp = Billplane("https://billing.example.com", token)
+if bp.check("acme", "listings.publish").allowed:
+    publish()
+    bp.record_usage("acme", "listings.publish", idempotency_key=f"listing-{id}")
+"""
+
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Self
+
+import httpx
+
+from billplane_client import calls
+from billplane_client.base import ClientBase
+from billplane_client.calls import Call
+from billplane_client.errors import BillplaneError, BillplaneUnreachable, is_outage
+from billplane_client.policy import OnOutage, check_from_entitlements
+from billplane_client.types import (
+    BatchResult,
+    Check,
+    CheckoutSession,
+    Entitlements,
+    PortalSession,
+    Usage,
+    UsageEvent,
+)
+
+
+class Billplane(ClientBase):
+    """A thread-safe client holding one token; reuse one instance (it keeps connections).
+
+    Options: `timeout` (seconds per attempt), `retries` (extra attempts on network errors and
+    5xx, with exponential backoff from `backoff` seconds), `cache_ttl` (seconds a tenant's
+    entitlements serve `check()`; 0 asks `/v1/check` every time), `outage` (an `OutagePolicy`:
+    what `check()` answers when billplane cannot be reached), `transport` (an httpx transport).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(base_url, token, **options)
+        self._http = httpx.Client(transport=transport, **self._http_options)
+        self._locks_guard = threading.Lock()
+        self._fetch_locks: dict[str, threading.Lock] = {}
+
+    # --- questions ----------------------------------------------------------------------------
+
+    def check(
+        self, tenant: str, feature: str, quantity: int = 1, *, on_outage: OnOutage | None = None
+    ) -> Check:
+        """May `tenant` use `quantity` more of `feature`? Never raises for an outage: the outage
+        policy answers then (`reason == "billplane_unreachable"`); `on_outage` overrides it."""
+        try:
+            if self.cache.enabled:
+                entitlements, hit = self._cached_entitlements(tenant)
+                return check_from_entitlements(entitlements, feature, quantity, from_cache=hit)
+            return Check.from_json(self._send(calls.check(tenant, feature, quantity)))
+        except BillplaneError as error:
+            if not is_outage(error):
+                raise
+            return self._outage_answer(tenant, feature, error, on_outage)
+
+    def entitlements(self, tenant: str) -> Entitlements:
+        """Every feature of the project for `tenant`, fetched now (and kept in the cache)."""
+        generation = self.cache.generation(tenant)
+        entitlements = Entitlements.from_json(self._send(calls.entitlements(tenant)))
+        if self.cache.enabled:
+            self.cache.put(entitlements, generation)
+        return entitlements
+
+    # --- usage ----------------------------------------------------------------------------------
+
+    def record_usage(
+        self,
+        tenant: str,
+        feature: str,
+        quantity: int = 1,
+        *,
+        idempotency_key: str | None = None,
+        enforce: bool = False,
+        timestamp: datetime | None = None,
+    ) -> Usage:
+        """Count usage exactly once per `idempotency_key` (generated if not given, and the same
+        on every retry). With `enforce=True` raises `PaymentRequired` instead of passing a limit."""
+        event = UsageEvent(tenant, feature, quantity, idempotency_key, enforce, timestamp)
+        return Usage.from_json(self._send_usage(calls.usage(event), [tenant]))
+
+    def record_usage_batch(
+        self, events: Iterable[UsageEvent | dict[str, Any]]
+    ) -> list[BatchResult]:
+        """Up to 1,000 events in one request; one result per event, in order."""
+        batch = [calls.as_event(e) for e in events]
+        answer = self._send_usage(calls.usage_batch(batch), [e.tenant for e in batch])
+        return [BatchResult.from_json(item) for item in answer["data"]]
+
+    # --- upgrades ------------------------------------------------------------------------------
+
+    def checkout(
+        self, tenant: str, plan: str, *, success_url: str, cancel_url: str
+    ) -> CheckoutSession:
+        """A Stripe Checkout session for `plan`; send the person to its `url`."""
+        return CheckoutSession.from_json(
+            self._send(calls.checkout(tenant, plan, success_url, cancel_url))
+        )
+
+    def confirm_checkout(self, session_id: str) -> Entitlements:
+        """Apply a completed checkout now, not waiting for the webhook; the new entitlements."""
+        entitlements = Entitlements.from_json(self._send(calls.confirm_checkout(session_id)))
+        self._forget([entitlements.tenant])
+        if self.cache.enabled:
+            self.cache.put(entitlements)
+        return entitlements
+
+    def portal(self, tenant: str, *, return_url: str) -> PortalSession:
+        """A Stripe Customer Portal session for plan changes and cancellation."""
+        return PortalSession.from_json(self._send(calls.portal(tenant, return_url)))
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def _send(self, call: Call) -> Any:
+        delays = self.retry.delays()
+        while True:
+            failure: httpx.Response | Exception
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.json, headers=call.headers
+                )
+            except httpx.TransportError as error:
+                failure = error
+            else:
+                if not calls.is_retryable(response):
+                    return calls.decode(response)
+                failure = response
+            delay = next(delays, None)
+            if delay is None:
+                calls.give_up(failure, self.base_url)
+            time.sleep(delay)
+
+    def _send_usage(self, call: Call, tenants: list[str]) -> Any:
+        # Once billplane has answered, usage may have changed; with no answer, nothing did.
+        answered = True
+        try:
+            return self._send(call)
+        except BillplaneUnreachable:
+            answered = False
+            raise
+        finally:
+            if answered:
+                self._forget(tenants)
+
+    def _cached_entitlements(self, tenant: str) -> tuple[Entitlements, bool]:
+        """The tenant's entitlements and whether they came from the cache. Concurrent misses for
+        one tenant wait for a single fetch rather than each making their own."""
+        cached = self.cache.get(tenant)
+        if cached is not None:
+            return cached, True
+        with self._fetch_lock(tenant):
+            cached = self.cache.get(tenant)
+            if cached is not None:
+                return cached, True
+            return self.entitlements(tenant), False
+
+    def _fetch_lock(self, tenant: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._fetch_locks.setdefault(tenant, threading.Lock())

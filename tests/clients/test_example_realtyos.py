@@ -1,0 +1,142 @@
+"""The realtyos example app (examples/realtyos/app.py) driven against a live billplane whose Stripe
+is the Stripe double: a gated and counted paid action, the upgrade page, and the upgrade button
+through checkout (pending while billplane has no `/v1/checkout`).
+"""
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from billplane_client import Billplane
+from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.e2e
+
+APP_FILE = Path(__file__).resolve().parents[2] / "examples" / "realtyos" / "app.py"
+PUBLIC_URL = "https://app.realtyos.test"
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+API = {"Accept": "application/json"}
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("realtyos_example", APP_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def realtyos() -> ModuleType:
+    return load_example()
+
+
+@pytest.fixture
+def shop(stripe_billplane: Any, seed: Any) -> dict[str, str]:
+    project: dict[str, str] = seed(
+        stripe_billplane.url, origins=[PUBLIC_URL], pro_price=stripe_billplane.new_price()
+    )
+    return project
+
+
+@pytest.fixture
+def app(realtyos: ModuleType, stripe_billplane: Any, shop: dict[str, str]) -> Iterator[TestClient]:
+    settings = realtyos.Settings(
+        billplane_url=stripe_billplane.url, billplane_token=shop["token"], public_url=PUBLIC_URL
+    )
+    with TestClient(realtyos.create_app(settings), base_url=PUBLIC_URL) as client:
+        yield client
+
+
+def signed_in(app: TestClient, tenant: str) -> TestClient:
+    assert app.get(f"/login?tenant={tenant}", follow_redirects=False).status_code == 303
+    return app
+
+
+def published(billplane_url: str, token: str, tenant: str) -> int | None:
+    with Billplane(billplane_url, token, cache_ttl=0) as bp:
+        return bp.entitlements(tenant).features["listings.publish"].used
+
+
+def test_publishing_is_gated_and_counted_once_per_listing(
+    app: TestClient, stripe_billplane: Any, shop: dict[str, str]
+) -> None:
+    api = signed_in(app, "acme")
+    ids = [api.post("/api/listings", json={"title": f"House {n}"}).json()["id"] for n in range(4)]
+
+    first = [api.post(f"/listings/{i}/publish", headers=API) for i in ids[:2]]
+    again = api.post(f"/listings/{ids[0]}/publish", headers=API)
+    missing = api.post("/listings/999999/publish", headers=API)
+    last = api.post(f"/listings/{ids[2]}/publish", headers=API)
+    refused = api.post(f"/listings/{ids[3]}/publish", headers=API)
+
+    assert [a.status_code for a in first] == [200, 200]
+    assert [a.json()["remaining"] for a in first] == [2, 1]
+    assert again.status_code == 200  # the same listing again: counted once (see the total)
+    assert missing.status_code == 404  # the action failed: nothing counted
+    assert (last.status_code, last.json()["remaining"]) == (200, 0)
+    assert refused.status_code == 402
+    assert refused.json()["error"]["code"] == "payment_required"
+    assert refused.json()["error"]["reason"] == "limit_reached"
+    assert published(stripe_billplane.url, shop["token"], "acme") == 3
+
+
+def test_a_page_request_for_a_pro_feature_goes_to_the_upgrade_page(app: TestClient) -> None:
+    browser = signed_in(app, "acme")
+
+    api = browser.get("/exports/listings.csv", headers=API)
+    page = browser.get("/exports/listings.csv", headers=BROWSER, follow_redirects=False)
+    upgrade = browser.get(page.headers["location"], headers=BROWSER)
+
+    assert api.status_code == 402
+    assert api.json()["error"]["upgrade_url"] == "/upgrade?feature=exports"
+    assert (page.status_code, page.headers["location"]) == (303, "/upgrade?feature=exports")
+    assert upgrade.status_code == 200
+    assert 'action="/billing/checkout"' in upgrade.text and "Upgrade to Pro" in upgrade.text
+
+
+def test_the_dashboard_shows_plan_usage_and_the_upgrade_button(app: TestClient) -> None:
+    browser = signed_in(app, "globex")
+    browser.post("/listings", data={"title": "Loft"}, headers=BROWSER)
+
+    page = browser.get("/", headers=BROWSER)
+
+    assert page.status_code == 200
+    assert "plan <b>free</b>" in page.text and "0 of 3" in page.text
+    assert "Loft" in page.text and 'action="/billing/checkout"' in page.text
+
+
+def test_the_upgrade_button_runs_checkout_and_unlocks_the_pro_feature(
+    app: TestClient, stripe_billplane: Any
+) -> None:
+    if not stripe_billplane.checkout_ready:
+        pytest.skip("pending: billplane has no /v1/checkout yet")
+    browser = signed_in(app, "globex")
+
+    to_stripe = browser.post("/billing/checkout", headers=BROWSER, follow_redirects=False)
+    checkout_page = httpx.get(to_stripe.headers["location"], timeout=30)
+    paid = httpx.post(f"{to_stripe.headers['location']}/pay", timeout=30)
+    back = urlsplit(paid.headers["location"])
+    confirmed = browser.get(f"{back.path}?{back.query}", headers=BROWSER, follow_redirects=False)
+    export = browser.get("/exports/listings.csv", headers=BROWSER)
+    dashboard = browser.get("/", headers=BROWSER)
+    to_portal = browser.post("/billing/checkout", headers=BROWSER, follow_redirects=False)
+
+    assert to_stripe.status_code == 303
+    assert checkout_page.status_code == 200 and "Pay" in checkout_page.text
+    assert paid.status_code == 303
+    assert f"{back.scheme}://{back.netloc}{back.path}" == f"{PUBLIC_URL}/billing/success"
+    assert (confirmed.status_code, confirmed.headers["location"]) == (303, "/?upgraded=1")
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    assert "plan <b>pro</b>" in dashboard.text and 'action="/billing/portal"' in dashboard.text
+    # Already subscribed: the button leads to the customer portal instead of a second checkout.
+    assert to_portal.status_code == 303
+    assert "/_double/portal/" in to_portal.headers["location"]
