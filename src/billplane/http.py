@@ -124,16 +124,39 @@ def _render_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(error_body("invalid_json", INVALID_JSON), status_code=400)
     # `loc` starts with where the value came from (body, query, path); the rest is the field.
-    return JSONResponse(validation_error(errors, skip=1), status_code=422)
+    return JSONResponse(validation_error(errors, skip=1, body=exc.body), status_code=422)
 
 
-def validation_error(errors: Sequence[Any], *, skip: int = 0) -> dict[str, Any]:
-    """The envelope for the first of pydantic's errors, naming the offending field."""
-    first = errors[0] if errors else {"loc": (), "msg": "Invalid request."}
-    loc = [str(p) for p in first["loc"]]
-    param = ".".join(loc[skip:]) or ".".join(loc)
-    message = f"{param}: {first['msg']}" if param else str(first["msg"])
+def validation_error(errors: Sequence[Any], *, skip: int = 0, body: Any = None) -> dict[str, Any]:
+    """The envelope for the most specific of pydantic's errors, naming the offending field.
+
+    A value that may take several shapes (a grant is `true` or `{"limit": N}`) gets one error
+    per shape; the deepest is the one that says what to fix, e.g. that the limit is too large.
+    """
+    if not errors:
+        return error_body("validation_error", "Invalid request.", param=None)
+    chosen = max(errors, key=lambda error: len(error["loc"]))
+    loc = list(chosen["loc"])
+    path = _field_path(loc[skip:], body) if body is not None else [str(p) for p in loc[skip:]]
+    param = ".".join(path) or ".".join(str(p) for p in loc)
+    message = f"{param}: {chosen['msg']}" if param else str(chosen["msg"])
     return error_body("validation_error", message, param=param or None)
+
+
+def _field_path(loc: list[Any], body: Any) -> list[str]:
+    """`loc` as the caller wrote it: without pydantic's names for the shapes of a union."""
+    path: list[str] = []
+    here = body
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(here, dict) and (part in here or last):
+            here = here.get(part)
+        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
+            here = here[part]
+        else:
+            continue  # a union member's name, not a field of the request
+        path.append(str(part))
+    return path
 
 
 # FastAPI answers a body its JSON parser chokes on in other ways than a syntax error (bytes that

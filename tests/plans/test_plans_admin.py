@@ -300,3 +300,26 @@ def test_unknown_field_in_plan_patch_is_422(realtyos):
     error = _error(realtyos.admin, "PATCH", f"{PLANS}/pro", 422, json={"price": "price_x"})
 
     assert error["param"] == "price"
+
+
+def test_a_too_large_limit_is_named_as_such(client):
+    """A grant is `true` or `{"limit": N}`: the error speaks of the limit, not of booleans."""
+    from conftest import Admin
+
+    admin = Admin(client)
+    admin.project("limits")
+    admin.feature("limits", "seats", "limit")
+    response = client.post(
+        "/admin/api/projects/limits/plans",
+        headers=admin.headers,
+        json={
+            "key": "big",
+            "name": "Big",
+            "is_default": True,
+            "features": {"seats": {"limit": 2**40, "reset": "month"}},
+        },
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["param"] == "features.seats.limit"
+    assert "less than or equal to 2147483647" in error["message"]

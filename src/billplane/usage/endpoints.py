@@ -92,7 +92,7 @@ def _record_one(
                 settings.billplane_past_due_grace_days,
             )
     except ValidationError as exc:
-        return {"status": 422, "error": validation_error(exc.errors())["error"]}
+        return {"status": 422, "error": validation_error(exc.errors(), body=raw)["error"]}
     except BillplaneError as exc:
         return {
             "status": exc.status,
