@@ -1,0 +1,68 @@
+"""The README's two commands are what a new user runs; they must say and do what they claim."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_opens_with_make_run_and_make_test() -> None:
+    commands = re.findall(r"^make (\w+)", (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert commands[:2] == ["run", "test"]
+
+
+def test_ci_runs_the_readme_test_command_and_fails_on_failure() -> None:
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in script
+    assert re.search(r"^make test$", script, re.MULTILINE)
+
+
+def test_make_run_migrates_then_serves_on_port_8000() -> None:
+    plan = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert plan.index("billplane db upgrade") < plan.index("billplane serve")
+    assert "--host 127.0.0.1 --port 8000" in plan
+
+
+@pytest.mark.e2e
+def test_what_make_run_does_serves_docs_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    """`make run`'s steps from an empty directory: the default SQLite file is created, migrated
+    and served (on a free port here, as 8000 may be taken)."""
+    billplane = Path(sys.executable).parent / "billplane"
+    env = {"PATH": "/usr/bin:/bin", "BILLPLANE_ADMIN_TOKEN": "a" * 32}
+    subprocess.run([str(billplane), "db", "upgrade"], cwd=tmp_path, env=env, check=True)
+    assert (tmp_path / "billplane.db").exists()
+    port = free_port()
+    with subprocess.Popen(
+        [str(billplane), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as server:
+        try:
+            docs = _get_when_up(f"http://127.0.0.1:{port}/docs")
+            assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+
+def _get_when_up(url: str) -> httpx.Response:
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
