@@ -1,0 +1,47 @@
+"""`make bench` works end to end: a one-second run per endpoint on each engine.
+
+It asserts that the harness runs and reports, never how fast anything is.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (Debian package) is not installed"),
+]
+
+
+def test_bench_reports_every_endpoint_on_both_engines() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/run.py",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--connections",
+            "4",
+            "--threads",
+            "1",
+            "--max-error-rate",
+            "0.05",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for engine in ("sqlite", "postgresql"):
+        rows = [line for line in result.stdout.splitlines() if line.lstrip().startswith(engine)]
+        endpoints = {word for line in rows for word in line.split()}
+        assert {"healthz", "check", "usage"} <= endpoints, result.stdout
