@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from billplane import __version__
 from billplane.audit.endpoints import router as audit_router
+from billplane.billing import endpoints as billing
 from billplane.clock import Clock, utc_now
 from billplane.db import Database
 from billplane.entitlements.endpoints import router as entitlements_router
@@ -11,9 +12,12 @@ from billplane.http import install_error_handlers
 from billplane.plans.endpoints import router as plans_router
 from billplane.projects.endpoints import router as projects_router
 from billplane.settings import Settings, get_settings
+from billplane.stripe import endpoints as stripe_admin
+from billplane.stripe.gateway import StripeGateway
 from billplane.tenants.endpoints import router as tenants_router
 from billplane.tokens.endpoints import router as tokens_router
 from billplane.usage.endpoints import router as usage_router
+from billplane.webhooks import endpoints as webhooks
 
 DESCRIPTION = """
 billplane answers client apps' question **"can this tenant do this?"** and records **usage**
@@ -31,6 +35,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = db or Database(settings.sqlalchemy_url)
     app.state.clock = clock
+    app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)
     for router in (
         entitlements_router,
@@ -40,6 +45,11 @@ def create_app(
         tenants_router,
         tokens_router,
         audit_router,
+        billing.router,
+        billing.admin,
+        webhooks.router,
+        webhooks.admin,
+        stripe_admin.router,
     ):
         app.include_router(router)
 

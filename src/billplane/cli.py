@@ -12,9 +12,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 
+from billplane.billing.commands import events_app, stripe_app
 from billplane.clock import utc_now
 from billplane.db import Database
 from billplane.errors import BillplaneError
+from billplane.plans import prices
 from billplane.plans import repository as plan_rows
 from billplane.plans import service as plans
 from billplane.plans.schemas import PlanIn, grant_specs
@@ -22,6 +24,7 @@ from billplane.projects import repository as project_rows
 from billplane.projects import service as projects
 from billplane.projects.schemas import FeatureIn, ProjectIn
 from billplane.settings import Settings, SettingsError, load_settings
+from billplane.stripe.gateway import StripeGateway
 from billplane.tenants import repository as tenant_rows
 from billplane.tenants import service as tenants
 from billplane.tenants.schemas import TenantIn
@@ -42,6 +45,8 @@ for sub, name in [
     (plan_app, "plan"),
     (tenant_app, "tenant"),
     (token_app, "token"),
+    (stripe_app, "stripe"),
+    (events_app, "events"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -259,6 +264,9 @@ def plan_create(
         is_default=default,
         features=dict(parse_grant(f) for f in feature or []),
     )
+    # What Stripe says of the price, asked before the transaction opens (as the API does).
+    stripe = StripeGateway.from_settings(_settings())
+    lookup = prices.look_up(stripe, price, utc_now()) if price else None
     with _transaction() as session:
         found = projects.get_project(session, project)
         plan = plans.create_plan(
@@ -272,6 +280,8 @@ def plan_create(
             features=grant_specs(body.features),
             actor=ACTOR,
             now=utc_now(),
+            price_lookup=lookup,
+            stripe_mode=stripe.mode,
         )
         _print(plans.describe(session, found, plan))
 

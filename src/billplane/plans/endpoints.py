@@ -6,16 +6,21 @@ from fastapi import APIRouter
 
 from billplane.http import Admin, Now, Tx
 from billplane.paging import ListOut
-from billplane.plans import repository, service
+from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch, grant_specs
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit
+from billplane.stripe.dependencies import Stripe
 
 router = APIRouter(prefix="/admin/api/projects/{project}/plans", tags=["admin"])
 
 
 @router.post("", response_model=PlanOut, status_code=201)
-def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now) -> Any:
+def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now, stripe: Stripe) -> Any:
+    """Saved whatever Stripe says; `stripe` tells what it said of the price (or why it
+    could not be asked)."""
+    # Stripe is asked before the transaction opens: a slow Stripe must not hold locks.
+    lookup = prices.look_up(stripe, body.stripe_price_id, now) if body.stripe_price_id else None
     with tx.write() as session:
         found = get_project(session, project)
         plan = service.create_plan(
@@ -29,6 +34,8 @@ def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now) -> A
             features=grant_specs(body.features),
             actor=actor,
             now=now,
+            price_lookup=lookup,
+            stripe_mode=stripe.mode,
         )
         return service.describe(session, found, plan)
 
@@ -58,7 +65,15 @@ def get_plan(project: Key, plan: Key, _: Admin, tx: Tx) -> Any:
 
 
 @router.patch("/{plan}", response_model=PlanOut)
-def update_plan(project: Key, plan: Key, body: PlanPatch, actor: Admin, tx: Tx, now: Now) -> Any:
+def update_plan(
+    project: Key, plan: Key, body: PlanPatch, actor: Admin, tx: Tx, now: Now, stripe: Stripe
+) -> Any:
+    """Any edit looks the plan's price up in Stripe again."""
+    price = body.stripe_price_id
+    if price is None and "stripe_price_id" not in body.model_fields_set:
+        with tx.read() as session:
+            price = service.get_plan(session, get_project(session, project), plan).stripe_price_id
+    lookup = prices.look_up(stripe, price, now) if price else None
     with tx.write() as session:
         found = get_project(session, project)
         given = body.model_fields_set
@@ -71,5 +86,14 @@ def update_plan(project: Key, plan: Key, body: PlanPatch, actor: Admin, tx: Tx, 
             is_default=body.is_default,
             features=None if body.features is None else grant_specs(body.features),
         )
-        updated = service.update_plan(session, found, plan, changes, actor=actor, now=now)
+        updated = service.update_plan(
+            session,
+            found,
+            plan,
+            changes,
+            actor=actor,
+            now=now,
+            price_lookup=lookup,
+            stripe_mode=stripe.mode,
+        )
         return service.describe(session, found, updated)

@@ -10,7 +10,8 @@ from billplane.audit import service as audit
 from billplane.entitlements.rules import Grant
 from billplane.errors import AlreadyExists, FeatureNotFound, InvalidInput, PlanNotFound
 from billplane.models import Feature, Plan, Project
-from billplane.plans import repository
+from billplane.plans import prices, repository
+from billplane.plans.prices import PriceLookup
 from billplane.projects import repository as projects
 
 # The API's form of a grant: `true`/`false`, or `{"limit": N, "reset": "month"}`.
@@ -87,6 +88,7 @@ def describe(session: Session, project: Project, plan: Plan) -> dict[str, Any]:
         "status": plan.status,
         "is_default": plan.is_default,
         "features": render_grants(repository.grants_of(session, plan.id), features),
+        "stripe": plan.stripe_price,
     }
 
 
@@ -102,6 +104,8 @@ def create_plan(
     features: dict[str, GrantSpec],
     actor: str,
     now: datetime,
+    price_lookup: PriceLookup | None = None,
+    stripe_mode: str = "test",
 ) -> Plan:
     if repository.get_plan(session, project.id, key) is not None:
         raise AlreadyExists(
@@ -124,6 +128,7 @@ def create_plan(
     )
     repository.add(session, plan)
     repository.replace_grants(session, plan.id, grants)
+    plan.stripe_price = _price_verdict(session, project, plan, price_lookup, stripe_mode)
     audit.record(
         session,
         actor=actor,
@@ -144,6 +149,8 @@ def update_plan(
     *,
     actor: str,
     now: datetime,
+    price_lookup: PriceLookup | None = None,
+    stripe_mode: str = "test",
 ) -> Plan:
     plan = get_plan(session, project, key)
     before = describe(session, project, plan)
@@ -169,6 +176,9 @@ def update_plan(
     plan.trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
     plan.status = status
     plan.updated_at = now
+    plan.stripe_price = _price_verdict(
+        session, project, plan, price_lookup, stripe_mode, kept=price == before["stripe_price_id"]
+    )
     session.flush()
     audit.record(
         session,
@@ -181,6 +191,32 @@ def update_plan(
         now=now,
     )
     return plan
+
+
+def _price_verdict(
+    session: Session,
+    project: Project,
+    plan: Plan,
+    lookup: PriceLookup | None,
+    stripe_mode: str,
+    *,
+    kept: bool = False,
+) -> dict[str, Any] | None:
+    """What Stripe says of the plan's price now; the stored word if Stripe was not asked and
+    the price is `kept`."""
+    if plan.stripe_price_id is None:
+        return None
+    if lookup is None or lookup.price_id != plan.stripe_price_id:
+        if kept and plan.stripe_price is not None:
+            return plan.stripe_price
+        return {"checked": False, "reason": "Not looked up in Stripe yet."}
+    plans = repository.list_plans(session, project.id, limit=1000, starting_after=None).data
+    others = {
+        currency
+        for other in plans
+        if other.id != plan.id and (currency := prices.currency_of(other.stripe_price))
+    }
+    return prices.verdict(lookup, others, stripe_mode=stripe_mode)
 
 
 def _check_price(

@@ -1,6 +1,6 @@
 """All SQL about tenants, their overrides and their subscriptions."""
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
 from billplane.entitlements.rules import Grant
@@ -25,11 +25,16 @@ def add(session: Session, row: Tenant | Subscription) -> None:
 
 
 def current_subscription(session: Session, tenant_id: int) -> Subscription | None:
-    """The tenant's newest subscription: billplane allows one live subscription per tenant."""
+    """The tenant's live subscription (billplane allows one per tenant), else its newest.
+
+    Live first: news of an old, ended subscription may be stored after its successor's (Stripe
+    does not order deliveries), and must not hide it.
+    """
+    ended = case((Subscription.status.in_(("canceled", "incomplete_expired")), 1), else_=0)
     return session.scalar(
         select(Subscription)
         .where(Subscription.tenant_id == tenant_id)
-        .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+        .order_by(ended, Subscription.created_at.desc(), Subscription.id.desc())
         .limit(1)
     )
 

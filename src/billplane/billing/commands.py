@@ -1,0 +1,173 @@
+"""The CLI's Stripe commands: `billplane stripe check|sync` and `billplane events list|replay`.
+
+Each command is an edge like a request: it reads the settings once, opens its own transactions
+and turns expected failures into one line on stderr and a non-zero exit.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from billplane.billing import repository
+from billplane.billing.sync import sync
+from billplane.clock import utc_now
+from billplane.db import Database
+from billplane.errors import BillplaneError
+from billplane.settings import Settings, SettingsError, load_settings
+from billplane.stripe.check import PricedPlan, check_stripe
+from billplane.stripe.gateway import StripeGateway
+from billplane.webhooks import pipeline
+from billplane.webhooks import repository as events
+
+stripe_app = typer.Typer(help="What billplane sees of Stripe, and repairs from it.")
+events_app = typer.Typer(help="Stripe events received by the webhook.")
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print the full answer as JSON.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _edge() -> Iterator[tuple[Settings, pipeline.DatabaseTransactions, StripeGateway]]:
+    try:
+        settings = load_settings()
+        db = Database(settings.sqlalchemy_url)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    except (ArgumentError, ValueError):
+        _fail("billplane cannot start: DATABASE_URL is not a valid database URL.", 2)
+    try:
+        yield settings, pipeline.DatabaseTransactions(db), StripeGateway.from_settings(settings)
+    except BillplaneError as exc:
+        _fail(f"error ({exc.code}): {exc.message}")
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        _fail(f"error (database): {reason}")
+    finally:
+        db.dispose()
+
+
+@stripe_app.command("check")
+def stripe_check(as_json: AsJson = False) -> None:
+    """The key (valid? test or live?), each plan's price, and the webhook endpoint in Stripe.
+    Exits 1 when something needs doing."""
+    with _edge() as (settings, tx, stripe):
+        with tx.read() as session:
+            plans = [PricedPlan(*row) for row in repository.priced_plans(session)]
+        report = check_stripe(stripe, settings, plans, utc_now)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for line in _check_lines(report):
+            typer.echo(line)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def _check_lines(report: dict[str, Any]) -> Iterator[str]:
+    key = report["key"]
+    if not key["valid"]:
+        yield f"Stripe: error: {key['error']}"
+        return
+    yield f"Stripe: connected, {report['mode']} mode (the key is valid)"
+    if not report["plans"]:
+        yield "Plans: none has a Stripe price yet"
+    for plan in report["plans"]:
+        yield f"Plan {plan['project']}/{plan['plan']} ({plan['price']}): {_price(plan['stripe'])}"
+    hook = report["webhook"]
+    yield f"Webhook secret: {'set' if hook['secret_set'] else 'missing (STRIPE_WEBHOOK_SECRET)'}"
+    if hook["registered"] is None:
+        yield f"Webhook endpoint {hook['url']}: unknown ({hook.get('error')})"
+    elif not hook["registered"]:
+        yield f"Webhook endpoint {hook['url']}: not registered in Stripe; add it with the events:"
+        yield from (f"  - {event}" for event in hook["missing_events"])
+    elif hook["missing_events"] or not hook["enabled"]:
+        state = "enabled" if hook["enabled"] else "DISABLED"
+        yield f"Webhook endpoint {hook['url']}: registered ({state}), missing events:"
+        yield from (f"  - {event}" for event in hook["missing_events"])
+    else:
+        yield f"Webhook endpoint {hook['url']}: registered, enabled, with every needed event"
+
+
+# Currencies Stripe counts in whole units (no cents); every other one in hundredths.
+ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
+
+
+def _price(stripe: dict[str, Any]) -> str:
+    if not stripe.get("usable"):
+        return f"problem: {stripe['reason']}"
+    currency = stripe["currency"]
+    minor = stripe["amount"] or 0
+    amount = str(minor) if currency in ZERO_DECIMAL else f"{minor / 100:.2f}"
+    return f"ok, {amount} {currency.upper()} per {stripe['interval']}"
+
+
+@stripe_app.command("sync")
+def stripe_sync(as_json: AsJson = False) -> None:
+    """Pull customers and subscriptions from Stripe and repair what missed webhooks left
+    wrong; prints every change."""
+    progress: Callable[[str], None] = lambda step: typer.echo(f"... {step}", err=True)  # noqa: E731
+    with _edge() as (_, tx, stripe):
+        report = sync(tx, stripe, utc_now, progress).as_dict()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"{report['customers']} customers and {report['subscriptions']} subscriptions "
+        f"checked; {report['changed']} changes."
+    )
+    for change in report["changes"]:
+        typer.echo(f"  {change['action']} {change['target']}: {_difference(change)}")
+    for problem in report["problems"]:
+        typer.echo(f"  not repaired: {problem}")
+
+
+def _difference(change: dict[str, Any]) -> str:
+    before, after = change["before"] or {}, change["after"] or {}
+    keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+    return ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in keys) or "recorded"
+
+
+@events_app.command("list")
+def events_list(
+    outcome: Annotated[str | None, typer.Option(help="processed, ignored or failed")] = None,
+    limit: int = 20,
+) -> None:
+    """The newest received events."""
+    with _edge() as (_, tx, _stripe), tx.read() as session:
+        page = events.recent(session, limit=limit, outcome=outcome)
+        for e in page.data:
+            error = f"  {e.error}" if e.error else ""
+            typer.echo(f"{e.stripe_event_id}  {e.type}  {e.outcome}{error}")
+
+
+@events_app.command("replay")
+def events_replay(event_id: str) -> None:
+    """Process a received event again (e.g. a failed one, once its cause is fixed)."""
+    with _edge() as (_, tx, stripe):
+        receipt = pipeline.replay_stored(tx, stripe, event_id, utc_now)
+    typer.echo(f"{receipt.event_id} ({receipt.type}): {receipt.outcome}")

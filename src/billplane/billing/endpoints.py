@@ -1,0 +1,127 @@
+"""HTTP for checkout, its confirmation, the customer portal and a tenant's billing history."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from billplane.billing import checkout, repository
+from billplane.billing import service as billing
+from billplane.billing.schemas import CheckoutIn, CheckoutOut, InvoiceOut, PortalIn, PortalOut
+from billplane.entitlements import service as entitlements
+from billplane.entitlements.schemas import EntitlementsOut
+from billplane.http import Admin, ClientToken, CurrentSettings, Tx
+from billplane.models import Invoice
+from billplane.paging import ListOut
+from billplane.projects.service import get_project
+from billplane.schemas import Key, PageLimit, TenantKey
+from billplane.stripe.dependencies import AppClock, Stripe
+from billplane.tenants.service import get_tenant
+from billplane.tokens.service import authenticate, tenant_for
+from billplane.webhooks.handlers import gather_checkout
+
+router = APIRouter(prefix="/v1", tags=["client"])
+admin = APIRouter(prefix="/admin/api/projects/{project}/tenants/{tenant}", tags=["admin"])
+
+CHECKOUT_ACTOR = "checkout"
+CONFIRM_ACTOR = "checkout-confirm"
+
+StripeSessionId = Key
+
+
+@router.post("/checkout", response_model=CheckoutOut, summary="Open a Stripe Checkout session")
+def create_checkout(
+    body: CheckoutIn, token: ClientToken, tx: Tx, stripe: Stripe, clock: AppClock
+) -> Any:
+    """A subscription checkout for the plan's price, tied to the tenant. Its `success_url`
+    gets `session_id={CHECKOUT_SESSION_ID}` so the app can confirm on return."""
+    with tx.read() as session:
+        caller = authenticate(session, token)
+        tenant = tenant_for(session, caller, body.tenant)
+        order = checkout.prepare_checkout(
+            session,
+            caller.project,
+            tenant,
+            plan_key=body.plan,
+            success_url=body.success_url,
+            cancel_url=body.cancel_url,
+        )
+    customer = order.customer_id
+    if customer is None:
+        created = checkout.create_customer(stripe, order)
+        with tx.write() as session:
+            now = clock()
+            ctx = billing.Context(actor=CHECKOUT_ACTOR, now=now, seen_at=now)
+            customer = checkout.remember_customer(session, order, created, ctx)
+    opened = checkout.open_checkout(stripe, order, customer)
+    return {"id": opened.id, "url": opened.url}
+
+
+@router.post(
+    "/checkout/{session_id}/confirm",
+    response_model=EntitlementsOut,
+    summary="Apply a completed checkout now, without waiting for the webhook",
+)
+def confirm_checkout(
+    session_id: StripeSessionId,
+    token: ClientToken,
+    tx: Tx,
+    stripe: Stripe,
+    clock: AppClock,
+    settings: CurrentSettings,
+) -> Any:
+    """Reads the session from Stripe and applies it exactly as the webhook does (either may
+    come first; the result is the same). Returns the tenant's entitlements."""
+    with tx.read() as session:
+        caller = authenticate(session, token)
+    found, tenant_key = checkout.find_session(stripe, caller.project, session_id)
+    with tx.read() as session:
+        tenant_for(session, caller, tenant_key)
+    checkout.ensure_complete(found)
+    gathered = gather_checkout(found, stripe, clock)
+    with tx.write() as session:
+        ctx = billing.Context(actor=CONFIRM_ACTOR, now=clock(), seen_at=gathered.seen_at)
+        billing.apply_checkout(session, found, gathered.subscription, ctx)
+    with tx.read() as session:
+        tenant = tenant_for(session, caller, tenant_key)
+        return entitlements.entitlements_of(
+            session, caller.project, tenant, clock(), settings.billplane_past_due_grace_days
+        )
+
+
+@router.post("/portal", response_model=PortalOut, summary="Open a Stripe customer portal session")
+def open_portal(body: PortalIn, token: ClientToken, tx: Tx, stripe: Stripe) -> Any:
+    """Where the tenant changes plan, card or cancels; 409 until it has a Stripe customer."""
+    with tx.read() as session:
+        caller = authenticate(session, token)
+        tenant = tenant_for(session, caller, body.tenant)
+        customer, return_url = checkout.portal_customer(caller.project, tenant, body.return_url)
+    portal_id, url = stripe.open_portal(customer=customer, return_url=return_url)
+    return {"id": portal_id, "url": url}
+
+
+def invoice_out(row: Invoice) -> dict[str, Any]:
+    return {
+        "id": row.stripe_invoice_id,
+        "number": row.number,
+        "status": row.status,
+        "currency": row.currency,
+        "amount_due": row.amount_due,
+        "amount_paid": row.amount_paid,
+        "amount_remaining": row.amount_remaining,
+        "billing_reason": row.billing_reason,
+        "attempt_count": row.attempt_count,
+        "period_start": row.period_start,
+        "period_end": row.period_end,
+        "subscription": row.stripe_subscription_id,
+        "hosted_invoice_url": row.hosted_invoice_url,
+        "created": row.stripe_created_at,
+    }
+
+
+@admin.get("/invoices", response_model=ListOut[InvoiceOut], summary="A tenant's billing history")
+def list_invoices(project: Key, tenant: TenantKey, _: Admin, tx: Tx, limit: PageLimit = 100) -> Any:
+    """Newest first, as billplane last read each invoice from Stripe."""
+    with tx.read() as session:
+        found = get_tenant(session, get_project(session, project), tenant)
+        rows = repository.invoices_of(session, found.id, limit=limit + 1)
+        return {"data": [invoice_out(r) for r in rows[:limit]], "has_more": len(rows) > limit}

@@ -1,0 +1,1 @@
+"""Stripe, behind one small module (`gateway`): the rest of billplane speaks in facts."""

@@ -1,0 +1,31 @@
+"""Admin HTTP for what the server sees of Stripe, and for reconciliation."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from billplane.billing import repository
+from billplane.billing.sync import sync
+from billplane.http import Admin, CurrentSettings, Tx
+from billplane.stripe.check import PricedPlan, check_stripe
+from billplane.stripe.dependencies import AppClock, Stripe
+
+router = APIRouter(prefix="/admin/api/stripe", tags=["admin"])
+
+
+@router.get("/check", summary="What billplane can see of Stripe")
+def stripe_check(
+    _: Admin, tx: Tx, stripe: Stripe, clock: AppClock, settings: CurrentSettings
+) -> Any:
+    """The key (valid, test or live mode), each plan's price, and whether Stripe has a webhook
+    endpoint for this server with the events billplane needs. Changes nothing."""
+    with tx.read() as session:
+        plans = [PricedPlan(*row) for row in repository.priced_plans(session)]
+    return check_stripe(stripe, settings, plans, clock)
+
+
+@router.post("/sync", summary="Repair billing state from Stripe")
+def stripe_sync(_: Admin, tx: Tx, stripe: Stripe, clock: AppClock) -> Any:
+    """Pull customers and subscriptions from Stripe and fix what missed webhooks left wrong;
+    answers with every change made (and what could not be repaired)."""
+    return sync(tx, stripe, clock).as_dict()

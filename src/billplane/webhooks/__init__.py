@@ -1,0 +1,1 @@
+"""Stripe webhooks: verified, recorded once, applied in one transaction, replayable."""

@@ -1,0 +1,113 @@
+"""HTTP for Stripe's webhook deliveries, and the admin API over received events."""
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from billplane.errors import EventNotFound
+from billplane.http import Admin, CurrentSettings, Transactions, Tx
+from billplane.models import StripeEvent
+from billplane.paging import ListOut
+from billplane.schemas import Key, PageLimit
+from billplane.settings import Settings
+from billplane.stripe.dependencies import AppClock, Stripe
+from billplane.stripe.errors import WebhookFailed, WebhookNotConfigured
+from billplane.stripe.facts import event_from
+from billplane.stripe.gateway import StripeGateway
+from billplane.webhooks import pipeline, repository
+from billplane.webhooks.schemas import EventDetailOut, EventOut, WebhookAnswer
+
+router = APIRouter(tags=["stripe"])
+admin = APIRouter(prefix="/admin/api/events", tags=["admin"])
+
+
+@router.post("/webhooks/stripe", response_model=WebhookAnswer, summary="Stripe's deliveries")
+async def stripe_webhook(
+    request: Request, settings: CurrentSettings, stripe: Stripe, tx: Tx, clock: AppClock
+) -> Any:
+    """Verify the signature, record the event once and apply it. Answers 400 (nothing kept)
+    to a bad signature, 200 to a repeat, 500 when processing failed so that Stripe retries."""
+    # The signature covers the exact bytes: read them before anything parses the body.
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature")
+    return await run_in_threadpool(_receive, payload, signature, settings, stripe, tx, clock)
+
+
+def _receive(
+    payload: bytes,
+    signature: str | None,
+    settings: Settings,
+    stripe: StripeGateway,
+    tx: Transactions,
+    clock: AppClock,
+) -> dict[str, Any]:
+    secret = settings.stripe_webhook_secret
+    if not secret:
+        raise WebhookNotConfigured(
+            "STRIPE_WEBHOOK_SECRET is not set, so billplane cannot tell Stripe's deliveries "
+            "from forgeries and accepts none: set it to the endpoint's signing secret."
+        )
+    event = event_from(stripe.verify_webhook(payload, signature, secret))
+    pipeline.refuse_other_mode(stripe, event)
+    try:
+        receipt = pipeline.process(tx, stripe, event, clock)
+    except pipeline.EventFailed as failed:
+        raise WebhookFailed(
+            f"Event {event.id} could not be processed ({failed.error}); Stripe will retry it."
+        ) from None
+    return {
+        "received": True,
+        "id": receipt.event_id,
+        "type": receipt.type,
+        "outcome": receipt.outcome,
+        "duplicate": receipt.duplicate,
+    }
+
+
+def event_out(row: StripeEvent) -> dict[str, Any]:
+    return {
+        "id": row.stripe_event_id,
+        "type": row.type,
+        "livemode": row.livemode,
+        "created": row.stripe_created_at,
+        "received_at": row.received_at,
+        "processed_at": row.processed_at,
+        "outcome": row.outcome,
+        "error": row.error,
+    }
+
+
+@admin.get("", response_model=ListOut[EventOut], summary="Received Stripe events, newest first")
+def list_events(
+    _: Admin,
+    tx: Tx,
+    limit: PageLimit = 50,
+    starting_after: Key | None = None,
+    outcome: Literal["processed", "ignored", "failed"] | None = None,
+    type: Key | None = None,
+) -> Any:
+    with tx.read() as session:
+        page = repository.recent(
+            session, limit=limit, starting_after=starting_after, outcome=outcome, type=type
+        )
+        return {"data": [event_out(e) for e in page.data], "has_more": page.has_more}
+
+
+@admin.get("/{event_id}", response_model=EventDetailOut, summary="One event, with its payload")
+def get_event(event_id: Key, _: Admin, tx: Tx) -> Any:
+    with tx.read() as session:
+        row = repository.get(session, event_id)
+        if row is None:
+            raise EventNotFound(f"No Stripe event '{event_id}' was received.")
+        return {**event_out(row), "payload": row.payload}
+
+
+@admin.post("/{event_id}/replay", response_model=EventOut, summary="Process an event again")
+def replay_event(event_id: Key, _: Admin, tx: Tx, stripe: Stripe, clock: AppClock) -> Any:
+    """Re-apply a received event from its stored payload (what Stripe says now wins)."""
+    pipeline.replay_stored(tx, stripe, event_id, clock)
+    with tx.read() as session:
+        row = repository.get(session, event_id)
+        assert row is not None
+        return event_out(row)

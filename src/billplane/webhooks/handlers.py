@@ -1,0 +1,133 @@
+"""What each Stripe event type does to billing state (DESIGN §3).
+
+An event is news that something changed, not the change itself: Stripe repeats deliveries and
+does not order them, so each handler reads the object's current state from Stripe (`gather`,
+outside any transaction) and stores that (`apply`). Whatever order events arrive in, the last
+one processed leaves what Stripe says now.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from billplane.billing import invoices
+from billplane.billing import repository as billing_rows
+from billplane.billing import service as billing
+from billplane.stripe import facts
+from billplane.stripe.facts import (
+    CheckoutSessionFacts,
+    EventFacts,
+    InvoiceFacts,
+    SubscriptionFacts,
+    claimed_tenant,
+)
+from billplane.stripe.gateway import StripeGateway
+
+CHECKOUT_COMPLETED = "checkout.session.completed"
+SUBSCRIPTION_EVENTS = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+)
+INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_failed")
+# Invoices whose outcome moves the subscription (Stripe sets its status as they settle).
+SETTLING_INVOICE_EVENTS = ("invoice.paid", "invoice.payment_failed")
+CUSTOMER_DELETED = "customer.deleted"
+HANDLED_TYPES = (CHECKOUT_COMPLETED, *SUBSCRIPTION_EVENTS, *INVOICE_EVENTS, CUSTOMER_DELETED)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """What Stripe said, when asked about an event's objects."""
+
+    seen_at: datetime
+    checkout: CheckoutSessionFacts | None = None
+    subscription: SubscriptionFacts | None = None
+    invoice: InvoiceFacts | None = None
+
+
+def concerns_billplane(session: Session, event: EventFacts) -> bool:
+    """Whether the event is about something billplane created or keeps; others are ignored
+    without asking Stripe (an account often serves more than billplane)."""
+    obj = event.object
+    if event.type == CHECKOUT_COMPLETED:
+        return claimed_tenant(facts.checkout_session_from(obj).metadata) is not None
+    if event.type in SUBSCRIPTION_EVENTS:
+        sub = facts.subscription_from(obj)
+        return (
+            _known_subscription(session, sub.id)
+            or _linked_customer(session, sub.customer)
+            or claimed_tenant(sub.metadata) is not None
+        )
+    if event.type in INVOICE_EVENTS:
+        invoice = facts.invoice_from(obj)
+        return _known_subscription(session, invoice.subscription) or _linked_customer(
+            session, invoice.customer
+        )
+    if event.type == CUSTOMER_DELETED:
+        customer = str(obj.get("id") or "")
+        return _linked_customer(session, customer) or bool(
+            billing_rows.subscriptions_of_customer(session, customer)
+        )
+    return False
+
+
+def _known_subscription(session: Session, subscription_id: str | None) -> bool:
+    return bool(subscription_id) and (
+        billing_rows.subscription(session, str(subscription_id)) is not None
+    )
+
+
+def _linked_customer(session: Session, customer_id: str | None) -> bool:
+    return bool(customer_id) and (
+        billing_rows.tenant_by_customer(session, str(customer_id)) is not None
+    )
+
+
+def gather(event: EventFacts, stripe: StripeGateway, clock: Clock) -> Gathered:
+    """Read from Stripe the current state of what the event is about."""
+    obj = event.object
+    if event.type == CHECKOUT_COMPLETED:
+        return gather_checkout(facts.checkout_session_from(obj), stripe, clock)
+    if event.type in SUBSCRIPTION_EVENTS:
+        current = stripe.find_subscription(str(obj["id"]))
+        return Gathered(seen_at=clock(), subscription=current)
+    if event.type in INVOICE_EVENTS:
+        invoice = stripe.find_invoice(str(obj["id"]))
+        subscription = None
+        if invoice is not None and invoice.subscription and event.type in SETTLING_INVOICE_EVENTS:
+            subscription = stripe.find_subscription(invoice.subscription)
+        return Gathered(seen_at=clock(), invoice=invoice, subscription=subscription)
+    return Gathered(seen_at=clock())
+
+
+def gather_checkout(
+    checkout: CheckoutSessionFacts, stripe: StripeGateway, clock: Clock
+) -> Gathered:
+    """A completed checkout and its subscription as Stripe has it now (also for confirm)."""
+    subscription = (
+        stripe.find_subscription(checkout.subscription) if checkout.subscription else None
+    )
+    return Gathered(seen_at=clock(), checkout=checkout, subscription=subscription)
+
+
+def apply(
+    session: Session, event: EventFacts, gathered: Gathered, ctx: billing.Context
+) -> list[billing.Change]:
+    """Store what was gathered for this event; raises to leave everything as it was."""
+    if event.type == CHECKOUT_COMPLETED and gathered.checkout is not None:
+        return billing.apply_checkout(session, gathered.checkout, gathered.subscription, ctx)
+    if event.type == CUSTOMER_DELETED:
+        return billing.unlink_customer(
+            session, str(event.object["id"]), ctx, ended_at=event.created
+        )
+    changes = []
+    if gathered.subscription is not None:
+        changes += billing.apply_subscription(session, gathered.subscription, ctx)
+    if gathered.invoice is not None:
+        changes += invoices.record_invoice(session, gathered.invoice, ctx)
+    return changes

@@ -1,0 +1,254 @@
+"""The subscription lifecycle over real HTTP: the Stripe double signs and posts every event to a
+real billplane server, in order, shuffled and repeated, and the tenant ends the same each time.
+
+checkout → active → renewal → payment failed (past_due) → recovered → canceled, for one tenant,
+and the same without the cancellation for a second one, their events mixed in one batch.
+"""
+
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+import stripe
+from conftest import ADMIN_TOKEN, fresh_database
+from servers import running_server
+from stripe_double import StripeDouble, running_double
+from stripe_shop import API_KEY, WEBHOOK_SECRET, create_price
+
+pytestmark = pytest.mark.e2e
+
+ORIGIN = "https://app.example.test"
+
+
+@dataclass
+class Stack:
+    """A real billplane server, the double it calls, and the double delivering to it."""
+
+    base_url: str
+    double: StripeDouble
+    sdk: stripe.StripeClient
+    admin: httpx.Client
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    with (
+        fresh_database(request.param, tmp_path_factory.mktemp("lifecycle")) as url,
+        running_double(webhook_url=None, webhook_secret=WEBHOOK_SECRET) as double,
+    ):
+        env = {
+            "STRIPE_SECRET_KEY": API_KEY,
+            "STRIPE_API_BASE": double.base_url,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+        with (
+            running_server(url, ADMIN_TOKEN, extra_env=env) as base_url,
+            httpx.Client(
+                base_url=base_url,
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                timeout=60,
+            ) as admin,
+        ):
+            # The double learns billplane's URL once billplane is up.
+            double.set_webhook(f"{base_url}/webhooks/stripe", WEBHOOK_SECRET)
+            sdk = stripe.StripeClient(
+                API_KEY, base_addresses={"api": double.base_url}, max_network_retries=0
+            )
+            yield Stack(base_url, double, sdk, admin)
+
+
+class Project:
+    """A fresh project on the shared server: a free default plan, a Pro plan, two tenants."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.key = f"p{secrets.token_hex(4)}"
+        self.subscriptions: dict[str, str] = {}
+        created = self._post(
+            "/admin/api/projects", {"key": self.key, "name": self.key, "origins": [ORIGIN]}
+        )
+        self.client_headers = {"Authorization": f"Bearer {created['token']}"}
+        base = f"/admin/api/projects/{self.key}"
+        self._post(f"{base}/features", {"key": "exports", "name": "Exports", "type": "boolean"})
+        self._post(f"{base}/plans", {"key": "free", "name": "Free", "is_default": True})
+        price = create_price(stack.sdk, 2000)
+        plan = {
+            "key": "pro",
+            "name": "Pro",
+            "stripe_price_id": price,
+            "features": {"exports": True},
+        }
+        assert self._post(f"{base}/plans", plan)["stripe"]["usable"] is True
+        for tenant in ("acme", "globex"):
+            self._post(f"{base}/tenants", {"key": tenant})
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        answer = self.stack.admin.post(path, json=body)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    def subscribe(self, tenant: str) -> str:
+        body = {
+            "tenant": tenant,
+            "plan": "pro",
+            "success_url": f"{ORIGIN}/done",
+            "cancel_url": f"{ORIGIN}/billing",
+        }
+        opened = self.stack.admin.post("/v1/checkout", json=body, headers=self.client_headers)
+        assert opened.status_code == 200, opened.text
+        completed = self.stack.double.complete_checkout(opened.json()["id"])
+        self.subscriptions[tenant] = str(completed["subscription"])
+        return self.subscriptions[tenant]
+
+    def state(self, tenant: str) -> dict[str, Any]:
+        """What the tenant's app and its operator see; ids left out so runs compare."""
+        detail = self.stack.admin.get(f"/admin/api/projects/{self.key}/tenants/{tenant}").json()
+        check = self.stack.admin.post(
+            "/v1/check",
+            json={"tenant": tenant, "feature": "exports"},
+            headers=self.client_headers,
+        )
+        invoices = self.stack.admin.get(
+            f"/admin/api/projects/{self.key}/tenants/{tenant}/invoices"
+        ).json()["data"]
+        sub = detail["subscription"]
+        return {
+            "status": sub["status"] if sub else None,
+            "current_period_end": sub["current_period_end"] if sub else None,
+            "cancel_at_period_end": sub["cancel_at_period_end"] if sub else None,
+            "plan": check.json()["plan"],
+            "allowed": check.json()["allowed"],
+            "invoices": sorted((i["status"], i["amount_paid"]) for i in invoices),
+        }
+
+
+def _lifecycle(project: Project) -> None:
+    """Both tenants subscribe, renew, fail a payment and recover; acme then cancels."""
+    double = project.stack.double
+    subscriptions = [project.subscribe("acme"), project.subscribe("globex")]
+    for step in (double.renew, double.fail_payment, double.recover):
+        for subscription in subscriptions:
+            step(subscription)
+    double.cancel(subscriptions[0])
+
+
+EXPECTED_INVOICES = [("paid", 2000)] * 3
+
+
+def _assert_final(project: Project) -> dict[str, Any]:
+    acme, globex = project.state("acme"), project.state("globex")
+    assert (acme["status"], acme["plan"], acme["allowed"]) == ("canceled", "free", False)
+    assert (globex["status"], globex["plan"], globex["allowed"]) == ("active", "pro", True)
+    assert acme["invoices"] == globex["invoices"] == EXPECTED_INVOICES
+    for tenant, seen in (("acme", acme), ("globex", globex)):
+        found = project.stack.sdk.v1.subscriptions.retrieve(project.subscriptions[tenant])
+        end = max(item["current_period_end"] for item in found["items"]["data"])
+        assert seen["status"] == found.status
+        assert datetime.fromisoformat(seen["current_period_end"]) == datetime.fromtimestamp(
+            end, UTC
+        )
+    failed = project.stack.admin.get("/admin/api/events", params={"outcome": "failed"}).json()
+    assert failed["data"] == []
+    return {"acme": acme, "globex": globex}
+
+
+@pytest.fixture(scope="module")
+def in_order(stack: Stack) -> dict[str, Any]:
+    """The lifecycle with every event delivered at once, in order, step by step."""
+    project = Project(stack)
+    double = stack.double
+    subscription = project.subscribe("acme")
+    assert project.state("acme")["status"] == "active"
+    assert project.state("acme")["plan"] == "pro"
+    first_end = project.state("acme")["current_period_end"]
+
+    double.renew(subscription)
+    renewed = project.state("acme")
+    assert renewed["status"] == "active" and renewed["current_period_end"] > first_end
+
+    double.fail_payment(subscription)
+    failing = project.state("acme")
+    assert (failing["status"], failing["plan"], failing["allowed"]) == ("past_due", "pro", True)
+
+    double.recover(subscription)
+    assert project.state("acme")["status"] == "active"
+
+    double.cancel(subscription)
+    assert project.state("acme")["plan"] == "free"
+    assert all(d.ok for d in double.deliveries), [d for d in double.deliveries if not d.ok]
+
+    # Then the full two-tenant lifecycle on a fresh project, as the reference outcome.
+    reference = Project(stack)
+    _lifecycle(reference)
+    return _assert_final(reference)
+
+
+def test_the_lifecycle_delivered_in_order_ends_as_stripe_says(in_order: dict[str, Any]) -> None:
+    assert in_order["acme"]["status"] == "canceled"
+    assert in_order["globex"]["current_period_end"] is not None
+
+
+@pytest.mark.parametrize(
+    ("order", "duplicate", "seed"),
+    [
+        ("as_is", True, None),
+        ("reversed", False, None),
+        ("shuffled", True, 1),
+        ("shuffled", True, 2),
+        ("shuffled", True, 3),
+    ],
+)
+def test_the_lifecycle_ends_the_same_whatever_the_delivery(
+    stack: Stack, in_order: dict[str, Any], order: Any, duplicate: bool, seed: int | None
+) -> None:
+    project = Project(stack)
+    stack.double.hold_deliveries()
+    try:
+        _lifecycle(project)
+        held = [e["id"] for e in stack.double.pending_events()]
+        deliveries = stack.double.deliver(order=order, duplicate=duplicate, seed=seed)
+    finally:
+        stack.double.resume_deliveries()
+
+    assert [d.status_code for d in deliveries] == [200] * len(deliveries)
+    assert Counter(d.event_id for d in deliveries) == {e: 2 if duplicate else 1 for e in held}
+    assert _assert_final(project) == in_order
+
+
+def test_concurrent_deliveries_apply_each_event_once(
+    stack: Stack, in_order: dict[str, Any]
+) -> None:
+    """Stripe may deliver several events about one subscription at the same moment (and
+    repeat them): concurrent requests must neither fail nor store anything twice."""
+    project = Project(stack)
+    stack.double.hold_deliveries()
+    try:
+        _lifecycle(project)
+        pending = stack.double.pending_events()
+        signed = [stack.double.signed(event) for event in pending + pending]
+        with httpx.Client(base_url=stack.base_url, timeout=120) as http:
+
+            def post(delivery: tuple[bytes, str]) -> int:
+                payload, header = delivery
+                headers = {"Stripe-Signature": header, "Content-Type": "application/json"}
+                return http.post("/webhooks/stripe", content=payload, headers=headers).status_code
+
+            with ThreadPoolExecutor(max_workers=12) as pool:
+                statuses = list(pool.map(post, signed))
+    finally:
+        stack.double.resume_deliveries()  # the held originals arrive too: repeats by now
+
+    assert statuses == [200] * len(signed)
+    assert _assert_final(project) == in_order
+    events = stack.admin.get("/admin/api/events", params={"limit": 100}).json()["data"]
+    mine = {e["id"] for e in pending}
+    assert Counter(e["id"] for e in events if e["id"] in mine) == dict.fromkeys(mine, 1)

@@ -1,0 +1,102 @@
+"""Shared by billplane's Stripe tests: constants, a price maker, and `Shop`, the test's view
+of a project that sells a Pro plan through the Stripe double."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+import stripe
+from conftest import Admin, Client
+from servers import free_port
+from stripe_double import StripeDouble
+
+API_KEY = "sk_test_billplane_stripe_tests"
+WEBHOOK_SECRET = "whsec_billplane_stripe_tests"
+ORIGIN = "https://app.realtyos.test"
+SUCCESS_URL = f"{ORIGIN}/billing/done"
+CANCEL_URL = f"{ORIGIN}/billing"
+
+
+def create_price(
+    sdk: stripe.StripeClient,
+    amount: int = 2000,
+    *,
+    currency: str = "usd",
+    interval: str | None = "month",
+    name: str = "Pro",
+) -> str:
+    params: dict[str, Any] = {
+        "product_data": {"name": name},
+        "unit_amount": amount,
+        "currency": currency,
+    }
+    if interval:
+        params["recurring"] = {"interval": interval}
+    return sdk.v1.prices.create(params=params).id  # type: ignore[arg-type]
+
+
+@dataclass
+class Shop:
+    """A project selling a Pro plan through the double: the test's view of everything."""
+
+    admin: Admin
+    api: Client
+    token: str
+    double: StripeDouble
+    sdk: stripe.StripeClient
+    client: TestClient
+    pro_price: str
+
+    def checkout(self, tenant: str = "acme", plan: str = "pro", **extra: Any) -> Any:
+        body = {"tenant": tenant, "plan": plan, "success_url": SUCCESS_URL}
+        return self.api.post("/v1/checkout", {**body, "cancel_url": CANCEL_URL, **extra})
+
+    def subscribe(self, tenant: str = "acme") -> str:
+        """Checkout opened and paid (no webhook delivered yet); the subscription id."""
+        opened = self.checkout(tenant)
+        assert opened.status_code == 200, opened.text
+        return str(self.double.complete_checkout(opened.json()["id"])["subscription"])
+
+    def deliver(self, event: Any, *, secret: str = WEBHOOK_SECRET, **kwargs: Any) -> Any:
+        payload, header = self.double.signed(event, secret=secret, **kwargs)
+        return self.client.post(
+            "/webhooks/stripe",
+            content=payload,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
+
+    def deliver_all(self, types: set[str] | None = None) -> list[Any]:
+        """Every event the double emitted so far (of `types`), in order, each must be 200."""
+        answers = []
+        for event in self.double.events():
+            if types is None or event["type"] in types:
+                answer = self.deliver(event)
+                assert answer.status_code == 200, answer.text
+                answers.append(answer.json())
+        return answers
+
+    def check(self, feature: str = "exports", tenant: str = "acme") -> Any:
+        answer = self.api.post("/v1/check", {"tenant": tenant, "feature": feature})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def tenant(self, key: str = "acme") -> Any:
+        return self.admin.call("GET", f"/admin/api/projects/realtyos/tenants/{key}")
+
+    def events(self, **params: Any) -> list[Any]:
+        return self.admin.call("GET", "/admin/api/events", params=params)["data"]  # type: ignore[no-any-return]
+
+    def audit(self) -> list[Any]:
+        answer = self.admin.call("GET", "/admin/api/audit", params={"project": "realtyos"})
+        return answer["data"]  # type: ignore[no-any-return]
+
+
+def closed_port_url() -> str:
+    """A local URL nothing listens on: Stripe, unreachable."""
+    port = free_port()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+    return f"http://127.0.0.1:{port}"
