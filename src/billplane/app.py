@@ -1,4 +1,4 @@
-"""The ASGI application: client API, admin API and (later) the dashboard, on one stack."""
+"""The ASGI application: client API, admin API and the operator dashboard, on one stack."""
 
 from fastapi import FastAPI
 
@@ -6,6 +6,7 @@ from billplane import __version__
 from billplane.audit.endpoints import router as audit_router
 from billplane.billing import endpoints as billing
 from billplane.clock import Clock, utc_now
+from billplane.dashboard.app import mount_dashboard
 from billplane.db import Database
 from billplane.entitlements.endpoints import router as entitlements_router
 from billplane.http import install_error_handlers
@@ -57,4 +58,6 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    # Last: the dashboard answers only the paths it serves, after every API route.
+    mount_dashboard(app)
     return app

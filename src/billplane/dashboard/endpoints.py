@@ -1,0 +1,213 @@
+"""Dashboard HTTP: login and logout, the overview (status and checklist), the API call builder
+and the webhook page. Projects, plans and tenants have their own page modules."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from billplane.dashboard import auth, repository, snippets
+from billplane.dashboard.checklist import Stripe, checklist, grouped, next_item
+from billplane.dashboard.status import (
+    HANDLED_EVENTS,
+    endpoint_status,
+    price_status,
+    stripe_status,
+    webhook_url,
+)
+from billplane.dashboard.view import FormView, PageView, View, flash, redirect, templates
+from billplane.errors import BillplaneError
+from billplane.http import CurrentSettings
+from billplane.models import Feature, Plan, Project, Tenant
+from billplane.plans import repository as plans
+from billplane.projects import repository as projects
+from billplane.tenants import repository as tenants
+from billplane.webhooks import pipeline
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, settings: CurrentSettings, next: str = "/") -> Response:
+    if auth.logged_in(request):
+        return redirect(_local(next))
+    return _login(request, settings, next, status_code=200)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, form: auth.LoginForm, settings: CurrentSettings) -> Response:
+    target = _local(form.get("next", "/"))
+    if auth.log_in(request, settings, form.get("token", "")):
+        return redirect(target)
+    error = "That is not the admin token (BILLPLANE_ADMIN_TOKEN)."
+    return _login(request, settings, target, status_code=401, errors={"token": error})
+
+
+def _login(request: Request, settings: CurrentSettings, target: str, **kw: Any) -> Response:
+    status_code = kw.pop("status_code")
+    context = {
+        "csrf": auth.csrf_token(request),
+        "next": _local(target),
+        "disabled": settings.billplane_admin_token is None,
+        "errors": {},
+        **kw,
+    }
+    return templates.TemplateResponse(request, "login.html", context, status_code=status_code)
+
+
+def _local(target: str) -> str:
+    """Only a path on this server: never an open redirect (`//host`, `https://…`, `/\\host`)."""
+    if not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
+@router.post("/logout")
+def logout(request: Request, _form: auth.OperatorForm) -> Response:
+    auth.log_out(request)
+    return redirect("/login")
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(view: PageView) -> Response:
+    settings = view.settings
+    with view.tx.read() as session:
+        setup = repository.setup_of_projects(session)
+        events = repository.event_count(session)
+    prices = {price for project in setup for price in project.prices}
+    stripe = Stripe(
+        key=stripe_status(view.stripe),
+        key_set=bool(settings.stripe_secret_key),
+        webhook_secret_set=bool(settings.stripe_webhook_secret),
+        prices={price: price_status(view.stripe, price) for price in sorted(prices)},
+        endpoint=endpoint_status(view.stripe, settings),
+        events_received=events,
+        webhook_url=webhook_url(settings),
+    )
+    items = checklist(setup, stripe)
+    return view.render(
+        "overview.html",
+        page="overview",
+        items=items,
+        groups=grouped(items),
+        next=next_item(items),
+        done=sum(item.state == "done" for item in items),
+        projects=setup,
+    )
+
+
+@router.get("/plans")
+def plans_shortcut(view: PageView) -> Response:
+    return redirect(_project_path(view, "plans"))
+
+
+@router.get("/tenants")
+def tenants_shortcut(view: PageView) -> Response:
+    return redirect(_project_path(view, "tenants"))
+
+
+def _project_path(view: View, section: str) -> str:
+    """The operator's current project's section, or the projects page when there is none yet."""
+    remembered = view.request.session.get("project")
+    with view.tx.read() as session:
+        project = projects.get_project(session, remembered) if remembered else None
+        if project is None:
+            page = projects.list_projects(session, limit=1, starting_after=None)
+            project = page.data[0] if page.data else None
+    return f"/projects/{project.key}/{section}" if project else "/projects"
+
+
+@router.get("/builder", response_class=HTMLResponse)
+def builder(
+    view: PageView,
+    project: str | None = None,
+    tenant: str | None = None,
+    feature: str | None = None,
+    plan: str | None = None,
+    lang: str = "curl",
+) -> Response:
+    language = lang if lang in snippets.LANGUAGES else "curl"
+    with view.tx.read() as session:
+        all_projects = list(projects.list_projects(session, limit=100, starting_after=None).data)
+        chosen = _pick(all_projects, project or view.request.session.get("project"))
+        options = _options(session, chosen)
+    choice = snippets.Choice(
+        tenant=_pick_key(options["tenants"], tenant, "TENANT_KEY"),
+        feature=_pick_key(options["features"], feature, "FEATURE_KEY"),
+        plan=_pick_key(options["plans"], plan, "PLAN_KEY"),
+        origin=chosen.origins[0] if chosen and chosen.origins else "https://app.example.com",
+    )
+    base = view.settings.billplane_public_url
+    built = [(call, snippets.snippet(language, base, call)) for call in snippets.calls(choice)]
+    return view.render(
+        "builder.html",
+        page="builder",
+        projects=all_projects,
+        project=chosen,
+        choice=choice,
+        language=language,
+        languages=snippets.LANGUAGES,
+        base_url=base,
+        calls=built,
+        **options,
+    )
+
+
+def _pick(rows: list[Project], key: str | None) -> Project | None:
+    return next((row for row in rows if row.key == key), rows[0] if rows else None)
+
+
+def _pick_key(rows: list[Any], key: str | None, placeholder: str) -> str:
+    keys = [row.key for row in rows]
+    if key in keys:
+        assert key is not None
+        return key
+    return keys[0] if keys else placeholder
+
+
+def _options(session: Session, project: Project | None) -> dict[str, Any]:
+    if project is None:
+        return {"tenants": [], "features": [], "plans": []}
+    found_tenants: list[Tenant] = list(
+        tenants.list_tenants(session, project.id, limit=100, starting_after=None).data
+    )
+    features: list[Feature] = list(projects.features_of(session, project.id))
+    all_plans: list[Plan] = list(
+        plans.list_plans(session, project.id, limit=100, starting_after=None).data
+    )
+    # Checkout needs a plan with a price: those come first.
+    priced = sorted(all_plans, key=lambda p: (p.stripe_price_id is None, p.status != "active"))
+    return {"tenants": found_tenants, "features": features, "plans": priced}
+
+
+@router.get("/webhook", response_class=HTMLResponse)
+def webhook_page(view: PageView) -> Response:
+    settings = view.settings
+    with view.tx.read() as session:
+        events = list(repository.recent_events(session))
+    return view.render(
+        "webhook.html",
+        page="webhook",
+        url=webhook_url(settings),
+        handled=HANDLED_EVENTS,
+        secret_set=bool(settings.stripe_webhook_secret),
+        endpoint=endpoint_status(view.stripe, settings),
+        events=events,
+    )
+
+
+@router.post("/webhook/events/{event_id}/replay")
+def replay_event(
+    event_id: str, request: Request, _form: auth.OperatorForm, view: FormView
+) -> Response:
+    """Process a failed event again from its stored payload, as the admin API's replay does."""
+    try:
+        receipt = pipeline.replay_stored(
+            view.tx, view.stripe, event_id, view.request.app.state.clock
+        )
+    except BillplaneError as exc:
+        flash(request, f"Replaying {event_id} failed: {exc.message}", kind="error")
+    else:
+        flash(request, f"Event {event_id} replayed: {receipt.outcome}.")
+    return redirect("/webhook#events")

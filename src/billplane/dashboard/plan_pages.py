@@ -1,0 +1,179 @@
+"""Dashboard HTTP for plans: the table (with each price's Stripe status), create and edit."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from billplane.dashboard import forms
+from billplane.dashboard.auth import OperatorForm
+from billplane.dashboard.status import PriceStatus, price_status
+from billplane.dashboard.view import FormView, PageView, View, flash, redirect
+from billplane.errors import BillplaneError
+from billplane.plans import prices, repository, service
+from billplane.plans.schemas import PlanIn, PlanPatch, grant_specs
+from billplane.projects import repository as projects
+from billplane.projects.service import get_project
+
+router = APIRouter(include_in_schema=False)
+ACTOR = "dashboard"
+
+
+@router.get("/projects/{project}/plans", response_class=HTMLResponse)
+def plans_page(project: str, view: PageView) -> Response:
+    return _plans(view, project)
+
+
+def _plans(view: View, key: str, **context: Any) -> Response:
+    with view.tx.read() as session:
+        found = get_project(session, key)
+        features = list(projects.features_of(session, found.id))
+        rows = repository.list_plans(session, found.id, limit=100, starting_after=None).data
+        described = [service.describe(session, found, plan) for plan in rows]
+    # Stripe is asked outside the transaction: a slow network never holds a database connection.
+    prices = {plan["key"]: _price(view, plan["stripe_price_id"]) for plan in described}
+    view.current_project(found.key)
+    return view.render(
+        "plans.html",
+        page="plans",
+        project=found,
+        features=features,
+        plans=described,
+        prices=prices,
+        resets=forms.RESETS,
+        **context,
+    )
+
+
+def _look_up(view: View, price_id: str | None) -> prices.PriceLookup | None:
+    """Stripe's word on the price, stored with the plan as the admin API stores it; asked
+    before the transaction opens, so a slow Stripe never holds a database lock."""
+    return prices.look_up(view.stripe, price_id, view.now) if price_id else None
+
+
+def _price(view: View, price_id: str | None) -> PriceStatus | None:
+    return price_status(view.stripe, price_id) if price_id else None
+
+
+@router.post("/projects/{project}/plans", response_class=HTMLResponse)
+def create_plan(project: str, request: Request, form: OperatorForm, view: FormView) -> Response:
+    lookup = _look_up(view, forms.text(form, "stripe_price_id"))
+    try:
+        with view.tx.write() as session:
+            found = get_project(session, project)
+            features = projects.features_of(session, found.id)
+            data = {
+                "key": forms.text(form, "key"),
+                "name": forms.text(form, "name"),
+                "stripe_price_id": forms.text(form, "stripe_price_id"),
+                "trial_days": forms.number(form, "trial_days"),
+                "is_default": forms.checked(form, "is_default"),
+                "features": forms.plan_grants(form, features),
+            }
+            body = forms.validated(PlanIn, forms.without_none(data))
+            service.create_plan(
+                session,
+                found,
+                key=body.key,
+                name=body.name,
+                stripe_price_id=body.stripe_price_id,
+                trial_days=body.trial_days,
+                is_default=body.is_default,
+                features=grant_specs(body.features),
+                actor=ACTOR,
+                now=view.now,
+                price_lookup=lookup,
+                stripe_mode=view.stripe.mode,
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        return _plans(
+            view,
+            project,
+            status_code=422,
+            errors=invalid.fields,
+            general=invalid.general,
+            values=form,
+        )
+    flash(request, f"Plan {body.key} created.")
+    return redirect(f"/projects/{project}/plans")
+
+
+@router.get("/projects/{project}/plans/{plan}", response_class=HTMLResponse)
+def plan_page(project: str, plan: str, view: PageView) -> Response:
+    return _plan(view, project, plan)
+
+
+def _plan(view: View, key: str, plan_key: str, **context: Any) -> Response:
+    with view.tx.read() as session:
+        found = get_project(session, key)
+        plan = service.describe(session, found, service.get_plan(session, found, plan_key))
+        features = list(projects.features_of(session, found.id))
+    view.current_project(found.key)
+    return view.render(
+        "plan.html",
+        page="plans",
+        project=found,
+        plan=plan,
+        price=_price(view, plan["stripe_price_id"]),
+        features=features,
+        resets=forms.RESETS,
+        **context,
+    )
+
+
+@router.post("/projects/{project}/plans/{plan}", response_class=HTMLResponse)
+def update_plan(
+    project: str, plan: str, request: Request, form: OperatorForm, view: FormView
+) -> Response:
+    lookup = _look_up(view, forms.text(form, "stripe_price_id"))
+    try:
+        with view.tx.write() as session:
+            found = get_project(session, project)
+            service.get_plan(
+                session, found, plan
+            )  # an unknown plan is a 404 page, not a form error
+            data = {
+                "name": forms.text(form, "name"),
+                "stripe_price_id": forms.text(form, "stripe_price_id"),
+                "trial_days": forms.number(form, "trial_days"),
+                "is_default": forms.checked(form, "is_default"),
+                "status": forms.text(form, "status"),
+                "features": forms.plan_grants(form, projects.features_of(session, found.id)),
+            }
+            # An emptied price field clears the price (the service then asks for a default plan).
+            body = forms.validated(PlanPatch, data)
+            changes = service.PlanChanges(
+                name=body.name,
+                stripe_price_id=body.stripe_price_id,
+                clear_price=body.stripe_price_id is None,
+                trial_days=body.trial_days,
+                status=body.status,
+                is_default=body.is_default,
+                features=None if body.features is None else grant_specs(body.features),
+            )
+            service.update_plan(
+                session,
+                found,
+                plan,
+                changes,
+                actor=ACTOR,
+                now=view.now,
+                price_lookup=lookup,
+                stripe_mode=view.stripe.mode,
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
+            raise
+        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        return _plan(
+            view,
+            project,
+            plan,
+            status_code=422,
+            errors=invalid.fields,
+            general=invalid.general,
+            values=form,
+        )
+    flash(request, f"Plan {plan} saved.")
+    return redirect(f"/projects/{project}/plans")

@@ -1,0 +1,200 @@
+"""Dashboard HTTP for projects, their features and their tokens (issue, rotate, revoke).
+
+Every change goes through the same service as the admin API, as actor `dashboard`; a new token is
+revealed once, on the page the POST redirects to.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from billplane.dashboard import forms
+from billplane.dashboard.auth import OperatorForm
+from billplane.dashboard.view import FormView, PageView, View, flash, redirect, reveal
+from billplane.errors import BillplaneError, TokenNotFound
+from billplane.models import Project, Tenant, Token
+from billplane.projects import repository, service
+from billplane.projects.schemas import FeatureIn, ProjectIn
+from billplane.tenants import repository as tenants
+from billplane.tenants.service import get_tenant
+from billplane.tokens import repository as tokens
+from billplane.tokens import service as token_service
+from billplane.tokens.schemas import TokenIn
+
+router = APIRouter(include_in_schema=False)
+ACTOR = "dashboard"
+
+
+@router.get("/projects", response_class=HTMLResponse)
+def projects_page(view: PageView) -> Response:
+    return _projects(view)
+
+
+def _projects(view: View, **context: Any) -> Response:
+    with view.tx.read() as session:
+        rows = list(repository.list_projects(session, limit=100, starting_after=None).data)
+    return view.render("projects.html", page="projects", projects=rows, **context)
+
+
+@router.post("/projects", response_class=HTMLResponse)
+def create_project(request: Request, form: OperatorForm, view: FormView) -> Response:
+    data = {
+        "key": forms.text(form, "key"),
+        "name": forms.text(form, "name"),
+        "origins": forms.lines(form, "origins"),
+    }
+    try:
+        body = forms.validated(ProjectIn, forms.without_none(data))
+        with view.tx.write() as session:
+            created = service.create_project(
+                session,
+                key=body.key,
+                name=body.name,
+                origins=body.origin_strings(),
+                actor=ACTOR,
+                now=view.now,
+            )
+            secret = created.token.secret
+    except (forms.Invalid, BillplaneError) as exc:
+        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        return _projects(
+            view, status_code=422, errors=invalid.fields, general=invalid.general, values=form
+        )
+    reveal(request, secret=secret, what=f"The project token of {body.key}")
+    flash(request, f"Project {body.key} created.")
+    return redirect(f"/projects/{body.key}#secret")
+
+
+@router.get("/projects/{project}", response_class=HTMLResponse)
+def project_page(project: str, view: PageView) -> Response:
+    return _project(view, project)
+
+
+def _project(view: View, key: str, **context: Any) -> Response:
+    with view.tx.read() as session:
+        project = service.get_project(session, key)
+        features = list(repository.features_of(session, project.id))
+        tenant_rows = list(
+            tenants.list_tenants(session, project.id, limit=100, starting_after=None).data
+        )
+        token_rows = _tokens_of(session, project)
+    view.current_project(project.key)
+    return view.render(
+        "project.html",
+        page="projects",
+        project=project,
+        features=features,
+        tenant_options=[("", "Whole project")] + [(t.key, f"Tenant {t.key}") for t in tenant_rows],
+        tokens=token_rows,
+        **context,
+    )
+
+
+def _tokens_of(session: Session, project: Project) -> list[tuple[Token, str | None]]:
+    rows = tokens.list_tokens(session, project.id, limit=100, starting_after=None).data
+    names = {
+        t.id: t.key
+        for t in tenants.list_tenants(session, project.id, limit=100, starting_after=None).data
+    }
+    found = [(t, names.get(t.tenant_id) if t.tenant_id else None) for t in rows]
+    # Live tokens first, newest first: what an operator looks for.
+    return sorted(
+        found, key=lambda row: (row[0].revoked_at is not None, -row[0].created_at.timestamp())
+    )
+
+
+@router.post("/projects/{project}/features", response_class=HTMLResponse)
+def create_feature(project: str, request: Request, form: OperatorForm, view: FormView) -> Response:
+    data = {
+        "key": forms.text(form, "key"),
+        "name": forms.text(form, "name"),
+        "type": forms.text(form, "type"),
+        "unit": forms.text(form, "unit"),
+    }
+    try:
+        body = forms.validated(FeatureIn, forms.without_none(data))
+        with view.tx.write() as session:
+            service.create_feature(
+                session,
+                service.get_project(session, project),
+                key=body.key,
+                name=body.name,
+                type=body.type,
+                unit=body.unit,
+                actor=ACTOR,
+                now=view.now,
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        return _project_form_error(view, project, exc, "feature", form)
+    flash(request, f"Feature {body.key} added.")
+    return redirect(f"/projects/{project}#features")
+
+
+@router.post("/projects/{project}/tokens", response_class=HTMLResponse)
+def issue_token(project: str, request: Request, form: OperatorForm, view: FormView) -> Response:
+    data = {"name": forms.text(form, "name"), "tenant": forms.text(form, "tenant")}
+    try:
+        body = forms.validated(TokenIn, forms.without_none(data))
+        with view.tx.write() as session:
+            found = service.get_project(session, project)
+            tenant: Tenant | None = get_tenant(session, found, body.tenant) if body.tenant else None
+            issued = token_service.issue_token(
+                session, project=found, name=body.name, tenant=tenant, actor=ACTOR, now=view.now
+            )
+            secret = issued.secret
+    except (forms.Invalid, BillplaneError) as exc:
+        return _project_form_error(view, project, exc, "token", form)
+    scope = f"tenant {body.tenant}" if body.tenant else f"project {project}"
+    reveal(request, secret=secret, what=f"Token “{body.name}” for {scope}")
+    return redirect(f"/projects/{project}#secret")
+
+
+def _project_form_error(
+    view: View, project: str, exc: Exception, which: str, form: dict[str, str]
+) -> Response:
+    """The project page again, with the form's problems beside its fields (an unknown project
+    is a 404 page, raised again by `_project`)."""
+    invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)  # type: ignore[arg-type]
+    return _project(
+        view,
+        project,
+        status_code=422,
+        form_name=which,
+        errors=invalid.fields,
+        general=invalid.general,
+        values=form,
+    )
+
+
+@router.post("/projects/{project}/tokens/{token_id}/rotate")
+def rotate_token(
+    project: str, token_id: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    with view.tx.write() as session:
+        _token_of(session, project, token_id)
+        issued = token_service.rotate_token(session, token_id, actor=ACTOR, now=view.now)
+        secret, name = issued.secret, issued.token.name
+    reveal(request, secret=secret, what=f"Token “{name}”, rotated: the old secret no longer works")
+    return redirect(f"/projects/{project}#secret")
+
+
+@router.post("/projects/{project}/tokens/{token_id}/revoke")
+def revoke_token(
+    project: str, token_id: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    with view.tx.write() as session:
+        token = _token_of(session, project, token_id)
+        token_service.revoke_token(session, token_id, actor=ACTOR, now=view.now)
+        name = token.name
+    flash(request, f"Token “{name}” revoked: calls with it now get 401.")
+    return redirect(f"/projects/{project}#tokens")
+
+
+def _token_of(session: Session, project_key: str, token_id: str) -> Token:
+    project = service.get_project(session, project_key)
+    token = token_service.get_token(session, token_id)
+    if token.project_id != project.id:
+        raise TokenNotFound(f"No token '{token_id}' in project '{project_key}'.")
+    return token

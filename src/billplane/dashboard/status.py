@@ -1,0 +1,196 @@
+"""What the dashboard can tell of Stripe and of the webhook: computed from settings, records and
+Stripe's own answers (through the Stripe gateway), never hard-coded.
+
+What Stripe could not be asked (not configured, unreachable) is "unknown", never assumed fine.
+"""
+
+import time
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from billplane.errors import BillplaneError
+from billplane.models import StripeEvent
+from billplane.settings import Settings
+from billplane.stripe.gateway import StripeGateway
+from billplane.webhooks.handlers import HANDLED_TYPES
+
+WEBHOOK_PATH = "/webhooks/stripe"
+# DESIGN §3: the event types billplane acts on; every other type is stored as `ignored`.
+HANDLED_EVENTS: tuple[str, ...] = tuple(HANDLED_TYPES)
+# The key's status is in the header of every page: ask Stripe at most once a minute for it.
+KEY_CHECK_SECONDS = 60.0
+# Currencies Stripe counts in whole units (no cents).
+ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
+    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+
+Tone = Literal["ok", "warn", "bad", "idle"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """One status as a person reads it: a short label, a colour, and the why in `detail`."""
+
+    label: str
+    tone: Tone
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.tone == "ok"
+
+
+@dataclass(frozen=True)
+class PriceStatus:
+    """What Stripe says of one price; `found` is None while billplane cannot ask Stripe."""
+
+    found: bool | None
+    active: bool = False
+    amount: int | None = None  # minor units
+    currency: str | None = None
+    interval: str | None = None  # None for a one-time price
+    why: str | None = None  # why it is unknown
+
+    @property
+    def usable(self) -> bool:
+        """Checkout (mode subscription) needs an active, recurring price."""
+        return self.found is True and self.active and self.interval is not None
+
+    @property
+    def label(self) -> str:
+        if self.found is None:
+            return "unknown"
+        if not self.found:
+            return "not found in Stripe"
+        if not self.active:
+            return "inactive in Stripe"
+        if self.interval is None:
+            return "one-time price: a plan needs a recurring one"
+        if self.amount is None or self.currency is None:
+            return "active"
+        return f"active — {money(self.amount, self.currency)} / {self.interval}"
+
+
+def money(amount: int, currency: str) -> str:
+    if currency.lower() in ZERO_DECIMAL:
+        return f"{amount:,} {currency.upper()}"
+    return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    """Whether Stripe has a webhook endpoint for this server; None while it cannot be asked."""
+
+    registered: bool | None
+    missing_events: tuple[str, ...] = ()
+    why: str | None = None  # why it is unknown or not registered
+
+
+def webhook_url(settings: Settings) -> str:
+    return settings.billplane_public_url + WEBHOOK_PATH
+
+
+def stripe_status(stripe: StripeGateway) -> Status:
+    """`connected — test mode` once Stripe accepts the key; `error: …` when it does not."""
+    if not stripe.configured:
+        return Status("not configured", "idle", "Set STRIPE_SECRET_KEY to connect Stripe.")
+    cached = _key_checks.get(stripe)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    status = _check_key(stripe)
+    _key_checks[stripe] = (time.monotonic() + KEY_CHECK_SECONDS, status)
+    return status
+
+
+_key_checks: "weakref.WeakKeyDictionary[StripeGateway, tuple[float, Status]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _check_key(stripe: StripeGateway) -> Status:
+    try:
+        stripe.verify_key()
+    except BillplaneError as exc:
+        return Status(f"error: {_short(exc.message)}", "bad", exc.message)
+    return Status(f"connected — {stripe.mode} mode", "ok")
+
+
+def _short(message: str) -> str:
+    """A few words for the header; the whole sentence goes in the pill's title."""
+    for words, short in (
+        ("refused billplane's secret key", "key refused"),
+        ("could not be reached", "Stripe unreachable"),
+        ("rate-limiting", "rate limited"),
+        ("may not do this", "key lacks permissions"),
+    ):
+        if words in message:
+            return short
+    return "Stripe answered with an error"
+
+
+def webhook_status(settings: Settings, last: StripeEvent | None, now: datetime) -> Status:
+    """From the newest recorded delivery: the webhook works when events arrive and apply."""
+    if not settings.stripe_webhook_secret:
+        # Alarming only once payments are meant to work: without a key it is just a next step.
+        tone: Tone = "bad" if settings.stripe_secret_key else "idle"
+        return Status("secret missing", tone, "Set STRIPE_WEBHOOK_SECRET (whsec_…) from Stripe.")
+    if last is None:
+        return Status("waiting for first event", "warn", "No delivery from Stripe has arrived.")
+    if last.outcome == "failed":
+        return Status("failing", "bad", f"The newest event ({last.type}) failed: {last.error}")
+    return Status(f"last event {ago(last.received_at, now)}", "ok", f"{last.type}: {last.outcome}")
+
+
+def ago(then: datetime, now: datetime) -> str:
+    minutes = int((now - then).total_seconds() // 60)
+    if minutes < 1:
+        return "<1 min ago"
+    if minutes < 120:
+        return f"{minutes} min ago"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h ago"
+    return f"{minutes // (24 * 60)} days ago"
+
+
+def price_status(stripe: StripeGateway, stripe_price_id: str) -> PriceStatus:
+    if not stripe.configured:
+        return PriceStatus(found=None, why="Stripe is not configured.")
+    try:
+        price = stripe.find_price(stripe_price_id)
+    except BillplaneError as exc:
+        return PriceStatus(found=None, why=exc.message)
+    if price is None:
+        return PriceStatus(found=False)
+    return PriceStatus(
+        found=True,
+        active=price.active,
+        amount=price.amount,
+        currency=price.currency,
+        interval=price.interval if price.type == "recurring" else None,
+    )
+
+
+def endpoint_status(stripe: StripeGateway, settings: Settings) -> EndpointStatus:
+    """Whether Stripe sends the handled events to this server's webhook URL."""
+    if not stripe.configured:
+        return EndpointStatus(registered=None, why="Stripe is not configured.")
+    try:
+        endpoints = stripe.webhook_endpoints()
+    except BillplaneError as exc:
+        return EndpointStatus(registered=None, why=exc.message)
+    url = webhook_url(settings)
+    ours = [e for e in endpoints if e.url.rstrip("/") == url]
+    enabled = [e for e in ours if e.enabled]
+    if not enabled:
+        why = "It is disabled in Stripe." if ours else f"No endpoint in Stripe sends to {url}."
+        return EndpointStatus(registered=False, why=why)
+
+    def missing(events: tuple[str, ...]) -> tuple[str, ...]:
+        return () if "*" in events else tuple(t for t in HANDLED_EVENTS if t not in events)
+
+    return EndpointStatus(
+        registered=True, missing_events=min((missing(e.enabled_events) for e in enabled), key=len)
+    )

@@ -1,0 +1,128 @@
+"""Dashboard HTTP for tenants: plan, subscription and usage against limits; create and edit."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from billplane.dashboard import forms
+from billplane.dashboard.auth import OperatorForm
+from billplane.dashboard.view import FormView, PageView, View, flash, redirect
+from billplane.errors import BillplaneError
+from billplane.plans.schemas import grant_specs
+from billplane.projects import repository as projects
+from billplane.projects.service import get_project
+from billplane.tenants import repository, service
+from billplane.tenants.schemas import TenantIn, TenantPatch
+
+router = APIRouter(include_in_schema=False)
+ACTOR = "dashboard"
+
+
+@router.get("/projects/{project}/tenants", response_class=HTMLResponse)
+def tenants_page(project: str, view: PageView) -> Response:
+    return _tenants(view, project)
+
+
+def _tenants(view: View, key: str, **context: Any) -> Response:
+    grace = view.settings.billplane_past_due_grace_days
+    with view.tx.read() as session:
+        found = get_project(session, key)
+        rows = repository.list_tenants(session, found.id, limit=100, starting_after=None).data
+        details = [service.detail(session, found, tenant, view.now, grace) for tenant in rows]
+    view.current_project(found.key)
+    return view.render("tenants.html", page="tenants", project=found, tenants=details, **context)
+
+
+@router.post("/projects/{project}/tenants", response_class=HTMLResponse)
+def create_tenant(project: str, request: Request, form: OperatorForm, view: FormView) -> Response:
+    data = {
+        "key": forms.text(form, "key"),
+        "name": forms.text(form, "name"),
+        "email": forms.text(form, "email"),
+    }
+    try:
+        body = forms.validated(TenantIn, forms.without_none(data))
+        with view.tx.write() as session:
+            service.create_tenant(
+                session,
+                get_project(session, project),
+                key=body.key,
+                name=body.name,
+                email=body.email,
+                actor=ACTOR,
+                now=view.now,
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        return _tenants(
+            view,
+            project,
+            status_code=422,
+            errors=invalid.fields,
+            general=invalid.general,
+            values=form,
+        )
+    flash(request, f"Tenant {body.key} added.")
+    return redirect(f"/projects/{project}/tenants")
+
+
+@router.get("/projects/{project}/tenants/{tenant}", response_class=HTMLResponse)
+def tenant_page(project: str, tenant: str, view: PageView) -> Response:
+    return _tenant(view, project, tenant)
+
+
+def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
+    grace = view.settings.billplane_past_due_grace_days
+    with view.tx.read() as session:
+        found = get_project(session, key)
+        tenant = service.get_tenant(session, found, tenant_key)
+        detail = service.detail(session, found, tenant, view.now, grace)
+        features = list(projects.features_of(session, found.id))
+    view.current_project(found.key)
+    return view.render(
+        "tenant.html",
+        page="tenants",
+        project=found,
+        tenant=detail,
+        features=features,
+        resets=forms.RESETS,
+        **context,
+    )
+
+
+@router.post("/projects/{project}/tenants/{tenant}", response_class=HTMLResponse)
+def update_tenant(
+    project: str, tenant: str, request: Request, form: OperatorForm, view: FormView
+) -> Response:
+    try:
+        with view.tx.write() as session:
+            found = get_project(session, project)
+            service.get_tenant(session, found, tenant)  # an unknown tenant is a 404 page
+            data = {
+                "name": forms.text(form, "name"),
+                "email": forms.text(form, "email"),
+                "overrides": forms.override_grants(form, projects.features_of(session, found.id)),
+            }
+            body = forms.validated(TenantPatch, forms.without_none(data))
+            changes = service.TenantChanges(
+                name=body.name,
+                email=body.email,
+                overrides=None if body.overrides is None else grant_specs(body.overrides),
+            )
+            service.update_tenant(session, found, tenant, changes, actor=ACTOR, now=view.now)
+    except (forms.Invalid, BillplaneError) as exc:
+        if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
+            raise
+        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        return _tenant(
+            view,
+            project,
+            tenant,
+            status_code=422,
+            errors=invalid.fields,
+            general=invalid.general,
+            values=form,
+        )
+    flash(request, f"Tenant {tenant} saved.")
+    return redirect(f"/projects/{project}/tenants/{tenant}")

@@ -1,0 +1,99 @@
+"""Rendering a dashboard page: the layout's header status, flash messages and one-time secrets.
+
+A secret (a new or rotated token) is kept in the session by the POST that made it and popped by the
+next page rendered, which shows it once: after that it exists nowhere but in the operator's hands.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from billplane import __version__
+from billplane.dashboard import auth, repository
+from billplane.dashboard.status import ago, stripe_status, webhook_status
+from billplane.http import CurrentSettings, Now, Transactions, Tx
+from billplane.settings import Settings
+from billplane.stripe.dependencies import Stripe
+from billplane.stripe.gateway import StripeGateway
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["version"] = __version__
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["ago"] = ago
+
+
+@dataclass
+class View:
+    request: Request
+    settings: Settings
+    tx: Transactions
+    now: datetime
+    stripe: StripeGateway
+
+    def render(self, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+        with self.tx.read() as session:
+            last = repository.last_event(session)
+        session_data = self.request.session
+        return templates.TemplateResponse(
+            self.request,
+            template,
+            {
+                "stripe": stripe_status(self.stripe),
+                "webhook": webhook_status(self.settings, last, self.now),
+                "csrf": auth.csrf_token(self.request),
+                "flash": session_data.pop("flash", None),
+                "reveal": session_data.pop("reveal", None),
+                "now": self.now,
+                "errors": {},
+                "values": {},
+                **context,
+            },
+            status_code=status_code,
+        )
+
+    def current_project(self, key: str) -> None:
+        """Remember the project the operator works on, for the Plans and Tenants links."""
+        self.request.session["project"] = key
+
+
+def flash(request: Request, text: str, kind: str = "ok") -> None:
+    request.session["flash"] = {"text": text, "kind": kind}
+
+
+def reveal(request: Request, *, secret: str, what: str) -> None:
+    """Keep a new secret for the next page only (POST-redirect-GET)."""
+    request.session["reveal"] = {"secret": secret, "what": what}
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def form_view(
+    request: Request, settings: CurrentSettings, tx: Tx, now: Now, stripe: Stripe
+) -> View:
+    """For a form's handler: its operator_form dependency answers 403 to a stranger."""
+    return View(request, settings, tx, now, stripe)
+
+
+def page_view(
+    request: Request, settings: CurrentSettings, tx: Tx, now: Now, stripe: Stripe
+) -> View:
+    """For a page: a visitor without a session is sent to the login page."""
+    auth.require_operator(request)
+    return View(request, settings, tx, now, stripe)
+
+
+FormView = Annotated[View, Depends(form_view)]
+PageView = Annotated[View, Depends(page_view)]

@@ -1,0 +1,159 @@
+"""The builder's snippets, copied from the page of a real server and run as they are — curl in
+bash, Python, JavaScript in node — with a real token in `PROJECT_TOKEN`: they work."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import ADMIN_TOKEN, fresh_database
+from dashboard.conftest import WEBHOOK_SECRET, csrf_of, snippet_of
+from servers import free_port, running_server
+from stripe_double import StripeDouble, running_double
+
+pytestmark = pytest.mark.e2e
+
+ORIGIN = "https://app.realtyos.test"
+
+
+class Live:
+    def __init__(self, base_url: str, double: StripeDouble, token: str) -> None:
+        self.base_url = base_url
+        self.double = double
+        self.token = token
+        self.operator = httpx.Client(base_url=base_url, timeout=60)
+        page = self.operator.get("/login").text
+        self.operator.post("/login", data={"csrf": csrf_of(page), "token": ADMIN_TOKEN})
+
+    def snippets(self, lang: str) -> dict[str, str]:
+        page = self.operator.get(f"/builder?project=realtyos&lang={lang}")
+        assert page.status_code == 200, page.text
+        return {
+            call: snippet_of(page.text, call) for call in ["check", "usage", "checkout", "portal"]
+        }
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    port = free_port()
+    with (
+        running_double(webhook_secret=WEBHOOK_SECRET) as double,
+        fresh_database(request.param, tmp_path_factory.mktemp("snippets")) as url,
+        running_server(
+            url,
+            ADMIN_TOKEN,
+            port=port,
+            extra_env={
+                "BILLPLANE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "STRIPE_SECRET_KEY": "sk_test_snippets",
+                "STRIPE_API_BASE": double.base_url,
+                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            },
+        ) as base_url,
+    ):
+        live = Live(base_url, double, _seed(base_url, _price(double)))
+        yield live
+        live.operator.close()
+
+
+def _price(double: StripeDouble) -> str:
+    """A monthly 20.00 USD price, made in the Stripe double."""
+    with httpx.Client(
+        base_url=double.base_url, headers={"Authorization": "Bearer sk_test_snippets"}
+    ) as stripe:
+        product = stripe.post("/v1/products", data={"name": "Pro"}).json()["id"]
+        fields = {"product": product, "unit_amount": "2000", "currency": "usd"}
+        price = stripe.post("/v1/prices", data={**fields, "recurring[interval]": "month"})
+        return str(price.json()["id"])
+
+
+def _seed(base_url: str, price: str) -> str:
+    """realtyos: a limit feature, a free default plan, a pro plan on `price`, tenant acme."""
+    free = {"listings.publish": {"limit": 5, "reset": "month"}}
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("features", {"key": "listings.publish", "name": "Listings", "type": "limit"}),
+        ("plans", {"key": "free", "name": "Free", "is_default": True, "features": free}),
+        ("plans", {"key": "pro", "name": "Pro", "stripe_price_id": price}),
+        ("tenants", {"key": "acme"}),
+    ]
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as admin:
+        body = {"key": "realtyos", "name": "R", "origins": [ORIGIN]}
+        project = admin.post("/admin/api/projects", json=body)
+        assert project.status_code == 201, project.text
+        for path, step in steps:
+            made = admin.post(f"/admin/api/projects/realtyos/{path}", json=step)
+            assert made.status_code == 201, made.text
+    return str(project.json()["token"])
+
+
+def run(live: Live, lang: str, code: str, tmp_path: Path) -> tuple[int, dict[str, Any]]:
+    """Run a snippet as pasted, with the token in PROJECT_TOKEN; (HTTP status, JSON answer)."""
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "PROJECT_TOKEN": live.token}
+    if lang == "curl":
+        command = ["bash", "-c", code + " -w '\\n%{http_code}'"]
+    elif lang == "python":
+        command = [sys.executable, "-c", code]
+    else:
+        module = tmp_path / "snippet.mjs"
+        module.write_text(code)
+        command = ["node", str(module)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (lang, done.stderr)
+    return _answer(lang, done.stdout)
+
+
+def _answer(lang: str, out: str) -> tuple[int, dict[str, Any]]:
+    if lang == "curl":
+        body, status = out.rsplit("\n", 1)
+        return int(status), json.loads(body)
+    # The Python and JS snippets print "<status> <result>" (Python's dict repr, JS's inspect).
+    status, rest = out.strip().split(" ", 1)
+    if lang == "python":
+        return int(status), ast.literal_eval(rest)
+    return int(status), json.loads(_js_object_to_json(rest))
+
+
+def _js_object_to_json(text: str) -> str:
+    """node's console.log of a plain object: quote its bare keys and single-quoted strings."""
+    text = re.sub(
+        r"'((?:[^'\\]|\\.)*)'", lambda m: '"' + m.group(1).replace('"', '\\"') + '"', text
+    )
+    return re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', text)
+
+
+@pytest.mark.parametrize("lang", ["curl", "python", "js"])
+def test_check_and_usage_snippets_work_as_pasted(live: Live, lang: str, tmp_path: Path) -> None:
+    code = live.snippets(lang)
+    status, checked = run(live, lang, code["check"], tmp_path)
+    assert status == 200 and checked["allowed"] is True and checked["feature"] == "listings.publish"
+    used_before = checked["used"]
+    # The usage snippet's idempotency key is the same every run: counted the first time only.
+    status, recorded = run(live, lang, code["usage"], tmp_path)
+    assert status in {200, 201} and recorded["duplicate"] is (status == 200)
+    status, again = run(live, lang, code["usage"], tmp_path)
+    assert status == 200 and again["duplicate"] is True
+    status, checked = run(live, lang, code["check"], tmp_path)
+    assert checked["used"] == max(used_before, 1)
+
+
+@pytest.mark.parametrize("lang", ["curl", "python", "js"])
+def test_checkout_and_portal_snippets_work_as_pasted(live: Live, lang: str, tmp_path: Path) -> None:
+    code = live.snippets(lang)
+    assert '"pro"' in code["checkout"]
+    status, opened = run(live, lang, code["checkout"], tmp_path)
+    assert status == 200, opened
+    assert opened["id"].startswith("cs_") and opened["url"].startswith("http")
+    # Checkout made acme a Stripe customer, so the portal opens for it.
+    status, portal = run(live, lang, code["portal"], tmp_path)
+    assert status == 200, portal
+    assert portal["url"].startswith("http")

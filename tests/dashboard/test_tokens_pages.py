@@ -1,0 +1,153 @@
+"""Projects and tokens in the dashboard: a new or rotated token is shown exactly once, right
+after the POST that made it, and then on no page at all; it works like one from the admin API."""
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billplane.models import AuditEntry
+from conftest import Admin
+from dashboard.conftest import Operator, one_time_secret
+
+EVERY_PAGE = [
+    "/",
+    "/projects",
+    "/projects/realtyos",
+    "/projects/realtyos/plans",
+    "/projects/realtyos/tenants",
+    "/projects/realtyos/tenants/acme",
+    "/builder",
+    "/builder?project=realtyos&lang=js",
+    "/builder?project=realtyos&lang=python",
+    "/webhook",
+]
+
+
+def check(client: TestClient, token: str, tenant: str = "acme") -> int:
+    response = client.post(
+        "/v1/check",
+        json={"tenant": tenant, "feature": "exports"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return response.status_code
+
+
+def seeded(operator: Operator) -> str:
+    """realtyos with a feature, a default plan and a tenant, made in the dashboard; its token."""
+    created = operator.post(
+        "/projects",
+        {"key": "realtyos", "name": "RealtyOS", "origins": "https://app.realtyos.test\n"},
+    )
+    secret = one_time_secret(operator.follow(created))
+    seeded_rest(operator)
+    return secret
+
+
+def seeded_rest(operator: Operator) -> None:
+    operator.post(
+        "/projects/realtyos/features", {"key": "exports", "name": "Exports", "type": "boolean"}
+    )
+    operator.post(
+        "/projects/realtyos/plans",
+        {"key": "free", "name": "Free", "is_default": "on", "grant.exports": "on"},
+    )
+    operator.post("/projects/realtyos/tenants", {"key": "acme"})
+
+
+def assert_on_no_page(operator: Operator, secret: str) -> None:
+    for path in EVERY_PAGE:
+        page = operator.page(path)
+        assert secret not in page, path
+        assert secret[12:] not in page, path  # not even past the visible prefix
+
+
+def test_a_new_project_shows_its_token_once_and_never_again(
+    operator: Operator, client: TestClient
+) -> None:
+    response = operator.post(
+        "/projects", {"key": "realtyos", "name": "RealtyOS", "origins": "https://a.test"}
+    )
+    assert response.headers["location"] == "/projects/realtyos#secret"
+    shown = operator.follow(response)
+    secret = one_time_secret(shown)
+    assert "shown <strong>only this once</strong>" in shown
+    assert 'data-copy="one-time-secret"' in shown  # with its copy button
+    assert secret[:12] + "…" in shown  # the prefix in the tokens table, to recognise it by
+    # The next view of the very same page no longer has it.
+    assert secret not in operator.page("/projects/realtyos")
+    seeded_rest(operator)
+    assert_on_no_page(operator, secret)
+    assert check(client, secret) == 200
+
+
+def token_id(page: str, name: str) -> str:
+    before = page.split(f'<td>{name}<br><code class="muted">', 1)[1]
+    return before.split("<", 1)[0]
+
+
+def test_rotating_a_token_shows_the_new_secret_once_and_kills_the_old(
+    operator: Operator, client: TestClient
+) -> None:
+    old = seeded(operator)
+    tok = token_id(operator.page("/projects/realtyos"), "default")
+    rotated = operator.post(f"/projects/realtyos/tokens/{tok}/rotate", {})
+    new = one_time_secret(operator.follow(rotated))
+    assert new != old
+    assert check(client, old) == 401
+    assert check(client, new) == 200
+    assert_on_no_page(operator, new)
+
+
+def test_revoking_a_token_stops_it_at_once(operator: Operator, client: TestClient) -> None:
+    secret = seeded(operator)
+    tok = token_id(operator.page("/projects/realtyos"), "default")
+    revoked = operator.post(f"/projects/realtyos/tokens/{tok}/revoke", {})
+    page = operator.follow(revoked)
+    assert "revoked" in page and "now get 401" in page
+    assert check(client, secret) == 401
+    # A revoked token offers no rotate or revoke button any more.
+    assert f"/tokens/{tok}/rotate" not in page
+
+
+def test_a_tenant_token_acts_for_its_tenant_only(operator: Operator, client: TestClient) -> None:
+    seeded(operator)
+    operator.post("/projects/realtyos/tenants", {"key": "globex"})
+    issued = operator.post("/projects/realtyos/tokens", {"name": "acme app", "tenant": "acme"})
+    page = operator.follow(issued)
+    secret = one_time_secret(page)
+    assert "Token “acme app” for tenant acme" in page
+    assert check(client, secret, "acme") == 200
+    assert check(client, secret, "globex") == 403
+
+
+def test_a_token_of_another_project_is_not_found_here(operator: Operator, admin: Admin) -> None:
+    seeded(operator)
+    other = admin.project("reeltours")["token_id"]
+    response = operator.post(f"/projects/realtyos/tokens/{other}/rotate", {}, expect=404)
+    assert "No token" in response.text
+
+
+def test_dashboard_changes_are_audited_as_the_dashboard(
+    operator: Operator, session: Session
+) -> None:
+    seeded(operator)
+    actors = session.scalars(select(AuditEntry.actor).distinct()).all()
+    actions = set(session.scalars(select(AuditEntry.action)).all())
+    assert list(actors) == ["dashboard"]
+    assert {
+        "project.create",
+        "token.create",
+        "feature.create",
+        "plan.create",
+        "tenant.create",
+    } <= actions
+
+
+def test_projects_made_in_the_dashboard_are_the_admin_apis(
+    operator: Operator, admin: Admin
+) -> None:
+    seeded(operator)
+    project = admin.call("GET", "/admin/api/projects/realtyos")
+    assert project["origins"] == ["https://app.realtyos.test"]
+    plan = admin.call("GET", "/admin/api/projects/realtyos/plans/free")
+    assert plan["is_default"] is True and plan["features"] == {"exports": True}
