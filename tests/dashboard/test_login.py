@@ -28,6 +28,7 @@ PAGES = [
 
 FORMS = [
     ("/projects", {"key": "newco", "name": "NewCo"}),
+    ("/projects/realtyos", {"name": "Renamed"}),
     ("/projects/realtyos/features", {"key": "f2", "name": "F2", "type": "boolean"}),
     ("/projects/realtyos/tokens", {"name": "app"}),
     ("/projects/realtyos/plans", {"key": "gold", "name": "Gold", "stripe_price_id": "price_g"}),

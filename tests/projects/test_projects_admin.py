@@ -131,3 +131,38 @@ def test_project_list_limit_above_100_is_422(admin):
     error = _error(admin, "GET", PROJECTS, 422, params={"limit": 101})
 
     assert error["param"] == "limit"
+
+
+def test_patch_renames_a_project_and_replaces_its_origins(admin):
+    admin.project("editme")
+    patched = admin.call(
+        "PATCH",
+        "/admin/api/projects/editme",
+        json={"name": "Edited", "origins": ["https://a.example.com/", "https://b.example.com"]},
+    )
+    assert (patched["name"], patched["origins"]) == (
+        "Edited",
+        ["https://a.example.com", "https://b.example.com"],
+    )
+    assert admin.call("GET", "/admin/api/projects/editme")["name"] == "Edited"
+    entry = admin.call("GET", "/admin/api/audit", params={"project": "editme"})["data"][0]
+    assert entry["action"] == "project.update"
+    assert entry["before"]["name"] == "Editme" and entry["after"]["name"] == "Edited"
+
+
+def test_patch_with_an_origin_that_has_a_query_is_422_and_changes_nothing(admin):
+    admin.project("editme")
+    error = admin.call(
+        "PATCH", "/admin/api/projects/editme", 422, json={"origins": ["https://a.example.com/?x=1"]}
+    )["error"]
+    assert error["param"].startswith("origins")
+    assert admin.call("GET", "/admin/api/projects/editme")["origins"] == [
+        "https://app.realtyos.test"
+    ]
+
+
+def test_patch_of_an_unknown_project_is_404(admin):
+    assert (
+        admin.call("PATCH", "/admin/api/projects/nope", 404, json={"name": "X"})["error"]["code"]
+        == "project_not_found"
+    )

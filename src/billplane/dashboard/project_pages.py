@@ -16,7 +16,7 @@ from billplane.dashboard.view import FormView, PageView, View, flash, redirect, 
 from billplane.errors import BillplaneError, TokenNotFound
 from billplane.models import Project, Tenant, Token
 from billplane.projects import repository, service
-from billplane.projects.schemas import FeatureIn, ProjectIn
+from billplane.projects.schemas import FeatureIn, ProjectIn, ProjectPatch
 from billplane.tenants import repository as tenants
 from billplane.tenants.service import get_tenant
 from billplane.tokens import repository as tokens
@@ -90,6 +90,27 @@ def _project(view: View, key: str, **context: Any) -> Response:
         tokens=token_rows,
         **context,
     )
+
+
+@router.post("/projects/{project}", response_class=HTMLResponse)
+def update_project(project: str, request: Request, form: OperatorForm, view: FormView) -> Response:
+    """Rename the project or replace its origins."""
+    data = {"name": forms.text(form, "name"), "origins": forms.lines(form, "origins")}
+    try:
+        body = forms.validated(ProjectPatch, forms.without_none(data))
+        with view.tx.write() as session:
+            service.update_project(
+                session,
+                project,
+                name=body.name,
+                origins=body.origin_strings(),
+                actor=ACTOR,
+                now=view.now,
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        return _project_form_error(view, project, exc, "project", form)
+    flash(request, f"Project {project} saved.")
+    return redirect(f"/projects/{project}")
 
 
 def _tokens_of(session: Session, project: Project) -> list[tuple[Token, str | None]]:

@@ -8,7 +8,14 @@ from billplane.http import Admin, Now, Tx
 from billplane.models import Feature, Project
 from billplane.paging import ListOut
 from billplane.projects import repository, service
-from billplane.projects.schemas import FeatureIn, FeatureOut, NewProjectOut, ProjectIn, ProjectOut
+from billplane.projects.schemas import (
+    FeatureIn,
+    FeatureOut,
+    NewProjectOut,
+    ProjectIn,
+    ProjectOut,
+    ProjectPatch,
+)
 from billplane.schemas import Key, PageLimit
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
@@ -60,6 +67,16 @@ def list_projects(
 def get_project(project: Key, _: Admin, tx: Tx) -> Any:
     with tx.read() as session:
         return project_out(service.get_project(session, project))
+
+
+@router.patch("/projects/{project}", response_model=ProjectOut)
+def update_project(project: Key, body: ProjectPatch, actor: Admin, tx: Tx, now: Now) -> Any:
+    """Rename the project or replace its origins."""
+    with tx.write() as session:
+        updated = service.update_project(
+            session, project, name=body.name, origins=body.origin_strings(), actor=actor, now=now
+        )
+        return project_out(updated)
 
 
 @router.post("/projects/{project}/features", response_model=FeatureOut, status_code=201)

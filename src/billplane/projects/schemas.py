@@ -3,9 +3,20 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from billplane.schemas import NO_NUL_PATTERN, Key, Name, Request
+
+
+def _base_urls(urls: list[AnyHttpUrl]) -> list[AnyHttpUrl]:
+    for url in urls:
+        if url.query or url.fragment:
+            raise ValueError("an origin is a base URL, without query or fragment")
+    return urls
+
+
+# The app's base URLs: checkout and portal return only under one of them (no open redirect).
+Origins = Annotated[list[AnyHttpUrl], Field(max_length=50), AfterValidator(_base_urls)]
 
 
 class ProjectIn(Request):
@@ -19,18 +30,24 @@ class ProjectIn(Request):
 
     key: Key
     name: Name
-    origins: Annotated[list[AnyHttpUrl], Field(max_length=50)] = []
-
-    @field_validator("origins")
-    @classmethod
-    def _origins_are_bases(cls, urls: list[AnyHttpUrl]) -> list[AnyHttpUrl]:
-        for url in urls:
-            if url.query or url.fragment:
-                raise ValueError("an origin is a base URL, without query or fragment")
-        return urls
+    origins: Origins = []
 
     def origin_strings(self) -> list[str]:
         return [str(u).rstrip("/") for u in self.origins]
+
+
+class ProjectPatch(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"origins": ["https://app.realtyos.com", "https://staging.realtyos.com"]}]
+        }
+    )
+
+    name: Name | None = None
+    origins: Origins | None = None
+
+    def origin_strings(self) -> list[str] | None:
+        return None if self.origins is None else [str(u).rstrip("/") for u in self.origins]
 
 
 class ProjectOut(BaseModel):

@@ -48,6 +48,36 @@ def create_project(
     return NewProject(project, token)
 
 
+def update_project(
+    session: Session,
+    key: str,
+    *,
+    name: str | None,
+    origins: list[str] | None,
+    actor: str,
+    now: datetime,
+) -> Project:
+    """Rename a project or replace its origins (the base URLs checkout may return to)."""
+    project = get_project(session, key)
+    before = {"name": project.name, "origins": list(project.origins)}
+    if name is not None:
+        project.name = name
+    if origins is not None:
+        project.origins = origins
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="project.update",
+        target=f"project:{key}",
+        project_id=project.id,
+        before=before,
+        after={"name": project.name, "origins": list(project.origins)},
+        now=now,
+    )
+    return project
+
+
 def create_feature(
     session: Session,
     project: Project,
