@@ -13,6 +13,7 @@ from billplane.http import install_error_handlers
 from billplane.plans.endpoints import router as plans_router
 from billplane.projects.endpoints import router as projects_router
 from billplane.settings import Settings, get_settings
+from billplane.status.endpoints import router as status_router
 from billplane.stripe import endpoints as stripe_admin
 from billplane.stripe.gateway import StripeGateway
 from billplane.tenants.endpoints import router as tenants_router
@@ -51,6 +52,7 @@ def create_app(
         webhooks.router,
         webhooks.admin,
         stripe_admin.router,
+        status_router,
     ):
         app.include_router(router)
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from billplane.dashboard.checklist import Stripe, checklist, next_item
-from billplane.dashboard.repository import ProjectSetup
-from billplane.dashboard.status import HANDLED_EVENTS, EndpointStatus, PriceStatus, Status
+from billplane.status.checklist import Stripe, checklist, next_item
+from billplane.status.repository import ProjectSetup
+from billplane.status.probes import HANDLED_EVENTS, EndpointStatus, PriceStatus, Status
 from conftest import Admin, Clock, Setup
 from dashboard.conftest import Operator, in_stripe, stripe_price
 from dashboard.test_status import delivery

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from billplane.dashboard.status import ago, webhook_status
+from billplane.status.probes import ago, webhook_status
 from billplane.db import Database
 from billplane.models import StripeEvent
 from billplane.settings import Settings

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billplane.dashboard.status import HANDLED_EVENTS
+from billplane.status.probes import HANDLED_EVENTS
 from billplane.models import StripeEvent
 from conftest import Clock
 from dashboard.conftest import Operator, in_stripe

@@ -7,21 +7,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from billplane.dashboard import auth, repository, snippets
-from billplane.dashboard.checklist import Stripe, checklist, grouped, next_item
-from billplane.dashboard.status import (
-    HANDLED_EVENTS,
-    endpoint_status,
-    price_status,
-    stripe_status,
-    webhook_url,
-)
+from billplane.dashboard import auth, snippets
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect, templates
 from billplane.errors import BillplaneError
 from billplane.http import CurrentSettings
 from billplane.models import Feature, Plan, Project, Tenant
 from billplane.plans import repository as plans
 from billplane.projects import repository as projects
+from billplane.status import repository
+from billplane.status import service as status
+from billplane.status.checklist import grouped
+from billplane.status.probes import (
+    HANDLED_EVENTS,
+    endpoint_status,
+    webhook_url,
+)
 from billplane.tenants import repository as tenants
 from billplane.webhooks import pipeline
 
@@ -71,29 +71,16 @@ def logout(request: Request, _form: auth.OperatorForm) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(view: PageView) -> Response:
-    settings = view.settings
     with view.tx.read() as session:
-        setup = repository.setup_of_projects(session)
-        events = repository.event_count(session)
-    prices = {price for project in setup for price in project.prices}
-    stripe = Stripe(
-        key=stripe_status(view.stripe),
-        key_set=bool(settings.stripe_secret_key),
-        webhook_secret_set=bool(settings.stripe_webhook_secret),
-        prices={price: price_status(view.stripe, price) for price in sorted(prices)},
-        endpoint=endpoint_status(view.stripe, settings),
-        events_received=events,
-        webhook_url=webhook_url(settings),
-    )
-    items = checklist(setup, stripe)
+        seen = status.overview(session, view.settings, view.stripe, view.now)
     return view.render(
         "overview.html",
         page="overview",
-        items=items,
-        groups=grouped(items),
-        next=next_item(items),
-        done=sum(item.state == "done" for item in items),
-        projects=setup,
+        items=seen.items,
+        groups=grouped(seen.items),
+        next=seen.next,
+        done=sum(item.state == "done" for item in seen.items),
+        projects=seen.projects,
     )
 
 

@@ -7,13 +7,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from billplane.dashboard import forms
 from billplane.dashboard.auth import OperatorForm
-from billplane.dashboard.status import PriceStatus, price_status
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect
 from billplane.errors import BillplaneError
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanPatch, grant_specs
 from billplane.projects import repository as projects
 from billplane.projects.service import get_project
+from billplane.status.probes import PriceStatus, price_status
 
 router = APIRouter(include_in_schema=False)
 ACTOR = "dashboard"

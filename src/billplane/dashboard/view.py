@@ -14,10 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from billplane import __version__
-from billplane.dashboard import auth, repository
-from billplane.dashboard.status import ago, stripe_status, webhook_status
+from billplane.dashboard import auth
 from billplane.http import CurrentSettings, Now, Transactions, Tx
 from billplane.settings import Settings
+from billplane.status import repository
+from billplane.status.probes import ago, stripe_status, webhook_status
 from billplane.stripe.dependencies import Stripe
 from billplane.stripe.gateway import StripeGateway
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from billplane.dashboard.repository import ProjectSetup
-from billplane.dashboard.status import HANDLED_EVENTS, EndpointStatus, PriceStatus, Status
+from billplane.status.probes import HANDLED_EVENTS, EndpointStatus, PriceStatus, Status
+from billplane.status.repository import ProjectSetup
 
 State = Literal["done", "open", "unknown"]
 

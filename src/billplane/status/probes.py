@@ -1,4 +1,4 @@
-"""What the dashboard can tell of Stripe and of the webhook: computed from settings, records and
+"""What the server can tell of Stripe and of the webhook: computed from settings, records and
 Stripe's own answers (through the Stripe gateway), never hard-coded.
 
 What Stripe could not be asked (not configured, unreachable) is "unknown", never assumed fine.

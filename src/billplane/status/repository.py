@@ -1,4 +1,4 @@
-"""The reads only the dashboard makes: setup progress per project and the webhook's deliveries."""
+"""The reads behind the set-up status: progress per project and the webhook's deliveries."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
