@@ -11,6 +11,11 @@ from billplane.entitlements.rules import Grant
 from billplane.models import Feature, Plan, PlanGrant, TenantOverride
 
 
+# Built once: an alias made per call costs more to build and cache-key than the query to run.
+_PLAN_GRANT = aliased(PlanGrant)
+_OVERRIDE = aliased(TenantOverride)
+
+
 def plan_for(session: Session, project_id: int, stripe_price_id: str | None) -> Plan | None:
     """The plan of a subscribed price when there is one, otherwise the active default plan."""
     is_default = and_(Plan.is_default.is_(True), Plan.status == "active")
@@ -35,8 +40,7 @@ def features_with_grants(
 
     A tenant's override replaces the plan's grant for that feature, whatever the plan is.
     """
-    plan_grant = aliased(PlanGrant)
-    override = aliased(TenantOverride)
+    plan_grant, override = _PLAN_GRANT, _OVERRIDE
     query = (
         select(
             Feature,
