@@ -28,9 +28,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/ruff format --check src tests bench clients examples
+	$(BIN)/ruff check src tests bench clients examples
+	$(BIN)/mypy src clients/python/src examples/realtyos
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -191,7 +191,7 @@ class Client:
 
 @pytest.fixture
 def realtyos(admin: Admin, client: TestClient) -> "Setup":
-    """A project with a boolean, a limit and a metered feature, a free default plan and a pro plan."""
+    """A project with a boolean, a limit and a metered feature, a free default and a pro plan."""
     token = admin.project("realtyos")["token"]
     admin.feature("realtyos", "exports", "boolean")
     admin.feature("realtyos", "listings.publish", "limit", unit="listing")

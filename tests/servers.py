@@ -1,4 +1,4 @@
-"""Real billplane servers for end-to-end tests: `billplane serve` in a subprocess, on a free port."""
+"""Real billplane servers for end-to-end tests: `billplane serve` in a subprocess, free port."""
 
 import os
 import socket

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

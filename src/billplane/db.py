@@ -1,7 +1,7 @@
 """Engines and sessions: SQLite (WAL, immediate write transactions) or PostgreSQL.
 
 The transaction belongs to the edge: request handlers and CLI commands open a session with
-`session_scope` (or the `get_session` dependency) which commits or rolls back; services never commit.
+`session_scope`, which commits or rolls back; services never commit.
 """
 
 from collections.abc import Iterator

@@ -1,4 +1,4 @@
-"""Stripe-style list pages: `{"data": [...], "has_more": bool}` with `limit` and `starting_after`."""
+"""Stripe-style list pages: `{"data": [...], "has_more": bool}`, by `limit` and `starting_after`."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass

@@ -7,12 +7,12 @@ that "the signature verifies" means what it means for a real Stripe integration.
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import stripe
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import stripe
 from stripe_double.server import BackgroundServer
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from billplane.status.checklist import Stripe, checklist, next_item
-from billplane.status.repository import ProjectSetup
 from billplane.status.probes import HANDLED_EVENTS, EndpointStatus, PriceStatus, Status
+from billplane.status.repository import ProjectSetup
 from conftest import Admin, Clock, Setup
 from dashboard.conftest import Operator, in_stripe, stripe_price
 from dashboard.test_status import delivery

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from billplane.status.probes import ago, webhook_status
 from billplane.db import Database
 from billplane.models import StripeEvent
 from billplane.settings import Settings
+from billplane.status.probes import ago, webhook_status
 from conftest import ADMIN_TOKEN, Clock
 from dashboard.conftest import Operator, app_client, status_of
 from stripe_double import StripeDouble

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billplane.status.probes import HANDLED_EVENTS
 from billplane.models import StripeEvent
+from billplane.status.probes import HANDLED_EVENTS
 from conftest import Clock
 from dashboard.conftest import Operator, in_stripe
 from dashboard.test_status import delivery

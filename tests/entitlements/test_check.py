@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from factories import subscribe
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -194,9 +194,7 @@ def test_localstripes_signed_webhooks_drive_a_real_billplane(
 
         # localstripe sends created and updated events a second apart; the first may describe
         # the subscription before its payment went through, so wait for the settled state.
-        active = _eventually(
-            tenant, lambda t: t["subscription"] is not None and t["plan"] == "pro"
-        )
+        active = _eventually(tenant, lambda t: t["subscription"] is not None and t["plan"] == "pro")
         assert active["subscription"]["stripe_subscription_id"] == subscription
         assert (active["subscription"]["status"], active["plan"]) == ("active", "pro")
 

@@ -14,9 +14,12 @@ def _imports_the_sdk(path: Path) -> bool:
             alias.name.split(".")[0] == "stripe" for alias in node.names
         ):
             return True
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.split(".")[0] == "stripe":
-                return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").split(".")[0] == "stripe"
+        ):
+            return True
     return False
 
 

@@ -5,8 +5,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import pytest
-import stripe
 
+import stripe
 from stripe_double import StripeDouble, running_double
 from stripe_double.testing import WebhookRecorder, running_recorder
 

@@ -2,8 +2,8 @@
 idempotency), all through the official SDK."""
 
 import pytest
-import stripe
 
+import stripe
 from stripe_double import StripeDouble
 
 

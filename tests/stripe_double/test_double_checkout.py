@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-import stripe
 
+import stripe
 from stripe_double import StripeDouble, StripeError
 
 Checkout = Callable[..., stripe.checkout.Session]

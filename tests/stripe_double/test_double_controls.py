@@ -3,8 +3,8 @@
 from collections.abc import Callable
 
 import httpx
-import stripe
 
+import stripe
 from stripe_double import StripeDouble
 from stripe_double.testing import WebhookRecorder
 

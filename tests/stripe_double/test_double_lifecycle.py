@@ -3,8 +3,8 @@
 from collections.abc import Callable
 
 import pytest
-import stripe
 
+import stripe
 from stripe_double import StripeDouble, StripeError
 
 Subscribe = Callable[..., stripe.Subscription]

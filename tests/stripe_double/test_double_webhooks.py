@@ -5,8 +5,8 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-import stripe
 
+import stripe
 from stripe_double import StripeDouble, signature_header
 from stripe_double.testing import WebhookRecorder
 

@@ -8,10 +8,10 @@ import asyncio
 import secrets
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import ADMIN_TOKEN, fresh_database
 from servers import running_server
 

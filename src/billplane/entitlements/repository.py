@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session, aliased
 from billplane.entitlements.rules import Grant
 from billplane.models import Feature, Plan, PlanGrant, TenantOverride
 
-
 # Built once: an alias made per call costs more to build and cache-key than the query to run.
 _PLAN_GRANT = aliased(PlanGrant)
 _OVERRIDE = aliased(TenantOverride)

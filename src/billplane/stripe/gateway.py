@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import stripe
-
 from billplane.errors import InvalidInput, StripeUnavailable
 from billplane.logs import billplane_logger, redact
 from billplane.settings import Settings
