@@ -19,7 +19,7 @@ from billplane.errors import BillplaneError
 from billplane.plans import prices
 from billplane.plans import repository as plan_rows
 from billplane.plans import service as plans
-from billplane.plans.schemas import PlanIn, grant_specs
+from billplane.plans.schemas import PlanIn
 from billplane.projects import repository as project_rows
 from billplane.projects import service as projects
 from billplane.projects.schemas import FeatureIn, ProjectIn
@@ -272,12 +272,7 @@ def plan_create(
         plan = plans.create_plan(
             session,
             found,
-            key=body.key,
-            name=body.name,
-            stripe_price_id=body.stripe_price_id,
-            trial_days=body.trial_days,
-            is_default=body.is_default,
-            features=grant_specs(body.features),
+            body,
             actor=ACTOR,
             now=utc_now(),
             price_lookup=lookup,

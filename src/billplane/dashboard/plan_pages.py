@@ -74,12 +74,7 @@ def create_plan(project: str, request: Request, form: OperatorForm, view: FormVi
             service.create_plan(
                 session,
                 found,
-                key=body.key,
-                name=body.name,
-                stripe_price_id=body.stripe_price_id,
-                trial_days=body.trial_days,
-                is_default=body.is_default,
-                features=grant_specs(body.features),
+                body,
                 actor=ACTOR,
                 now=view.now,
                 price_lookup=lookup,

@@ -26,12 +26,7 @@ def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now, stri
         plan = service.create_plan(
             session,
             found,
-            key=body.key,
-            name=body.name,
-            stripe_price_id=body.stripe_price_id,
-            trial_days=body.trial_days,
-            is_default=body.is_default,
-            features=grant_specs(body.features),
+            body,
             actor=actor,
             now=now,
             price_lookup=lookup,

@@ -12,6 +12,7 @@ from billplane.errors import AlreadyExists, FeatureNotFound, InvalidInput, PlanN
 from billplane.models import Feature, Plan, Project
 from billplane.plans import prices, repository
 from billplane.plans.prices import PriceLookup
+from billplane.plans.schemas import PlanIn, grant_specs
 from billplane.projects import repository as projects
 
 # The API's form of a grant: `true`/`false`, or `{"limit": N, "reset": "month"}`.
@@ -95,32 +96,29 @@ def describe(session: Session, project: Project, plan: Plan) -> dict[str, Any]:
 def create_plan(
     session: Session,
     project: Project,
+    body: PlanIn,
     *,
-    key: str,
-    name: str,
-    stripe_price_id: str | None,
-    trial_days: int,
-    is_default: bool,
-    features: dict[str, GrantSpec],
     actor: str,
     now: datetime,
     price_lookup: PriceLookup | None = None,
     stripe_mode: str = "test",
 ) -> Plan:
+    """A plan as the admin API, the CLI and the dashboard describe it (one validated body)."""
+    key, stripe_price_id, is_default = body.key, body.stripe_price_id, body.is_default
     if repository.get_plan(session, project.id, key) is not None:
         raise AlreadyExists(
             f"Project '{project.key}' already has a plan '{key}'.", extra={"param": "key"}
         )
     _check_price(session, project, stripe_price_id, is_default, plan=None)
-    grants = parse_grants(session, project, features)
+    grants = parse_grants(session, project, grant_specs(body.features))
     if is_default:
         repository.clear_default(session, project.id)
     plan = Plan(
         project_id=project.id,
         key=key,
-        name=name,
+        name=body.name,
         stripe_price_id=stripe_price_id,
-        trial_days=trial_days,
+        trial_days=body.trial_days,
         is_default=is_default,
         status="active",
         created_at=now,
