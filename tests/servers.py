@@ -5,9 +5,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -40,35 +41,68 @@ def running_server(
         **(extra_env or {}),
     }
     # BP_SERVER_LOG names a file to keep the server's log in, when a test needs looking into.
-    with open(os.environ.get("BP_SERVER_LOG", os.devnull), "w") as log:
-        process = subprocess.Popen(
+    with (
+        open(os.environ.get("BP_SERVER_LOG", os.devnull), "w") as log,
+        serving(
             [str(BIN / "billplane"), "serve", "--port", str(port), "--workers", str(workers)],
+            f"http://127.0.0.1:{port}",
+            probe=lambda base_url: httpx.get(f"{base_url}/healthz", timeout=1),
             env=env,
-            stdout=log,
-            stderr=log,
-        )
-        base_url = f"http://127.0.0.1:{port}"
+            log=log,
+            name="billplane serve",
+        ) as base_url,
+    ):
+        yield base_url
+
+
+@contextmanager
+def serving(
+    argv: list[str],
+    base_url: str,
+    *,
+    probe: Callable[[str], httpx.Response],
+    name: str,
+    env: dict[str, str] | None = None,
+    log: IO[str] | None = None,
+) -> Iterator[str]:
+    """Run a server process until the block ends, once `probe(base_url)` answers 200; yields
+    the base URL. Without a `log`, the process's stderr is kept to explain an early exit."""
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=log or subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_up(base_url, process, probe, name)
+        yield base_url
+    finally:
+        process.terminate()
         try:
-            _wait_until_up(base_url, process)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
-def _wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_until_up(
+    base_url: str,
+    process: "subprocess.Popen[str]",
+    probe: Callable[[str], httpx.Response],
+    name: str,
+) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"billplane serve exited with {process.returncode}")
+            error = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"{name} exited with {process.returncode}: {error[-2000:]}")
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+            if probe(base_url).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"billplane did not answer on {base_url} within 30 s")
+    raise RuntimeError(f"{name} did not answer on {base_url} within 30 s")
