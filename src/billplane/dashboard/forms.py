@@ -46,6 +46,14 @@ def from_domain(exc: BillplaneError) -> Invalid:
     return Invalid({}, exc.message)
 
 
+def as_invalid(exc: Exception) -> Invalid:
+    """A form's problems, whether the form's validation or a service refused it."""
+    if isinstance(exc, Invalid):
+        return exc
+    assert isinstance(exc, BillplaneError)
+    return from_domain(exc)
+
+
 def field_errors(exc: ValidationError) -> dict[str, str]:
     fields: dict[str, str] = {}
     for error in exc.errors():

@@ -81,7 +81,7 @@ def create_plan(project: str, request: Request, form: OperatorForm, view: FormVi
                 stripe_mode=view.stripe.mode,
             )
     except (forms.Invalid, BillplaneError) as exc:
-        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        invalid = forms.as_invalid(exc)
         return _plans(
             view,
             project,
@@ -160,7 +160,7 @@ def update_plan(
     except (forms.Invalid, BillplaneError) as exc:
         if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
             raise
-        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        invalid = forms.as_invalid(exc)
         return _plan(
             view,
             project,

@@ -58,7 +58,7 @@ def create_project(request: Request, form: OperatorForm, view: FormView) -> Resp
             )
             secret = created.token.secret
     except (forms.Invalid, BillplaneError) as exc:
-        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        invalid = forms.as_invalid(exc)
         return _projects(
             view, status_code=422, errors=invalid.fields, general=invalid.general, values=form
         )
@@ -177,7 +177,7 @@ def _project_form_error(
 ) -> Response:
     """The project page again, with the form's problems beside its fields (an unknown project
     is a 404 page, raised again by `_project`)."""
-    invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)  # type: ignore[arg-type]
+    invalid = forms.as_invalid(exc)
     return _project(
         view,
         project,

@@ -54,7 +54,7 @@ def create_tenant(project: str, request: Request, form: OperatorForm, view: Form
                 now=view.now,
             )
     except (forms.Invalid, BillplaneError) as exc:
-        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        invalid = forms.as_invalid(exc)
         return _tenants(
             view,
             project,
@@ -114,7 +114,7 @@ def update_tenant(
     except (forms.Invalid, BillplaneError) as exc:
         if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
             raise
-        invalid = exc if isinstance(exc, forms.Invalid) else forms.from_domain(exc)
+        invalid = forms.as_invalid(exc)
         return _tenant(
             view,
             project,
