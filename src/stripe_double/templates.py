@@ -1,6 +1,6 @@
 """Blank Stripe objects the double fills in: every key of Stripe's own example of each resource.
 
-Derived from Stripe's published example objects (`shared/stripe/fixtures3.json`) with example
+Derived from Stripe's published example objects (`tests/data/stripe/fixtures3.json`) with example
 values replaced by what a fresh object carries, so a builder only sets what it means to set.
 `tests/stripe_double/test_shapes.py` keeps these keys equal to the fixture's.
 """

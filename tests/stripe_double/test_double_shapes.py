@@ -1,8 +1,7 @@
 """Every object the double answers or puts in an event has exactly the keys of Stripe's own
-example of that resource (`shared/stripe/fixtures3.json`, from Stripe's OpenAPI repository)."""
+example of that resource (`tests/data/stripe/fixtures3.json`, from Stripe's OpenAPI repository)."""
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,8 @@ import pytest
 
 from stripe_double import StripeDouble
 
-FIXTURES = Path(
-    os.environ.get(
-        "STRIPE_FIXTURES3",
-        Path(__file__).resolve().parents[3] / "shared" / "stripe" / "fixtures3.json",
-    )
-)
+# Committed with the tests (see its README): a clone needs nothing beside it.
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "stripe" / "fixtures3.json"
 API_KEY = "sk_test_shapes"
 
 # The resources the double serves, and the fixture each one is compared with.
