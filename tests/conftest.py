@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from billplane.app import create_app
 from billplane.db import Database
+from billplane.hotpath import Job, Sql
 from billplane.http import get_transactions
 from billplane.migrate import upgrade
 from billplane.settings import Settings
@@ -139,6 +140,17 @@ class SavepointTransactions:
             yield self.session
 
     read = write = _savepoint
+
+    @contextmanager
+    def hot_read(self) -> Iterator[Sql]:
+        yield self._sql()
+
+    async def hot_write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
+        with self.session.begin_nested():
+            return job(self._sql())
+
+    def _sql(self) -> Sql:
+        return Sql(self.session.connection().connection.cursor(), self.session.get_bind().dialect)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def running_server(
     workers: int = 1,
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
+    access_log: bool = False,
 ) -> Iterator[str]:
     """Serve billplane on `database_url` until the block ends; yields the base URL. Pass `port`
     (from `free_port()`) to know the URL beforehand, e.g. for BILLPLANE_PUBLIC_URL."""
@@ -44,7 +45,10 @@ def running_server(
     with (
         open(os.environ.get("BP_SERVER_LOG", os.devnull), "w") as log,
         serving(
-            [str(BIN / "billplane"), "serve", "--port", str(port), "--workers", str(workers)],
+            [
+                *[str(BIN / "billplane"), "serve", "--port", str(port), "--workers", str(workers)],
+                *(["--access-log"] if access_log else []),
+            ],
             f"http://127.0.0.1:{port}",
             probe=lambda base_url: httpx.get(f"{base_url}/healthz", timeout=1),
             env=env,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from billplane.billing.commands import events_app, stripe_app
 from billplane.clock import utc_now
-from billplane.db import Database
+from billplane.db import CONNECTIONS_PER_WORKER, Database
 from billplane.errors import BillplaneError
 from billplane.plans import prices
 from billplane.plans import repository as plan_rows
@@ -128,10 +128,19 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes: one per CPU core is right for most servers. Each keeps up to "
+            f"{CONNECTIONS_PER_WORKER} PostgreSQL connections; keep workers x "
+            f"{CONNECTIONS_PER_WORKER} under the server's max_connections (100 by default).",
+        ),
+    ] = 1,
     access_log: Annotated[
-        bool, typer.Option(help="Log every request (uvicorn's access log)")
-    ] = True,
+        bool, typer.Option(help="Log every request (uvicorn's access log; off: it costs speed)")
+    ] = False,
 ) -> None:
     """Serve the API (and dashboard) with uvicorn."""
     import uvicorn

@@ -6,16 +6,25 @@ The transaction belongs to the edge: request handlers and CLI commands open a se
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from billplane.hotpath import HotPath
+
 # Write transactions on SQLite must take the write lock when they begin: a deferred transaction
 # that reads first and writes later cannot wait for the lock (SQLITE_BUSY_SNAPSHOT), so under
 # concurrency it would fail instead of queueing behind the other writer.
 WRITE = {"billplane_write": True}
+
+# PostgreSQL connections one process keeps at most: the ORM's pool (admin API, dashboard,
+# webhooks) plus the hot path's reader and writer. `billplane serve --workers N` then needs
+# N x this under the server's max_connections (100 by default).
+ORM_POOL_SIZE, ORM_MAX_OVERFLOW = 4, 6
+CONNECTIONS_PER_WORKER = ORM_POOL_SIZE + ORM_MAX_OVERFLOW + 2
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -25,8 +34,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         )
         _prepare_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", ORM_POOL_SIZE)
+    kwargs.setdefault("max_overflow", ORM_MAX_OVERFLOW)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
@@ -62,6 +71,11 @@ class Database:
             self.engine.execution_options(**WRITE), expire_on_commit=False
         )
 
+    @cached_property
+    def hot(self) -> HotPath:
+        """The client API's driver-level connections (made on first use, in the worker)."""
+        return HotPath(self.engine)
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
@@ -78,4 +92,7 @@ class Database:
                 raise
 
     def dispose(self) -> None:
+        if "hot" in self.__dict__:
+            self.hot.close()
+            del self.__dict__["hot"]
         self.engine.dispose()

@@ -5,6 +5,7 @@ committed when the block ends, rolled back when it raises (see `Transactions`).
 """
 
 import hmac
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,23 +21,26 @@ from starlette.routing import Match
 
 from billplane.db import Database
 from billplane.errors import BillplaneError, Unauthorized
+from billplane.hotpath import Job, Sql
 from billplane.logs import billplane_logger
 from billplane.settings import Settings
 
 log = billplane_logger()
 
 
-def get_db(request: Request) -> Database:
+# The dependencies below are `async def` on purpose: FastAPI runs a plain `def` dependency in its
+# threadpool, a hop per dependency per request that cost more than the check itself.
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     now: datetime = request.app.state.clock()
     return now
 
@@ -59,8 +63,16 @@ class Transactions:
     def write(self) -> ContextManager[Session]:
         return self.db.session_scope(write=True)
 
+    def hot_read(self) -> ContextManager[Sql]:
+        """The client API's reads: statements run on the driver, outside any ORM session."""
+        return self.db.hot.reading()
 
-def get_transactions(db: Annotated[Database, Depends(get_db)]) -> Transactions:
+    async def hot_write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
+        """A client API write, run in a transaction by the writer (see `hotpath.Writer`)."""
+        return await self.db.hot.write(job, order)
+
+
+async def get_transactions(db: Annotated[Database, Depends(get_db)]) -> Transactions:
     return Transactions(db)
 
 
@@ -79,7 +91,7 @@ admin_bearer = HTTPBearer(
 )
 
 
-def client_token(
+async def client_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(client_bearer)],
 ) -> str | None:
     """The bearer token as sent; it is looked up inside the endpoint's own transaction."""
@@ -104,6 +116,19 @@ def require_admin(
 
 
 Admin = Annotated[str, Depends(require_admin)]
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    """A body the endpoint built itself, as the response model would serialise it (UTC as Z):
+    the hot path skips FastAPI's re-validation of what it just built."""
+    content = json.dumps(body, default=_json_default, separators=(",", ":")).encode()
+    return Response(content, status_code=status_code, media_type="application/json")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

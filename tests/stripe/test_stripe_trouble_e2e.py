@@ -32,7 +32,8 @@ def test_an_unreachable_stripe_is_contained(
     answers: list[httpx.Response] = []
     with (
         fresh_database(engine, tmp_path) as url,
-        running_server(url, ADMIN_TOKEN, extra_env=env) as base_url,
+        # With the access log, which `serve` leaves off unless asked: it must not leak either.
+        running_server(url, ADMIN_TOKEN, extra_env=env, access_log=True) as base_url,
         httpx.Client(base_url=base_url, timeout=60) as http,
     ):
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

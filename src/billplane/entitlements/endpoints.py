@@ -1,15 +1,19 @@
-"""HTTP for the client API's questions: `/v1/check` and a tenant's entitlements."""
+"""HTTP for the client API's questions: `/v1/check` and a tenant's entitlements.
 
-from typing import Any
+Both sit in front of client apps' paid actions: `async` (no threadpool hop), one statement on
+the driver (see `repository`), and the answer written straight to JSON.
+"""
 
-from fastapi import APIRouter
+from datetime import datetime
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
 from billplane.entitlements import service
 from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
-from billplane.http import ClientToken, CurrentSettings, Now, Tx
+from billplane.http import ClientToken, CurrentSettings, Now, Transactions, Tx, json_response
 from billplane.projects import repository as projects
 from billplane.schemas import TenantKey
-from billplane.tokens.service import authenticate, tenant_for
 
 router = APIRouter(prefix="/v1", tags=["client"])
 
@@ -21,27 +25,22 @@ router = APIRouter(prefix="/v1", tags=["client"])
     response_model_exclude_unset=True,
     summary="Can this tenant do this?",
 )
-def check(
+async def check(
     body: CheckIn, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
-) -> dict[str, Any]:
+) -> Response:
     """Answer before a paid action; never changes usage."""
-    with tx.read() as session:
-        caller = authenticate(session, token)
-        tenant = tenant_for(session, caller, body.tenant)
-        answer = service.check(
-            session,
-            caller.project,
-            tenant,
-            body.feature,
-            body.quantity,
-            now,
-            settings.billplane_past_due_grace_days,
-        )
-    if caller.project.first_check_at is None:
+    with tx.hot_read() as sql:
+        found = service.lookup(sql, token, body.tenant, body.feature, now)
+        access = service.access_of(sql, found, now, settings.billplane_past_due_grace_days)
+    if found.first_check_pending:
         # Once per project, for the setup checklist; its own short write keeps checks read-only.
-        with tx.write() as session:
-            projects.mark_first_check(session, caller.project.id, now)
-    return answer
+        await run_in_threadpool(_mark_first_check, tx, found.project_id, now)
+    return json_response(service.check(access, body.feature, body.quantity, now))
+
+
+def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:
+    with tx.write() as session:
+        projects.mark_first_check(session, project_id, now)
 
 
 @router.get(
@@ -50,15 +49,10 @@ def check(
     response_model_exclude_unset=True,
     summary="Everything a tenant may do, with usage",
 )
-def entitlements(
+async def entitlements(
     tenant: TenantKey, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
-) -> dict[str, Any]:
-    with tx.read() as session:
-        caller = authenticate(session, token)
-        return service.entitlements_of(
-            session,
-            caller.project,
-            tenant_for(session, caller, tenant),
-            now,
-            settings.billplane_past_due_grace_days,
-        )
+) -> Response:
+    with tx.hot_read() as sql:
+        found = service.lookup(sql, token, tenant, None, now)
+        access = service.access_of(sql, found, now, settings.billplane_past_due_grace_days)
+    return json_response(service.entitlements(access, now))

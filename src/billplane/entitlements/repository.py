@@ -1,73 +1,297 @@
-"""The reads behind every entitlement answer, shaped to cost as few round trips as possible.
+"""The one read behind every entitlement answer: `/v1/check`, entitlements, and usage.
 
-`/v1/check` sits in front of client apps' paid actions, so it runs on every such action: the
-plan and every grant it needs come from one statement each.
+Token → project → tenant → its current subscription → the plan of the subscribed price and the
+default plan → the feature (or every feature) → both plans' grants and the tenant's override →
+the usage counters that may be the current period's. One statement, SQLAlchemy Core compiled
+once per dialect and run on the driver (see `hotpath`): it sits in front of every paid action.
+Which plan applies, which grant wins and which counter is current is decided in Python from the
+clock (`rules`), so the statement holds no time arithmetic that would differ between engines.
 """
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, aliased
+from dataclasses import dataclass, field
+from typing import Any
 
-from billplane.entitlements.rules import Grant
-from billplane.models import Feature, Plan, PlanGrant, TenantOverride
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    null,
+    or_,
+    select,
+    true,
+)
 
-# Built once: an alias made per call costs more to build and cache-key than the query to run.
-_PLAN_GRANT = aliased(PlanGrant)
-_OVERRIDE = aliased(TenantOverride)
+from billplane.entitlements.rules import Grant, SubscriptionState
+from billplane.hotpath import Sql, Statement, one_of, utc
+from billplane.models import (
+    Feature,
+    Plan,
+    PlanGrant,
+    Project,
+    Subscription,
+    Tenant,
+    TenantOverride,
+    Token,
+    UsageCounter,
+)
+
+ENDED_STATUSES = ("canceled", "incomplete_expired")
+# Usage counters of a billing period are keyed "bp:<start>", which sorts by time.
+BILLING_PERIOD_KEYS = ("bp:", "bp;")
 
 
-def plan_for(session: Session, project_id: int, stripe_price_id: str | None) -> Plan | None:
-    """The plan of a subscribed price when there is one, otherwise the active default plan."""
-    is_default = and_(Plan.is_default.is_(True), Plan.status == "active")
-    wanted = (
-        or_(is_default, Plan.stripe_price_id == stripe_price_id) if stripe_price_id else is_default
+@dataclass(frozen=True)
+class FeatureRow:
+    id: int
+    key: str
+    type: str
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    id: int
+    key: str
+
+
+@dataclass
+class Found:
+    """What the statement found, before the rules pick plan, grants and period."""
+
+    project_id: int
+    project_key: str
+    first_check_pending: bool
+    scoped_tenant_key: str | None  # the tenant a tenant-scoped token is limited to
+    token_scoped: bool
+    tenant_id: int | None
+    tenant_key: str | None
+    subscription: SubscriptionState | None
+    price_plan: PlanRow | None
+    default_plan: PlanRow | None
+    features: list[FeatureRow] = field(default_factory=list)
+    price_grants: dict[int, Grant] = field(default_factory=dict)
+    default_grants: dict[int, Grant] = field(default_factory=dict)
+    overrides: dict[int, Grant] = field(default_factory=dict)
+    counters: dict[tuple[int, str], int] = field(default_factory=dict)
+    latest_billing_period: dict[int, str] = field(default_factory=dict)
+
+
+def _access_select(
+    dialect: str, *, by_token: bool, one_feature: bool, many: bool = False
+) -> Select[Any]:
+    tk = Token.__table__.alias("tk")
+    p = Project.__table__.alias("p")
+    st = Tenant.__table__.alias("st")
+    t = Tenant.__table__.alias("t")
+    s = Subscription.__table__.alias("s")
+    s2 = Subscription.__table__.alias("s2")
+    pp = Plan.__table__.alias("pp")
+    dp = Plan.__table__.alias("dp")
+    f = Feature.__table__.alias("f")
+    g1 = PlanGrant.__table__.alias("g1")
+    g2 = PlanGrant.__table__.alias("g2")
+    o = TenantOverride.__table__.alias("o")
+    c = UsageCounter.__table__.alias("c")
+    c2 = UsageCounter.__table__.alias("c2")
+
+    # The tenant's live subscription (one per tenant), else its newest; see
+    # tenants.repository.current_subscription, which the dashboard uses.
+    ended = case((or_(*(s2.c.status == status for status in ENDED_STATUSES)), 1), else_=0)
+    current_subscription = (
+        select(s2.c.id)
+        .where(s2.c.tenant_id == t.c.id)
+        .order_by(ended, s2.c.created_at.desc(), s2.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    plans = session.scalars(select(Plan).where(Plan.project_id == project_id, wanted)).all()
-    by_price = [p for p in plans if stripe_price_id and p.stripe_price_id == stripe_price_id]
-    chosen = by_price or plans
-    return chosen[0] if chosen else None
+    latest_billing_period = (
+        select(func.max(c2.c.period_key))
+        .where(
+            c2.c.tenant_id == t.c.id,
+            c2.c.feature_id == f.c.id,
+            c2.c.period_key >= BILLING_PERIOD_KEYS[0],
+            c2.c.period_key < BILLING_PERIOD_KEYS[1],
+        )
+        .scalar_subquery()
+    )
+    counter_may_be_current = or_(
+        c.c.period_key == "never",
+        c.c.period_key == bindparam("day_key"),
+        c.c.period_key == bindparam("month_key"),
+        c.c.period_key == latest_billing_period,
+    )
+    feature_on: ColumnElement[bool] = f.c.project_id == p.c.id
+    if many:
+        feature_on = and_(feature_on, one_of(dialect, f.c.key, "features"))
+    elif one_feature:
+        feature_on = and_(feature_on, f.c.key == bindparam("feature"))
+    tenant_is = one_of(dialect, t.c.key, "tenants") if many else t.c.key == bindparam("tenant")
+
+    scoped: list[Any] = [tk.c.tenant_id, st.c.key] if by_token else [null(), null()]
+    columns = [
+        p.c.id, p.c.key, p.c.first_check_at, *scoped, t.c.id, t.c.key,
+        s.c.status, s.c.stripe_price_id, s.c.current_period_start, s.c.current_period_end,
+        s.c.cancel_at_period_end, s.c.trial_end,
+        pp.c.id, pp.c.key, dp.c.id, dp.c.key,
+        f.c.id, f.c.key, f.c.type,
+        g1.c.enabled, g1.c.limit, g1.c.reset,
+        g2.c.enabled, g2.c.limit, g2.c.reset,
+        o.c.enabled, o.c.limit, o.c.reset,
+        c.c.period_key, c.c.used,
+    ]  # fmt: skip
+    if by_token:
+        source = (
+            tk.join(p, p.c.id == tk.c.project_id)
+            .outerjoin(st, st.c.id == tk.c.tenant_id)
+            .outerjoin(t, and_(t.c.project_id == p.c.id, tenant_is))
+        )
+        where: ColumnElement[bool] = and_(
+            tk.c.token_hash == bindparam("token_hash"), tk.c.revoked_at.is_(None)
+        )
+    else:
+        source = p.join(t, and_(t.c.project_id == p.c.id, t.c.id == bindparam("tenant_id")))
+        where = p.c.id == bindparam("project_id")
+    source = (
+        source.outerjoin(s, s.c.id == current_subscription)
+        .outerjoin(pp, and_(pp.c.project_id == p.c.id, pp.c.stripe_price_id == s.c.stripe_price_id))
+        .outerjoin(
+            dp, and_(dp.c.project_id == p.c.id, dp.c.is_default == true(), dp.c.status == "active")
+        )
+        .outerjoin(f, feature_on)
+        .outerjoin(g1, and_(g1.c.plan_id == pp.c.id, g1.c.feature_id == f.c.id))
+        .outerjoin(g2, and_(g2.c.plan_id == dp.c.id, g2.c.feature_id == f.c.id))
+        .outerjoin(o, and_(o.c.tenant_id == t.c.id, o.c.feature_id == f.c.id))
+        .outerjoin(
+            c, and_(c.c.tenant_id == t.c.id, c.c.feature_id == f.c.id, counter_may_be_current)
+        )
+    )
+    order = (t.c.id, f.c.key, pp.c.id) if many else (f.c.key, pp.c.id)
+    return select(*columns).select_from(source).where(where).order_by(*order)
 
 
-def features_with_grants(
-    session: Session,
+BY_TOKEN_ONE = Statement(lambda d: _access_select(d, by_token=True, one_feature=True))
+BY_TOKEN_ALL = Statement(lambda d: _access_select(d, by_token=True, one_feature=False))
+BY_TENANT_ALL = Statement(lambda d: _access_select(d, by_token=False, one_feature=False))
+BY_TOKEN_MANY = Statement(lambda d: _access_select(d, by_token=True, one_feature=False, many=True))
+COUNTER = Statement(
+    lambda _: select(UsageCounter.used).where(
+        UsageCounter.tenant_id == bindparam("tenant_id"),
+        UsageCounter.feature_id == bindparam("feature_id"),
+        UsageCounter.period_key == bindparam("period_key"),
+    )
+)
+
+
+def by_token(
+    sql: Sql, *, token_hash: str, tenant: str, feature: str | None, day_key: str, month_key: str
+) -> Found | None:
+    """What a token may see of `tenant` (and `feature`, or every feature); None: no such token."""
+    statement = BY_TOKEN_ONE if feature is not None else BY_TOKEN_ALL
+    values = {"token_hash": token_hash, "tenant": tenant, "feature": feature}
+    rows = sql.run(statement, {**values, "day_key": day_key, "month_key": month_key})
+    return _found(rows) if rows else None
+
+
+def by_token_many(
+    sql: Sql,
     *,
-    project_id: int,
-    plan_id: int | None,
-    tenant_id: int,
-    feature_key: str | None = None,
-) -> list[tuple[Feature, Grant | None]]:
-    """Each feature of the project (or just `feature_key`) with its effective grant, if any.
+    token_hash: str,
+    tenants: list[str],
+    features: list[str],
+    day_key: str,
+    month_key: str,
+) -> tuple[Found, dict[str, Found]] | None:
+    """For a batch: what the token may see of several tenants and features at once.
 
-    A tenant's override replaces the plan's grant for that feature, whatever the plan is.
+    Returns the token's view (project, scope) and, per tenant key that exists, its `Found`.
     """
-    plan_grant, override = _PLAN_GRANT, _OVERRIDE
-    query = (
-        select(
-            Feature,
-            plan_grant.enabled,
-            plan_grant.limit,
-            plan_grant.reset,
-            override.enabled,
-            override.limit,
-            override.reset,
-        )
-        .outerjoin(
-            plan_grant, and_(plan_grant.feature_id == Feature.id, plan_grant.plan_id == plan_id)
-        )
-        .outerjoin(
-            override, and_(override.feature_id == Feature.id, override.tenant_id == tenant_id)
-        )
-        .where(Feature.project_id == project_id)
-        .order_by(Feature.key)
+    values = {
+        "token_hash": token_hash,
+        "tenants": sql.values_list(tenants),
+        "features": sql.values_list(features),
+        "day_key": day_key,
+        "month_key": month_key,
+    }
+    rows = sql.run(BY_TOKEN_MANY, values)
+    if not rows:
+        return None
+    per_tenant: dict[str, list[Any]] = {}
+    for row in rows:
+        if row[6] is not None:
+            per_tenant.setdefault(row[6], []).append(row)
+    return _found(rows[:1]), {key: _found(group) for key, group in per_tenant.items()}
+
+
+def by_tenant(
+    sql: Sql, *, project_id: int, tenant_id: int, day_key: str, month_key: str
+) -> Found | None:
+    """The same for the operator's views, which know the tenant already."""
+    values = {"project_id": project_id, "tenant_id": tenant_id}
+    rows = sql.run(BY_TENANT_ALL, {**values, "day_key": day_key, "month_key": month_key})
+    return _found(rows) if rows else None
+
+
+def counter(sql: Sql, *, tenant_id: int, feature_id: int, period_key: str) -> int:
+    values = {"tenant_id": tenant_id, "feature_id": feature_id, "period_key": period_key}
+    rows = sql.run(COUNTER, values)
+    return int(rows[0][0]) if rows else 0
+
+
+def _grant(enabled: Any, limit: Any, reset: Any) -> Grant | None:
+    return None if enabled is None else Grant(bool(enabled), limit, reset)
+
+
+def _found(rows: Any) -> Found:
+    first = rows[0]
+    (project_id, project_key, first_check_at, scoped_id, scoped_key, tenant_id, tenant_key) = first[
+        :7
+    ]
+    status, price, start, end, cancel, trial_end = first[7:13]
+    pp_id, pp_key, dp_id, dp_key = first[13:17]
+    found = Found(
+        project_id=project_id,
+        project_key=project_key,
+        first_check_pending=first_check_at is None,
+        scoped_tenant_key=scoped_key,
+        token_scoped=scoped_id is not None,
+        tenant_id=tenant_id,
+        tenant_key=tenant_key,
+        subscription=None
+        if status is None
+        else SubscriptionState(
+            status=status,
+            stripe_price_id=price,
+            current_period_start=utc(start),
+            current_period_end=utc(end),
+            cancel_at_period_end=bool(cancel),
+            trial_end=utc(trial_end),
+        ),
+        price_plan=None if pp_id is None else PlanRow(pp_id, pp_key),
+        default_plan=None if dp_id is None else PlanRow(dp_id, dp_key),
     )
-    if feature_key is not None:
-        query = query.where(Feature.key == feature_key)
-    result = []
-    for feature, p_on, p_limit, p_reset, o_on, o_limit, o_reset in session.execute(query):
-        if o_on is not None:
-            grant: Grant | None = Grant(o_on, o_limit, o_reset)
-        elif p_on is not None:
-            grant = Grant(p_on, p_limit, p_reset)
-        else:
-            grant = None
-        result.append((feature, grant))
-    return result
+    seen: set[int] = set()
+    for row in rows:
+        if row[13] != pp_id:  # another plan with the same price: the first one decides
+            continue
+        feature_id = row[17]
+        if feature_id is None:
+            continue  # a project without features
+        if feature_id not in seen:
+            seen.add(feature_id)
+            found.features.append(FeatureRow(feature_id, row[18], row[19]))
+            for grants, at in (
+                (found.price_grants, 20),
+                (found.default_grants, 23),
+                (found.overrides, 26),
+            ):
+                grant = _grant(*row[at : at + 3])
+                if grant is not None:
+                    grants[feature_id] = grant
+        period_key, used = row[29], row[30]
+        if period_key is not None:
+            found.counters[(feature_id, period_key)] = int(used)
+            if period_key.startswith("bp:"):
+                found.latest_billing_period[feature_id] = period_key
+    return found

@@ -6,6 +6,7 @@ Nothing here touches the database: every rule is a function of stored state and 
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 ACCESS_STATUSES = frozenset({"active", "trialing"})
 GRACE_STATUSES = frozenset({"past_due"})
@@ -56,6 +57,7 @@ def subscription_grants_access(
     return False
 
 
+@lru_cache(maxsize=4096)  # a batch asks the same question for each of its events
 def period_for(reset: str | None, now: datetime, subscription: SubscriptionState | None) -> Period:
     """The reset period `now` falls in, named by a stable key, and when it ends (UTC)."""
     now = now.astimezone(UTC)

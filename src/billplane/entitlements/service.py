@@ -1,7 +1,8 @@
 """The rule for "can this tenant do this?": effective plan, grants, usage and the answer.
 
-A check never changes usage. `resolve_access` gathers what the answer depends on; `decide`
-turns it into an answer for one feature.
+A check never changes usage. `lookup` reads what the answer depends on (one statement, see
+`repository`), `access_of` applies the rules to it, and `decide` turns that into an answer for
+one feature.
 """
 
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from billplane.entitlements import repository
+from billplane.entitlements.repository import FeatureRow, Found, PlanRow
 from billplane.entitlements.rules import (
     Grant,
     Period,
@@ -19,20 +21,22 @@ from billplane.entitlements.rules import (
     period_for,
     subscription_grants_access,
 )
-from billplane.models import Feature, Plan, Project, Subscription, Tenant
-from billplane.tenants import repository as tenants
-from billplane.usage import repository as usage
+from billplane.hotpath import Sql
+from billplane.models import Project, Tenant
+from billplane.tokens import service as tokens
 
 
 @dataclass(frozen=True)
 class Access:
     """Everything a tenant's entitlements depend on, read once."""
 
-    tenant: Tenant
-    plan: Plan | None
+    tenant_id: int
+    tenant_key: str
+    plan: PlanRow | None
     subscription: SubscriptionState | None
-    features: list[Feature]  # the features asked about, in key order
+    features: list[FeatureRow]  # the features asked about, in key order
     grants: dict[int, Grant]  # feature id -> effective grant (overrides already applied)
+    used: dict[int, int]  # counted feature id -> what was used in its current period
 
 
 @dataclass(frozen=True)
@@ -47,54 +51,118 @@ class Decision:
     grant: Grant | None = None
 
 
-def subscription_state(row: Subscription | None) -> SubscriptionState | None:
-    if row is None:
-        return None
-    return SubscriptionState(
-        status=row.status,
-        stripe_price_id=row.stripe_price_id,
-        current_period_start=row.current_period_start,
-        current_period_end=row.current_period_end,
-        cancel_at_period_end=row.cancel_at_period_end,
-        trial_end=row.trial_end,
+def lookup(
+    sql: Sql, token: str | None, tenant_key: str, feature_key: str | None, now: datetime
+) -> Found:
+    """What the bearer `token` may know of the tenant: 401, 403 or 404 otherwise."""
+    found = repository.by_token(
+        sql,
+        token_hash=tokens.token_hash_of(token),
+        tenant=tenant_key,
+        feature=feature_key,
+        **_period_keys(now),
     )
+    if found is None:
+        raise tokens.unknown_token()
+    tokens.require_tenant(
+        project_key=found.project_key,
+        scoped_tenant_key=found.scoped_tenant_key if found.token_scoped else None,
+        tenant_key=tenant_key,
+        exists=found.tenant_id is not None,
+    )
+    return found
 
 
-def resolve_access(
-    session: Session,
-    project: Project,
-    tenant: Tenant,
-    now: datetime,
-    grace_days: int,
-    feature_key: str | None = None,
-) -> Access:
-    """What the tenant's answers depend on: its effective plan and the grants of `feature_key`
-    (or of every feature).
+@dataclass(frozen=True)
+class Batch:
+    """What a token may see of the tenants and features a batch names (read at once)."""
+
+    token: Found
+    tenants: dict[str, Found]
+
+    def tenant(self, key: str) -> Found:
+        """The tenant's view: 403 outside a scoped token's tenant, 404 if it does not exist."""
+        found = self.tenants.get(key)
+        tokens.require_tenant(
+            project_key=self.token.project_key,
+            scoped_tenant_key=self.token.scoped_tenant_key if self.token.token_scoped else None,
+            tenant_key=key,
+            exists=found is not None,
+        )
+        assert found is not None
+        return found
+
+
+def lookup_many(
+    sql: Sql, token: str | None, tenants: list[str], features: list[str], now: datetime
+) -> Batch:
+    """`lookup` for a batch: one statement for all its tenants and features; 401 for all."""
+    found = repository.by_token_many(
+        sql,
+        token_hash=tokens.token_hash_of(token),
+        tenants=tenants,
+        features=features,
+        **_period_keys(now),
+    )
+    if found is None:
+        raise tokens.unknown_token()
+    return Batch(*found)
+
+
+def _period_keys(now: datetime) -> dict[str, str]:
+    """The keys a `day` and a `month` counter of `now` have (the statement fetches those)."""
+    return {
+        "day_key": period_for("day", now, None).key,
+        "month_key": period_for("month", now, None).key,
+    }
+
+
+def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
+    """The rules applied to what was read.
 
     The effective plan is the subscribed price's plan while the subscription grants access,
-    otherwise the project's default plan, otherwise none.
+    otherwise the project's default plan, otherwise none. A tenant's override replaces the
+    plan's grant for that feature, whatever the plan is.
     """
-    subscription = subscription_state(tenants.current_subscription(session, tenant.id))
+    assert found.tenant_id is not None and found.tenant_key is not None
+    subscription = found.subscription
     granting = subscription_grants_access(subscription, now, grace_days)
-    price = subscription.stripe_price_id if granting and subscription else None
-    plan = repository.plan_for(session, project.id, price)
-    rows = repository.features_with_grants(
-        session,
-        project_id=project.id,
-        plan_id=plan.id if plan else None,
-        tenant_id=tenant.id,
-        feature_key=feature_key,
-    )
-    return Access(
-        tenant=tenant,
+    plan: PlanRow | None = found.price_plan
+    grants = found.price_grants
+    if not granting or plan is None:
+        plan, grants = found.default_plan, found.default_grants
+    access = Access(
+        tenant_id=found.tenant_id,
+        tenant_key=found.tenant_key,
         plan=plan,
         subscription=subscription,
-        features=[feature for feature, _ in rows],
-        grants={feature.id: grant for feature, grant in rows if grant is not None},
+        features=found.features,
+        grants={**grants, **found.overrides},
+        used={},
     )
+    for feature in found.features:
+        period = period_of(access, feature, now)
+        if period is not None:
+            access.used[feature.id] = _used_in(sql, found, feature.id, period.key)
+    return access
 
 
-def period_of(access: Access, feature: Feature, now: datetime) -> Period | None:
+def _used_in(sql: Sql, found: Found, feature_id: int, period_key: str) -> int:
+    used = found.counters.get((feature_id, period_key))
+    if used is not None:
+        return used
+    # The statement fetched the newest billing-period counter only; an older one can be the
+    # current period's when a subscription was replaced by one that started earlier.
+    newest = found.latest_billing_period.get(feature_id)
+    if period_key.startswith("bp:") and newest is not None and newest > period_key:
+        assert found.tenant_id is not None
+        return repository.counter(
+            sql, tenant_id=found.tenant_id, feature_id=feature_id, period_key=period_key
+        )
+    return 0
+
+
+def period_of(access: Access, feature: FeatureRow, now: datetime) -> Period | None:
     """The period a counted feature's usage goes into (None for on/off features).
 
     Usage is counted even where the plan does not grant the feature (e.g. metered use without a
@@ -107,7 +175,9 @@ def period_of(access: Access, feature: Feature, now: datetime) -> Period | None:
     return period_for(reset, now, access.subscription)
 
 
-def decide(access: Access, feature: Feature, used: int, quantity: int, now: datetime) -> Decision:
+def decide(
+    access: Access, feature: FeatureRow, used: int, quantity: int, now: datetime
+) -> Decision:
     """Whether `quantity` more of `feature` is allowed, given what the tenant used this period."""
     grant = access.grants.get(feature.id)
     period = period_of(access, feature, now)
@@ -136,29 +206,10 @@ def _refusal(access: Access) -> str:
     return "no_plan"
 
 
-def used_now(
-    session: Session, access: Access, features: list[Feature], now: datetime
-) -> dict[int, int]:
-    """What the tenant used of each counted feature in its current period."""
-    periods = {f.id: period_of(access, f, now) for f in features}
-    wanted = [(fid, p.key) for fid, p in periods.items() if p is not None]
-    totals = usage.used_in(session, access.tenant.id, wanted)
-    return {fid: totals.get((fid, p.key), 0) for fid, p in periods.items() if p is not None}
-
-
-def check(
-    session: Session,
-    project: Project,
-    tenant: Tenant,
-    feature_key: str,
-    quantity: int,
-    now: datetime,
-    grace_days: int,
-) -> dict[str, Any]:
-    """The answer of `/v1/check`: may `tenant` use `quantity` of the feature now?"""
-    access = resolve_access(session, project, tenant, now, grace_days, feature_key)
+def check(access: Access, feature_key: str, quantity: int, now: datetime) -> dict[str, Any]:
+    """The answer of `/v1/check`: may the tenant use `quantity` of the feature now?"""
     head = {
-        "tenant": tenant.key,
+        "tenant": access.tenant_key,
         "feature": feature_key,
         "plan": access.plan.key if access.plan else None,
         "subscription_status": access.subscription.status if access.subscription else None,
@@ -166,11 +217,11 @@ def check(
     if not access.features:
         return {**head, "allowed": False, "reason": "unknown_feature"}
     feature = access.features[0]
-    used = used_now(session, access, [feature], now).get(feature.id, 0)
+    used = access.used.get(feature.id, 0)
     return {**head, **answer(decide(access, feature, used, quantity, now), feature)}
 
 
-def answer(decision: Decision, feature: Feature) -> dict[str, Any]:
+def answer(decision: Decision, feature: FeatureRow) -> dict[str, Any]:
     body: dict[str, Any] = {"allowed": decision.allowed, "reason": decision.reason}
     if feature.type != "boolean":
         body |= {
@@ -182,16 +233,11 @@ def answer(decision: Decision, feature: Feature) -> dict[str, Any]:
     return body
 
 
-def entitlements_of(
-    session: Session, project: Project, tenant: Tenant, now: datetime, grace_days: int
-) -> dict[str, Any]:
+def entitlements(access: Access, now: datetime) -> dict[str, Any]:
     """The answer of `/v1/tenants/{tenant}/entitlements`: every project feature at once."""
-    access = resolve_access(session, project, tenant, now, grace_days)
-    features = access.features
-    used = used_now(session, access, features, now)
     sub = access.subscription
     return {
-        "tenant": tenant.key,
+        "tenant": access.tenant_key,
         "plan": access.plan.key if access.plan else None,
         "subscription": None
         if sub is None
@@ -205,8 +251,20 @@ def entitlements_of(
             {
                 "feature": f.key,
                 "type": f.type,
-                **answer(decide(access, f, used.get(f.id, 0), 1, now), f),
+                **answer(decide(access, f, access.used.get(f.id, 0), 1, now), f),
             }
-            for f in features
+            for f in access.features
         ],
     }
+
+
+def entitlements_of(
+    session: Session, project: Project, tenant: Tenant, now: datetime, grace_days: int
+) -> dict[str, Any]:
+    """A tenant's entitlements inside an ORM transaction (the operator's views, confirm)."""
+    sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
+    found = repository.by_tenant(
+        sql, project_id=project.id, tenant_id=tenant.id, **_period_keys(now)
+    )
+    assert found is not None  # the caller holds the tenant
+    return entitlements(access_of(sql, found, now, grace_days), now)

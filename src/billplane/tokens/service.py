@@ -46,25 +46,48 @@ def _new_secret() -> str:
 
 def authenticate(session: Session, secret: str | None) -> Caller:
     """The caller a bearer token stands for; 401 when it is missing, unknown or revoked."""
-    if not secret:
-        raise Unauthorized("Send your project token as 'Authorization: Bearer <token>'.")
-    found = repository.by_hash(session, hash_token(secret))
+    found = repository.by_hash(session, token_hash_of(secret))
     if found is None:
-        raise Unauthorized("This token is unknown or has been revoked.")
+        raise unknown_token()
     token, project, tenant = found
     return Caller(project=project, tenant=tenant, token_id=token.public_id)
 
 
+def token_hash_of(secret: str | None) -> str:
+    """The stored hash of a bearer token as sent; 401 when none was sent."""
+    if not secret:
+        raise Unauthorized("Send your project token as 'Authorization: Bearer <token>'.")
+    return hash_token(secret)
+
+
+def unknown_token() -> Unauthorized:
+    return Unauthorized("This token is unknown or has been revoked.")
+
+
 def tenant_for(session: Session, caller: Caller, tenant_key: str) -> Tenant:
     """The caller's tenant with this key: 403 outside a scoped token's tenant, 404 if unknown."""
-    if caller.tenant is not None:
-        if caller.tenant.key != tenant_key:
-            raise Forbidden("This token is scoped to another tenant.")
+    scoped_key = caller.tenant.key if caller.tenant is not None else None
+    if caller.tenant is not None and scoped_key == tenant_key:
         return caller.tenant
-    tenant = tenants.get_tenant(session, caller.project.id, tenant_key)
-    if tenant is None:
-        raise TenantNotFound(f"No tenant '{tenant_key}' in project '{caller.project.key}'.")
+    tenant = None if caller.tenant else tenants.get_tenant(session, caller.project.id, tenant_key)
+    require_tenant(
+        project_key=caller.project.key,
+        scoped_tenant_key=scoped_key,
+        tenant_key=tenant_key,
+        exists=tenant is not None,
+    )
+    assert tenant is not None
     return tenant
+
+
+def require_tenant(
+    *, project_key: str, scoped_tenant_key: str | None, tenant_key: str, exists: bool
+) -> None:
+    """403 outside a tenant-scoped token's tenant; 404 for a tenant the project does not have."""
+    if scoped_tenant_key is not None and scoped_tenant_key != tenant_key:
+        raise Forbidden("This token is scoped to another tenant.")
+    if not exists:
+        raise TenantNotFound(f"No tenant '{tenant_key}' in project '{project_key}'.")
 
 
 def issue_token(

@@ -1,11 +1,17 @@
-"""HTTP for recording usage: `/v1/usage` and `/v1/usage/batch`."""
+"""HTTP for recording usage: `/v1/usage` and `/v1/usage/batch`.
+
+Hot path: one read on the driver, then the write goes to the writer, which commits it together
+with the writes that arrived at the same time (each answered only after that commit).
+"""
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 from pydantic import ValidationError
 
+from billplane.entitlements import service as entitlements
 from billplane.errors import BillplaneError, InvalidInput
 from billplane.http import (
     ClientToken,
@@ -14,9 +20,9 @@ from billplane.http import (
     Transactions,
     Tx,
     error_body,
+    json_response,
     validation_error,
 )
-from billplane.tokens.service import Caller, authenticate, tenant_for
 from billplane.usage import service
 from billplane.usage.schemas import BatchIn, BatchOut, UsageIn, UsageOut
 
@@ -35,70 +41,110 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     responses={200: {"model": UsageOut, "description": "a repeat: nothing counted"}, **ERRORS},
     summary="Record usage, exactly once per idempotency key",
 )
-def record_usage(
+async def record_usage(
     body: UsageIn,
-    response: Response,
     token: ClientToken,
     tx: Tx,
     now: Now,
     settings: CurrentSettings,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """With `enforce: true`, the check and the count are one atomic step (402 when over)."""
-    with tx.write() as session:
-        caller = authenticate(session, token)
-        recorded = service.record_usage(
-            session,
-            caller.project,
-            tenant_for(session, caller, body.tenant),
-            _usage_request(body, idempotency_key),
-            now,
-            settings.billplane_past_due_grace_days,
-        )
-    response.status_code = 201 if recorded.created else 200
-    return recorded.body
+    recorded = await _record(tx, token, body, idempotency_key, now, settings)
+    return json_response(recorded.body, 201 if recorded.created else 200)
+
+
+async def _record(
+    tx: Transactions,
+    token: str | None,
+    body: UsageIn,
+    header_key: str | None,
+    now: datetime,
+    settings: CurrentSettings,
+) -> service.Recorded:
+    with tx.hot_read() as sql:
+        found = entitlements.lookup(sql, token, body.tenant, body.feature, now)
+        request = _usage_request(body, header_key)
+        prepared = service.prepare(sql, found, request, now, settings.billplane_past_due_grace_days)
+    if isinstance(prepared, service.Recorded):
+        return prepared
+    outcome = await tx.hot_write(
+        partial(service.record, write=prepared), service.lock_order(prepared)
+    )
+    if isinstance(outcome, BillplaneError):
+        raise outcome
+    assert isinstance(outcome, service.Recorded)
+    return outcome
 
 
 @router.post("/usage/batch", response_model=BatchOut, summary="Record up to 1,000 usage events")
-def record_batch(
+async def record_batch(
     body: BatchIn,
     token: ClientToken,
     tx: Tx,
     now: Now,
     settings: CurrentSettings,
-) -> dict[str, Any]:
-    """Each event is its own transaction: one bad event never loses (or holds back) the others."""
-    with tx.read() as session:
-        caller = authenticate(session, token)
-    return {"data": [_record_one(tx, caller, event, now, settings) for event in body.events]}
+) -> Response:
+    """Each event is judged on its own, in order: one bad event never loses (or holds back)
+    the others, and a batch that crosses a limit admits exactly what fits.
 
-
-def _record_one(
-    tx: Transactions,
-    caller: Caller,
-    raw: Any,
-    now: datetime,
-    settings: CurrentSettings,
-) -> dict[str, Any]:
-    try:
-        event = UsageIn.model_validate(raw)
-        with tx.write() as session:
-            recorded = service.record_usage(
-                session,
-                caller.project,
-                tenant_for(session, caller, event.tenant),
-                _usage_request(event, None),
-                now,
-                settings.billplane_past_due_grace_days,
+    One read for every tenant and feature the batch names, then one write for all its events.
+    """
+    results: list[dict[str, Any] | None] = [None] * len(body.events)
+    events: list[tuple[int, UsageIn]] = []
+    for index, raw in enumerate(body.events):
+        try:
+            events.append((index, UsageIn.model_validate(raw)))
+        except ValidationError as exc:
+            results[index] = _failed(422, validation_error(exc.errors(), body=raw)["error"])
+    writes: list[tuple[int, service.Write]] = []
+    with tx.hot_read() as sql:
+        tenants = sorted({event.tenant for _, event in events})
+        features = sorted({event.feature for _, event in events})
+        batch = entitlements.lookup_many(sql, token, tenants, features, now)
+        accesses: dict[str, entitlements.Access] = {}
+        for index, event in events:
+            try:
+                found = batch.tenant(event.tenant)
+                if event.tenant not in accesses:
+                    accesses[event.tenant] = entitlements.access_of(
+                        sql, found, now, settings.billplane_past_due_grace_days
+                    )
+                prepared = service.prepare(
+                    sql,
+                    found,
+                    _usage_request(event, None),
+                    now,
+                    settings.billplane_past_due_grace_days,
+                    accesses[event.tenant],
+                )
+            except BillplaneError as exc:
+                results[index] = _refused(exc)
+                continue
+            if isinstance(prepared, service.Recorded):
+                results[index] = _done(prepared)
+            else:
+                writes.append((index, prepared))
+    if writes:
+        job = partial(service.record_batch, writes=[w for _, w in writes])
+        outcomes = await tx.hot_write(job, min(service.lock_order(w) for _, w in writes))
+        for (index, _), outcome in zip(writes, outcomes, strict=True):
+            results[index] = (
+                _refused(outcome) if isinstance(outcome, BillplaneError) else _done(outcome)
             )
-    except ValidationError as exc:
-        return {"status": 422, "error": validation_error(exc.errors(), body=raw)["error"]}
-    except BillplaneError as exc:
-        return {
-            "status": exc.status,
-            "error": error_body(exc.code, exc.message, **exc.extra)["error"],
-        }
-    return {"status": 201 if recorded.created else 200, "result": recorded.body}
+    return json_response({"data": results})
+
+
+def _done(recorded: service.Recorded) -> dict[str, Any]:
+    return {"status": 201 if recorded.created else 200, "result": recorded.body, "error": None}
+
+
+def _refused(exc: BillplaneError) -> dict[str, Any]:
+    return _failed(exc.status, error_body(exc.code, exc.message, **exc.extra)["error"])
+
+
+def _failed(status: int, error: dict[str, Any]) -> dict[str, Any]:
+    return {"status": status, "result": None, "error": error}
 
 
 def _usage_request(body: UsageIn, header_key: str | None) -> service.UsageRequest:

@@ -1,15 +1,26 @@
-"""Recording usage: exactly once per idempotency key, and never over a limit when enforced."""
+"""Recording usage: exactly once per idempotency key, and never over a limit when enforced.
+
+A usage call is one read (`entitlements.lookup`: what the tenant may do and has used) and one
+short write, `record`, which the hot path's writer runs inside a transaction that it may share
+with other requests' writes: `record` answers with an outcome rather than raising, so a refused
+request never rolls back its neighbours.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
-from billplane.errors import FeatureNotFound, IdempotencyKeyReused, InvalidInput, PaymentRequired
-from billplane.models import Feature, Project, Tenant, UsageEvent
-from billplane.projects import repository as projects
+from billplane.entitlements.repository import FeatureRow, Found
+from billplane.errors import (
+    BillplaneError,
+    FeatureNotFound,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PaymentRequired,
+)
+from billplane.hotpath import Sql
 from billplane.usage import repository
 
 # A client clock may run a little fast; anything further ahead is a bug on the caller's side.
@@ -31,81 +42,179 @@ class Recorded:
     created: bool  # False when the key had been seen: nothing was counted this time
 
 
-def record_usage(
-    session: Session,
-    project: Project,
-    tenant: Tenant,
+@dataclass(frozen=True)
+class Write:
+    """What `record` writes, decided from the read before it."""
+
+    access: entitlements.Access
+    feature: FeatureRow
+    request: UsageRequest
+    period_key: str
+    resets_at: datetime | None
+    limit: int | None  # the limit to enforce, if any
+    shown_limit: int | None  # the limit the answer reports
+    now: datetime
+
+
+def prepare(
+    sql: Sql,
+    found: Found,
     request: UsageRequest,
     now: datetime,
     grace_days: int,
-) -> Recorded:
-    feature = _countable_feature(session, project, request.feature)
+    access: entitlements.Access | None = None,
+) -> Write | Recorded:
+    """Validate the request against what was read; a refusal that is a repeat is answered now.
+
+    Raises the request's errors (404 feature, 400 on/off feature or future timestamp, 402).
+    `access` may be given when already worked out from `found` (a batch's events share it).
+    """
+    feature = countable_feature(found, request.feature)
     if request.timestamp is not None and request.timestamp > now + FUTURE_TOLERANCE:
         raise InvalidInput("'timestamp' lies in the future.", extra={"param": "timestamp"})
-    earlier = repository.event_by_key(session, tenant.id, request.idempotency_key)
-    if earlier is not None:
-        return _repeat(earlier, feature, request)
-
-    access = entitlements.resolve_access(session, project, tenant, now, grace_days, feature.key)
+    access = access or entitlements.access_of(sql, found, now, grace_days)
     period = entitlements.period_of(access, feature, now)
     assert period is not None  # a countable feature always has one
     grant = access.grants.get(feature.id)
     limit = grant.limit if grant and grant.enabled and feature.type == "limit" else None
     if request.enforce:
-        used = entitlements.used_now(session, access, [feature], now).get(feature.id, 0)
+        used = access.used.get(feature.id, 0)
         decision = entitlements.decide(access, feature, used, request.quantity, now)
         if not decision.allowed:
-            raise _refusal(decision, feature, tenant, request)
-
-    event_id = repository.claim_idempotency_key(
-        session,
-        tenant_id=tenant.id,
-        feature_id=feature.id,
-        key=request.idempotency_key,
-        quantity=request.quantity,
+            # A retry of a request that was counted before the limit filled is still a repeat.
+            earlier = repository.event_by_key(sql, access.tenant_id, request.idempotency_key)
+            if earlier is None:
+                raise _refusal(decision, feature, access.tenant_key, request)
+            return _repeat(earlier, feature, request)
+    return Write(
+        access=access,
+        feature=feature,
+        request=request,
         period_key=period.key,
-        occurred_at=request.timestamp or now,
+        resets_at=period.resets_at,
+        limit=limit if request.enforce else None,
+        shown_limit=limit,
         now=now,
     )
-    if event_id is None:  # a concurrent request with the same key won the race
-        winner = repository.event_by_key(session, tenant.id, request.idempotency_key)
-        assert winner is not None
-        return _repeat(winner, feature, request)
 
-    total = repository.add_to_counter(
-        session,
-        tenant_id=tenant.id,
-        feature_id=feature.id,
-        period_key=period.key,
-        quantity=request.quantity,
-        limit=limit if request.enforce else None,
-    )
+
+def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
+    """Count the usage and claim its key, in the writer's open transaction.
+
+    The counter goes first (its guarded upsert decides whether the quantity fits), then the
+    event with its answer; a key that turns out to be taken gives the quantity back, still
+    inside the same transaction, so a repeat never counts.
+    """
+    request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
+    counter = _counter_key(write)
+    total = repository.add_to_counter(sql, counter, request.quantity, write.limit)
     if total is None:
-        # Another request used the room between our read and our write; the transaction is
-        # rolled back by the edge, so the claimed key is released too.
-        decision = entitlements.decide(access, feature, limit or 0, request.quantity, now)
-        raise _refusal(decision, feature, tenant, request)
+        earlier = repository.event_by_key(sql, tenant_id, request.idempotency_key)
+        if earlier is not None:
+            return _outcome_of_repeat(earlier, feature, request)
+        used = reads.counter(sql, **counter.values())
+        decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
+        return _refusal(decision, feature, write.access.tenant_key, request)
+    body = _answer(write, total)
+    claimed = repository.claim_idempotency_key(
+        sql,
+        counter,
+        key=request.idempotency_key,
+        quantity=request.quantity,
+        occurred_at=request.timestamp or write.now,
+        now=write.now,
+        response=body,
+    )
+    if claimed:
+        return Recorded(body, created=True)
+    repository.take_back(sql, counter, request.quantity)
+    earlier = repository.event_by_key(sql, tenant_id, request.idempotency_key)
+    assert earlier is not None
+    return _outcome_of_repeat(earlier, feature, request)
 
-    body = {
-        "tenant": tenant.key,
-        "feature": feature.key,
-        "idempotency_key": request.idempotency_key,
-        "quantity": request.quantity,
+
+def record_batch(sql: Sql, writes: list[Write]) -> list[Recorded | BillplaneError]:
+    """A batch's writes in one go, judged in their order, in the writer's open transaction.
+
+    The counters are read once under lock, every event is judged against the running totals
+    (so a batch that crosses a limit admits exactly what fits), then the new events are
+    inserted and the totals written: a handful of statements for a thousand events.
+    """
+    keys = [_counter_key(w) for w in writes]
+    totals = repository.lock_counters(sql, keys)
+    earlier = repository.events_of(
+        sql, [(w.access.tenant_id, w.request.idempotency_key) for w in writes]
+    )
+    outcomes: list[Recorded | BillplaneError] = []
+    events: list[dict[str, Any]] = []
+    for write, key in zip(writes, keys, strict=True):
+        request = write.request
+        ident = (write.access.tenant_id, request.idempotency_key)
+        if ident in earlier:
+            outcomes.append(_outcome_of_repeat(earlier[ident], write.feature, request))
+            continue
+        used = totals[key]
+        if write.limit is not None and used + request.quantity > write.limit:
+            decision = entitlements.decide(
+                write.access, write.feature, used, request.quantity, write.now
+            )
+            outcomes.append(_refusal(decision, write.feature, write.access.tenant_key, request))
+            continue
+        totals[key] = used + request.quantity
+        body = _answer(write, totals[key])
+        earlier[ident] = (write.feature.id, request.quantity, body)  # a repeat later in the batch
+        events.append(
+            {
+                **key.values(),
+                "idempotency_key": request.idempotency_key,
+                "quantity": request.quantity,
+                "occurred_at": request.timestamp or write.now,
+                "recorded_at": write.now,
+                "response": body,
+            }
+        )
+        outcomes.append(Recorded(body, created=True))
+    repository.insert_events(sql, events)
+    repository.set_counters(sql, totals)
+    repository.drop_empty(sql, keys)
+    return outcomes
+
+
+def lock_order(write: Write) -> tuple[int, int, str]:
+    """The order the writer runs concurrent writes in: PostgreSQL's row locks are then taken
+    in one order by every worker, so two transactions never wait for each other in a circle."""
+    key = _counter_key(write)
+    return (key.tenant_id, key.feature_id, key.period_key)
+
+
+def _counter_key(write: Write) -> repository.CounterKey:
+    return repository.CounterKey(write.access.tenant_id, write.feature.id, write.period_key)
+
+
+def _answer(write: Write, total: int) -> dict[str, Any]:
+    limit = write.shown_limit
+    return {
+        "tenant": write.access.tenant_key,
+        "feature": write.feature.key,
+        "idempotency_key": write.request.idempotency_key,
+        "quantity": write.request.quantity,
         "recorded": True,
         "duplicate": False,
         "used": total,
         "limit": limit,
         "remaining": None if limit is None else max(limit - total, 0),
-        "resets_at": period.resets_at.isoformat() if period.resets_at else None,
+        "resets_at": _iso(write.resets_at),
     }
-    repository.save_response(session, event_id, body)
-    return Recorded(body, created=True)
 
 
-def _countable_feature(session: Session, project: Project, key: str) -> Feature:
-    feature = projects.get_feature(session, project.id, key)
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def countable_feature(found: Found, key: str) -> FeatureRow:
+    feature = next((f for f in found.features if f.key == key), None)
     if feature is None:
-        raise FeatureNotFound(f"No feature '{key}' in project '{project.key}'.")
+        raise FeatureNotFound(f"No feature '{key}' in project '{found.project_key}'.")
     if feature.type == "boolean":
         raise InvalidInput(
             f"Feature '{key}' is an on/off feature; only limit and metered features count usage.",
@@ -114,25 +223,37 @@ def _countable_feature(session: Session, project: Project, key: str) -> Feature:
     return feature
 
 
-def _repeat(earlier: UsageEvent, feature: Feature, request: UsageRequest) -> Recorded:
-    if earlier.feature_id != feature.id or earlier.quantity != request.quantity:
+def _outcome_of_repeat(
+    earlier: tuple[int, int, dict[str, Any]], feature: FeatureRow, request: UsageRequest
+) -> Recorded | BillplaneError:
+    try:
+        return _repeat(earlier, feature, request)
+    except IdempotencyKeyReused as exc:
+        return exc
+
+
+def _repeat(
+    earlier: tuple[int, int, dict[str, Any]], feature: FeatureRow, request: UsageRequest
+) -> Recorded:
+    feature_id, quantity, response = earlier
+    if feature_id != feature.id or quantity != request.quantity:
         raise IdempotencyKeyReused(
             f"Idempotency key '{request.idempotency_key}' was already used for a different "
             "feature or quantity.",
             extra={"param": "idempotency_key"},
         )
-    return Recorded({**earlier.response, "duplicate": True}, created=False)
+    return Recorded({**response, "duplicate": True}, created=False)
 
 
 def _refusal(
-    decision: entitlements.Decision, feature: Feature, tenant: Tenant, request: UsageRequest
+    decision: entitlements.Decision, feature: FeatureRow, tenant_key: str, request: UsageRequest
 ) -> PaymentRequired:
     messages = {
         "limit_reached": f"Recording {request.quantity} more would pass the limit of "
         f"{decision.limit} for '{feature.key}'.",
-        "not_in_plan": f"Tenant '{tenant.key}''s plan does not include '{feature.key}'.",
-        "no_plan": f"Tenant '{tenant.key}' has no plan.",
-        "subscription_inactive": f"Tenant '{tenant.key}''s subscription is not active.",
+        "not_in_plan": f"Tenant '{tenant_key}''s plan does not include '{feature.key}'.",
+        "no_plan": f"Tenant '{tenant_key}' has no plan.",
+        "subscription_inactive": f"Tenant '{tenant_key}''s subscription is not active.",
     }
     extra = {
         "limit": decision.limit,

@@ -1,0 +1,417 @@
+"""Driver-level database access for the client API's hot path (`/v1/check`, `/v1/usage`).
+
+Written for speed, and saying so: a check is one statement and an enforced usage one short write
+transaction, so the ORM's per-call statement building, entity loading and session bookkeeping
+would cost more than the database itself. Here statements are SQLAlchemy Core compiled once per
+dialect and run on the DBAPI connection directly:
+
+- reads run on the caller's thread (the event loop: an indexed read on loopback is shorter than
+  a hop to a worker thread) on connections kept in a small per-process pool;
+- writes go to one writer thread per process, which runs the writes that arrived together in one
+  transaction and answers each only after its commit (group commit). SQLite allows one writer at
+  a time anyway; queueing inside the process replaces dozens of threads sleeping in SQLite's busy
+  handler. Correctness still comes from the database: guarded updates and unique keys.
+
+Everything else (admin API, dashboard, webhooks, CLI) stays on the ORM, through `db.Database`.
+"""
+
+import asyncio
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+class Cursor(Protocol):
+    """The part of a DBAPI cursor the hot path uses (sqlite3 and psycopg both have it)."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: str, params: Any, /) -> Any: ...
+    def fetchall(self) -> Sequence[Sequence[Any]]: ...
+    def fetchone(self) -> Sequence[Any] | None: ...
+    @property
+    def description(self) -> Any: ...
+
+
+Job = Callable[["Sql"], Any]
+
+
+class Statement:
+    """A Core statement compiled once per dialect, bound from a dict of plain values.
+
+    `build` gets the dialect's name, for the constructs that differ (e.g. `ON CONFLICT`).
+    """
+
+    def __init__(self, build: Callable[[str], ClauseElement]) -> None:
+        self._build = build
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = cast(SQLCompiler, self._build(dialect.name).compile(dialect=dialect))
+            # Positional drivers (sqlite3's qmark) need the names in order; named ones the dict.
+            positions = compiled.positiontup if compiled.positional else None
+            names = tuple(positions) if positions is not None else None
+            found = self._compiled[dialect.name] = (compiled.string, names, compiled.params)
+        return found
+
+
+def one_of(dialect: str, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column` is one of the values of the list bound as `name` (see `Sql.values_list`): an
+    array on PostgreSQL, a JSON array on SQLite; one statement for any number of values."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name))
+    listed: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(name))
+    )
+    return column.in_(listed.scalar_subquery())
+
+
+def pairs_in(
+    dialect: str, columns: tuple[ColumnElement[Any], ColumnElement[Any]], name: str
+) -> ColumnElement[bool]:
+    """`(a, b)` is one of the pairs bound as `name` (see `Sql.pairs`): an index probe per pair,
+    where `a IN (...) AND b IN (...)` would probe every combination."""
+    if dialect == "postgresql":
+        listed: Select[Any] = select(
+            func.unnest(bindparam(f"{name}_0"), bindparam(f"{name}_1")).table_valued("a", "b")
+        )
+    else:
+        pair = func.json_each(bindparam(name)).table_valued("value")
+        listed = select(
+            func.json_extract(pair.c.value, "$[0]"), func.json_extract(pair.c.value, "$[1]")
+        )
+    return tuple_(*columns).in_(listed)
+
+
+class Sql:
+    """A DBAPI cursor with the dialect's conventions: run compiled statements, convert values."""
+
+    def __init__(self, cursor: Cursor, dialect: Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+        self.is_sqlite = dialect.name == "sqlite"
+
+    def run(self, statement: Statement, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        sql, names, constants = statement.compiled(self.dialect)
+        # Constants written into the statement (a LIMIT, a fixed string) are bound like values.
+        if names is not None:
+            params: Any = tuple(values[n] if n in values else constants[n] for n in names)
+        else:
+            params = {**constants, **values} if constants else values
+        self.cursor.execute(sql, params)
+        # A statement without RETURNING has no rows to fetch (psycopg would raise).
+        return self.cursor.fetchall() if self.cursor.description is not None else ()
+
+    def run_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One statement for many rows (the driver's executemany: pipelined on psycopg)."""
+        if not rows:
+            return
+        sql, names, constants = statement.compiled(self.dialect)
+        if names is not None:
+            params: Any = [tuple(r[n] if n in r else constants[n] for n in names) for r in rows]
+        else:
+            params = [{**constants, **r} for r in rows] if constants else rows
+        self.cursor.executemany(sql, params)
+
+    def pairs(self, name: str, pairs: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
+        """The parameters `pairs_in` binds under `name`."""
+        if self.is_sqlite:
+            return {name: json.dumps([list(p) for p in pairs])}
+        return {f"{name}_0": [a for a, _ in pairs], f"{name}_1": [b for _, b in pairs]}
+
+    def values_list(self, values: Sequence[Any]) -> Any:
+        """A list bound as one parameter (see `entitlements.repository.one_of`)."""
+        return json.dumps(list(values)) if self.is_sqlite else list(values)
+
+    def time(self, moment: datetime) -> Any:
+        """A datetime as `models.base.UTCDateTime` stores it (naive UTC text on SQLite)."""
+        moment = moment.astimezone(UTC)
+        if self.is_sqlite:  # isoformat pads the year to four digits; strftime's %Y may not
+            return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return moment
+
+    def json(self, value: Any) -> Any:
+        return json.dumps(value) if self.is_sqlite else _pg_json(value)
+
+
+def utc(value: Any) -> datetime | None:
+    """A stored datetime as an aware UTC datetime, whatever the driver returned."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def from_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _pg_json(value: Any) -> Any:
+    from psycopg.types.json import Json
+
+    return Json(value)
+
+
+class ReadPool:
+    """Idle DBAPI connections for reads, in autocommit mode; one per thread that reads at once.
+
+    An event loop runs one read at a time, so a worker process holds one connection.
+    """
+
+    def __init__(self, connect: Callable[[], Any], driver_error: type[Exception]) -> None:
+        self._connect = connect
+        self._driver_error = driver_error
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or isinstance(exc, self._driver_error):
+                # It may be broken (a server restart, say): never hand it out again.
+                with suppress(Exception):
+                    conn.close()
+                raise
+            self._give_back(conn)  # an answer of the caller's (401, 404...): the connection is fine
+            raise
+        self._give_back(conn)
+
+    def _give_back(self, conn: Any) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with suppress(Exception):
+                conn.close()
+
+
+@dataclass
+class _Pending:
+    job: Job
+    order: tuple[Any, ...]
+    loop: asyncio.AbstractEventLoop | None
+    future: "asyncio.Future[Any] | None" = None
+    done: threading.Event | None = None
+    outcome: tuple[bool, Any] = field(default=(False, None))
+    answered: bool = False
+
+
+_STOP = object()
+
+
+class Writer:
+    """One thread that runs every hot write of this process, committing them in groups.
+
+    A job is a function of `Sql` that runs inside an open transaction and returns its answer.
+    Jobs queued while a transaction runs share the next one; each is answered only once that
+    transaction committed. If a group fails (a database error in any job, or at commit), it is
+    rolled back and each of its jobs is run again alone, so one bad job never sinks the others.
+    """
+
+    MAX_GROUP = 128
+
+    def __init__(self, connect: Callable[[], Any], dialect: Dialect, begin: str) -> None:
+        self._connect = connect
+        self._dialect = dialect
+        self._begin = begin
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    async def run(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
+        """Run `job` in a transaction; answers once committed. Jobs that share a transaction
+        run sorted by `order` (stable: equal orders keep their arrival order)."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(job, order, loop, future=loop.create_future())
+        self._submit(pending)
+        assert pending.future is not None
+        return await pending.future
+
+    def run_blocking(self, job: Job) -> Any:
+        """For callers without an event loop (the CLI, sync code)."""
+        pending = _Pending(job, (), None, done=threading.Event())
+        self._submit(pending)
+        assert pending.done is not None
+        pending.done.wait()
+        ok, value = pending.outcome
+        if not ok:
+            raise value
+        return value
+
+    def _submit(self, pending: _Pending) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._serve, name="billplane-writer", daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put(pending)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _serve(self) -> None:
+        conn = None
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            group = [first]
+            while len(group) < self.MAX_GROUP:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                group.append(more)
+            try:
+                if conn is None:
+                    conn = self._connect()
+                self._run_group(conn, group)
+            except Exception as exc:  # the connection itself failed: answer, reconnect later
+                with suppress(Exception):
+                    if conn is not None:
+                        conn.close()
+                conn = None
+                for pending in group:
+                    if not pending.answered:
+                        _answer(pending, False, exc)
+            else:
+                if getattr(conn, "broken", False) or getattr(conn, "closed", False):
+                    conn = None  # psycopg noticed the server went away: reconnect next time
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
+    def _run_group(self, conn: Any, group: list[_Pending]) -> None:
+        sql = Sql(conn.cursor(), self._dialect)
+        if len(group) > 1:
+            # Row locks in one order across workers: no transaction waits for another in a
+            # circle (a deadlock PostgreSQL would break only after a second).
+            group.sort(key=lambda pending: pending.order)
+            try:
+                sql.cursor.execute(self._begin)
+                results = [pending.job(sql) for pending in group]
+                sql.cursor.execute("COMMIT")
+            except Exception:
+                _rollback(sql)
+            else:
+                for pending, result in zip(group, results, strict=True):
+                    _answer(pending, True, result)
+                return
+        for pending in group:  # alone: a lone job, or each job of a failed group
+            try:
+                sql.cursor.execute(self._begin)
+                result = pending.job(sql)
+                sql.cursor.execute("COMMIT")
+            except Exception as exc:
+                _rollback(sql)
+                _answer(pending, False, exc)
+            else:
+                _answer(pending, True, result)
+
+
+def _rollback(sql: Sql) -> None:
+    with suppress(Exception):
+        sql.cursor.execute("ROLLBACK")
+
+
+def _answer(pending: _Pending, ok: bool, value: Any) -> None:
+    pending.outcome, pending.answered = (ok, value), True
+    if pending.done is not None:
+        pending.done.set()
+        return
+    assert pending.loop is not None and pending.future is not None
+    future = pending.future
+
+    def settle() -> None:
+        if future.done():  # the request was cancelled (its client went away)
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+        pending.loop.call_soon_threadsafe(settle)
+
+
+class HotPath:
+    """The hot path's connections to one database: a read pool and a group-committing writer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        sqlite = self.dialect.name == "sqlite"
+        self.reads = ReadPool(self._connection, self.dialect.loaded_dbapi.Error)
+        self.writer = Writer(
+            self._connection, self.dialect, "BEGIN IMMEDIATE" if sqlite else "BEGIN"
+        )
+
+    def _connection(self) -> Any:
+        # Made by the engine (so SQLite gets the same PRAGMAs), then taken out of its pool: the
+        # hot path keeps it for good, in autocommit mode, and begins transactions itself.
+        proxied = self.engine.raw_connection()
+        proxied.detach()
+        conn = proxied.dbapi_connection
+        assert conn is not None
+        if self.dialect.name == "sqlite":
+            conn.isolation_level = None
+        else:
+            conn.autocommit = True
+        return conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Sql]:
+        with self.reads.connection() as conn:
+            yield Sql(conn.cursor(), self.dialect)
+
+    async def write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
+        return await self.writer.run(job, order)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.reads.close()
