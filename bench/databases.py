@@ -2,7 +2,7 @@
 
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -50,3 +50,43 @@ def _admin_execute(sql: str) -> None:
         raise DatabaseUnavailable(
             f"PostgreSQL at {POSTGRES_ADMIN_URL} did not run `{sql}`: {reason}"
         ) from None
+
+
+def usage_totals(url: str, feature: str) -> tuple[int, int]:
+    """For one feature: the sum of every usage counter, and the sum of every recorded event.
+
+    Read straight from the database once the load has stopped. Both must agree exactly (each
+    counted unit has its event, each event was counted once), whatever the answers said.
+    """
+    counters = (
+        "SELECT coalesce(sum(c.used), 0) FROM usage_counters c "
+        "JOIN features f ON f.id = c.feature_id WHERE f.key = {p}"
+    )
+    events = (
+        "SELECT coalesce(sum(e.quantity), 0) FROM usage_events e "
+        "JOIN features f ON f.id = e.feature_id WHERE f.key = {p}"
+    )
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            a = conn.execute(counters.format(p="?"), (feature,)).fetchone()
+            b = conn.execute(events.format(p="?"), (feature,)).fetchone()
+    else:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            a = conn.execute(counters.format(p="%s").encode(), (feature,)).fetchone()
+            b = conn.execute(events.format(p="%s").encode(), (feature,)).fetchone()
+    assert a is not None and b is not None
+    return int(a[0]), int(b[0])
+
+
+def ids(url: str, tenant: str, feature: str) -> tuple[int, int]:
+    """The row ids of a tenant and a feature (for pgbench, which speaks SQL)."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        row = conn.execute(
+            b"SELECT t.id, f.id FROM tenants t JOIN features f ON f.project_id = t.project_id "
+            b"WHERE t.key = %s AND f.key = %s",
+            (tenant, feature),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])

@@ -44,10 +44,15 @@ class Measurement:
     latency_us: dict[str, Any]
     socket_errors: dict[str, int]
     statuses: dict[str, int]
+    events_201: int = 0  # for batches: events answered 201 inside the responses
 
     @property
     def requests_per_s(self) -> float:
         return self.requests / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events_201 / self.duration_s if self.duration_s else 0.0
 
     @property
     def non_2xx(self) -> int:
@@ -119,6 +124,7 @@ def _parse(name: str, stdout: str) -> Measurement:
                 latency_us=raw["latency_us"],
                 socket_errors={k: v for k, v in raw["errors"].items() if k != "status"},
                 statuses={str(k): v for k, v in raw["statuses"].items()},
+                events_201=raw.get("events_201", 0),
             )
     raise LoadFailed(f"wrk printed no {MARKER.strip()} line for {name}:\n{stdout}")
 

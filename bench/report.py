@@ -22,19 +22,22 @@ class UsageAudit:
     the requests still in flight when a wrk run stopped, which wrk never saw answered.
     """
 
-    acknowledged: int  # 201s seen by wrk (warm-up included) plus the seeded event
-    counted: int  # `used` on the server's counter
-    in_flight_bound: int  # open connections x wrk runs
+    acknowledged: int  # 201s seen by wrk (warm-up included, batch events) plus the seeded one
+    counted: int  # the sum of the feature's usage counters in the database
+    in_flight_bound: int  # open connections x wrk runs (x events per batch)
+    recorded: int  # the sum of the feature's usage events in the database
 
     @property
     def consistent(self) -> bool:
-        return self.acknowledged <= self.counted <= self.acknowledged + self.in_flight_bound
+        within = self.acknowledged <= self.counted <= self.acknowledged + self.in_flight_bound
+        return within and self.recorded == self.counted
 
     def describe(self) -> str:
         verdict = "ok" if self.consistent else "INCONSISTENT"
         return (
-            f"usage counter {self.counted:,} for {self.acknowledged:,} acknowledged inserts "
-            f"(+ up to {self.in_flight_bound} in flight): {verdict}"
+            f"usage counters {self.counted:,} and events {self.recorded:,} for "
+            f"{self.acknowledged:,} acknowledged (+ up to {self.in_flight_bound:,} in flight): "
+            f"{verdict}"
         )
 
 
@@ -45,6 +48,16 @@ class EngineRun:
     server_errors: list[str] = field(default_factory=list)
     usage_audit: UsageAudit | None = None
     error: str | None = None  # why the engine's run stopped early, if it did
+    pgbench_tps: float | None = None  # PostgreSQL: pgbench running the usage transaction
+
+    def measurement(self, target: str) -> Measurement | None:
+        return next((m for m in self.measurements if m.target == target), None)
+
+    def versus_pgbench(self) -> float | None:
+        hot = self.measurement("usage-hot")
+        if hot is None or not self.pgbench_tps:
+            return None
+        return hot.requests_per_s / self.pgbench_tps
 
     def ceiling(self) -> float | None:
         for m in self.measurements:
@@ -74,6 +87,7 @@ def table(runs: list[EngineRun]) -> str:
         "p50 ms",
         "p99 ms",
         "vs ceiling",
+        "events/s",
         "non-2xx",
         "sock err",
     ]
@@ -85,7 +99,15 @@ def table(runs: list[EngineRun]) -> str:
         pairs = enumerate(zip(row, widths, strict=True))
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs)
 
-    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows[1:])])
+    lines = [line(header), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
+    for run in runs:
+        versus = run.versus_pgbench()
+        if versus is not None and run.pgbench_tps:
+            lines.append(
+                f"{run.engine}: pgbench ran the usage transaction at {run.pgbench_tps:,.0f} tps; "
+                f"usage-hot is {versus:.2f}x of it"
+            )
+    return "\n".join(lines)
 
 
 def _row(run: EngineRun, m: Measurement) -> list[str]:
@@ -96,7 +118,8 @@ def _row(run: EngineRun, m: Measurement) -> list[str]:
         f"{m.requests_per_s:,.0f}",
         f"{m.percentile_ms('50'):.1f}",
         f"{m.percentile_ms('99'):.1f}",
-        "-" if ratio is None else f"{ratio:.0%}",
+        "-" if ratio is None else f"{ratio:.2f}x",
+        f"{m.events_per_s:,.0f}" if m.events_201 else "-",
         f"{m.non_2xx:,}",
         f"{sum(m.socket_errors.values()):,}",
     ]
@@ -120,6 +143,8 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
     return {
         "engine": run.engine,
         "error": run.error,
+        "pgbench_tps": run.pgbench_tps,
+        "usage_hot_vs_pgbench": run.versus_pgbench(),
         "server_error_lines": run.server_errors[:50],
         "usage_audit": None
         if run.usage_audit is None
@@ -131,6 +156,7 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
                 "p50_ms": m.percentile_ms("50"),
                 "p99_ms": m.percentile_ms("99"),
                 "ratio_to_ceiling": run.ratio(m),
+                "events_per_s": round(m.events_per_s, 1),
                 "non_2xx": m.non_2xx,
             }
             for m in run.measurements

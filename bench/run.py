@@ -18,8 +18,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import chart
 import databases
 import loadgen
+import pgbench
 import report
 import seed
 import server
@@ -31,14 +33,17 @@ EXPECTED_FAILURES = (
     server.ServerFailed,
     seed.SeedFailed,
     loadgen.LoadFailed,
+    pgbench.PgbenchFailed,
 )
+BATCH_SIZE = 1000
+USAGE_TARGETS = ("usage-many", "usage-hot", "batch")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds measured per endpoint")
+    parser.add_argument("--duration", type=int, default=8, help="seconds measured per endpoint")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load first")
-    parser.add_argument("--connections", type=int, default=32, help="open HTTP connections")
+    parser.add_argument("--connections", type=int, default=16, help="open HTTP connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument(
@@ -46,6 +51,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-error-rate", type=float, default=0.01, help="failed share that fails the run"
+    )
+    parser.add_argument(
+        "--targets",
+        type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+        help="only these targets (the ceiling is always measured), e.g. check,batch",
+    )
+    parser.add_argument(
+        "--server-src",
+        type=Path,
+        help="serve billplane from this source tree instead (e.g. a worktree of an older commit)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=chart.BASELINE,
+        help="an earlier run's JSON that the chart shows as 'before'",
     )
     args = parser.parse_args(argv)
     if min(args.duration, args.connections, args.threads, args.workers) < 1 or args.warmup < 0:
@@ -64,14 +85,27 @@ def _engines(text: str) -> list[str]:
 
 
 def targets(fixture: seed.Fixture) -> list[Target]:
-    """The ceiling first, then the database endpoints (check reads, usage inserts)."""
-    token = fixture.project_token
+    """The ceiling first, then the reads (check, entitlements), then the usage writes."""
+    token, feature = fixture.project_token, fixture.feature
     check = json.dumps(fixture.check_body())
-    usage = [token, fixture.tenant, fixture.feature, "{nonce}"]
+    many = str(fixture.many_tenants)
     return [
         Target(report.CEILING, "/healthz", "static.lua", ["GET", "", ""]),
         Target("check", "/v1/check", "static.lua", ["POST", check, token]),
-        Target("usage", "/v1/usage", "usage.lua", usage),
+        Target(
+            "entitlements",
+            f"/v1/tenants/{fixture.tenant}/entitlements",
+            "static.lua",
+            ["GET", "", token],
+        ),
+        Target("usage-many", "/v1/usage", "usage_many.lua", [token, feature, "{nonce}", many]),
+        Target("usage-hot", "/v1/usage", "usage.lua", [token, fixture.tenant, feature, "{nonce}"]),
+        Target(
+            "batch",
+            "/v1/usage/batch",
+            "batch.lua",
+            [token, feature, "{nonce}", many, str(BATCH_SIZE)],
+        ),
     ]
 
 
@@ -83,10 +117,12 @@ def bench_engine(run: report.EngineRun, wrk: str, args: argparse.Namespace) -> N
         tempfile.TemporaryDirectory(prefix=f"billplane-bench-{engine}-") as tmp,
         databases.fresh_database(engine, Path(tmp)) as url,
     ):
-        server.migrate(url, admin_token, Path(tmp))
-        with server.running_server(url, admin_token, Path(tmp), args.workers) as live:
+        server.migrate(url, admin_token, Path(tmp), args.server_src)
+        with server.running_server(
+            url, admin_token, Path(tmp), args.workers, args.server_src
+        ) as live:
             try:
-                drive(live, wrk, args, run)
+                drive(live, url, wrk, args, run)
             except (seed.SeedFailed, loadgen.LoadFailed) as exc:
                 log = server.tail(live.log_path, lines=15)
                 raise type(exc)(f"{exc}\nlast lines of the server log:\n{log}") from None
@@ -95,15 +131,41 @@ def bench_engine(run: report.EngineRun, wrk: str, args: argparse.Namespace) -> N
 
 
 def drive(
-    live: server.RunningServer, wrk: str, args: argparse.Namespace, run: report.EngineRun
+    live: server.RunningServer,
+    url: str,
+    wrk: str,
+    args: argparse.Namespace,
+    run: report.EngineRun,
 ) -> None:
-    """Seed, then load every target in turn, appending the measured runs to `run`."""
+    """Seed, then load every target in turn, appending the measured runs to `run`; then audit
+    the usage counters against what was acknowledged, and (PostgreSQL) run pgbench."""
     fixture = seed.seed(live.base_url, live.admin_token)
+    acknowledged, in_flight = seed.SEEDED_USAGE, 0
     for target in targets(fixture):
+        if args.targets and target.name not in (report.CEILING, *args.targets):
+            continue
         runs = measure(wrk, live.base_url, target, args)
         run.measurements.append(runs[-1])
-        if target.name == "usage":
-            run.usage_audit = audit_usage(live.base_url, fixture, runs, args.connections)
+        if target.name in USAGE_TARGETS:
+            per_request = BATCH_SIZE if target.name == "batch" else 1
+            acknowledged += sum(m.events_201 or m.statuses.get("201", 0) for m in runs)
+            in_flight += args.connections * len(runs) * per_request
+    counted, events = databases.usage_totals(url, fixture.feature)
+    run.usage_audit = report.UsageAudit(acknowledged, counted, in_flight, events)
+    print(f"  {run.usage_audit.describe()}")
+    if run.engine == "postgresql":
+        tenant_id, feature_id = databases.ids(url, fixture.tenant, pgbench.FEATURE)
+        print(f"  pgbench, the usage transaction on one hot tenant, {args.duration} s ... ", end="")
+        sys.stdout.flush()
+        run.pgbench_tps = pgbench.run(
+            url,
+            tenant_id=tenant_id,
+            feature_id=feature_id,
+            clients=args.connections,
+            threads=args.threads,
+            seconds=args.duration,
+        )
+        print(f"{run.pgbench_tps:,.0f} tps")
 
 
 def measure(
@@ -119,18 +181,6 @@ def measure(
     runs.append(loadgen.run_wrk(wrk, base_url, target, seconds=args.duration, **load))
     print(f"{runs[-1].requests_per_s:,.0f} req/s, {runs[-1].non_2xx:,} non-2xx")
     return runs
-
-
-def audit_usage(
-    base_url: str, fixture: seed.Fixture, runs: list[loadgen.Measurement], connections: int
-) -> report.UsageAudit:
-    audit = report.UsageAudit(
-        acknowledged=seed.SEEDED_USAGE + sum(m.statuses.get("201", 0) for m in runs),
-        counted=seed.counted_usage(base_url, fixture),
-        in_flight_bound=connections * len(runs),
-    )
-    print(f"  {audit.describe()}")
-    return audit
 
 
 def failures(runs: list[report.EngineRun], max_error_rate: float) -> list[str]:
@@ -178,14 +228,17 @@ def main(argv: list[str]) -> int:
         except EXPECTED_FAILURES as exc:
             print(f"  {run.engine} stopped: {exc}", file=sys.stderr)
             run.error = str(exc)
-    settings: dict[str, Any] = {**vars(args), "wrk": loadgen.wrk_version(wrk), "load_before": load}
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    settings: dict[str, Any] = {**given, "wrk": loadgen.wrk_version(wrk), "load_before": load}
     print()
     print(report.table(runs))
     for run in runs:
         if run.server_errors:
             count, first = len(run.server_errors), run.server_errors[0]
             print(f"{run.engine}: {count} error lines in the server log, first: {first}")
-    print(f"\nresults: {report.write_json(runs, settings, started)}")
+    results = report.write_json(runs, settings, started)
+    print(f"\nresults: {results}")
+    print(f"chart: {chart.draw(results, args.baseline)}")
     problems = failures(runs, args.max_error_rate)
     for problem in problems:
         print(f"FAILED {problem}", file=sys.stderr)

@@ -1,8 +1,10 @@
 """What the benchmark needs in a fresh database, created through the admin HTTP API.
 
-One project, one `limit` feature, a default plan whose limit is so high that enforced usage never
-answers 402, and one tenant. Each client call is tried once before the load, so a broken set-up
-fails here with the server's own answer instead of as a wall of errors in wrk's counts.
+One project with 21 features (on/off, limits and metered), a default plan that grants them all
+(the counted feature `api.calls` with a limit so high that enforced usage never answers 402), one
+hot tenant `acme` with three overrides, and `MANY_TENANTS` more tenants to spread usage over. Each
+client call is tried once before the load, so a broken set-up fails here with the server's own
+answer instead of as a wall of errors in wrk's counts.
 """
 
 from dataclasses import dataclass
@@ -13,8 +15,15 @@ import httpx
 PROJECT = "bench"
 FEATURE = "api.calls"
 TENANT = "acme"
+MANY_TENANTS = 200
 HUGE_LIMIT = 2_000_000_000  # far above any run; grants are 32-bit (limit <= 2**31 - 1)
-
+# 20 more features beside FEATURE, seven of each kind but one: 21 in all.
+EXTRA_FEATURES = (
+    [(f"flag.{i:02d}", "boolean") for i in range(7)]
+    + [(f"limit.{i:02d}", "limit") for i in range(7)]
+    + [(f"meter.{i:02d}", "metered") for i in range(6)]
+)
+OVERRIDES = {"flag.00": False, "limit.00": {"limit": 5000, "reset": "day"}, "meter.00": True}
 
 SEEDED_USAGE = 1  # the one usage event `_try_client_calls` records
 
@@ -28,9 +37,15 @@ class Fixture:
     project_token: str
     tenant: str
     feature: str
+    many_tenants: int
 
     def check_body(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "feature": self.feature, "quantity": 1}
+
+
+def tenant_key(index: int) -> str:
+    """The key of the index-th of the many tenants (the Lua scripts build the same keys)."""
+    return f"t{index:04d}"
 
 
 def seed(base_url: str, admin_token: str) -> Fixture:
@@ -38,22 +53,20 @@ def seed(base_url: str, admin_token: str) -> Fixture:
     with httpx.Client(base_url=base_url, headers=headers, timeout=30.0) as admin:
         project = _post(admin, "/admin/api/projects", {"key": PROJECT, "name": "Bench"})
         api = f"/admin/api/projects/{PROJECT}"
+        grants: dict[str, Any] = {FEATURE: {"limit": HUGE_LIMIT, "reset": "month"}}
         _post(admin, f"{api}/features", {"key": FEATURE, "name": "API calls", "type": "limit"})
-        grant = {"limit": HUGE_LIMIT, "reset": "month"}
-        plan = {"key": "free", "name": "Free", "is_default": True, "features": {FEATURE: grant}}
+        for key, kind in EXTRA_FEATURES:
+            _post(admin, f"{api}/features", {"key": key, "name": key, "type": kind})
+            grants[key] = {"limit": 1000, "reset": "month"} if kind == "limit" else True
+        plan = {"key": "free", "name": "Free", "is_default": True, "features": grants}
         _post(admin, f"{api}/plans", plan)
         _post(admin, f"{api}/tenants", {"key": TENANT})
-    fixture = Fixture(project_token=project["token"], tenant=TENANT, feature=FEATURE)
+        _patch(admin, f"{api}/tenants/{TENANT}", {"overrides": OVERRIDES})
+        for index in range(MANY_TENANTS):
+            _post(admin, f"{api}/tenants", {"key": tenant_key(index)})
+    fixture = Fixture(project["token"], TENANT, FEATURE, MANY_TENANTS)
     _try_client_calls(base_url, fixture)
     return fixture
-
-
-def counted_usage(base_url: str, fixture: Fixture) -> int:
-    """What the server's counter says the tenant used this period (read with `/v1/check`)."""
-    headers = {"Authorization": f"Bearer {fixture.project_token}"}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=30.0) as client:
-        used: int = _post(client, "/v1/check", fixture.check_body(), expect=200)["used"]
-        return used
 
 
 def _try_client_calls(base_url: str, fixture: Fixture) -> None:
@@ -65,15 +78,27 @@ def _try_client_calls(base_url: str, fixture: Fixture) -> None:
             raise SeedFailed(f"/v1/check does not allow the seeded tenant: {answer}")
         usage = {**fixture.check_body(), "idempotency_key": "bench-seed", "enforce": True}
         _post(client, "/v1/usage", usage, expect=201)
+        found = client.get(f"/v1/tenants/{fixture.tenant}/entitlements")
+        features = found.json().get("features", []) if found.status_code == 200 else []
+        if len(features) != 1 + len(EXTRA_FEATURES):
+            raise SeedFailed(f"entitlements answered {found.status_code}: {found.text[:300]}")
 
 
 def _post(client: httpx.Client, path: str, body: dict[str, Any], expect: int = 201) -> Any:
+    return _call(client, "POST", path, body, expect)
+
+
+def _patch(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
+    return _call(client, "PATCH", path, body, 200)
+
+
+def _call(client: httpx.Client, method: str, path: str, body: dict[str, Any], expect: int) -> Any:
     try:
-        response = client.post(path, json=body)
+        response = client.request(method, path, json=body)
     except httpx.HTTPError as exc:
-        raise SeedFailed(f"POST {path} got no answer ({type(exc).__name__}: {exc})") from None
+        raise SeedFailed(f"{method} {path} got no answer ({type(exc).__name__}: {exc})") from None
     if response.status_code != expect:
         raise SeedFailed(
-            f"POST {path} answered {response.status_code} (expected {expect}): {response.text}"
+            f"{method} {path} answered {response.status_code} (expected {expect}): {response.text}"
         )
     return response.json()

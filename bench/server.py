@@ -37,19 +37,21 @@ def free_port() -> int:
         return port
 
 
-def server_env(database_url: str, admin_token: str) -> dict[str, str]:
+def server_env(database_url: str, admin_token: str, src: Path | None = None) -> dict[str, str]:
     # Run from a scratch directory so a developer's `.env` cannot leak settings (Stripe keys…)
     # into the benchmark; the two settings that matter come from the environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BILLPLANE_"))}
     env |= {"DATABASE_URL": database_url, "BILLPLANE_ADMIN_TOKEN": admin_token}
+    if src is not None:  # another source tree first on the path: measure that code instead
+        env["PYTHONPATH"] = str(src.resolve())
     return env
 
 
-def migrate(database_url: str, admin_token: str, workdir: Path) -> None:
+def migrate(database_url: str, admin_token: str, workdir: Path, src: Path | None = None) -> None:
     done = subprocess.run(
         [str(BIN / "billplane"), "db", "upgrade"],
         cwd=workdir,
-        env=server_env(database_url, admin_token),
+        env=server_env(database_url, admin_token, src),
         capture_output=True,
         text=True,
         timeout=120,
@@ -60,7 +62,7 @@ def migrate(database_url: str, admin_token: str, workdir: Path) -> None:
 
 @contextmanager
 def running_server(
-    database_url: str, admin_token: str, workdir: Path, workers: int
+    database_url: str, admin_token: str, workdir: Path, workers: int, src: Path | None = None
 ) -> Iterator[RunningServer]:
     """Serve on a free port of 127.0.0.1 until the block ends (also on errors and Ctrl-C)."""
     port = free_port()
@@ -74,7 +76,7 @@ def running_server(
         process = subprocess.Popen(
             command,
             cwd=workdir,
-            env=server_env(database_url, admin_token),
+            env=server_env(database_url, admin_token, src),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -26,7 +26,9 @@ end
 
 function done(summary, latency, requests)
    local merged = {}
+   local events = 0
    for _, thread in ipairs(threads) do
+      events = events + (thread:get("events_201") or 0)
       for status, count in pairs(thread:get("statuses") or {}) do
          merged[status] = (merged[status] or 0) + count
       end
@@ -40,9 +42,9 @@ function done(summary, latency, requests)
       'BENCH_JSON {"duration_us": %d, "requests": %d, "bytes": %d, ' ..
       '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
       '"latency_us": {"mean": %.1f, "stdev": %.1f, "max": %d, "percentiles": {%s}}, ' ..
-      '"statuses": %s}\n',
+      '"statuses": %s, "events_201": %d}\n',
       summary.duration, summary.requests, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency.mean, latency.stdev, latency.max, table.concat(percentiles, ", "),
-      json_map(merged)))
+      json_map(merged), events))
 end

@@ -147,7 +147,7 @@ def serve(
 
     _settings()  # fail with one sentence here, not a traceback in every worker
     uvicorn.run(
-        "billplane.app:create_app",
+        "billplane.app:create_served_app",
         factory=True,
         host=host,
         port=port,

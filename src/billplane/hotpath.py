@@ -16,29 +16,38 @@ Everything else (admin API, dashboard, webhooks, CLI) stays on the ORM, through 
 """
 
 import asyncio
-import json
+import fcntl
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
+from typing import cast as typed
 
+import orjson
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Engine,
     Select,
+    Subquery,
     any_,
     bindparam,
+    cast,
+    column,
     func,
     literal_column,
     select,
-    tuple_,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from billplane.models.base import UTCDateTime
 
 
 class Cursor(Protocol):
@@ -68,7 +77,7 @@ class Statement:
     def compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled = cast(SQLCompiler, self._build(dialect.name).compile(dialect=dialect))
+            compiled = typed(SQLCompiler, self._build(dialect.name).compile(dialect=dialect))
             # Positional drivers (sqlite3's qmark) need the names in order; named ones the dict.
             positions = compiled.positiontup if compiled.positional else None
             names = tuple(positions) if positions is not None else None
@@ -80,28 +89,29 @@ def one_of(dialect: str, column: ColumnElement[Any], name: str) -> ColumnElement
     """`column` is one of the values of the list bound as `name` (see `Sql.values_list`): an
     array on PostgreSQL, a JSON array on SQLite; one statement for any number of values."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name))
+        return column == any_(cast(bindparam(name), postgresql.ARRAY(column.type)))
     listed: Select[Any] = select(literal_column("value")).select_from(
         func.json_each(bindparam(name))
     )
     return column.in_(listed.scalar_subquery())
 
 
-def pairs_in(
-    dialect: str, columns: tuple[ColumnElement[Any], ColumnElement[Any]], name: str
-) -> ColumnElement[bool]:
-    """`(a, b)` is one of the pairs bound as `name` (see `Sql.pairs`): an index probe per pair,
-    where `a IN (...) AND b IN (...)` would probe every combination."""
+def rows_in(dialect: str, name: str, columns: Sequence[Column[Any]]) -> Subquery:
+    """Many rows bound as one JSON parameter (see `Sql.rows`), as a subquery whose columns carry
+    the names and types of `columns`: a single statement inserts or updates them all.
+
+    JSON because both engines parse it in C: PostgreSQL's `json_to_recordset`, SQLite's
+    `json_each` (an array per row). The driver then sends one string, not one array per column.
+    """
     if dialect == "postgresql":
-        listed: Select[Any] = select(
-            func.unnest(bindparam(f"{name}_0"), bindparam(f"{name}_1")).table_valued("a", "b")
-        )
-    else:
-        pair = func.json_each(bindparam(name)).table_valued("value")
-        listed = select(
-            func.json_extract(pair.c.value, "$[0]"), func.json_extract(pair.c.value, "$[1]")
-        )
-    return tuple_(*columns).in_(listed)
+        typed_columns = [column(c.name, c.type) for c in columns]
+        records = func.json_to_recordset(bindparam(name)).table_valued(*typed_columns)
+        return select(*records.render_derived(with_types=True).c).subquery()
+    row = func.json_each(bindparam(name)).table_valued("value")
+    picked = (
+        func.json_extract(row.c.value, f"$[{i}]").label(c.name) for i, c in enumerate(columns)
+    )
+    return select(*picked).subquery()
 
 
 class Sql:
@@ -134,15 +144,34 @@ class Sql:
             params = [{**constants, **r} for r in rows] if constants else rows
         self.cursor.executemany(sql, params)
 
-    def pairs(self, name: str, pairs: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
-        """The parameters `pairs_in` binds under `name`."""
+    def rows(
+        self, name: str, columns: Sequence[Column[Any]], records: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """The parameter `rows_in` binds under `name`: the records as one JSON document, with
+        datetimes as this engine stores them."""
+        names = [c.name for c in columns]
+        times = [c.name for c in columns if isinstance(c.type, UTCDateTime)]
+        if times:
+            stored = self._time_memo()
+            records = [{**r, **{n: stored(r[n]) for n in times}} for r in records]
         if self.is_sqlite:
-            return {name: json.dumps([list(p) for p in pairs])}
-        return {f"{name}_0": [a for a, _ in pairs], f"{name}_1": [b for _, b in pairs]}
+            return {name: _dumps([[r[n] for n in names] for r in records])}
+        return {name: _dumps([{n: r[n] for n in names} for r in records])}
+
+    def _time_memo(self) -> Callable[[datetime], Any]:
+        seen: dict[datetime, Any] = {}  # a batch's events mostly share one moment
+
+        def stored(moment: datetime) -> Any:
+            if moment not in seen:
+                value = self.time(moment)
+                seen[moment] = value if self.is_sqlite else value.isoformat()
+            return seen[moment]
+
+        return stored
 
     def values_list(self, values: Sequence[Any]) -> Any:
         """A list bound as one parameter (see `entitlements.repository.one_of`)."""
-        return json.dumps(list(values)) if self.is_sqlite else list(values)
+        return _dumps(list(values)) if self.is_sqlite else list(values)
 
     def time(self, moment: datetime) -> Any:
         """A datetime as `models.base.UTCDateTime` stores it (naive UTC text on SQLite)."""
@@ -152,7 +181,11 @@ class Sql:
         return moment
 
     def json(self, value: Any) -> Any:
-        return json.dumps(value) if self.is_sqlite else _pg_json(value)
+        return _dumps(value) if self.is_sqlite else _pg_json(value)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def utc(value: Any) -> datetime | None:
@@ -166,7 +199,7 @@ def utc(value: Any) -> datetime | None:
 
 
 def from_json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _pg_json(value: Any) -> Any:
@@ -247,10 +280,17 @@ class Writer:
 
     MAX_GROUP = 128
 
-    def __init__(self, connect: Callable[[], Any], dialect: Dialect, begin: str) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        dialect: Dialect,
+        begin: str,
+        turn: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    ) -> None:
         self._connect = connect
         self._dialect = dialect
         self._begin = begin
+        self._turn = turn
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -327,6 +367,10 @@ class Writer:
                 conn.close()
 
     def _run_group(self, conn: Any, group: list[_Pending]) -> None:
+        with self._turn():
+            self._run_group_in_turn(conn, group)
+
+    def _run_group_in_turn(self, conn: Any, group: list[_Pending]) -> None:
         sql = Sql(conn.cursor(), self._dialect)
         if len(group) > 1:
             # Row locks in one order across workers: no transaction waits for another in a
@@ -379,6 +423,36 @@ def _answer(pending: _Pending, ok: bool, value: Any) -> None:
         pending.loop.call_soon_threadsafe(settle)
 
 
+class WriterTurn:
+    """SQLite's writers of every worker process queue here, in the kernel, for their turn.
+
+    SQLite admits one writer at a time and makes the others poll, sleeping ever longer (up to
+    100 ms a try): the multi-second tails of the first version. An exclusive `flock` on a file
+    beside the database wakes the next writer the moment the last one is done. It only orders
+    the writers: `BEGIN IMMEDIATE` still takes SQLite's own lock, which alone guarantees
+    correctness (the CLI, the admin API and other tools never take this turn).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class HotPath:
     """The hot path's connections to one database: a read pool and a group-committing writer."""
 
@@ -387,9 +461,11 @@ class HotPath:
         self.dialect = engine.dialect
         sqlite = self.dialect.name == "sqlite"
         self.reads = ReadPool(self._connection, self.dialect.loaded_dbapi.Error)
-        self.writer = Writer(
-            self._connection, self.dialect, "BEGIN IMMEDIATE" if sqlite else "BEGIN"
-        )
+        database = engine.url.database if sqlite else None
+        on_disk = bool(database) and database != ":memory:"
+        self.turn = WriterTurn(f"{database}-writer.lock") if on_disk else None
+        begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
+        self.writer = Writer(self._connection, self.dialect, begin, self.turn or nullcontext)
 
     def _connection(self) -> Any:
         # Made by the engine (so SQLite gets the same PRAGMAs), then taken out of its pool: the
@@ -415,3 +491,5 @@ class HotPath:
     def close(self) -> None:
         self.writer.close()
         self.reads.close()
+        if self.turn is not None:
+            self.turn.close()

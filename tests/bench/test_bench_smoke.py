@@ -44,4 +44,5 @@ def test_bench_reports_every_endpoint_on_both_engines() -> None:
     for engine in ("sqlite", "postgresql"):
         rows = [line for line in result.stdout.splitlines() if line.lstrip().startswith(engine)]
         endpoints = {word for line in rows for word in line.split()}
-        assert {"healthz", "check", "usage"} <= endpoints, result.stdout
+        expected = {"healthz", "check", "entitlements", "usage-many", "usage-hot", "batch"}
+        assert expected <= endpoints, result.stdout

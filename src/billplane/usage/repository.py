@@ -10,11 +10,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ClauseElement, Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    ClauseElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billplane.hotpath import Sql, Statement, from_json, one_of, pairs_in
+from billplane.hotpath import Sql, Statement, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
 
 _COUNTERS = cast(Table, UsageCounter.__table__)
@@ -29,11 +41,7 @@ class CounterKey(NamedTuple):
     period_key: str
 
     def values(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "feature_id": self.feature_id,
-            "period_key": self.period_key,
-        }
+        return self._asdict()
 
 
 def _add_to_counter(dialect: str, *, guarded: bool) -> ClauseElement:
@@ -104,75 +112,93 @@ EVENT_BY_KEY = Statement(
 )
 
 
-# A batch's statements: one each for all its events, whatever their number.
-def _ensure_counter(dialect: str) -> ClauseElement:
+# A batch's statements: one each for all its rows, whatever their number (see `rows_in`).
+_KEY_COLUMNS = [_COUNTERS.c.tenant_id, _COUNTERS.c.feature_id, _COUNTERS.c.period_key]
+_EVENT_KEY = [_EVENTS.c.tenant_id, _EVENTS.c.idempotency_key]
+_EVENT_COLUMNS = [
+    _EVENTS.c[name]
+    for name in (
+        "tenant_id",
+        "feature_id",
+        "idempotency_key",
+        "quantity",
+        "period_key",
+        "occurred_at",
+        "recorded_at",
+        "response",
+    )
+]
+
+
+def _ensure_counters(dialect: str) -> ClauseElement:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = rows_in(dialect, "counters", _KEY_COLUMNS)
+    # `WHERE true`: SQLite cannot otherwise tell an upsert's ON from a join's.
+    chosen = select(*rows.c, literal(0).label("used")).where(true())
     return (
         insert(_COUNTERS)
-        .values(
-            tenant_id=bindparam("tenant_id"),
-            feature_id=bindparam("feature_id"),
-            period_key=bindparam("period_key"),
-            used=0,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "feature_id", "period_key"])
+        .from_select([*(c.name for c in _KEY_COLUMNS), "used"], chosen)
+        .on_conflict_do_nothing(index_elements=[c.name for c in _KEY_COLUMNS])
     )
 
 
 def _counters_of(dialect: str) -> ClauseElement:
     c = _COUNTERS.c
+    rows = rows_in(dialect, "counters", _KEY_COLUMNS)
     query = (
         select(c.tenant_id, c.feature_id, c.period_key, c.used)
-        .where(
-            one_of(dialect, c.tenant_id, "tenant_ids"),
-            one_of(dialect, c.feature_id, "feature_ids"),
-            one_of(dialect, c.period_key, "period_keys"),
-        )
+        .where(tuple_(c.tenant_id, c.feature_id, c.period_key).in_(select(*rows.c)))
         .order_by(c.tenant_id, c.feature_id, c.period_key)
     )
     # SQLite's write transaction holds the whole database; PostgreSQL locks the rows, in order.
     return query.with_for_update() if dialect == "postgresql" else query
 
 
-ENSURE_COUNTER = Statement(_ensure_counter)
-COUNTERS_OF = Statement(_counters_of)
-SET_COUNTER = Statement(
-    lambda _: (
+def _set_counters(dialect: str) -> ClauseElement:
+    c = _COUNTERS.c
+    rows = rows_in(dialect, "totals", [*_KEY_COLUMNS, c.used])
+    return (
         update(_COUNTERS)
         .where(
-            _COUNTERS.c.tenant_id == bindparam("tenant_id"),
-            _COUNTERS.c.feature_id == bindparam("feature_id"),
-            _COUNTERS.c.period_key == bindparam("period_key"),
+            c.tenant_id == rows.c.tenant_id,
+            c.feature_id == rows.c.feature_id,
+            c.period_key == rows.c.period_key,
         )
-        .values(used=bindparam("used"))
+        .values(used=rows.c.used)
     )
-)
-EVENTS_OF = Statement(
-    lambda d: select(
-        _EVENTS.c.tenant_id,
-        _EVENTS.c.idempotency_key,
-        _EVENTS.c.feature_id,
-        _EVENTS.c.quantity,
-        _EVENTS.c.response,
-    ).where(pairs_in(d, (_EVENTS.c.tenant_id, _EVENTS.c.idempotency_key), "keys"))
-)
-INSERT_EVENT = Statement(
-    lambda _: insert(_EVENTS).values(
-        {
-            name: bindparam(name)
-            for name in (
-                "tenant_id",
-                "feature_id",
-                "idempotency_key",
-                "quantity",
-                "period_key",
-                "occurred_at",
-                "recorded_at",
-                "response",
-            )
-        }
+
+
+def _drop_empty(dialect: str) -> ClauseElement:
+    c = _COUNTERS.c
+    rows = rows_in(dialect, "counters", _KEY_COLUMNS)
+    return delete(_COUNTERS).where(
+        tuple_(c.tenant_id, c.feature_id, c.period_key).in_(select(*rows.c)), c.used == 0
     )
-)
+
+
+def _insert_events(dialect: str) -> ClauseElement:
+    rows = rows_in(dialect, "events", _EVENT_COLUMNS)
+    return insert(_EVENTS).from_select([c.name for c in _EVENT_COLUMNS], select(*rows.c))
+
+
+ENSURE_COUNTERS = Statement(_ensure_counters)
+COUNTERS_OF = Statement(_counters_of)
+SET_COUNTERS = Statement(_set_counters)
+DROP_EMPTY = Statement(_drop_empty)
+INSERT_EVENTS = Statement(_insert_events)
+
+
+def _events_of(dialect: str) -> ClauseElement:
+    keys = rows_in(dialect, "keys", _EVENT_KEY)
+    e = _EVENTS.c
+    # Driven by the keys: one index probe on (tenant_id, idempotency_key) per key asked.
+    on = and_(e.tenant_id == keys.c.tenant_id, e.idempotency_key == keys.c.idempotency_key)
+    return select(e.tenant_id, e.idempotency_key, e.feature_id, e.quantity, e.response).select_from(
+        keys.join(_EVENTS, on)
+    )
+
+
+EVENTS_OF = Statement(_events_of)
 
 
 def lock_counters(sql: Sql, counters: list[CounterKey]) -> dict[CounterKey, int]:
@@ -180,28 +206,21 @@ def lock_counters(sql: Sql, counters: list[CounterKey]) -> dict[CounterKey, int]
 
     Counters this creates stay at zero unless the batch counts into them (see `drop_empty`).
     """
-    ordered = sorted(set(counters), key=lambda k: (k.tenant_id, k.feature_id, k.period_key))
-    sql.run_many(ENSURE_COUNTER, [k.values() for k in ordered])
-    rows = sql.run(
-        COUNTERS_OF,
-        {
-            "tenant_ids": sql.values_list(sorted({k.tenant_id for k in ordered})),
-            "feature_ids": sql.values_list(sorted({k.feature_id for k in ordered})),
-            "period_keys": sql.values_list(sorted({k.period_key for k in ordered})),
-        },
-    )
-    wanted = set(ordered)
-    found = {CounterKey(int(t), int(f), p): int(u) for t, f, p, u in rows}
-    return {k: v for k, v in found.items() if k in wanted}
+    ordered = [k._asdict() for k in sorted(set(counters))]
+    sql.run(ENSURE_COUNTERS, sql.rows("counters", _KEY_COLUMNS, ordered))
+    rows = sql.run(COUNTERS_OF, sql.rows("counters", _KEY_COLUMNS, ordered))
+    return {CounterKey(int(t), int(f), p): int(u) for t, f, p, u in rows}
 
 
 def set_counters(sql: Sql, totals: dict[CounterKey, int]) -> None:
     """Write the totals a batch reached; the rows are locked since `lock_counters`."""
-    sql.run_many(SET_COUNTER, [{**k.values(), "used": used} for k, used in totals.items()])
+    records = [{**k._asdict(), "used": used} for k, used in totals.items()]
+    sql.run(SET_COUNTERS, sql.rows("totals", [*_KEY_COLUMNS, _COUNTERS.c.used], records))
 
 
 def drop_empty(sql: Sql, counters: list[CounterKey]) -> None:
-    sql.run_many(DROP_IF_EMPTY, [k.values() for k in set(counters)])
+    records = [k._asdict() for k in set(counters)]
+    sql.run(DROP_EMPTY, sql.rows("counters", _KEY_COLUMNS, records))
 
 
 def events_of(
@@ -210,32 +229,16 @@ def events_of(
     """The events already recorded under these (tenant id, idempotency key) pairs."""
     if not keys:
         return {}
-    rows = sql.run(EVENTS_OF, sql.pairs("keys", sorted(set(keys))))
+    pairs = [{"tenant_id": t, "idempotency_key": k} for t, k in sorted(set(keys))]
+    rows = sql.run(EVENTS_OF, sql.rows("keys", _EVENT_KEY, pairs))
     return {(int(t), k): (int(f), int(q), from_json(r)) for t, k, f, q, r in rows}
 
 
 def insert_events(sql: Sql, events: list[dict[str, Any]]) -> None:
     """New events with their answers; a key recorded meanwhile makes this fail (and the batch
     be judged again)."""
-    times: dict[datetime, Any] = {}  # a batch's events mostly share one moment
-
-    def stored(moment: datetime) -> Any:
-        if moment not in times:
-            times[moment] = sql.time(moment)
-        return times[moment]
-
-    sql.run_many(
-        INSERT_EVENT,
-        [
-            {
-                **e,
-                "occurred_at": stored(e["occurred_at"]),
-                "recorded_at": stored(e["recorded_at"]),
-                "response": sql.json(e["response"]),
-            }
-            for e in events
-        ],
-    )
+    if events:
+        sql.run(INSERT_EVENTS, sql.rows("events", _EVENT_COLUMNS, events))
 
 
 def add_to_counter(sql: Sql, counter: CounterKey, quantity: int, limit: int | None) -> int | None:

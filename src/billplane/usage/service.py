@@ -13,6 +13,7 @@ from typing import Any
 from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.repository import FeatureRow, Found
+from billplane.entitlements.rules import Grant
 from billplane.errors import (
     BillplaneError,
     FeatureNotFound,
@@ -27,7 +28,8 @@ from billplane.usage import repository
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
+# Plain slotted dataclasses: a batch builds thousands, and frozen ones cost twice as much.
+@dataclass(slots=True)
 class UsageRequest:
     feature: str
     quantity: int
@@ -36,13 +38,13 @@ class UsageRequest:
     timestamp: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Recorded:
     body: dict[str, Any]
     created: bool  # False when the key had been seen: nothing was counted this time
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Write:
     """What `record` writes, decided from the read before it."""
 
@@ -77,7 +79,7 @@ def prepare(
     assert period is not None  # a countable feature always has one
     grant = access.grants.get(feature.id)
     limit = grant.limit if grant and grant.enabled and feature.type == "limit" else None
-    if request.enforce:
+    if request.enforce and not _fits(grant, limit, access.used.get(feature.id, 0), request):
         used = access.used.get(feature.id, 0)
         decision = entitlements.decide(access, feature, used, request.quantity, now)
         if not decision.allowed:
@@ -96,6 +98,13 @@ def prepare(
         shown_limit=limit,
         now=now,
     )
+
+
+def _fits(grant: Grant | None, limit: int | None, used: int, request: UsageRequest) -> bool:
+    """The common case of `entitlements.decide`, without building its answer."""
+    if grant is None or not grant.enabled:
+        return False
+    return limit is None or used + request.quantity <= limit
 
 
 def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
