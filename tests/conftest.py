@@ -141,9 +141,8 @@ class SavepointTransactions:
 
     read = write = _savepoint
 
-    @contextmanager
-    def hot_read(self) -> Iterator[Sql]:
-        yield self._sql()
+    async def hot_read(self, job: Job) -> Any:
+        return job(self._sql())
 
     async def hot_write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
         with self.session.begin_nested():

@@ -24,7 +24,7 @@ WRITE = {"billplane_write": True}
 # webhooks) plus the hot path's reader and writer. `billplane serve --workers N` then needs
 # N x this under the server's max_connections (100 by default).
 ORM_POOL_SIZE, ORM_MAX_OVERFLOW = 4, 6
-CONNECTIONS_PER_WORKER = ORM_POOL_SIZE + ORM_MAX_OVERFLOW + 2
+CONNECTIONS_PER_WORKER = ORM_POOL_SIZE + ORM_MAX_OVERFLOW + 2  # + the reader and the writer
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

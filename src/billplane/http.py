@@ -21,7 +21,7 @@ from starlette.routing import Match
 
 from billplane.db import Database
 from billplane.errors import BillplaneError, Unauthorized
-from billplane.hotpath import Job, Sql
+from billplane.hotpath import Job
 from billplane.logs import billplane_logger
 from billplane.settings import Settings
 
@@ -63,9 +63,10 @@ class Transactions:
     def write(self) -> ContextManager[Session]:
         return self.db.session_scope(write=True)
 
-    def hot_read(self) -> ContextManager[Sql]:
-        """The client API's reads: statements run on the driver, outside any ORM session."""
-        return self.db.hot.reading()
+    async def hot_read(self, job: Job) -> Any:
+        """A client API read, `job(sql)`: statements run on the driver, outside any ORM session
+        (see `hotpath.HotPath.read`)."""
+        return await self.db.hot.read(job)
 
     async def hot_write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
         """A client API write, run in a transaction by the writer (see `hotpath.Writer`)."""

@@ -136,3 +136,39 @@ def test_partial_room_admits_only_what_fits(server: str) -> None:
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 6, 402: 194}, statuses
     assert _used(server, token, tenant) == 18
+
+
+async def _fire_batches(
+    base_url: str, token: str, batches: list[list[dict[str, object]]]
+) -> list[httpx.Response]:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        return await asyncio.gather(
+            *(client.post("/v1/usage/batch", json={"events": events}) for events in batches)
+        )
+
+
+def test_concurrent_batches_admit_exactly_what_fits_and_count_a_shared_key_once(
+    server: str,
+) -> None:
+    """Eight batches at once, each crossing the limit on its own and all naming one key."""
+    token, tenant = _seed(server, 50)
+    event = {"tenant": tenant, "feature": "reports", "enforce": True}
+    batches = [
+        [{**event, "idempotency_key": "shared"}]
+        + [{**event, "idempotency_key": f"b{b}-{i}"} for i in range(20)]
+        for b in range(8)
+    ]
+    responses = asyncio.run(_fire_batches(server, token, batches))
+
+    assert [r.status_code for r in responses] == [200] * 8
+    results = [item for r in responses for item in r.json()["data"]]
+    statuses = Counter(item["status"] for item in results)
+    assert statuses[201] == 50, statuses
+    assert set(statuses) <= {200, 201, 402}, statuses
+    refusals = {item["error"]["code"] for item in results if item["status"] == 402}
+    assert refusals == {"limit_reached"}
+    shared = Counter(r.json()["data"][0]["status"] for r in responses)
+    assert shared[201] <= 1, shared
+    assert _used(server, token, tenant) == 50

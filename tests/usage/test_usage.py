@@ -31,6 +31,15 @@ def test_first_usage_is_recorded_with_201(realtyos: Any) -> None:
     }
 
 
+def test_a_repeat_of_unlimited_usage_answers_the_first_body_with_no_remaining(
+    realtyos: Any,
+) -> None:
+    first = usage(realtyos, 201, feature="ai.tokens", idempotency_key="m1", quantity=500)
+    assert (first["limit"], first["remaining"], first["used"]) == (None, None, 500)
+    repeat = usage(realtyos, 200, feature="ai.tokens", idempotency_key="m1", quantity=500)
+    assert repeat == first | {"duplicate": True}
+
+
 def test_usage_with_same_idempotency_key_counts_once(realtyos: Any) -> None:
     first = usage(realtyos, 201, idempotency_key="k1")
     usage(realtyos, 201, idempotency_key="k2")

@@ -5,12 +5,15 @@ the driver (see `repository`), and the answer written straight to JSON.
 """
 
 from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from billplane.entitlements import service
+from billplane.entitlements.repository import Found
 from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
+from billplane.hotpath import Sql
 from billplane.http import ClientToken, CurrentSettings, Now, Transactions, Tx, json_response
 from billplane.projects import repository as projects
 from billplane.schemas import TenantKey
@@ -29,9 +32,10 @@ async def check(
     body: CheckIn, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
 ) -> Response:
     """Answer before a paid action; never changes usage."""
-    with tx.hot_read() as sql:
-        found = service.lookup(sql, token, body.tenant, body.feature, now)
-        access = service.access_of(sql, found, now, settings.billplane_past_due_grace_days)
+    grace_days = settings.billplane_past_due_grace_days
+    found, access = await tx.hot_read(
+        partial(_read, token, body.tenant, body.feature, now, grace_days)
+    )
     if found.first_check_pending:
         # Once per project, for the setup checklist; its own short write keeps checks read-only.
         await run_in_threadpool(_mark_first_check, tx, found.project_id, now)
@@ -52,7 +56,18 @@ def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:
 async def entitlements(
     tenant: TenantKey, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
 ) -> Response:
-    with tx.hot_read() as sql:
-        found = service.lookup(sql, token, tenant, None, now)
-        access = service.access_of(sql, found, now, settings.billplane_past_due_grace_days)
+    grace_days = settings.billplane_past_due_grace_days
+    _, access = await tx.hot_read(partial(_read, token, tenant, None, now, grace_days))
     return json_response(service.entitlements(access, now))
+
+
+def _read(
+    token: str | None,
+    tenant: str,
+    feature: str | None,
+    now: datetime,
+    grace_days: int,
+    sql: Sql,
+) -> tuple[Found, service.Access]:
+    found = service.lookup(sql, token, tenant, feature, now)
+    return found, service.access_of(sql, found, now, grace_days)

@@ -239,10 +239,6 @@ def counter(sql: Sql, *, tenant_id: int, feature_id: int, period_key: str) -> in
     return int(rows[0][0]) if rows else 0
 
 
-def _grant(enabled: Any, limit: Any, reset: Any) -> Grant | None:
-    return None if enabled is None else Grant(bool(enabled), limit, reset)
-
-
 def _found(rows: Any) -> Found:
     first = rows[0]
     (project_id, project_key, first_check_at, scoped_id, scoped_key, tenant_id, tenant_key) = first[
@@ -281,14 +277,12 @@ def _found(rows: Any) -> Found:
         if feature_id not in seen:
             seen.add(feature_id)
             found.features.append(FeatureRow(feature_id, row[18], row[19]))
-            for grants, at in (
-                (found.price_grants, 20),
-                (found.default_grants, 23),
-                (found.overrides, 26),
-            ):
-                grant = _grant(*row[at : at + 3])
-                if grant is not None:
-                    grants[feature_id] = grant
+            if row[20] is not None:
+                found.price_grants[feature_id] = Grant(bool(row[20]), row[21], row[22])
+            if row[23] is not None:
+                found.default_grants[feature_id] = Grant(bool(row[23]), row[24], row[25])
+            if row[26] is not None:
+                found.overrides[feature_id] = Grant(bool(row[26]), row[27], row[28])
         period_key, used = row[29], row[30]
         if period_key is not None:
             found.counters[(feature_id, period_key)] = int(used)

@@ -14,7 +14,7 @@ RESETS = ("never", "day", "month", "billing_period")
 FEATURE_TYPES = ("boolean", "limit", "metered")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grant:
     """What a plan (or a tenant override) gives for one feature."""
 

@@ -37,9 +37,11 @@ class Access:
     features: list[FeatureRow]  # the features asked about, in key order
     grants: dict[int, Grant]  # feature id -> effective grant (overrides already applied)
     used: dict[int, int]  # counted feature id -> what was used in its current period
+    periods: dict[int, Period]  # counted feature id -> its current period
 
 
-@dataclass(frozen=True)
+# Slotted, not frozen: an entitlements answer makes one per feature, a batch one per event.
+@dataclass(slots=True)
 class Decision:
     allowed: bool
     reason: str
@@ -139,11 +141,15 @@ def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
         features=found.features,
         grants={**grants, **found.overrides},
         used={},
+        periods={},
     )
     for feature in found.features:
-        period = period_of(access, feature, now)
-        if period is not None:
-            access.used[feature.id] = _used_in(sql, found, feature.id, period.key)
+        if feature.type == "boolean":
+            continue
+        grant = access.grants.get(feature.id)
+        reset = (grant.reset if grant else None) or default_reset(feature.type)
+        period = access.periods[feature.id] = period_for(reset, now, subscription)
+        access.used[feature.id] = _used_in(sql, found, feature.id, period.key)
     return access
 
 
@@ -166,13 +172,12 @@ def period_of(access: Access, feature: FeatureRow, now: datetime) -> Period | No
     """The period a counted feature's usage goes into (None for on/off features).
 
     Usage is counted even where the plan does not grant the feature (e.g. metered use without a
-    plan), so reading and recording must agree on the period in every case.
+    plan), so reading and recording must agree on the period in every case: both take it from
+    `access_of`, which works it out once per feature from the grant's reset (or the default).
     """
     if feature.type == "boolean":
         return None
-    grant = access.grants.get(feature.id)
-    reset = (grant.reset if grant else None) or default_reset(feature.type)
-    return period_for(reset, now, access.subscription)
+    return access.periods[feature.id]
 
 
 def decide(

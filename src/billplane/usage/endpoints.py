@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from billplane.entitlements import service as entitlements
 from billplane.errors import BillplaneError, InvalidInput
+from billplane.hotpath import Sql
 from billplane.http import (
     ClientToken,
     CurrentSettings,
@@ -62,10 +63,12 @@ async def _record(
     now: datetime,
     settings: CurrentSettings,
 ) -> service.Recorded:
-    with tx.hot_read() as sql:
+    def read(sql: Sql) -> service.Write | service.Recorded:
         found = entitlements.lookup(sql, token, body.tenant, body.feature, now)
         request = _usage_request(body, header_key)
-        prepared = service.prepare(sql, found, request, now, settings.billplane_past_due_grace_days)
+        return service.prepare(sql, found, request, now, settings.billplane_past_due_grace_days)
+
+    prepared = await tx.hot_read(read)
     if isinstance(prepared, service.Recorded):
         return prepared
     outcome = await tx.hot_write(
@@ -97,8 +100,10 @@ async def record_batch(
             events.append((index, UsageIn.model_validate(raw)))
         except ValidationError as exc:
             results[index] = _failed(422, validation_error(exc.errors(), body=raw)["error"])
-    writes: list[tuple[int, service.Write]] = []
-    with tx.hot_read() as sql:
+    grace_days = settings.billplane_past_due_grace_days
+
+    def read(sql: Sql) -> list[tuple[int, service.Write]]:
+        writes: list[tuple[int, service.Write]] = []
         tenants = sorted({event.tenant for _, event in events})
         features = sorted({event.feature for _, event in events})
         batch = entitlements.lookup_many(sql, token, tenants, features, now)
@@ -107,16 +112,9 @@ async def record_batch(
             try:
                 found = batch.tenant(event.tenant)
                 if event.tenant not in accesses:
-                    accesses[event.tenant] = entitlements.access_of(
-                        sql, found, now, settings.billplane_past_due_grace_days
-                    )
+                    accesses[event.tenant] = entitlements.access_of(sql, found, now, grace_days)
                 prepared = service.prepare(
-                    sql,
-                    found,
-                    _usage_request(event, None),
-                    now,
-                    settings.billplane_past_due_grace_days,
-                    accesses[event.tenant],
+                    sql, found, _usage_request(event, None), now, grace_days, accesses[event.tenant]
                 )
             except BillplaneError as exc:
                 results[index] = _refused(exc)
@@ -125,6 +123,9 @@ async def record_batch(
                 results[index] = _done(prepared)
             else:
                 writes.append((index, prepared))
+        return writes
+
+    writes = await tx.hot_read(read)
     if writes:
         job = partial(service.record_batch, writes=[w for _, w in writes])
         outcomes = await tx.hot_write(job, min(service.lock_order(w) for _, w in writes))

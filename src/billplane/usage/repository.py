@@ -6,7 +6,7 @@ concurrent requests from passing the limit. The statements of the hot path are C
 once (see `hotpath`); the operator's views read through the ORM.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -19,6 +19,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     true,
     tuple_,
     update,
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billplane.hotpath import Sql, Statement, from_json, rows_in
+from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
 
 _COUNTERS = cast(Table, UsageCounter.__table__)
@@ -239,6 +240,87 @@ def insert_events(sql: Sql, events: list[dict[str, Any]]) -> None:
     be judged again)."""
     if events:
         sql.run(INSERT_EVENTS, sql.rows("events", _EVENT_COLUMNS, events))
+
+
+def _count_and_claim_pg(*, guarded: bool) -> ClauseElement:
+    guard = "WHERE c.used + excluded.used <= :limit" if guarded else ""
+    return text(
+        f"""
+        WITH bumped AS (
+          INSERT INTO usage_counters AS c (tenant_id, feature_id, period_key, used)
+          VALUES (:tenant_id, :feature_id, :period_key, :quantity)
+          ON CONFLICT (tenant_id, feature_id, period_key)
+          DO UPDATE SET used = c.used + excluded.used {guard}
+          RETURNING c.used
+        ), claimed AS (
+          INSERT INTO usage_events (tenant_id, feature_id, idempotency_key, quantity,
+                                    period_key, occurred_at, recorded_at, response)
+          SELECT :tenant_id, :feature_id, :key, :quantity, :period_key, :occurred_at,
+                 :recorded_at,
+                 CAST(CAST(:answer AS jsonb) || jsonb_build_object(
+                   'used', bumped.used,
+                   'remaining', CASE WHEN CAST(:shown_limit AS bigint) IS NULL THEN NULL
+                                ELSE GREATEST(CAST(:shown_limit AS bigint) - bumped.used, 0) END
+                 ) AS json)
+          FROM bumped
+          ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+          RETURNING id
+        )
+        SELECT (SELECT used FROM bumped), (SELECT id FROM claimed)
+        """
+    )
+
+
+# PostgreSQL: the counter's guarded upsert and the event's insert as one statement, one round
+# trip (its data-modifying CTEs run in one snapshot; the answer's numbers are filled in by SQL).
+COUNT_AND_CLAIM = Statement(lambda _: _count_and_claim_pg(guarded=False))
+COUNT_AND_CLAIM_WITHIN_LIMIT = Statement(lambda _: _count_and_claim_pg(guarded=True))
+
+
+def count_and_claim(
+    sql: Sql,
+    counter: CounterKey,
+    *,
+    quantity: int,
+    limit: int | None,
+    key: str,
+    occurred_at: datetime,
+    now: datetime,
+    answer: Callable[[int], dict[str, Any]],
+) -> tuple[dict[str, Any] | None, bool]:
+    """Count `quantity` (within `limit`, when given) and record the event under `key` with its
+    answer, `answer(new total)`. Returns that answer (None: over the limit, nothing changed)
+    and whether the key was claimed (False: it was taken; the caller gives the count back)."""
+    if limit is not None and quantity > limit:
+        return None, False  # a counter created by the upsert would start above the limit
+    if sql.is_sqlite:  # in-process statements: two cost no round trip
+        total = add_to_counter(sql, counter, quantity, limit)
+        if total is None:
+            return None, False
+        body = answer(total)
+        claimed = claim_idempotency_key(
+            sql, counter, key=key, quantity=quantity, occurred_at=occurred_at, now=now,
+            response=body,
+        )  # fmt: skip
+        return body, claimed
+    template = answer(0)
+    values = {
+        **counter.values(),
+        "quantity": quantity,
+        "key": key,
+        "occurred_at": sql.time(occurred_at),
+        "recorded_at": sql.time(now),
+        "answer": dumps(template),
+        "shown_limit": template["limit"],
+    }
+    if limit is None:
+        rows = sql.run(COUNT_AND_CLAIM, values)
+    else:
+        rows = sql.run(COUNT_AND_CLAIM_WITHIN_LIMIT, {**values, "limit": limit})
+    total, event_id = rows[0]
+    if total is None:
+        return None, False
+    return answer(int(total)), event_id is not None
 
 
 def add_to_counter(sql: Sql, counter: CounterKey, quantity: int, limit: int | None) -> int | None:

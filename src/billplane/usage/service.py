@@ -8,6 +8,7 @@ request never rolls back its neighbours.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from billplane.entitlements import repository as reads
@@ -116,24 +117,23 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     """
     request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
     counter = _counter_key(write)
-    total = repository.add_to_counter(sql, counter, request.quantity, write.limit)
-    if total is None:
+    body, claimed = repository.count_and_claim(
+        sql,
+        counter,
+        quantity=request.quantity,
+        limit=write.limit,
+        key=request.idempotency_key,
+        occurred_at=request.timestamp or write.now,
+        now=write.now,
+        answer=partial(_answer, write),
+    )
+    if body is None:
         earlier = repository.event_by_key(sql, tenant_id, request.idempotency_key)
         if earlier is not None:
             return _outcome_of_repeat(earlier, feature, request)
         used = reads.counter(sql, **counter.values())
         decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
         return _refusal(decision, feature, write.access.tenant_key, request)
-    body = _answer(write, total)
-    claimed = repository.claim_idempotency_key(
-        sql,
-        counter,
-        key=request.idempotency_key,
-        quantity=request.quantity,
-        occurred_at=request.timestamp or write.now,
-        now=write.now,
-        response=body,
-    )
     if claimed:
         return Recorded(body, created=True)
     repository.take_back(sql, counter, request.quantity)

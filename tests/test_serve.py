@@ -1,0 +1,100 @@
+"""`billplane serve`'s production defaults: quiet, and within PostgreSQL's connection limit."""
+
+import asyncio
+import threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from billplane.db import CONNECTIONS_PER_WORKER
+from conftest import ADMIN_TOKEN, fresh_database
+from servers import running_server
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_access_log_is_off_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for asked in (False, True):
+        log = tmp_path / f"server-{asked}.log"
+        monkeypatch.setenv("BP_SERVER_LOG", str(log))
+        with (
+            fresh_database("sqlite", tmp_path) as url,
+            running_server(url, ADMIN_TOKEN, access_log=asked) as base_url,
+        ):
+            assert httpx.get(f"{base_url}/docs").status_code == 200
+        assert ("GET /docs" in log.read_text()) is asked, log.read_text()
+
+
+def test_four_workers_under_load_stay_within_postgres_connections(tmp_path: Path) -> None:
+    """The README's `--workers 4`, hammered through the client API and the admin API at once:
+    every answer a success, and never more connections than the workers' budget."""
+    workers, requests = 4, 400
+    with (
+        fresh_database("postgresql", tmp_path) as url,
+        running_server(url, ADMIN_TOKEN, workers=workers) as base_url,
+    ):
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        token = _seed(base_url, admin)
+        database = url.rsplit("/", 1)[1]
+        peak, stop = [0], threading.Event()
+        watcher = threading.Thread(target=_watch, args=(url, database, peak, stop))
+        watcher.start()
+        try:
+            statuses = asyncio.run(_load(base_url, token, admin, requests))
+        finally:
+            stop.set()
+            watcher.join()
+    assert statuses == Counter({201: requests // 2, 200: requests // 2}), statuses
+    assert 0 < peak[0] <= workers * CONNECTIONS_PER_WORKER, peak
+
+
+def _seed(base_url: str, admin: dict[str, str]) -> str:
+    with httpx.Client(base_url=base_url, headers=admin, timeout=60) as client:
+        token = client.post("/admin/api/projects", json={"key": "p", "name": "P"}).json()["token"]
+        steps = [
+            ("features", {"key": "reports", "name": "Reports", "type": "limit"}),
+            ("plans", {"key": "free", "name": "Free", "is_default": True,
+                       "features": {"reports": {"limit": 100000}}}),
+            ("tenants", {"key": "acme"}),
+        ]  # fmt: skip
+        for path, body in steps:
+            response = client.post(f"/admin/api/projects/p/{path}", json=body)
+            assert response.status_code == 201, response.text
+    return str(token)
+
+
+async def _load(base_url: str, token: str, admin: dict[str, str], requests: int) -> Counter[int]:
+    limits = httpx.Limits(max_connections=requests, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120) as client:
+
+        async def usage(i: int) -> httpx.Response:
+            body = {"tenant": "acme", "feature": "reports", "idempotency_key": f"k{i}"}
+            return await client.post(
+                "/v1/usage", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+
+        async def listing() -> httpx.Response:
+            return await client.get("/admin/api/projects/p/tenants/acme", headers=admin)
+
+        calls = [usage(i) if i % 2 else listing() for i in range(requests)]
+        return Counter(r.status_code for r in await asyncio.gather(*calls))
+
+
+def _watch(url: str, database: str, peak: list[int], stop: threading.Event) -> None:
+    """The most connections the server held to its database at any moment of the load."""
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        while not stop.wait(0.02):
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+            ).fetchone()
+            peak[0] = max(peak[0], int(row[0]) if row else 0)
+
+
+def test_the_budget_is_what_the_readme_promises() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"at most {CONNECTIONS_PER_WORKER} PostgreSQL connections" in readme
