@@ -58,6 +58,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="only these targets (the ceiling is always measured), e.g. check,batch",
     )
     parser.add_argument(
+        "--server",
+        choices=server.SERVERS,
+        default="uvicorn",
+        help="the ASGI server: `billplane serve` (uvicorn) or granian, to compare them",
+    )
+    parser.add_argument(
         "--server-src",
         type=Path,
         help="serve billplane from this source tree instead (e.g. a worktree of an older commit)",
@@ -119,7 +125,7 @@ def bench_engine(run: report.EngineRun, wrk: str, args: argparse.Namespace) -> N
     ):
         server.migrate(url, admin_token, Path(tmp), args.server_src)
         with server.running_server(
-            url, admin_token, Path(tmp), args.workers, args.server_src
+            url, admin_token, Path(tmp), args.workers, args.server_src, args.server
         ) as live:
             try:
                 drive(live, url, wrk, args, run)

@@ -60,17 +60,36 @@ def migrate(database_url: str, admin_token: str, workdir: Path, src: Path | None
         raise ServerFailed(f"`billplane db upgrade` failed:\n{done.stdout}{done.stderr}")
 
 
+SERVERS = ("uvicorn", "granian")
+
+
+def serve_command(server: str, port: int, workers: int) -> list[str]:
+    """`billplane serve` (uvicorn), or the same app factory under granian, to compare them."""
+    if server == "granian":
+        return [
+            str(BIN / "granian"), "--interface", "asgi", "--factory", "--no-access-log",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "billplane.app:create_served_app",
+        ]  # fmt: skip
+    return [
+        str(BIN / "billplane"), "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers),
+    ]  # fmt: skip
+
+
 @contextmanager
 def running_server(
-    database_url: str, admin_token: str, workdir: Path, workers: int, src: Path | None = None
+    database_url: str,
+    admin_token: str,
+    workdir: Path,
+    workers: int,
+    src: Path | None = None,
+    server: str = "uvicorn",
 ) -> Iterator[RunningServer]:
     """Serve on a free port of 127.0.0.1 until the block ends (also on errors and Ctrl-C)."""
     port = free_port()
     log_path = workdir / f"server-{port}.log"
-    command = [
-        str(BIN / "billplane"), "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers),
-    ]  # fmt: skip
+    command = serve_command(server, port, workers)
     with log_path.open("wb") as log:
         # A session of its own: the uvicorn supervisor and its workers are stopped as one group.
         process = subprocess.Popen(
