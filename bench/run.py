@@ -104,8 +104,8 @@ def targets(fixture: seed.Fixture) -> list[Target]:
             "static.lua",
             ["GET", "", token],
         ),
-        Target("usage-many", "/v1/usage", "usage_many.lua", [token, feature, "{nonce}", many]),
-        Target("usage-hot", "/v1/usage", "usage.lua", [token, fixture.tenant, feature, "{nonce}"]),
+        Target("usage-many", "/v1/usage", "usage.lua", [token, feature, "{nonce}", many]),
+        Target("usage-hot", "/v1/usage", "usage.lua", [token, feature, "{nonce}", fixture.tenant]),
         Target(
             "batch",
             "/v1/usage/batch",

@@ -1,27 +1,31 @@
--- POST /v1/usage with a fresh idempotency key on every request, so each one is a real insert.
--- Arguments after `--`: bearer token, tenant key, feature key, a per-run nonce.
+-- POST /v1/usage with `enforce: true` and a fresh idempotency key on every request, so each one
+-- is a real insert. Arguments after `--`: bearer token, feature key, a per-run nonce, and the
+-- tenant: a key (every request for that one tenant: its counter row is the hot spot), or a
+-- number N (each request for one of the seeded t0000 ... t<N-1>, drawn at random).
 -- The key is nonce-thread-counter-random: unique across threads, runs and the warm-up.
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
 local counter = 0
-local prefix, tenant, feature
+local prefix, feature, tenant, tenants
 
 function init(args)
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/json"
    wrk.headers["Authorization"] = "Bearer " .. args[1]
-   tenant, feature = args[2], args[3]
-   prefix = string.format("bench-%s-%d-", args[4], tid)
+   feature, tenants = args[2], tonumber(args[4])
+   tenant = tenants == nil and args[4] or nil
+   prefix = string.format("bench-%s-%d-", args[3], tid)
    math.randomseed(os.time() + tid)
 end
 
 function request()
    counter = counter + 1
    local key = string.format("%s%d-%06d", prefix, counter, math.random(0, 999999))
+   local who = tenant or string.format("t%04d", math.random(0, tenants - 1))
    local body = string.format(
       '{"tenant": "%s", "feature": "%s", "quantity": 1, "idempotency_key": "%s", "enforce": true}',
-      tenant, feature, key)
+      who, feature, key)
    return wrk.format(nil, nil, nil, body)
 end

@@ -66,13 +66,17 @@ def lookup(
     )
     if found is None:
         raise tokens.unknown_token()
-    tokens.require_tenant(
-        project_key=found.project_key,
-        scoped_tenant_key=found.scoped_tenant_key if found.token_scoped else None,
-        tenant_key=tenant_key,
-        exists=found.tenant_id is not None,
-    )
+    _require_tenant(found, tenant_key, exists=found.tenant_id is not None)
     return found
+
+
+def _require_tenant(token_view: Found, tenant_key: str, *, exists: bool) -> None:
+    tokens.require_tenant(
+        project_key=token_view.project_key,
+        scoped_tenant_key=token_view.scoped_tenant_key if token_view.token_scoped else None,
+        tenant_key=tenant_key,
+        exists=exists,
+    )
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,7 @@ class Batch:
     def tenant(self, key: str) -> Found:
         """The tenant's view: 403 outside a scoped token's tenant, 404 if it does not exist."""
         found = self.tenants.get(key)
-        tokens.require_tenant(
-            project_key=self.token.project_key,
-            scoped_tenant_key=self.token.scoped_tenant_key if self.token.token_scoped else None,
-            tenant_key=key,
-            exists=found is not None,
-        )
+        _require_tenant(self.token, key, exists=found is not None)
         assert found is not None
         return found
 

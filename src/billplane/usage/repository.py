@@ -32,6 +32,20 @@ from billplane.models import UsageCounter, UsageEvent
 
 _COUNTERS = cast(Table, UsageCounter.__table__)
 _EVENTS = cast(Table, UsageEvent.__table__)
+# What an event row is written with (its id is the database's).
+_EVENT_COLUMNS = [
+    _EVENTS.c[name]
+    for name in (
+        "tenant_id",
+        "feature_id",
+        "idempotency_key",
+        "quantity",
+        "period_key",
+        "occurred_at",
+        "recorded_at",
+        "response",
+    )
+]
 
 
 class CounterKey(NamedTuple):
@@ -63,21 +77,7 @@ def _add_to_counter(dialect: str, *, guarded: bool) -> ClauseElement:
 
 def _claim_key(dialect: str) -> ClauseElement:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(_EVENTS).values(
-        {
-            name: bindparam(name)
-            for name in (
-                "tenant_id",
-                "feature_id",
-                "idempotency_key",
-                "quantity",
-                "period_key",
-                "occurred_at",
-                "recorded_at",
-                "response",
-            )
-        }
-    )
+    stmt = insert(_EVENTS).values({c.name: bindparam(c.name) for c in _EVENT_COLUMNS})
     return stmt.on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]).returning(
         _EVENTS.c.id
     )
@@ -116,19 +116,6 @@ EVENT_BY_KEY = Statement(
 # A batch's statements: one each for all its rows, whatever their number (see `rows_in`).
 _KEY_COLUMNS = [_COUNTERS.c.tenant_id, _COUNTERS.c.feature_id, _COUNTERS.c.period_key]
 _EVENT_KEY = [_EVENTS.c.tenant_id, _EVENTS.c.idempotency_key]
-_EVENT_COLUMNS = [
-    _EVENTS.c[name]
-    for name in (
-        "tenant_id",
-        "feature_id",
-        "idempotency_key",
-        "quantity",
-        "period_key",
-        "occurred_at",
-        "recorded_at",
-        "response",
-    )
-]
 
 
 def _ensure_counters(dialect: str) -> ClauseElement:
