@@ -1,4 +1,4 @@
-"""`make bench` works end to end: a one-second run per endpoint on each engine.
+"""`make bench` works end to end: a two-second run per target on each engine.
 
 It asserts that the harness runs and reports, never how fast anything is.
 """
