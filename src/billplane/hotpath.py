@@ -22,7 +22,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from typing import cast as typed
@@ -56,7 +56,6 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: Any = ..., /) -> Any: ...
     def executemany(self, sql: str, params: Any, /) -> Any: ...
     def fetchall(self) -> Sequence[Sequence[Any]]: ...
-    def fetchone(self) -> Sequence[Any] | None: ...
     @property
     def description(self) -> Any: ...
 
@@ -124,12 +123,7 @@ class Sql:
 
     def run(self, statement: Statement, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         sql, names, constants = statement.compiled(self.dialect)
-        # Constants written into the statement (a LIMIT, a fixed string) are bound like values.
-        if names is not None:
-            params: Any = tuple(values[n] if n in values else constants[n] for n in names)
-        else:
-            params = {**constants, **values} if constants else values
-        self.cursor.execute(sql, params)
+        self.cursor.execute(sql, _params(values, names, constants))
         # A statement without RETURNING has no rows to fetch (psycopg would raise).
         return self.cursor.fetchall() if self.cursor.description is not None else ()
 
@@ -138,11 +132,7 @@ class Sql:
         if not rows:
             return
         sql, names, constants = statement.compiled(self.dialect)
-        if names is not None:
-            params: Any = [tuple(r[n] if n in r else constants[n] for n in names) for r in rows]
-        else:
-            params = [{**constants, **r} for r in rows] if constants else rows
-        self.cursor.executemany(sql, params)
+        self.cursor.executemany(sql, [_params(r, names, constants) for r in rows])
 
     def rows(
         self, name: str, columns: Sequence[Column[Any]], records: Sequence[Mapping[str, Any]]
@@ -152,25 +142,27 @@ class Sql:
         names = [c.name for c in columns]
         times = [c.name for c in columns if isinstance(c.type, UTCDateTime)]
         if times:
-            stored = self._time_memo()
+            stored = self.times()
             records = [{**r, **{n: stored(r[n]) for n in times}} for r in records]
         if self.is_sqlite:
             return {name: dumps([[r[n] for n in names] for r in records])}
         return {name: dumps([{n: r[n] for n in names} for r in records])}
 
-    def _time_memo(self) -> Callable[[datetime], Any]:
-        seen: dict[datetime, Any] = {}  # a batch's events mostly share one moment
+    def times(self, *, as_text: bool = True) -> Callable[[datetime], Any]:
+        """`time`, remembered per moment (a batch's events mostly share one); `as_text` gives
+        PostgreSQL's as ISO text, for a JSON document."""
+        seen: dict[datetime, Any] = {}
 
         def stored(moment: datetime) -> Any:
             if moment not in seen:
                 value = self.time(moment)
-                seen[moment] = value if self.is_sqlite else value.isoformat()
+                seen[moment] = value.isoformat() if as_text and not self.is_sqlite else value
             return seen[moment]
 
         return stored
 
     def values_list(self, values: Sequence[Any]) -> Any:
-        """A list bound as one parameter (see `entitlements.repository.one_of`)."""
+        """A list bound as one parameter (see `one_of`)."""
         return dumps(list(values)) if self.is_sqlite else list(values)
 
     def time(self, moment: datetime) -> Any:
@@ -182,6 +174,17 @@ class Sql:
 
     def json(self, value: Any) -> Any:
         return dumps(value) if self.is_sqlite else _pg_json(value)
+
+
+def _params(
+    values: Mapping[str, Any], names: tuple[str, ...] | None, constants: dict[str, Any]
+) -> Any:
+    """What the driver binds: a tuple in the statement's order for a positional paramstyle
+    (sqlite3's qmark), else a dict. Constants written into the statement (a LIMIT, a fixed
+    string) are bound like values."""
+    if names is not None:
+        return tuple(values[n] if n in values else constants[n] for n in names)
+    return {**constants, **values} if constants else values
 
 
 def dumps(value: Any) -> str:
@@ -259,10 +262,8 @@ class ReadPool:
 class _Pending:
     job: Job
     order: tuple[Any, ...]
-    loop: asyncio.AbstractEventLoop | None
-    future: "asyncio.Future[Any] | None" = None
-    done: threading.Event | None = None
-    outcome: tuple[bool, Any] = field(default=(False, None))
+    loop: asyncio.AbstractEventLoop
+    future: "asyncio.Future[Any]"
     answered: bool = False
 
 
@@ -299,21 +300,9 @@ class Writer:
         """Run `job` in a transaction; answers once committed. Jobs that share a transaction
         run sorted by `order` (stable: equal orders keep their arrival order)."""
         loop = asyncio.get_running_loop()
-        pending = _Pending(job, order, loop, future=loop.create_future())
+        pending = _Pending(job, order, loop, loop.create_future())
         self._submit(pending)
-        assert pending.future is not None
         return await pending.future
-
-    def run_blocking(self, job: Job) -> Any:
-        """For callers without an event loop (the CLI, sync code)."""
-        pending = _Pending(job, (), None, done=threading.Event())
-        self._submit(pending)
-        assert pending.done is not None
-        pending.done.wait()
-        ok, value = pending.outcome
-        if not ok:
-            raise value
-        return value
 
     def _submit(self, pending: _Pending) -> None:
         if self._thread is None:
@@ -404,11 +393,7 @@ def _rollback(sql: Sql) -> None:
 
 
 def _answer(pending: _Pending, ok: bool, value: Any) -> None:
-    pending.outcome, pending.answered = (ok, value), True
-    if pending.done is not None:
-        pending.done.set()
-        return
-    assert pending.loop is not None and pending.future is not None
+    pending.answered = True
     future = pending.future
 
     def settle() -> None:

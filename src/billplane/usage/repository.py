@@ -197,7 +197,7 @@ def lock_counters(sql: Sql, counters: list[CounterKey]) -> dict[CounterKey, int]
 
     Counters this creates stay at zero unless the batch counts into them (see `drop_empty`).
     """
-    ordered = [k._asdict() for k in sorted(set(counters))]
+    ordered = [k.values() for k in sorted(set(counters))]
     sql.run(ENSURE_COUNTERS, sql.rows("counters", _KEY_COLUMNS, ordered))
     rows = sql.run(COUNTERS_OF, sql.rows("counters", _KEY_COLUMNS, ordered))
     return {CounterKey(int(t), int(f), p): int(u) for t, f, p, u in rows}
@@ -205,12 +205,12 @@ def lock_counters(sql: Sql, counters: list[CounterKey]) -> dict[CounterKey, int]
 
 def set_counters(sql: Sql, totals: dict[CounterKey, int]) -> None:
     """Write the totals a batch reached; the rows are locked since `lock_counters`."""
-    records = [{**k._asdict(), "used": used} for k, used in totals.items()]
+    records = [{**k.values(), "used": used} for k, used in totals.items()]
     sql.run(SET_COUNTERS, sql.rows("totals", [*_KEY_COLUMNS, _COUNTERS.c.used], records))
 
 
 def drop_empty(sql: Sql, counters: list[CounterKey]) -> None:
-    records = [k._asdict() for k in set(counters)]
+    records = [k.values() for k in set(counters)]
     sql.run(DROP_EMPTY, sql.rows("counters", _KEY_COLUMNS, records))
 
 
@@ -237,16 +237,14 @@ def insert_events(sql: Sql, events: list[dict[str, Any]]) -> None:
     if not sql.is_sqlite:
         sql.run(INSERT_EVENTS, sql.rows("events", _EVENT_COLUMNS, events))
         return
-    stored: dict[datetime, Any] = {}
-    for moment in {e["occurred_at"] for e in events} | {e["recorded_at"] for e in events}:
-        stored[moment] = sql.time(moment)
+    stored = sql.times()
     sql.run_many(
         INSERT_EVENT,
         [
             {
                 **e,
-                "occurred_at": stored[e["occurred_at"]],
-                "recorded_at": stored[e["recorded_at"]],
+                "occurred_at": stored(e["occurred_at"]),
+                "recorded_at": stored(e["recorded_at"]),
                 "response": sql.json(e["response"]),
             }
             for e in events
@@ -306,7 +304,7 @@ def count_and_claim(
     if limit is not None and quantity > limit:
         return None, False  # a counter created by the upsert would start above the limit
     if sql.is_sqlite:  # in-process statements: two cost no round trip
-        total = add_to_counter(sql, counter, quantity, limit)
+        total = _count(sql, counter, quantity, limit)
         if total is None:
             return None, False
         body = answer(total)
@@ -335,13 +333,10 @@ def count_and_claim(
     return answer(int(total)), event_id is not None
 
 
-def add_to_counter(sql: Sql, counter: CounterKey, quantity: int, limit: int | None) -> int | None:
-    """Add `quantity` to the period's counter, only if it stays within `limit` (when given).
-
-    Returns the new total, or None when the limit would be passed (nothing changed).
-    """
-    if limit is not None and quantity > limit:
-        return None  # a counter created by this very statement would start above the limit
+def _count(sql: Sql, counter: CounterKey, quantity: int, limit: int | None) -> int | None:
+    """Add `quantity` to the period's counter, only if it stays within `limit` (when given;
+    `count_and_claim` has refused a quantity above it). Returns the new total, or None when the
+    limit would be passed (nothing changed)."""
     values = {**counter.values(), "quantity": quantity}
     if limit is None:
         rows = sql.run(ADD, values)
@@ -351,9 +346,9 @@ def add_to_counter(sql: Sql, counter: CounterKey, quantity: int, limit: int | No
 
 
 def take_back(sql: Sql, counter: CounterKey, quantity: int) -> None:
-    """Undo `add_to_counter` inside the same transaction (the row is still locked by it).
+    """Undo `count_and_claim`'s count inside the same transaction (the row is still locked).
 
-    A counter at zero can only be one that `add_to_counter` just created: it goes too, so a
+    A counter at zero can only be one that `count_and_claim` just created: it goes too, so a
     refused repeat leaves every table as it was.
     """
     sql.run(TAKE_BACK, {**counter.values(), "quantity": quantity})

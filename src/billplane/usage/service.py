@@ -52,7 +52,6 @@ class Write:
     access: entitlements.Access
     feature: FeatureRow
     request: UsageRequest
-    period_key: str
     resets_at: datetime | None
     limit: int | None  # the limit to enforce, if any
     shown_limit: int | None  # the limit the answer reports
@@ -81,8 +80,8 @@ def prepare(
     assert period is not None  # a countable feature always has one
     grant = access.grants.get(feature.id)
     limit = grant.limit if grant and grant.enabled and feature.type == "limit" else None
-    if request.enforce and not _fits(grant, limit, access.used.get(feature.id, 0), request):
-        used = access.used.get(feature.id, 0)
+    used = access.used.get(feature.id, 0)
+    if request.enforce and not _fits(grant, limit, used, request):
         decision = entitlements.decide(access, feature, used, request.quantity, now)
         if not decision.allowed:
             # A retry of a request that was counted before the limit filled is still a repeat.
@@ -94,7 +93,6 @@ def prepare(
         access=access,
         feature=feature,
         request=request,
-        period_key=period.key,
         resets_at=period.resets_at,
         limit=limit if request.enforce else None,
         shown_limit=limit,
@@ -118,7 +116,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     inside the same transaction, so a repeat never counts.
     """
     request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
-    counter = _counter_key(write)
+    counter = write.counter
     body, claimed = repository.count_and_claim(
         sql,
         counter,
@@ -151,7 +149,7 @@ def record_batch(sql: Sql, writes: list[Write]) -> list[Recorded | BillplaneErro
     (so a batch that crosses a limit admits exactly what fits), then the new events are
     inserted and the totals written: a handful of statements for a thousand events.
     """
-    keys = [_counter_key(w) for w in writes]
+    keys = [w.counter for w in writes]
     totals = repository.lock_counters(sql, keys)
     earlier = repository.events_of(
         sql, [(w.access.tenant_id, w.request.idempotency_key) for w in writes]
@@ -194,11 +192,6 @@ def record_batch(sql: Sql, writes: list[Write]) -> list[Recorded | BillplaneErro
 def lock_order(write: Write) -> tuple[int, int, str]:
     """The order the writer runs concurrent writes in: PostgreSQL's row locks are then taken
     in one order by every worker, so two transactions never wait for each other in a circle."""
-    key = _counter_key(write)
-    return (key.tenant_id, key.feature_id, key.period_key)
-
-
-def _counter_key(write: Write) -> repository.CounterKey:
     return write.counter
 
 
