@@ -37,8 +37,8 @@ from billplane.models import (
     Token,
     UsageCounter,
 )
+from billplane.stripe.facts import ENDED_STATUSES
 
-ENDED_STATUSES = ("canceled", "incomplete_expired")
 # Usage counters of a billing period are keyed "bp:<start>", which sorts by time.
 BILLING_PERIOD_KEYS = ("bp:", "bp;")
 
@@ -98,7 +98,7 @@ def _access_select(
 
     # The tenant's live subscription (one per tenant), else its newest; see
     # tenants.repository.current_subscription, which the dashboard uses.
-    ended = case((or_(*(s2.c.status == status for status in ENDED_STATUSES)), 1), else_=0)
+    ended = case((or_(*(s2.c.status == status for status in sorted(ENDED_STATUSES))), 1), else_=0)
     current_subscription = (
         select(s2.c.id)
         .where(s2.c.tenant_id == t.c.id)

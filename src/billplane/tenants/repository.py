@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from billplane.entitlements.rules import Grant
 from billplane.models import Subscription, Tenant, TenantOverride
 from billplane.paging import Page, page_of
+from billplane.stripe.facts import ENDED_STATUSES
 
 
 def get_tenant(session: Session, project_id: int, key: str) -> Tenant | None:
@@ -30,7 +31,7 @@ def current_subscription(session: Session, tenant_id: int) -> Subscription | Non
     Live first: news of an old, ended subscription may be stored after its successor's (Stripe
     does not order deliveries), and must not hide it.
     """
-    ended = case((Subscription.status.in_(("canceled", "incomplete_expired")), 1), else_=0)
+    ended = case((Subscription.status.in_(ENDED_STATUSES), 1), else_=0)
     return session.scalar(
         select(Subscription)
         .where(Subscription.tenant_id == tenant_id)
