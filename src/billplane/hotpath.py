@@ -17,6 +17,7 @@ Everything else (admin API, dashboard, webhooks, CLI) stays on the ORM, through 
 
 import asyncio
 import fcntl
+import functools
 import os
 import queue
 import threading
@@ -34,11 +35,13 @@ from sqlalchemy import (
     Engine,
     Select,
     Subquery,
+    Table,
     any_,
     bindparam,
     cast,
     column,
     func,
+    insert,
     literal_column,
     select,
 )
@@ -134,6 +137,32 @@ class Sql:
         sql, names, constants = statement.compiled(self.dialect)
         self.cursor.executemany(sql, [_params(r, names, constants) for r in rows])
 
+    def insert_rows(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Many new rows of `table`, each a tuple in `columns` order with values as `time` and
+        `json` of this engine store them (see `stored_json`), in one go.
+
+        PostgreSQL gets them by `COPY`: one stream, no statement or JSON document to parse per
+        batch, and it fails whole on any conflict, as a plain `INSERT` would. SQLite steps one
+        prepared insert per row, in-process.
+        """
+        if not rows:
+            return
+        if self.is_sqlite:
+            text, names, _ = _insert_statement(table, columns).compiled(self.dialect)
+            assert names == columns  # the rows' tuples bind in that order
+            self.cursor.executemany(text, rows)
+            return
+        copy = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with typed(Any, self.cursor).copy(copy) as stream:
+            for row in rows:
+                stream.write_row(row)
+
+    def stored_json(self, value: Any) -> str:
+        """A JSON value as `insert_rows` takes it on either engine: its text."""
+        return dumps(value)
+
     def rows(
         self, name: str, columns: Sequence[Column[Any]], records: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
@@ -174,6 +203,12 @@ class Sql:
 
     def json(self, value: Any) -> Any:
         return dumps(value) if self.is_sqlite else _pg_json(value)
+
+
+@functools.cache
+def _insert_statement(table: Table, columns: tuple[str, ...]) -> Statement:
+    """`INSERT INTO table (columns) VALUES (?, ...)`, its placeholders in `columns` order."""
+    return Statement(lambda _: insert(table).values({c: bindparam(c) for c in columns}))
 
 
 def _params(
@@ -280,6 +315,7 @@ class Writer:
     """
 
     MAX_GROUP = 128
+    ATTEMPTS = 3  # of a lone job that conflicted with a concurrent transaction's insert
 
     def __init__(
         self,
@@ -292,6 +328,7 @@ class Writer:
         self._dialect = dialect
         self._begin = begin
         self._turn = turn
+        self._conflict: type[Exception] = dialect.loaded_dbapi.IntegrityError
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -376,15 +413,25 @@ class Writer:
                     _answer(pending, True, result)
                 return
         for pending in group:  # alone: a lone job, or each job of a failed group
+            self._run_alone(sql, pending)
+
+    def _run_alone(self, sql: Sql, pending: _Pending) -> None:
+        """One job in its own transaction. A job whose insert lost a race for a unique key to
+        another transaction (committed after the job looked) runs once more: it now sees the
+        other's row, e.g. answers a usage event as the repeat it is."""
+        for attempt in range(1, self.ATTEMPTS + 1):
             try:
                 sql.cursor.execute(self._begin)
                 result = pending.job(sql)
                 sql.cursor.execute("COMMIT")
             except Exception as exc:
                 _rollback(sql)
+                if isinstance(exc, self._conflict) and attempt < self.ATTEMPTS:
+                    continue
                 _answer(pending, False, exc)
             else:
                 _answer(pending, True, result)
+            return
 
 
 def _rollback(sql: Sql) -> None:

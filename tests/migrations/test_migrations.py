@@ -1,11 +1,21 @@
 """The migrations are the schema: they build exactly what the models describe, on both engines."""
 
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect, text
 
 from billplane.db import Database
+from billplane.migrate import alembic_config, upgrade
 from billplane.models import Base
+from billplane.settings import Settings
+from conftest import fresh_database
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC).isoformat(sep=" ")
 
 
 def test_migrations_build_exactly_the_models_schema(database: Database) -> None:
@@ -24,3 +34,79 @@ def test_every_table_of_the_model_exists_after_upgrade(database: Database) -> No
 def test_only_one_default_plan_per_project_is_enforced_by_the_database(database: Database) -> None:
     indexes = {i["name"]: i for i in inspect(database.engine).get_indexes("plans")}
     assert indexes["uq_plans_one_default_per_project"]["unique"]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_events_come_to_belong_to_their_counters_and_nothing_is_lost(
+    engine: str, tmp_path: Path
+) -> None:
+    """The migration that gives each event its counter as its one foreign key: an event of an
+    older database without a counter gets one that holds what the events counted, and deleting
+    a tenant still takes its events along (through its counters). It also downgrades."""
+    with fresh_database(engine, tmp_path) as plain_url:
+        url = Settings(database_url=plain_url).sqlalchemy_url
+        config = alembic_config(url)
+        command.downgrade(config, "7d5f8d332b5b")
+        engine_ = create_engine(url)
+        with engine_.begin() as conn:
+            if engine == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.execute(
+                text(
+                    "INSERT INTO projects (id, key, name, origins, created_at)"
+                    " VALUES (1, 'p', 'P', '[]', :t)"
+                ),
+                {"t": NOW},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO features (id, project_id, key, name, type, created_at)"
+                    " VALUES (1, 1, 'f', 'F', 'limit', :t)"
+                ),
+                {"t": NOW},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO tenants (id, project_id, key, name, created_at, updated_at)"
+                    " VALUES (1, 1, 'acme', 'Acme', :t, :t)"
+                ),
+                {"t": NOW},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO usage_counters (tenant_id, feature_id, period_key, used)"
+                    " VALUES (1, 1, 'm:2026-11', 2)"
+                )
+            )
+            for key, period, quantity in [
+                ("a", "m:2026-11", 2),
+                ("b", "m:2026-12", 3),
+                ("c", "m:2026-12", 4),
+            ]:
+                conn.execute(
+                    text(
+                        "INSERT INTO usage_events (tenant_id, feature_id, idempotency_key,"
+                        " quantity, period_key, occurred_at, recorded_at, response)"
+                        " VALUES (1, 1, :key, :q, :period, :t, :t, '{}')"
+                    ),
+                    {"key": key, "q": quantity, "period": period, "t": NOW},
+                )
+        upgrade(url)
+        with engine_.begin() as conn:
+            counters = conn.execute(
+                text("SELECT period_key, used FROM usage_counters ORDER BY period_key")
+            ).all()
+            assert [tuple(c) for c in counters] == [("m:2026-11", 2), ("m:2026-12", 7)]
+        foreign = inspect(engine_).get_foreign_keys("usage_events")
+        assert [(f["referred_table"], f["constrained_columns"]) for f in foreign] == [
+            ("usage_counters", ["tenant_id", "feature_id", "period_key"])
+        ]
+        with engine_.begin() as conn:
+            if engine == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.execute(text("DELETE FROM tenants WHERE id = 1"))
+            assert conn.execute(text("SELECT COUNT(*) FROM usage_events")).scalar() == 0
+        command.downgrade(config, "7d5f8d332b5b")
+        referred = {f["referred_table"] for f in inspect(engine_).get_foreign_keys("usage_events")}
+        assert referred == {"tenants", "features"}
+        engine_.dispose()

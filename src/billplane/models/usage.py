@@ -3,19 +3,36 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, ForeignKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
 
 
 class UsageEvent(Base):
+    """One recorded use. It belongs to the counter it was counted in (which belongs to the
+    tenant and the feature): one foreign key per event to check, not two, on the hot path's
+    largest insert; deleting a tenant or a feature still takes its counters and events along.
+    A counter is only ever removed at zero, when no event can point at it (quantities are >= 1).
+    """
+
     __tablename__ = "usage_events"
-    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        ForeignKeyConstraint(
+            ["tenant_id", "feature_id", "period_key"],
+            [
+                "usage_counters.tenant_id",
+                "usage_counters.feature_id",
+                "usage_counters.period_key",
+            ],
+            ondelete="CASCADE",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    feature_id: Mapped[int] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int]
+    feature_id: Mapped[int]
     idempotency_key: Mapped[str] = mapped_column(String(255))
     quantity: Mapped[int] = mapped_column(BigInteger)
     period_key: Mapped[str] = mapped_column(String(48))

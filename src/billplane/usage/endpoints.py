@@ -9,7 +9,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from billplane.entitlements import service as entitlements
 from billplane.errors import BillplaneError, InvalidInput
@@ -94,16 +94,12 @@ async def record_batch(
     One read for every tenant and feature the batch names, then one write for all its events.
     """
     results: list[dict[str, Any] | None] = [None] * len(body.events)
-    events: list[tuple[int, UsageIn]] = []
-    for index, raw in enumerate(body.events):
-        try:
-            events.append((index, UsageIn.model_validate(raw)))
-        except ValidationError as exc:
-            results[index] = _failed(422, validation_error(exc.errors(), body=raw)["error"])
+    events = _validated(body.events, results)
     grace_days = settings.billplane_past_due_grace_days
 
-    def read(sql: Sql) -> list[tuple[int, service.Write]]:
-        writes: list[tuple[int, service.Write]] = []
+    def read(sql: Sql) -> tuple[list[int], service.BatchWrite | None]:
+        writes: list[service.Write] = []
+        indexes: list[int] = []
         tenants = sorted({event.tenant for _, event in events})
         features = sorted({event.feature for _, event in events})
         batch = entitlements.lookup_many(sql, token, tenants, features, now)
@@ -111,29 +107,50 @@ async def record_batch(
         for index, event in events:
             try:
                 found = batch.tenant(event.tenant)
-                if event.tenant not in accesses:
-                    accesses[event.tenant] = entitlements.access_of(sql, found, now, grace_days)
-                prepared = service.prepare(
-                    sql, found, _usage_request(event, None), now, grace_days, accesses[event.tenant]
-                )
+                access = accesses.get(event.tenant)
+                if access is None:
+                    access = accesses[event.tenant] = entitlements.access_of(
+                        sql, found, now, grace_days
+                    )
+                request = _usage_request(event, None)
+                prepared = service.prepare(sql, found, request, now, grace_days, access)
             except BillplaneError as exc:
                 results[index] = _refused(exc)
                 continue
             if isinstance(prepared, service.Recorded):
                 results[index] = _done(prepared)
             else:
-                writes.append((index, prepared))
-        return writes
+                indexes.append(index)
+                writes.append(prepared)
+        return indexes, service.BatchWrite(sql, writes) if writes else None
 
-    writes = await tx.hot_read(read)
-    if writes:
-        job = partial(service.record_batch, writes=[w for _, w in writes])
-        outcomes = await tx.hot_write(job, min(service.lock_order(w) for _, w in writes))
-        for (index, _), outcome in zip(writes, outcomes, strict=True):
+    indexes, job = await tx.hot_read(read)
+    if job is not None:
+        outcomes = await tx.hot_write(job, min(service.lock_order(w) for w in job.writes))
+        for index, outcome in zip(indexes, outcomes, strict=True):
             results[index] = (
                 _refused(outcome) if isinstance(outcome, BillplaneError) else _done(outcome)
             )
     return json_response({"data": results})
+
+
+# A batch's events validated in one call; only a batch with a bad event is validated one by one.
+_EVENTS = TypeAdapter(list[UsageIn])
+
+
+def _validated(raw: list[Any], results: list[dict[str, Any] | None]) -> list[tuple[int, UsageIn]]:
+    """The events that are valid, with their places; each invalid one's 422 lands in `results`."""
+    try:
+        return list(enumerate(_EVENTS.validate_python(raw)))
+    except ValidationError:
+        pass
+    events: list[tuple[int, UsageIn]] = []
+    for index, event in enumerate(raw):
+        try:
+            events.append((index, UsageIn.model_validate(event)))
+        except ValidationError as exc:
+            results[index] = _failed(422, validation_error(exc.errors(), body=event)["error"])
+    return events
 
 
 def _done(recorded: service.Recorded) -> dict[str, Any]:

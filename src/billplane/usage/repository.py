@@ -16,7 +16,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    insert,
     literal,
     select,
     text,
@@ -164,19 +163,10 @@ def _drop_empty(dialect: str) -> ClauseElement:
     )
 
 
-def _insert_events(dialect: str) -> ClauseElement:
-    rows = rows_in(dialect, "events", _EVENT_COLUMNS)
-    return insert(_EVENTS).from_select([c.name for c in _EVENT_COLUMNS], select(*rows.c))
-
-
-INSERT_EVENT = Statement(
-    lambda _: insert(_EVENTS).values({c.name: bindparam(c.name) for c in _EVENT_COLUMNS})
-)
 ENSURE_COUNTERS = Statement(_ensure_counters)
 COUNTERS_OF = Statement(_counters_of)
 SET_COUNTERS = Statement(_set_counters)
 DROP_EMPTY = Statement(_drop_empty)
-INSERT_EVENTS = Statement(_insert_events)
 
 
 def _events_of(dialect: str) -> ClauseElement:
@@ -192,24 +182,36 @@ def _events_of(dialect: str) -> ClauseElement:
 EVENTS_OF = Statement(_events_of)
 
 
-def lock_counters(sql: Sql, counters: list[CounterKey]) -> dict[CounterKey, int]:
+def lock_counters(
+    sql: Sql,
+    counters: list[CounterKey],
+    existing: set[CounterKey] | frozenset[CounterKey] = frozenset(),
+) -> dict[CounterKey, int]:
     """Make sure each counter exists, then read them all under lock: what a batch starts from.
 
-    Counters this creates stay at zero unless the batch counts into them (see `drop_empty`).
+    `existing` are counters known to exist already (no statement creates them). Counters this
+    creates stay at zero unless the batch counts into them (see `drop_empty`).
     """
     ordered = [k.values() for k in sorted(set(counters))]
-    sql.run(ENSURE_COUNTERS, sql.rows("counters", _KEY_COLUMNS, ordered))
+    missing = [k for k in ordered if CounterKey(**k) not in existing]
+    if missing:
+        sql.run(ENSURE_COUNTERS, sql.rows("counters", _KEY_COLUMNS, missing))
     rows = sql.run(COUNTERS_OF, sql.rows("counters", _KEY_COLUMNS, ordered))
     return {CounterKey(int(t), int(f), p): int(u) for t, f, p, u in rows}
 
 
 def set_counters(sql: Sql, totals: dict[CounterKey, int]) -> None:
     """Write the totals a batch reached; the rows are locked since `lock_counters`."""
+    if not totals:
+        return
     records = [{**k.values(), "used": used} for k, used in totals.items()]
     sql.run(SET_COUNTERS, sql.rows("totals", [*_KEY_COLUMNS, _COUNTERS.c.used], records))
 
 
 def drop_empty(sql: Sql, counters: list[CounterKey]) -> None:
+    """Remove these counters if they are at zero (`lock_counters` made them for nothing)."""
+    if not counters:
+        return
     records = [k.values() for k in set(counters)]
     sql.run(DROP_EMPTY, sql.rows("counters", _KEY_COLUMNS, records))
 
@@ -225,31 +227,15 @@ def events_of(
     return {(int(t), k): (int(f), int(q), from_json(r)) for t, k, f, q, r in rows}
 
 
-def insert_events(sql: Sql, events: list[dict[str, Any]]) -> None:
-    """New events with their answers; a key recorded meanwhile makes this fail (and the batch
-    be judged again).
+# The order of `insert_events`' tuples: the table's own (SQLite binds them in that order).
+EVENT_ROW = tuple(c.name for c in _EVENT_COLUMNS)
 
-    SQLite steps one prepared insert per row, in-process (faster than unpacking JSON there);
-    PostgreSQL gets every row in one statement, one round trip.
-    """
-    if not events:
-        return
-    if not sql.is_sqlite:
-        sql.run(INSERT_EVENTS, sql.rows("events", _EVENT_COLUMNS, events))
-        return
-    stored = sql.times()
-    sql.run_many(
-        INSERT_EVENT,
-        [
-            {
-                **e,
-                "occurred_at": stored(e["occurred_at"]),
-                "recorded_at": stored(e["recorded_at"]),
-                "response": sql.json(e["response"]),
-            }
-            for e in events
-        ],
-    )
+
+def insert_events(sql: Sql, rows: list[tuple[Any, ...]]) -> None:
+    """New events with their answers, each a tuple in `EVENT_ROW` order (times and JSON as
+    `Sql.insert_rows` takes them); a key recorded meanwhile makes this fail (and the batch be
+    judged again)."""
+    sql.insert_rows(_EVENTS, EVENT_ROW, rows)
 
 
 def _count_and_claim_pg(*, guarded: bool) -> ClauseElement:
