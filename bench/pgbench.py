@@ -1,6 +1,6 @@
 """PostgreSQL's own `pgbench` running the shape of an enforced usage call, as the yardstick.
 
-Claim an idempotency key, add to the tenant's counter under the limit guard, commit: the same
+Add to the tenant's counter under the limit guard, claim the idempotency key, commit: the same
 two statements billplane runs, for one hot tenant, at the same concurrency, on the same server
 and database, with nothing of HTTP or Python in the way.
 """
@@ -16,15 +16,15 @@ FEATURE = "meter.05"
 
 SCRIPT = """\\set n random(1, 2000000000)
 BEGIN;
-INSERT INTO usage_events (tenant_id, feature_id, idempotency_key, quantity, period_key,
-  occurred_at, recorded_at, response)
-  VALUES (:tenant, :feature, 'pgbench-' || :client_id || '-' || :n, 1, 'pgbench', now(), now(),
-  '{}') ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id;
 INSERT INTO usage_counters (tenant_id, feature_id, period_key, used)
   VALUES (:tenant, :feature, 'pgbench', 1)
   ON CONFLICT (tenant_id, feature_id, period_key) DO UPDATE
   SET used = usage_counters.used + excluded.used
   WHERE usage_counters.used + excluded.used <= 2000000000 RETURNING used;
+INSERT INTO usage_events (tenant_id, feature_id, idempotency_key, quantity, period_key,
+  occurred_at, recorded_at, response)
+  VALUES (:tenant, :feature, 'pgbench-' || :client_id || '-' || :n, 1, 'pgbench', now(), now(),
+  '{}') ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id;
 END;
 """
 
