@@ -24,8 +24,10 @@ run: $(STAMP) .env
 	$(BIN)/billplane db upgrade
 	$(BIN)/billplane serve --host 127.0.0.1 --port 8000
 
+# Two processes: this machine's two cores (see tests/servers.py for how they share ports, and
+# the `xdist_group` marks for the tests that must not run beside each other).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench clients examples

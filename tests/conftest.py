@@ -29,6 +29,31 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:54
 REQUIRE_PG = os.environ.get("BILLPLANE_REQUIRE_POSTGRES") == "1"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.pg_sample(every=n)`: the whole table on SQLite, every n-th case of it on
+    PostgreSQL (the engines run the same code; a sample still meets PostgreSQL's own types and
+    constraints on every kind of case)."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        marker = item.get_closest_marker("pg_sample")
+        callspec = getattr(item, "callspec", None)
+        if (
+            marker is None
+            or callspec is None
+            or callspec.params.get("database_url") != "postgresql"
+        ):
+            kept.append(item)
+            continue
+        name = item.originalname if isinstance(item, pytest.Function) else item.name
+        index = seen[name] = seen.get(name, -1) + 1
+        (kept if index % marker.kwargs["every"] == 0 else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def postgres_answers() -> bool:
     try:
         psycopg.connect(PG_URL, connect_timeout=3).close()

@@ -15,11 +15,33 @@ import httpx
 BIN = Path(sys.executable).parent
 
 
+# Each pytest-xdist worker hands out ports from a range of its own, below the kernel's ephemeral
+# range (32768-60999 on Linux): a port one worker found free is never handed to another worker
+# before its server has bound it (asking the kernel for "any free port" raced exactly so).
+PORTS_PER_WORKER = 1000
+FIRST_PORT = 20000
+_next_port = 0
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw3" under xdist
+    return int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port of this worker's range that nothing listens on or holds now."""
+    global _next_port
+    base = FIRST_PORT + _worker_index() * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = base + _next_port
+        _next_port = (_next_port + 1) % PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken, or still in TIME_WAIT from an earlier server
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + PORTS_PER_WORKER - 1}")
 
 
 @contextmanager

@@ -36,6 +36,9 @@ class Response(Protocol):
     def json(self) -> Any: ...
 
 
+# The whole matrix on SQLite, a quarter of each table on PostgreSQL (see `conftest`).
+pytestmark = pytest.mark.pg_sample(every=4)
+
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 MISSING = object()  # a table's way of saying "leave this field out"
 

@@ -13,7 +13,8 @@ from billplane.db import CONNECTIONS_PER_WORKER
 from conftest import ADMIN_TOKEN, fresh_database
 from servers import running_server
 
-pytestmark = pytest.mark.e2e
+# Several multi-worker servers: one at a time on PostgreSQL (`make test` runs two processes).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("many_connections")]
 
 
 def test_the_access_log_is_off_unless_asked(

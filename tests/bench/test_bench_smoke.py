@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
+    pytest.mark.xdist_group("many_connections"),  # two server workers and pgbench's clients
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (Debian package) is not installed"),
 ]

@@ -15,7 +15,8 @@ import pytest
 from conftest import ADMIN_TOKEN, fresh_database
 from servers import running_server
 
-pytestmark = pytest.mark.e2e
+# Several multi-worker servers: one at a time on PostgreSQL (`make test` runs two processes).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("many_connections")]
 
 CONCURRENCY = 240
 LIMIT = 20
