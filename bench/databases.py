@@ -58,26 +58,24 @@ def usage_totals(url: str, feature: str) -> tuple[int, int]:
     Read straight from the database once the load has stopped. Both must agree exactly (each
     counted unit has its event, each event was counted once), whatever the answers said.
     """
-    counters = (
-        "SELECT coalesce(sum(c.used), 0) FROM usage_counters c "
-        "JOIN features f ON f.id = c.feature_id WHERE f.key = {p}"
-    )
-    events = (
-        "SELECT coalesce(sum(e.quantity), 0) FROM usage_events e "
-        "JOIN features f ON f.id = e.feature_id WHERE f.key = {p}"
+    # One statement, so one snapshot: a request still in flight when the load stops may commit
+    # between two statements and be seen in one sum but not the other.
+    both = (
+        "SELECT (SELECT coalesce(sum(c.used), 0) FROM usage_counters c "
+        "JOIN features f ON f.id = c.feature_id WHERE f.key = {p}), "
+        "(SELECT coalesce(sum(e.quantity), 0) FROM usage_events e "
+        "JOIN features f ON f.id = e.feature_id WHERE f.key = {p})"
     )
     if url.startswith("sqlite:///"):
         import sqlite3
 
         with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-            a = conn.execute(counters.format(p="?"), (feature,)).fetchone()
-            b = conn.execute(events.format(p="?"), (feature,)).fetchone()
+            row = conn.execute(both.format(p="?"), (feature, feature)).fetchone()
     else:
         with psycopg.connect(url, connect_timeout=5) as conn:
-            a = conn.execute(counters.format(p="%s").encode(), (feature,)).fetchone()
-            b = conn.execute(events.format(p="%s").encode(), (feature,)).fetchone()
-    assert a is not None and b is not None
-    return int(a[0]), int(b[0])
+            row = conn.execute(both.format(p="%s").encode(), (feature, feature)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def ids(url: str, tenant: str, feature: str) -> tuple[int, int]:
