@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+import factories
 from billplane.app import create_app
 from billplane.db import Database
 from billplane.hotpath import Job, Sql
@@ -226,29 +227,13 @@ class Client:
 
 
 @pytest.fixture
-def realtyos(admin: Admin, client: TestClient) -> "Setup":
-    """A project with a boolean, a limit and a metered feature, a free default and a pro plan."""
-    token = admin.project("realtyos")["token"]
-    admin.feature("realtyos", "exports", "boolean")
-    admin.feature("realtyos", "listings.publish", "limit", unit="listing")
-    admin.feature("realtyos", "ai.tokens", "metered", unit="token")
-    admin.plan(
-        "realtyos",
-        "free",
-        is_default=True,
-        features={"listings.publish": {"limit": 3, "reset": "month"}, "ai.tokens": True},
-    )
-    admin.plan(
-        "realtyos",
-        "pro",
-        stripe_price_id="price_pro",
-        features={
-            "exports": True,
-            "listings.publish": {"limit": 100, "reset": "month"},
-            "ai.tokens": True,
-        },
-    )
-    admin.tenant("realtyos", "acme", name="Acme Realty", email="ops@acme.test")
+def realtyos(
+    admin: Admin, client: TestClient, session: Session, settings: Settings, clock: Clock
+) -> "Setup":
+    """A project with a boolean, a limit and a metered feature, a free default and a pro plan,
+    and the tenant `acme` (see `factories.realtyos`; the admin API's own tests make theirs by
+    HTTP)."""
+    token = factories.realtyos(session, settings, clock())
     return Setup(admin=admin, api=Client(client, token), token=token)
 
 
