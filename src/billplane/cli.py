@@ -246,10 +246,14 @@ def parse_grant(text: str) -> tuple[str, plans.GrantSpec]:
     limit, _, reset = value.partition("/")
     if not limit.isdigit():
         _fail(
-            f"error (validation_error): --feature '{text}': use KEY, KEY=off or KEY=LIMIT[/RESET]",
+            f"error (validation_error): --feature '{text}': use {FEATURE_SPEC}",
             2,
         )
     return key, {"limit": int(limit), "reset": reset or "month"}
+
+
+# What --feature takes (no square brackets: help text is Rich markup, where they are tags).
+FEATURE_SPEC = "KEY, KEY=off, KEY=LIMIT or KEY=LIMIT/RESET (e.g. listings.publish=100/month)"
 
 
 @plan_app.command("create")
@@ -260,9 +264,7 @@ def plan_create(
     price: Annotated[str | None, typer.Option(help="The Stripe price id")] = None,
     default: Annotated[bool, typer.Option("--default", help="The free default plan")] = False,
     trial_days: int = 0,
-    feature: Annotated[
-        list[str] | None, typer.Option(help="KEY, KEY=off or KEY=LIMIT[/RESET]; repeat.")
-    ] = None,
+    feature: Annotated[list[str] | None, typer.Option(help=f"{FEATURE_SPEC}; repeat.")] = None,
 ) -> None:
     body = _valid(
         PlanIn,
