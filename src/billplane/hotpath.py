@@ -130,13 +130,6 @@ class Sql:
         # A statement without RETURNING has no rows to fetch (psycopg would raise).
         return self.cursor.fetchall() if self.cursor.description is not None else ()
 
-    def run_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One statement for many rows (the driver's executemany: pipelined on psycopg)."""
-        if not rows:
-            return
-        sql, names, constants = statement.compiled(self.dialect)
-        self.cursor.executemany(sql, [_params(r, names, constants) for r in rows])
-
     def insert_rows(
         self, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
     ) -> None:

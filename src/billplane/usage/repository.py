@@ -192,11 +192,12 @@ def lock_counters(
     `existing` are counters known to exist already (no statement creates them). Counters this
     creates stay at zero unless the batch counts into them (see `drop_empty`).
     """
-    ordered = [k.values() for k in sorted(set(counters))]
-    missing = [k for k in ordered if CounterKey(**k) not in existing]
+    ordered = sorted(set(counters))
+    missing = [k.values() for k in ordered if k not in existing]
     if missing:
         sql.run(ENSURE_COUNTERS, sql.rows("counters", _KEY_COLUMNS, missing))
-    rows = sql.run(COUNTERS_OF, sql.rows("counters", _KEY_COLUMNS, ordered))
+    locked = [k.values() for k in ordered]
+    rows = sql.run(COUNTERS_OF, sql.rows("counters", _KEY_COLUMNS, locked))
     return {CounterKey(int(t), int(f), p): int(u) for t, f, p, u in rows}
 
 
@@ -216,9 +217,11 @@ def drop_empty(sql: Sql, counters: list[CounterKey]) -> None:
     sql.run(DROP_EMPTY, sql.rows("counters", _KEY_COLUMNS, records))
 
 
-def events_of(
-    sql: Sql, keys: list[tuple[int, str]]
-) -> dict[tuple[int, str], tuple[int, int, dict[str, Any]]]:
+# Events recorded before, by (tenant id, idempotency key): (feature id, quantity, answer).
+Earlier = dict[tuple[int, str], tuple[int, int, dict[str, Any]]]
+
+
+def events_of(sql: Sql, keys: list[tuple[int, str]]) -> Earlier:
     """The events already recorded under these (tenant id, idempotency key) pairs."""
     if not keys:
         return {}

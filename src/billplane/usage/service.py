@@ -153,7 +153,7 @@ class BatchWrite:
 
     def __init__(self, sql: Sql, writes: list[Write]) -> None:
         self.writes = writes
-        self._earlier: Earlier | None = repository.events_of(sql, self._idents())
+        self._earlier: repository.Earlier | None = repository.events_of(sql, self._idents())
 
     def _idents(self) -> list[tuple[int, str]]:
         return [(w.counter.tenant_id, w.request.idempotency_key) for w in self.writes]
@@ -165,11 +165,8 @@ class BatchWrite:
         return record_batch(sql, self.writes, earlier)
 
 
-Earlier = dict[tuple[int, str], tuple[int, int, dict[str, Any]]]
-
-
 def record_batch(
-    sql: Sql, writes: list[Write], earlier: Earlier
+    sql: Sql, writes: list[Write], earlier: repository.Earlier
 ) -> list[Recorded | BillplaneError]:
     """A batch's writes in one go, judged in their order, in the writer's open transaction.
 
