@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench install clean screenshots
 
-$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
+$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml devtools/stripe-double/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]' -e clients/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]' -e clients/python -e devtools/stripe-double
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,9 +30,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench clients examples
-	$(BIN)/ruff check src tests bench clients examples
-	$(BIN)/mypy src clients/python/src examples/realtyos
+	$(BIN)/ruff format --check src tests bench clients examples devtools
+	$(BIN)/ruff check src tests bench clients examples devtools
+	$(BIN)/mypy src devtools/stripe-double/src clients/python/src examples/realtyos
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
