@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench clients examples devtools
 	$(BIN)/ruff check src tests bench clients examples devtools
 	$(BIN)/mypy src devtools/stripe-double/src clients/python/src examples/realtyos
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

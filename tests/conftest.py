@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 import factories
 from billplane.app import create_app
-from billplane.db import Database
+from billplane.db import Database, Transactions
 from billplane.hotpath import Job, Sql
 from billplane.http import get_transactions
 from billplane.migrate import upgrade
@@ -154,7 +154,7 @@ def client(
         yield test_client
 
 
-class SavepointTransactions:
+class SavepointTransactions(Transactions):
     """Stands in for the edge's transactions: SAVEPOINTs inside the test's own transaction."""
 
     def __init__(self, session: Session) -> None:

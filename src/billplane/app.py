@@ -5,23 +5,25 @@ import gc
 from fastapi import FastAPI
 
 from billplane import __version__
-from billplane.audit.endpoints import router as audit_router
-from billplane.billing import endpoints as billing
+from billplane.api import (
+    audit,
+    billing,
+    entitlements,
+    plans,
+    projects,
+    status,
+    stripe,
+    tenants,
+    tokens,
+    usage,
+    webhooks,
+)
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
 from billplane.db import Database
-from billplane.entitlements.endpoints import router as entitlements_router
 from billplane.http import install_error_handlers
-from billplane.plans.endpoints import router as plans_router
-from billplane.projects.endpoints import router as projects_router
 from billplane.settings import Settings, get_settings
-from billplane.status.endpoints import router as status_router
-from billplane.stripe import endpoints as stripe_admin
 from billplane.stripe.gateway import StripeGateway
-from billplane.tenants.endpoints import router as tenants_router
-from billplane.tokens.endpoints import router as tokens_router
-from billplane.usage.endpoints import router as usage_router
-from billplane.webhooks import endpoints as webhooks
 
 DESCRIPTION = """
 billplane answers client apps' question **"can this tenant do this?"** and records **usage**
@@ -60,19 +62,19 @@ def create_app(
     app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)
     for router in (
-        entitlements_router,
-        usage_router,
-        projects_router,
-        plans_router,
-        tenants_router,
-        tokens_router,
-        audit_router,
+        entitlements.router,
+        usage.router,
+        projects.router,
+        plans.router,
+        tenants.router,
+        tokens.router,
+        audit.router,
         billing.router,
         billing.admin,
         webhooks.router,
         webhooks.admin,
-        stripe_admin.router,
-        status_router,
+        stripe.router,
+        status.router,
     ):
         app.include_router(router)
 

@@ -5,6 +5,7 @@ The transaction belongs to the edge: request handlers and CLI commands open a se
 """
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from billplane.hotpath import HotPath
+from billplane.hotpath import HotPath, Job
 
 # Write transactions on SQLite must take the write lock when they begin: a deferred transaction
 # that reads first and writes later cannot wait for the lock (SQLITE_BUSY_SNAPSHOT), so under
@@ -96,3 +97,34 @@ class Database:
             self.hot.close()
             del self.__dict__["hot"]
         self.engine.dispose()
+
+
+class Transactions:
+    """The one way an edge reaches the database: each `with` block is one committed transaction
+    (`read()`, `write()`: an ORM session), and the client API's hot reads and writes run whole
+    jobs on the driver (`hot_read`, `hot_write`). Requests get it as `billplane.http.Tx`; the CLI
+    builds it on its `Database`.
+
+    Endpoints open their transactions inside their own body, so a transaction never outlives
+    the thread that runs it: one that kept SQLite's write lock (or a pooled connection) while
+    FastAPI queued for another worker thread — to validate the response, say — could wait
+    behind requests that are themselves waiting for that lock: a deadlock under load.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def read(self) -> ContextManager[Session]:
+        return self.db.session_scope(write=False)
+
+    def write(self) -> ContextManager[Session]:
+        return self.db.session_scope(write=True)
+
+    async def hot_read(self, job: Job) -> Any:
+        """A client API read, `job(sql)`: statements run on the driver, outside any ORM session
+        (see `hotpath.HotPath.read`)."""
+        return await self.db.hot.read(job)
+
+    async def hot_write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
+        """A client API write, run in a transaction by the writer (see `hotpath.Writer`)."""
+        return await self.db.hot.write(job, order)

@@ -6,7 +6,6 @@ committed when the block ends, rolled back when it raises (see `Transactions`).
 
 import hmac
 from collections.abc import Sequence
-from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,15 +14,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from billplane.db import Database
+from billplane.clock import Clock
+from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, Unauthorized
-from billplane.hotpath import Job
 from billplane.logs import billplane_logger
 from billplane.settings import Settings
+from billplane.stripe.gateway import StripeGateway
 
 log = billplane_logger()
 
@@ -45,34 +44,6 @@ async def get_now(request: Request) -> datetime:
     return now
 
 
-class Transactions:
-    """The request's way to the database: each `with` block is one committed transaction.
-
-    Endpoints open their transactions inside their own body, so a transaction never outlives
-    the thread that runs it: one that kept SQLite's write lock (or a pooled connection) while
-    FastAPI queued for another worker thread — to validate the response, say — could wait
-    behind requests that are themselves waiting for that lock: a deadlock under load.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def read(self) -> ContextManager[Session]:
-        return self.db.session_scope(write=False)
-
-    def write(self) -> ContextManager[Session]:
-        return self.db.session_scope(write=True)
-
-    async def hot_read(self, job: Job) -> Any:
-        """A client API read, `job(sql)`: statements run on the driver, outside any ORM session
-        (see `hotpath.HotPath.read`)."""
-        return await self.db.hot.read(job)
-
-    async def hot_write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
-        """A client API write, run in a transaction by the writer (see `hotpath.Writer`)."""
-        return await self.db.hot.write(job, order)
-
-
 async def get_transactions(db: Annotated[Database, Depends(get_db)]) -> Transactions:
     return Transactions(db)
 
@@ -80,6 +51,26 @@ async def get_transactions(db: Annotated[Database, Depends(get_db)]) -> Transact
 Tx = Annotated[Transactions, Depends(get_transactions)]
 Now = Annotated[datetime, Depends(get_now)]
 CurrentSettings = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_stripe(request: Request) -> StripeGateway:
+    """The app's Stripe gateway: one per process, built from the settings."""
+    state = request.app.state
+    gateway: StripeGateway | None = getattr(state, "stripe", None)
+    if gateway is None:
+        gateway = state.stripe = StripeGateway.from_settings(state.settings)
+    return gateway
+
+
+async def get_clock(request: Request) -> Clock:
+    """The clock itself, for edges that read the time more than once (before and after
+    asking Stripe)."""
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+Stripe = Annotated[StripeGateway, Depends(get_stripe)]
+AppClock = Annotated[Clock, Depends(get_clock)]
 
 
 client_bearer = HTTPBearer(

@@ -149,7 +149,7 @@ def test_everything_done_says_so(stripe_operator: Operator) -> None:
             key_set=True,
             webhook_secret_set=True,
             prices={"price_1": PriceStatus(True, True, 2000, "usd", "month")},
-            endpoint=EndpointStatus(registered=True),
+            endpoint=EndpointStatus(registered=True, enabled=True),
             events_received=3,
             webhook_url="https://b.example/webhooks/stripe",
         ),
@@ -173,3 +173,41 @@ def test_how_the_pieces_fit_is_explained(operator: Operator) -> None:
         for piece in ["Project", "Plan", "Tenant", "Client app"]
     ]
     assert order == sorted(order)
+
+
+def test_every_view_of_the_webhook_endpoint_agrees(
+    stripe_operator: Operator, double: StripeDouble
+) -> None:
+    """The dashboard's overview and webhook page, `/admin/api/status` and
+    `/admin/api/stripe/check` read one probe: a trailing slash in Stripe is the same URL, and a
+    disabled endpoint is registered but not done anywhere."""
+    admin = Admin(stripe_operator.client)
+
+    def views() -> tuple[str, str, dict[str, object]]:
+        status = admin.call("GET", "/admin/api/status")
+        [item] = [i for i in status["checklist"] if i["key"] == "webhook_endpoint"]
+        overview = states(stripe_operator.page("/"))["webhook_endpoint"]
+        assert overview == item["state"]
+        return item["state"], item["action"] or "", admin.call("GET", "/admin/api/stripe/check")
+
+    events = {f"enabled_events[{i}]": name for i, name in enumerate(HANDLED_EVENTS)}
+    url = "https://billing.example.com/webhooks/stripe/"  # as an operator may paste it
+    endpoint = in_stripe(double, "/v1/webhook_endpoints", {"url": url, **events})
+    state, _, report = views()
+    assert state == "done"
+    assert report["webhook"] == {
+        "url": url.rstrip("/"),
+        "secret_set": True,
+        "registered": True,
+        "enabled": True,
+        "missing_events": [],
+        "endpoint": endpoint["id"],
+    }
+    assert "yes, with every event" in stripe_operator.page("/webhook")
+
+    in_stripe(double, f"/v1/webhook_endpoints/{endpoint['id']}", {"disabled": "true"})
+    state, action, report = views()
+    assert state == "open" and "disabled" in action
+    assert report["webhook"]["registered"] is True and report["webhook"]["enabled"] is False
+    assert report["ok"] is False
+    assert ">disabled</span>" in stripe_operator.page("/webhook")

@@ -71,8 +71,7 @@ def logout(request: Request, _form: auth.OperatorForm) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(view: PageView) -> Response:
-    with view.tx.read() as session:
-        seen = status.overview(session, view.settings, view.stripe, view.now)
+    seen = status.overview(view.tx, view.settings, view.stripe, view.now)
     return view.render(
         "overview.html",
         page="overview",

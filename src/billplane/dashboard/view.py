@@ -15,11 +15,11 @@ from fastapi.templating import Jinja2Templates
 
 from billplane import __version__
 from billplane.dashboard import auth
-from billplane.http import CurrentSettings, Now, Transactions, Tx
+from billplane.db import Transactions
+from billplane.http import CurrentSettings, Now, Stripe, Tx
 from billplane.settings import Settings
 from billplane.status import repository
 from billplane.status.probes import ago, stripe_status, webhook_status
-from billplane.stripe.dependencies import Stripe
 from billplane.stripe.gateway import StripeGateway
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")

@@ -1,4 +1,5 @@
 """What the server can see of its own set-up: Stripe and webhook status, and the checklist.
 
-Shared by the dashboard's overview and `GET /admin/api/status`.
+`probes` is the one place that asks: the dashboard, `GET /admin/api/status`,
+`GET /admin/api/stripe/check` and `billplane stripe check` all show what it answers.
 """

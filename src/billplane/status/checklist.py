@@ -180,6 +180,9 @@ def _endpoint(stripe: Stripe) -> Item:
             f"with the {len(HANDLED_EVENTS)} events listed."
         )
         return Item("webhook_endpoint", PAYMENTS, title, "open", action, "/webhook", "Webhook")
+    if not endpoint.enabled:
+        action = f"In Stripe, enable the endpoint for {stripe.webhook_url}: it is disabled."
+        return Item("webhook_endpoint", PAYMENTS, title, "open", action, "/webhook", "Webhook")
     if endpoint.missing_events:
         action = "Add these events to the endpoint in Stripe: " + ", ".join(endpoint.missing_events)
         return Item("webhook_endpoint", PAYMENTS, title, "open", action, "/webhook", "Webhook")

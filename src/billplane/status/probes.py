@@ -1,23 +1,29 @@
-"""What the server can tell of Stripe and of the webhook: computed from settings, records and
-Stripe's own answers (through the Stripe gateway), never hard-coded.
+"""What billplane can see of Stripe and of its webhook, for every place that shows it: the
+dashboard's header, overview and pages, `GET /admin/api/status`, `GET /admin/api/stripe/check`
+and `billplane stripe check` (`stripe_report`). Computed from settings, records and Stripe's own
+answers (through the Stripe gateway), never hard-coded.
 
 What Stripe could not be asked (not configured, unreachable) is "unknown", never assumed fine.
+Every probe asks Stripe: call them outside any database transaction.
 """
 
 import time
 import weakref
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from billplane.errors import BillplaneError
+from billplane.errors import BillplaneError, StripeUnavailable
 from billplane.models import StripeEvent
+from billplane.plans import prices
 from billplane.settings import Settings
-from billplane.stripe.gateway import StripeGateway
+from billplane.stripe.gateway import NOT_CONFIGURED, StripeGateway
+from billplane.webhooks import WEBHOOK_PATH
 from billplane.webhooks.handlers import HANDLED_TYPES
 
-WEBHOOK_PATH = "/webhooks/stripe"
-# DESIGN §3: the event types billplane acts on; every other type is stored as `ignored`.
+# The event types billplane acts on; every other type is stored as `ignored`.
 HANDLED_EVENTS: tuple[str, ...] = tuple(HANDLED_TYPES)
 # The key's status is in the header of every page: ask Stripe at most once a minute for it.
 KEY_CHECK_SECONDS = 60.0
@@ -85,8 +91,15 @@ class EndpointStatus:
     """Whether Stripe has a webhook endpoint for this server; None while it cannot be asked."""
 
     registered: bool | None
+    enabled: bool | None = None
     missing_events: tuple[str, ...] = ()
-    why: str | None = None  # why it is unknown or not registered
+    endpoint_id: str | None = None
+    why: str | None = None  # why it is unknown, not registered or disabled
+
+    @property
+    def sending(self) -> bool:
+        """Stripe sends this server every event billplane acts on."""
+        return bool(self.registered and self.enabled and not self.missing_events)
 
 
 def webhook_url(settings: Settings) -> str:
@@ -174,7 +187,8 @@ def price_status(stripe: StripeGateway, stripe_price_id: str) -> PriceStatus:
 
 
 def endpoint_status(stripe: StripeGateway, settings: Settings) -> EndpointStatus:
-    """Whether Stripe sends the handled events to this server's webhook URL."""
+    """Whether Stripe sends the handled events to this server's webhook URL: of the endpoints
+    for this URL (a trailing slash aside), the enabled one that misses the fewest events."""
     if not stripe.configured:
         return EndpointStatus(registered=None, why="Stripe is not configured.")
     try:
@@ -183,14 +197,96 @@ def endpoint_status(stripe: StripeGateway, settings: Settings) -> EndpointStatus
         return EndpointStatus(registered=None, why=exc.message)
     url = webhook_url(settings)
     ours = [e for e in endpoints if e.url.rstrip("/") == url]
-    enabled = [e for e in ours if e.enabled]
-    if not enabled:
-        why = "It is disabled in Stripe." if ours else f"No endpoint in Stripe sends to {url}."
-        return EndpointStatus(registered=False, why=why)
+    if not ours:
+        return EndpointStatus(
+            registered=False,
+            enabled=False,
+            missing_events=HANDLED_EVENTS,
+            why=f"No endpoint in Stripe sends to {url}.",
+        )
 
     def missing(events: tuple[str, ...]) -> tuple[str, ...]:
         return () if "*" in events else tuple(t for t in HANDLED_EVENTS if t not in events)
 
+    best = min(ours, key=lambda e: (not e.enabled, len(missing(e.enabled_events))))
     return EndpointStatus(
-        registered=True, missing_events=min((missing(e.enabled_events) for e in enabled), key=len)
+        registered=True,
+        enabled=best.enabled,
+        missing_events=missing(best.enabled_events),
+        endpoint_id=best.id,
+        why=None if best.enabled else "It is disabled in Stripe.",
     )
+
+
+@dataclass(frozen=True)
+class PricedPlan:
+    project: str
+    plan: str
+    price_id: str
+
+
+def stripe_report(
+    stripe: StripeGateway,
+    settings: Settings,
+    plans: list[PricedPlan],
+    clock: Callable[[], datetime],
+) -> dict[str, Any]:
+    """Everything at once, for `billplane stripe check` and `GET /admin/api/stripe/check`: the
+    key, each plan's price with its verdict, and the webhook endpoint. Changes nothing."""
+    report: dict[str, Any] = {
+        "configured": stripe.configured,
+        "mode": stripe.mode if stripe.configured else None,
+        "key": {"valid": False, "error": None},
+        "plans": [],
+        "webhook": {
+            "url": webhook_url(settings),
+            "secret_set": bool(settings.stripe_webhook_secret),
+            "registered": None,
+            "enabled": None,
+            "missing_events": None,
+        },
+        "ok": False,
+    }
+    if not stripe.configured:
+        report["key"]["error"] = f"{NOT_CONFIGURED}: set STRIPE_SECRET_KEY."
+        return report
+    try:
+        stripe.verify_key()
+    except StripeUnavailable as exc:
+        report["key"]["error"] = exc.message
+        return report
+    report["key"]["valid"] = True
+    report["plans"] = _plan_verdicts(stripe, plans, clock)
+    endpoint = endpoint_status(stripe, settings)
+    if endpoint.registered is None:
+        report["webhook"]["error"] = endpoint.why
+    else:
+        report["webhook"].update(
+            registered=endpoint.registered,
+            enabled=endpoint.enabled,
+            missing_events=list(endpoint.missing_events),
+        )
+        if endpoint.endpoint_id:
+            report["webhook"]["endpoint"] = endpoint.endpoint_id
+    report["ok"] = (
+        all(p["stripe"].get("usable") for p in report["plans"])
+        and endpoint.sending
+        and report["webhook"]["secret_set"]
+    )
+    return report
+
+
+def _plan_verdicts(
+    stripe: StripeGateway, plans: list[PricedPlan], clock: Callable[[], datetime]
+) -> list[dict[str, Any]]:
+    lookups = {(p.project, p.plan): prices.look_up(stripe, p.price_id, clock()) for p in plans}
+    currencies: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for (project, plan), lookup in lookups.items():
+        if lookup.price is not None:
+            currencies[project].append((plan, lookup.price.currency))
+    out = []
+    for p in plans:
+        others = {c for plan, c in currencies[p.project] if plan != p.plan}
+        verdict = prices.verdict(lookups[(p.project, p.plan)], others, stripe_mode=stripe.mode)
+        out.append({"project": p.project, "plan": p.plan, "price": p.price_id, "stripe": verdict})
+    return out

@@ -3,8 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
+from billplane.db import Transactions
 from billplane.settings import Settings
 from billplane.status import repository
 from billplane.status.checklist import Item, Stripe, checklist, next_item
@@ -30,10 +29,14 @@ class Overview:
 
 
 def overview(
-    session: Session, settings: Settings, gateway: StripeGateway, now: datetime
+    tx: Transactions, settings: Settings, gateway: StripeGateway, now: datetime
 ) -> Overview:
-    """Records are read from `session`; Stripe is asked through `gateway` (cached per probe)."""
-    setup = repository.setup_of_projects(session)
+    """Records are read in one transaction, then Stripe is asked through `gateway` (cached per
+    probe) once it has closed: a slow Stripe never holds a database connection or lock."""
+    with tx.read() as session:
+        setup = repository.setup_of_projects(session)
+        events_received = repository.event_count(session)
+        last_event = repository.last_event(session)
     prices = sorted({price for project in setup for price in project.prices})
     seen = Stripe(
         key=stripe_status(gateway),
@@ -41,13 +44,13 @@ def overview(
         webhook_secret_set=bool(settings.stripe_webhook_secret),
         prices={price: price_status(gateway, price) for price in prices},
         endpoint=endpoint_status(gateway, settings),
-        events_received=repository.event_count(session),
+        events_received=events_received,
         webhook_url=webhook_url(settings),
     )
     items = checklist(setup, seen)
     return Overview(
         stripe=seen.key,
-        webhook=webhook_status(settings, repository.last_event(session), now),
+        webhook=webhook_status(settings, last_event, now),
         projects=setup,
         items=items,
         next=next_item(items),

@@ -13,6 +13,7 @@ from billplane.models import Project, Tenant
 from billplane.plans import service as plans
 from billplane.projects import repository as projects
 from billplane.tenants import repository
+from billplane.tokens import service as tokens
 from billplane.usage import repository as usage
 
 
@@ -21,6 +22,15 @@ class TenantChanges:
     name: str | None = None
     email: str | None = None
     overrides: dict[str, plans.GrantSpec] | None = None
+
+
+def tenant_for(session: Session, caller: tokens.Caller, tenant_key: str) -> Tenant:
+    """The caller's tenant with this key: 403 outside a scoped token's tenant, 404 if unknown."""
+    if caller.tenant is not None:
+        if caller.tenant.key != tenant_key:
+            raise tokens.other_tenant()
+        return caller.tenant
+    return get_tenant(session, caller.project, tenant_key)
 
 
 def get_tenant(session: Session, project: Project, key: str) -> Tenant:

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from billplane.audit import service as audit
 from billplane.errors import Forbidden, TenantNotFound, TokenNotFound, Unauthorized
 from billplane.models import Project, Tenant, Token
-from billplane.tenants import repository as tenants
 from billplane.tokens import repository
 
 TOKEN_PREFIX = "bp_"
@@ -64,20 +63,8 @@ def unknown_token() -> Unauthorized:
     return Unauthorized("This token is unknown or has been revoked.")
 
 
-def tenant_for(session: Session, caller: Caller, tenant_key: str) -> Tenant:
-    """The caller's tenant with this key: 403 outside a scoped token's tenant, 404 if unknown."""
-    scoped_key = caller.tenant.key if caller.tenant is not None else None
-    if caller.tenant is not None and scoped_key == tenant_key:
-        return caller.tenant
-    tenant = None if caller.tenant else tenants.get_tenant(session, caller.project.id, tenant_key)
-    require_tenant(
-        project_key=caller.project.key,
-        scoped_tenant_key=scoped_key,
-        tenant_key=tenant_key,
-        exists=tenant is not None,
-    )
-    assert tenant is not None
-    return tenant
+def other_tenant() -> Forbidden:
+    return Forbidden("This token is scoped to another tenant.")
 
 
 def require_tenant(
@@ -85,7 +72,7 @@ def require_tenant(
 ) -> None:
     """403 outside a tenant-scoped token's tenant; 404 for a tenant the project does not have."""
     if scoped_tenant_key is not None and scoped_tenant_key != tenant_key:
-        raise Forbidden("This token is scoped to another tenant.")
+        raise other_tenant()
     if not exists:
         raise TenantNotFound(f"No tenant '{tenant_key}' in project '{project_key}'.")
 

@@ -7,16 +7,12 @@ event as `failed` with its error: a retry of a failed event is processed again, 
 a duplicate.
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
-
-from sqlalchemy.orm import Session
 
 from billplane.billing.service import Context
-from billplane.db import Database
+from billplane.db import Transactions
 from billplane.errors import BillplaneError, EventNotFound
 from billplane.logs import billplane_logger, redact
 from billplane.models import StripeEvent
@@ -30,29 +26,6 @@ DONE = frozenset({"processed", "ignored"})
 MAX_ERROR = 2000
 
 log = billplane_logger()
-
-
-class Transactions(Protocol):
-    def read(self) -> AbstractContextManager[Session]: ...
-
-    def write(self) -> AbstractContextManager[Session]: ...
-
-
-class DatabaseTransactions:
-    """`Transactions` straight on a database, for edges outside HTTP (the CLI)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        with self.db.session_scope(write=False) as session:
-            yield session
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        with self.db.session_scope(write=True) as session:
-            yield session
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,8 @@ def build_app(state: DoubleState, extra_routes: list[BaseRoute]) -> Starlette:
 def _endpoint(state: DoubleState, handlers: dict[str, Handler]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         request_id = new_id("req_", 14)
+        for watcher in state.api_watchers:
+            watcher(request.method, request.url.path)
         try:
             livemode = _authenticate(request.headers.get("authorization", ""))
             handler = handlers.get(request.method)

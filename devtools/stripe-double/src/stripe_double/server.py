@@ -11,7 +11,7 @@ import copy
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -102,6 +102,15 @@ class StripeDouble:
     @property
     def now(self) -> int:
         return self.clock.now
+
+    @contextmanager
+    def watching(self, watcher: Callable[[str, str], None]) -> Iterator[None]:
+        """Calls `watcher(method, path)` as each API request arrives, while the block runs."""
+        self.state.api_watchers.append(watcher)
+        try:
+            yield
+        finally:
+            self.state.api_watchers.remove(watcher)
 
     def advance(self, seconds: int = 0, *, days: int = 0) -> int:
         return self.clock.advance(seconds, days=days)

@@ -90,6 +90,9 @@ class DoubleState:
         self.checkout_subscription_data: dict[str, Params] = {}
         # Set by the server: hands each new event to delivery.
         self.on_event: Callable[[StripeObject], None] = lambda event: None
+        # Called with (method, path) as each API request arrives, before it is served: lets a
+        # test see what its code under test was doing when it called Stripe.
+        self.api_watchers: list[Callable[[str, str], None]] = []
 
     # --- storing and finding -------------------------------------------------------------
 

@@ -10,11 +10,12 @@ from functools import partial
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
+from billplane.db import Transactions
 from billplane.entitlements import service
 from billplane.entitlements.repository import Found
 from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
 from billplane.hotpath import Sql
-from billplane.http import ClientToken, CurrentSettings, Now, Transactions, Tx, json_response
+from billplane.http import ClientToken, CurrentSettings, Now, Tx, json_response
 from billplane.projects import repository as projects
 from billplane.schemas import TenantKey
 

@@ -4,12 +4,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, CurrentSettings, Now, Tx
+from billplane.http import Admin, CurrentSettings, Now, Stripe, Tx
 from billplane.status import service
 from billplane.status.checklist import Item
 from billplane.status.probes import Status
 from billplane.status.schemas import SetupStatusOut
-from billplane.stripe.dependencies import Stripe
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 
@@ -34,8 +33,7 @@ def setup_status(
     _: Admin, tx: Tx, settings: CurrentSettings, stripe: Stripe, now: Now
 ) -> dict[str, Any]:
     """What the dashboard's header and "What to do next" show, as JSON."""
-    with tx.read() as session:
-        seen = service.overview(session, settings, stripe, now)
+    seen = service.overview(tx, settings, stripe, now)
     return {
         "stripe": _status(seen.stripe),
         "webhook": _status(seen.webhook),

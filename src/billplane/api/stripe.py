@@ -5,10 +5,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from billplane.billing import repository
-from billplane.billing.sync import sync
-from billplane.http import Admin, CurrentSettings, Tx
-from billplane.stripe.check import PricedPlan, check_stripe
-from billplane.stripe.dependencies import AppClock, Stripe
+from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx
+from billplane.status.probes import PricedPlan, stripe_report
+from billplane.webhooks.sync import sync
 
 router = APIRouter(prefix="/admin/api/stripe", tags=["admin"])
 
@@ -21,7 +20,7 @@ def stripe_check(
     endpoint for this server with the events billplane needs. Changes nothing."""
     with tx.read() as session:
         plans = [PricedPlan(*row) for row in repository.priced_plans(session)]
-    return check_stripe(stripe, settings, plans, clock)
+    return stripe_report(stripe, settings, plans, clock)
 
 
 @router.post("/sync", summary="Repair billing state from Stripe")

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 
-from billplane.billing.commands import events_app, stripe_app
+from billplane.cli.stripe import events_app, stripe_app
 from billplane.clock import utc_now
 from billplane.db import CONNECTIONS_PER_WORKER, Database
 from billplane.errors import BillplaneError

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from billplane.billing import repository
 from billplane.billing import service as billing
 from billplane.billing.service import Change, Context
+from billplane.db import Transactions
 from billplane.errors import Conflict
 from billplane.stripe.facts import SubscriptionFacts, claimed_tenant
 from billplane.stripe.gateway import StripeGateway
-from billplane.webhooks.pipeline import Transactions
 
 ACTOR = "stripe-sync"
 

@@ -13,15 +13,15 @@ import typer
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from billplane.billing import repository
-from billplane.billing.sync import sync
 from billplane.clock import utc_now
-from billplane.db import Database
+from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError
 from billplane.settings import Settings, SettingsError, load_settings
-from billplane.stripe.check import PricedPlan, check_stripe
+from billplane.status.probes import PricedPlan, stripe_report
 from billplane.stripe.gateway import StripeGateway
 from billplane.webhooks import pipeline
 from billplane.webhooks import repository as events
+from billplane.webhooks.sync import sync
 
 stripe_app = typer.Typer(help="What billplane sees of Stripe, and repairs from it.")
 events_app = typer.Typer(help="Stripe events received by the webhook.")
@@ -35,7 +35,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def _edge() -> Iterator[tuple[Settings, pipeline.DatabaseTransactions, StripeGateway]]:
+def _edge() -> Iterator[tuple[Settings, Transactions, StripeGateway]]:
     try:
         settings = load_settings()
         db = Database(settings.sqlalchemy_url)
@@ -44,7 +44,7 @@ def _edge() -> Iterator[tuple[Settings, pipeline.DatabaseTransactions, StripeGat
     except (ArgumentError, ValueError):
         _fail("billplane cannot start: DATABASE_URL is not a valid database URL.", 2)
     try:
-        yield settings, pipeline.DatabaseTransactions(db), StripeGateway.from_settings(settings)
+        yield settings, Transactions(db), StripeGateway.from_settings(settings)
     except BillplaneError as exc:
         _fail(f"error ({exc.code}): {exc.message}")
     except DBAPIError as exc:
@@ -61,7 +61,7 @@ def stripe_check(as_json: AsJson = False) -> None:
     with _edge() as (settings, tx, stripe):
         with tx.read() as session:
             plans = [PricedPlan(*row) for row in repository.priced_plans(session)]
-        report = check_stripe(stripe, settings, plans, utc_now)
+        report = stripe_report(stripe, settings, plans, utc_now)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

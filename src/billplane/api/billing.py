@@ -9,14 +9,13 @@ from billplane.billing import service as billing
 from billplane.billing.schemas import CheckoutIn, CheckoutOut, InvoiceOut, PortalIn, PortalOut
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.schemas import EntitlementsOut
-from billplane.http import Admin, ClientToken, CurrentSettings, Tx
+from billplane.http import Admin, AppClock, ClientToken, CurrentSettings, Stripe, Tx
 from billplane.models import Invoice
 from billplane.paging import ListOut
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit, TenantKey
-from billplane.stripe.dependencies import AppClock, Stripe
-from billplane.tenants.service import get_tenant
-from billplane.tokens.service import authenticate, tenant_for
+from billplane.tenants.service import get_tenant, tenant_for
+from billplane.tokens.service import authenticate
 from billplane.webhooks.handlers import gather_checkout
 
 router = APIRouter(prefix="/v1", tags=["client"])

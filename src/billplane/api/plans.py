@@ -4,13 +4,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, Now, Tx
+from billplane.http import Admin, Now, Stripe, Tx
 from billplane.paging import ListOut
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch, grant_specs
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit
-from billplane.stripe.dependencies import Stripe
 
 router = APIRouter(prefix="/admin/api/projects/{project}/plans", tags=["admin"])
 

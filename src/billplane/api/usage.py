@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 from pydantic import TypeAdapter, ValidationError
 
+from billplane.db import Transactions
 from billplane.entitlements import service as entitlements
 from billplane.errors import BillplaneError, InvalidInput
 from billplane.hotpath import Sql
@@ -18,7 +19,6 @@ from billplane.http import (
     ClientToken,
     CurrentSettings,
     Now,
-    Transactions,
     Tx,
     error_body,
     json_response,

@@ -5,24 +5,24 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from billplane.db import Transactions
 from billplane.errors import EventNotFound
-from billplane.http import Admin, CurrentSettings, Transactions, Tx
+from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx
 from billplane.models import StripeEvent
 from billplane.paging import ListOut
 from billplane.schemas import Key, PageLimit
 from billplane.settings import Settings
-from billplane.stripe.dependencies import AppClock, Stripe
 from billplane.stripe.errors import WebhookFailed, WebhookNotConfigured
 from billplane.stripe.facts import event_from
 from billplane.stripe.gateway import StripeGateway
-from billplane.webhooks import pipeline, repository
+from billplane.webhooks import WEBHOOK_PATH, pipeline, repository
 from billplane.webhooks.schemas import EventDetailOut, EventOut, WebhookAnswer
 
 router = APIRouter(tags=["stripe"])
 admin = APIRouter(prefix="/admin/api/events", tags=["admin"])
 
 
-@router.post("/webhooks/stripe", response_model=WebhookAnswer, summary="Stripe's deliveries")
+@router.post(WEBHOOK_PATH, response_model=WebhookAnswer, summary="Stripe's deliveries")
 async def stripe_webhook(
     request: Request, settings: CurrentSettings, stripe: Stripe, tx: Tx, clock: AppClock
 ) -> Any:
