@@ -29,7 +29,7 @@ from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, Clock, fresh_database
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-# DESIGN §2: while Stripe is not configured (as here) the calls that need it answer 503 in the
+# While Stripe is not configured (as here) the calls that need it answer 503 in the
 # envelope; any other 5xx is a bug.
 STRIPE_NOT_CONFIGURED = (503, "stripe_not_configured")
 FEATURES = ["exports", "listings.publish", "ai.tokens"]

@@ -27,7 +27,7 @@ PATH_VALUES = {
 }
 NOT_OPERATIONS = {"HEAD", "OPTIONS"}
 
-# The calls DESIGN.md promises that are built today; the route walk below catches any newer one.
+# The calls the README and /docs promise; the route walk below catches any newer one.
 DOCUMENTED = {
     ("POST", "/v1/check"),
     ("POST", "/v1/usage"),

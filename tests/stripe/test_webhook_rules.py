@@ -1,5 +1,6 @@
-"""What each event does (DESIGN §3), and the rules learned the hard way: order does not matter,
-older news never wins, links are never guessed, one live subscription per tenant."""
+"""What each event does (`billplane.webhooks.handlers`, see docs/architecture.md), and the
+rules learned the hard way: order does not matter, older news never wins, links are never
+guessed, one live subscription per tenant."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,5 @@
-"""What each Stripe event type does to billing state (DESIGN §3).
+"""What each Stripe event type does to billing state (docs/architecture.md, "The life of a
+Stripe webhook").
 
 An event is news that something changed, not the change itself: Stripe repeats deliveries and
 does not order them, so each handler reads the object's current state from Stripe (`gather`,

@@ -1,4 +1,4 @@
-"""`Billplane`: the synchronous client of billplane's client API (DESIGN §2).
+"""`Billplane`: the synchronous client of billplane's client API (/docs on a running server).
 
 bp = Billplane("https://billing.example.com", token)
 if bp.check("acme", "listings.publish").allowed:

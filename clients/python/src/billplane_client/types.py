@@ -1,4 +1,4 @@
-"""Typed answers of billplane's client API, parsed from its JSON (see DESIGN §2).
+"""Typed answers of billplane's client API, parsed from its JSON (see /docs on a running server).
 
 Each result keeps the JSON it came from in `raw`, so a field added to the API later is reachable
 before this package learns its name.
