@@ -5,8 +5,7 @@
  *
  * The Python test tests/clients/test_js_client.py starts billplane, seeds a project and runs
  * `node --test clients/js/test/` with BILLPLANE_URL, BILLPLANE_TOKEN, BILLPLANE_TENANT_TOKEN
- * (scoped to `acme`), BILLPLANE_CHECKOUT (`ready` or `pending`), STRIPE_DOUBLE_URL and
- * BILLPLANE_APP_ORIGIN.
+ * (scoped to `acme`), STRIPE_DOUBLE_URL and BILLPLANE_APP_ORIGIN.
  */
 
 import http from "node:http";
@@ -16,7 +15,6 @@ export const env = {
   url: required("BILLPLANE_URL"),
   token: required("BILLPLANE_TOKEN"),
   tenantToken: required("BILLPLANE_TENANT_TOKEN"),
-  checkout: process.env.BILLPLANE_CHECKOUT ?? "pending",
   stripeDouble: process.env.STRIPE_DOUBLE_URL ?? "",
   appOrigin: process.env.BILLPLANE_APP_ORIGIN ?? "https://app.realtyos.test",
 };

@@ -56,12 +56,6 @@ class StripeBillplane:
     url: str
     double: StripeDouble
 
-    @property
-    def checkout_ready(self) -> bool:
-        """Whether this billplane serves `/v1/checkout` yet (it lands with the Stripe work)."""
-        paths = httpx.get(f"{self.url}/openapi.json", timeout=30).json()["paths"]
-        return "/v1/checkout" in paths
-
     def new_price(self, amount: int = 2900) -> str:
         """A monthly price in the double, created as an operator would in Stripe."""
         client = stripe.StripeClient(

@@ -1,8 +1,7 @@
 """The JavaScript client's own tests (`node --test clients/js/test/`), run against a live billplane
 server that this module starts and seeds; node's exit code and TAP summary decide.
 
-The checkout tests inside need billplane's `/v1/checkout`; until it exists they skip themselves,
-and `test_js_checkout_flow` here is skipped as pending rather than counted as passing.
+Every test there must pass: none may skip (the checkout ones included, against the Stripe double).
 """
 
 import os
@@ -32,14 +31,12 @@ class NodeRun:
     output: str
     summary: dict[str, int]
     outcomes: dict[str, str]  # top-level test name -> "ok", "not ok" or "skip"
-    checkout_ready: bool
 
 
 @pytest.fixture(scope="module")
 def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
     node = shutil.which("node")
     assert node, "node (v18+) is needed to test the JS client"
-    ready = stripe_billplane.checkout_ready
     project = seed(
         stripe_billplane.url,
         origins=[APP_ORIGIN],
@@ -51,7 +48,6 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         "BILLPLANE_URL": stripe_billplane.url,
         "BILLPLANE_TOKEN": project["token"],
         "BILLPLANE_TENANT_TOKEN": project["tenant_token"],
-        "BILLPLANE_CHECKOUT": "ready" if ready else "pending",
         "STRIPE_DOUBLE_URL": stripe_billplane.double.base_url,
         "BILLPLANE_APP_ORIGIN": APP_ORIGIN,
     }
@@ -65,7 +61,7 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         check=False,
     )
     output = done.stdout + done.stderr
-    return NodeRun(done.returncode, output, _summary(output), _outcomes(output), ready)
+    return NodeRun(done.returncode, output, _summary(output), _outcomes(output))
 
 
 def _summary(tap: str) -> dict[str, int]:
@@ -92,14 +88,10 @@ def test_js_client_passes_its_tests_against_a_live_server(node_run: NodeRun) -> 
     assert node_run.summary["fail"] == 0, node_run.output
     written = _written_tests()
     assert CHECKOUT_TESTS.issubset(written) and len(written) >= 15
-    pending = set() if node_run.checkout_ready else CHECKOUT_TESTS
-    expected = {name: "skip" if name in pending else "ok" for name in written}
-    assert node_run.outcomes == expected, node_run.output
-    assert node_run.summary["pass"] == len(written) - len(pending), node_run.output
+    assert node_run.outcomes == dict.fromkeys(written, "ok"), node_run.output
+    assert node_run.summary["pass"] == len(written), node_run.output
 
 
 def test_js_checkout_flow(node_run: NodeRun) -> None:
-    if not node_run.checkout_ready:
-        pytest.skip("pending: billplane has no /v1/checkout yet, so the JS checkout tests skip")
     for name in CHECKOUT_TESTS:
         assert node_run.outcomes.get(name) == "ok", node_run.output

@@ -1,6 +1,5 @@
 // Checkout, confirm and portal through billplane, with Stripe played by the Stripe double.
-// Subscribes tenant `initech` only. Skipped, and reported as pending, while billplane has no
-// `/v1/checkout` (BILLPLANE_CHECKOUT=pending).
+// Subscribes tenant `initech` only.
 
 import assert from "node:assert/strict";
 import test from "node:test";
@@ -8,10 +7,7 @@ import test from "node:test";
 import { Billplane, Conflict } from "../billplane.mjs";
 import { env } from "../test-helpers.mjs";
 
-const PENDING = "pending: billplane has no /v1/checkout yet";
-
-test("checkout, payment at Stripe, confirm and portal upgrade a tenant", async (t) => {
-  if (env.checkout !== "ready") return t.skip(PENDING);
+test("checkout, payment at Stripe, confirm and portal upgrade a tenant", async () => {
   const bp = new Billplane({ url: env.url, token: env.token, timeoutMs: 30_000 });
   assert.equal((await bp.check({ tenant: "initech", feature: "exports" })).allowed, false);
 
@@ -46,8 +42,7 @@ test("checkout, payment at Stripe, confirm and portal upgrade a tenant", async (
   );
 });
 
-test("checkout refuses a success URL outside the project's origins", async (t) => {
-  if (env.checkout !== "ready") return t.skip(PENDING);
+test("checkout refuses a success URL outside the project's origins", async () => {
   const bp = new Billplane({ url: env.url, token: env.token, timeoutMs: 30_000 });
   await assert.rejects(
     bp.checkout({
