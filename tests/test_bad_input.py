@@ -113,7 +113,8 @@ def assert_error(
     assert set(body) == {"error"}, body
     error: dict[str, Any] = body["error"]
     assert SNAKE_CASE.match(error["code"]), error
-    assert isinstance(error["message"], str) and error["message"].strip(), error
+    assert isinstance(error["message"], str), error
+    assert error["message"].strip(), error
     if code is not None:
         assert error["code"] == code, error
     if param is not None:
@@ -290,7 +291,8 @@ def test_unknown_key_in_the_path_is_404_naming_what_is_missing(
     before = rows(session)
     for name in set(op.path_params) - STRIPE_IDS:
         error = assert_error(send(realtyos, op, url_for(op, {**known, name: "nope"})), 404)
-        assert error["code"].endswith("_not_found") and error["code"] != "not_found", error
+        assert error["code"].endswith("_not_found"), error
+        assert error["code"] != "not_found", error
     assert rows(session) == before
 
 
@@ -348,7 +350,8 @@ def test_wrong_method_is_405_with_allow_header(
         )
         assert_error(response, 405, "method_not_allowed")
         allow = {m.strip() for m in response.headers["allow"].split(",")}
-        assert served <= allow and method not in allow, (method, allow)
+        assert served <= allow, (method, allow)
+        assert method not in allow, (method, allow)
     assert rows(session) == before
 
 
@@ -531,7 +534,8 @@ def test_reusing_a_key_for_another_quantity_or_feature_is_409_and_counts_nothing
     assert_error(response, 409, "idempotency_key_reused", KEY)
     assert rows(session) == before
     repeat = realtyos.api.post("/v1/usage", USAGE)
-    assert repeat.status_code == 200 and repeat.json()["duplicate"] is True
+    assert repeat.status_code == 200
+    assert repeat.json()["duplicate"] is True
     assert used(realtyos, "listings.publish") == 1
 
 
@@ -585,10 +589,12 @@ def test_batch_records_the_good_events_and_reports_each_bad_one(realtyos: Setup)
     assert [r["status"] for r in results] == [status for _, status, _ in expected]
     for result, (_, _, code) in zip(results, expected, strict=True):
         if code is None:
-            assert result["error"] is None and result["result"]["recorded"] is True
+            assert result["error"] is None
+            assert result["result"]["recorded"] is True
         else:
             assert result["result"] is None
-            assert result["error"]["code"] == code and result["error"]["message"], result
+            assert result["error"]["code"] == code, result
+            assert result["error"]["message"], result
     assert results[-1]["result"]["duplicate"] is True
     assert used(realtyos, "ai.tokens") == used_before + 5
 

@@ -161,7 +161,8 @@ def test_plans_created_by_the_cli_are_served_by_the_server(project, server):
     plans = _admin_get(server, f"/admin/api/projects/{project.key}/plans")["data"]
 
     by_key = {p["key"]: p for p in plans}
-    assert by_key["free"]["is_default"] is True and by_key["free"]["stripe_price_id"] is None
+    assert by_key["free"]["is_default"] is True
+    assert by_key["free"]["stripe_price_id"] is None
     assert by_key["free"]["features"] == {"listings.publish": {"limit": 5, "reset": "month"}}
     assert by_key["pro"]["stripe_price_id"].startswith("price_")
     assert by_key["pro"]["features"] == {
@@ -173,7 +174,8 @@ def test_plans_created_by_the_cli_are_served_by_the_server(project, server):
 def test_tenant_created_by_the_cli_is_served_by_the_server(project, server):
     detail = _admin_get(server, f"/admin/api/projects/{project.key}/tenants/acme")
 
-    assert detail["name"] == "Acme" and detail["email"] == "ops@acme.test"
+    assert detail["name"] == "Acme"
+    assert detail["email"] == "ops@acme.test"
     assert detail["plan"] == "free"
 
 
@@ -193,7 +195,8 @@ def test_tenant_token_created_by_the_cli_is_scoped_on_the_server(project, run, s
     assert issued["token"].startswith(issued["prefix"])
     assert _check(server, issued["token"], tenant="acme").status_code == 200
     other = _check(server, issued["token"], tenant="globex")
-    assert other.status_code == 403 and other.json()["error"]["code"] == "forbidden"
+    assert other.status_code == 403
+    assert other.json()["error"]["code"] == "forbidden"
     tokens = _admin_get(server, f"/admin/api/projects/{project.key}/tokens")["data"]
     assert {t["id"]: t["tenant"] for t in tokens}[issued["id"]] == "acme"
 
@@ -203,7 +206,8 @@ def test_cli_token_rotate_takes_effect_on_the_server(project, run, server):
 
     rotated = _json(run("token", "rotate", project.token_id))
 
-    assert rotated["id"] == project.token_id and rotated["token"] != project.token
+    assert rotated["id"] == project.token_id
+    assert rotated["token"] != project.token
     assert _check(server, project.token).status_code == 401
     assert _check(server, rotated["token"]).status_code == 200
 
@@ -222,7 +226,8 @@ def test_cli_token_revoke_takes_effect_on_the_server(project, run, server):
     _ok(run("token", "revoke", project.token_id))
 
     refused = _check(server, project.token)
-    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
     tokens = _admin_get(server, f"/admin/api/projects/{project.key}/tokens")["data"]
     assert tokens[0]["revoked_at"] is not None
 
@@ -244,7 +249,8 @@ def test_cli_actions_are_audited_as_cli_without_secrets(project, run, server):
         "token.rotate",
     ]
     trail = json.dumps(entries)
-    assert project.token not in trail and rotated["token"] not in trail
+    assert project.token not in trail
+    assert rotated["token"] not in trail
 
 
 def test_cli_lists_show_rows_the_server_created(project, run, server):
@@ -255,7 +261,8 @@ def test_cli_lists_show_rows_the_server_created(project, run, server):
 
     listed = _ok(run("tenant", "list", project.key))
 
-    assert "from-server" in listed and "acme" in listed
+    assert "from-server" in listed
+    assert "acme" in listed
 
 
 def test_cli_plan_list_shows_grants(project, run):
@@ -268,13 +275,15 @@ def test_cli_plan_list_shows_grants(project, run):
 def test_cli_project_list_shows_the_project(project, run):
     listed = _ok(run("project", "list"))
 
-    assert project.key in listed and "https://cli.test" in listed
+    assert project.key in listed
+    assert "https://cli.test" in listed
 
 
 def test_cli_duplicate_project_is_one_line_and_exit_1(project, run):
     message = _one_line_error(run("project", "create", project.key), 1)
 
-    assert "already_exists" in message and project.key in message
+    assert "already_exists" in message
+    assert project.key in message
 
 
 def test_cli_feature_in_unknown_project_is_one_line_and_exit_1(run):
@@ -398,7 +407,8 @@ def test_malformed_database_url_scheme_is_one_sentence_and_exit_2():
     result = CliRunner().invoke(cli, ["project", "list"], env={"DATABASE_URL": "mysql://db/x"})
 
     message = _one_line_error(result, 2)
-    assert "DATABASE_URL" in message and message.endswith(".")
+    assert "DATABASE_URL" in message
+    assert message.endswith(".")
 
 
 def test_database_url_with_a_bad_port_is_one_sentence_and_exit_2():

@@ -101,7 +101,8 @@ def test_docs_serve_swagger_ui_pointing_at_the_schema(docs_client: TestClient) -
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
-    assert "swagger-ui" in page and "SwaggerUIBundle" in page
+    assert "swagger-ui" in page
+    assert "SwaggerUIBundle" in page
     assert "/openapi.json" in page
 
 

@@ -50,7 +50,8 @@ def test_what_make_run_does_serves_docs_on_a_fresh_sqlite_file(tmp_path: Path) -
     ) as server:
         try:
             docs = _get_when_up(f"http://127.0.0.1:{port}/docs")
-            assert docs.status_code == 200 and "swagger" in docs.text.lower()
+            assert docs.status_code == 200
+            assert "swagger" in docs.text.lower()
         finally:
             server.terminate()
             server.wait(timeout=15)

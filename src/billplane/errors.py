@@ -4,7 +4,9 @@ Services raise these; one handler (see `billplane.http`) renders them into the d
 `{"error": {"code": ..., "message": ...}}`.
 """
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class BillplaneError(Exception):
@@ -87,3 +89,11 @@ class PaymentRequired(BillplaneError):
 class StripeUnavailable(BillplaneError):
     status = 503
     code = "stripe_unavailable"
+
+
+def present(value: T | None, what: str) -> T:
+    """`value`, which the caller's own reads guarantee is there (say, a row it just wrote or
+    holds a lock on). None is a bug, not a caller's mistake: it fails the request as a 500."""
+    if value is None:
+        raise LookupError(f"{what} should exist here and does not")
+    return value

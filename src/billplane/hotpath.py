@@ -50,6 +50,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from billplane.errors import present
 from billplane.models.base import UTCDateTime
 
 
@@ -144,7 +145,8 @@ class Sql:
             return
         if self.is_sqlite:
             text, names, _ = _insert_statement(table, columns).compiled(self.dialect)
-            assert names == columns  # the rows' tuples bind in that order
+            if names != columns:  # the rows' tuples bind in `columns`' order
+                raise ValueError(f"{table.name}: binds {names}, rows hold {columns}")
             self.cursor.executemany(text, rows)
             return
         copy = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
@@ -225,7 +227,8 @@ def utc(value: Any) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a time: {value!r}")
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -497,8 +500,7 @@ class HotPath:
         # hot path keeps it for good, in autocommit mode, and begins transactions itself.
         proxied = self.engine.raw_connection()
         proxied.detach()
-        conn = proxied.dbapi_connection
-        assert conn is not None
+        conn = present(proxied.dbapi_connection, "the driver's connection")
         if self.dialect.name == "sqlite":
             conn.isolation_level = None
         else:

@@ -7,7 +7,7 @@ committed when the block ends, rolled back when it raises (see `Transactions`).
 import hmac
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -121,8 +121,10 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+# Each renderer is registered for one exception class (see `install_error_handlers`), which
+# Starlette's handler type cannot say: hence the casts.
 def _render_domain_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BillplaneError)
+    exc = cast(BillplaneError, exc)
     return JSONResponse(error_body(exc.code, exc.message, **exc.extra), status_code=exc.status)
 
 
@@ -130,7 +132,7 @@ INVALID_JSON = "The request body is not valid JSON."
 
 
 def _render_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    exc = cast(RequestValidationError, exc)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(error_body("invalid_json", INVALID_JSON), status_code=400)
@@ -182,7 +184,7 @@ _HTTP_MESSAGES = {400: INVALID_JSON, 404: "No such route."}
 
 
 def _render_http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
     headers = exc.headers

@@ -43,7 +43,8 @@ def test_project_create_also_audits_its_first_token(admin):
     entry = _latest(admin, "token.create")
 
     assert entry["target"] == f"token:{_token_id(admin)}"
-    assert entry["after"]["name"] == "default" and entry["after"]["tenant"] is None
+    assert entry["after"]["name"] == "default"
+    assert entry["after"]["tenant"] is None
 
 
 def test_feature_create_is_audited(admin):
@@ -83,7 +84,8 @@ def test_plan_update_is_audited_with_before_and_after(realtyos):
 
     assert entry["actor"] == "admin"
     assert entry["target"] == "plan:realtyos/pro"
-    assert entry["before"]["name"] == "Pro" and entry["after"]["name"] == "Professional"
+    assert entry["before"]["name"] == "Pro"
+    assert entry["after"]["name"] == "Professional"
     assert "listings.publish" in entry["before"]["features"]
     assert entry["after"]["features"] == {"exports": True}
 
@@ -96,7 +98,8 @@ def test_default_change_is_audited_for_the_plan_made_default(realtyos):
     entry = _latest(realtyos.admin, "plan.update")
 
     assert entry["target"] == "plan:realtyos/pro"
-    assert entry["before"]["is_default"] is False and entry["after"]["is_default"] is True
+    assert entry["before"]["is_default"] is False
+    assert entry["after"]["is_default"] is True
 
 
 def test_tenant_create_is_audited(realtyos):
@@ -118,7 +121,8 @@ def test_tenant_update_is_audited_with_before_and_after(realtyos):
 
     assert entry["actor"] == "admin"
     assert entry["target"] == "tenant:realtyos/acme"
-    assert entry["before"]["email"] == "ops@acme.test" and entry["before"]["overrides"] == {}
+    assert entry["before"]["email"] == "ops@acme.test"
+    assert entry["before"]["overrides"] == {}
     assert entry["after"]["email"] == "ap@acme.test"
     assert entry["after"]["overrides"] == {"listings.publish": {"limit": 50, "reset": "month"}}
 

@@ -91,5 +91,6 @@ def shoot(page: Page, folder: Path, name: str, *, full_page: bool = False) -> Pa
     secret = page.locator("#one-time-secret")
     page.screenshot(path=str(path), full_page=full_page, mask=[secret], mask_color="#c7d2fe")
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, path
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    assert len(data) > 10_000, path
     return path

@@ -77,7 +77,8 @@ def test_rotating_a_token_shows_the_new_one_once(
     revealed = page.locator("#one-time-secret")
     expect(revealed).to_be_visible()
     new = revealed.inner_text()
-    assert new.startswith("bp_") and new != old
+    assert new.startswith("bp_")
+    assert new != old
     expect(page.get_by_role("alert")).to_contain_text("rotated")
     shoot(page, screenshots, "token-shown-once")
     assert server.check(old) == 401
@@ -107,7 +108,8 @@ def test_the_copy_button_copies_the_snippet(
     log_in(page, server.base_url, "/builder")
     page.goto(f"{server.base_url}/builder?project={key}&lang=python")
     snippet = page.locator("#snippet-check").inner_text()
-    assert "os.environ['PROJECT_TOKEN']" in snippet and f"{server.base_url}/v1/check" in snippet
+    assert "os.environ['PROJECT_TOKEN']" in snippet
+    assert f"{server.base_url}/v1/check" in snippet
     button = page.locator('[data-copy="snippet-check"]')
     button.click()
     expect(button).to_have_text("Copied")
@@ -182,4 +184,6 @@ def test_form_errors_show_beside_their_fields(page: Page, server: Server) -> Non
     # Each message sits right under its own field, not in a list at the top.
     box = page.locator("#plan-key").bounding_box()
     error = key_field.locator(".field-error").bounding_box()
-    assert box and error and 0 <= error["y"] - (box["y"] + box["height"]) < 40
+    assert box
+    assert error
+    assert 0 <= error["y"] - (box["y"] + box["height"]) < 40

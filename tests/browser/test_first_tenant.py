@@ -87,7 +87,8 @@ def test_operator_goes_from_an_empty_server_to_a_first_check(
         headers={"Authorization": f"Bearer {secret}"},
         timeout=60,
     )
-    assert answer.status_code == 200 and answer.json()["allowed"] is True
+    assert answer.status_code == 200
+    assert answer.json()["allowed"] is True
 
     page.goto(f"{base}/")
     for item in ["project", "feature", "plan", "tenant", "first_check"]:

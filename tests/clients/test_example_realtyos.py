@@ -26,7 +26,8 @@ API = {"Accept": "application/json"}
 
 def load_example() -> ModuleType:
     spec = importlib.util.spec_from_file_location("realtyos_example", APP_FILE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
@@ -99,7 +100,8 @@ def test_a_page_request_for_a_pro_feature_goes_to_the_upgrade_page(app: TestClie
     assert api.json()["error"]["upgrade_url"] == "/upgrade?feature=exports"
     assert (page.status_code, page.headers["location"]) == (303, "/upgrade?feature=exports")
     assert upgrade.status_code == 200
-    assert 'action="/billing/checkout"' in upgrade.text and "Upgrade to Pro" in upgrade.text
+    assert 'action="/billing/checkout"' in upgrade.text
+    assert "Upgrade to Pro" in upgrade.text
 
 
 def test_the_dashboard_shows_plan_usage_and_the_upgrade_button(app: TestClient) -> None:
@@ -109,8 +111,10 @@ def test_the_dashboard_shows_plan_usage_and_the_upgrade_button(app: TestClient) 
     page = browser.get("/", headers=BROWSER)
 
     assert page.status_code == 200
-    assert "plan <b>free</b>" in page.text and "0 of 3" in page.text
-    assert "Loft" in page.text and 'action="/billing/checkout"' in page.text
+    assert "plan <b>free</b>" in page.text
+    assert "0 of 3" in page.text
+    assert "Loft" in page.text
+    assert 'action="/billing/checkout"' in page.text
 
 
 def test_the_upgrade_button_runs_checkout_and_unlocks_the_pro_feature(
@@ -128,13 +132,15 @@ def test_the_upgrade_button_runs_checkout_and_unlocks_the_pro_feature(
     to_portal = browser.post("/billing/checkout", headers=BROWSER, follow_redirects=False)
 
     assert to_stripe.status_code == 303
-    assert checkout_page.status_code == 200 and "Pay" in checkout_page.text
+    assert checkout_page.status_code == 200
+    assert "Pay" in checkout_page.text
     assert paid.status_code == 303
     assert f"{back.scheme}://{back.netloc}{back.path}" == f"{PUBLIC_URL}/billing/success"
     assert (confirmed.status_code, confirmed.headers["location"]) == (303, "/?upgraded=1")
     assert export.status_code == 200
     assert export.headers["content-type"].startswith("text/csv")
-    assert "plan <b>pro</b>" in dashboard.text and 'action="/billing/portal"' in dashboard.text
+    assert "plan <b>pro</b>" in dashboard.text
+    assert 'action="/billing/portal"' in dashboard.text
     # Already subscribed: the button leads to the customer portal instead of a second checkout.
     assert to_portal.status_code == 303
     assert "/_double/portal/" in to_portal.headers["location"]

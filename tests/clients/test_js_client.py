@@ -87,7 +87,8 @@ def test_js_client_passes_its_tests_against_a_live_server(node_run: NodeRun) -> 
     assert node_run.returncode == 0, node_run.output
     assert node_run.summary["fail"] == 0, node_run.output
     written = _written_tests()
-    assert CHECKOUT_TESTS.issubset(written) and len(written) >= 15
+    assert CHECKOUT_TESTS.issubset(written)
+    assert len(written) >= 15
     assert node_run.outcomes == dict.fromkeys(written, "ok"), node_run.output
     assert node_run.summary["pass"] == len(written), node_run.output
 

@@ -253,7 +253,8 @@ def test_records_usage_logs_an_outage_by_default(
         pass
 
     assert recorder.usage is None
-    assert "usage not recorded" in caplog.text and "'l-1'" in caplog.text
+    assert "usage not recorded" in caplog.text
+    assert "'l-1'" in caplog.text
 
 
 def test_records_usage_can_raise_or_hand_over_an_outage(closed_port: str) -> None:
@@ -272,4 +273,5 @@ def test_records_usage_can_raise_or_hand_over_an_outage(closed_port: str) -> Non
     assert len(handed) == 1
     assert (handed[0].feature, handed[0].quantity) == ("ai.tokens", 5)
     # The key was fixed before sending: replaying this event later cannot count it twice.
-    assert handed[0].idempotency_key and handed[0].idempotency_key.startswith("bpc-")
+    assert handed[0].idempotency_key
+    assert handed[0].idempotency_key.startswith("bpc-")

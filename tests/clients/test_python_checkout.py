@@ -57,12 +57,16 @@ def test_checkout_confirm_and_portal_upgrade_a_tenant(billplane: Any, shop: Proj
             bp.checkout("acme", "pro", success_url=f"{APP}/s", cancel_url=f"{APP}/c")
 
     assert (before.allowed, before.reason) == (False, "not_in_plan")
-    assert isinstance(session, CheckoutSession) and session.id.startswith("cs_")
-    assert isinstance(upgraded, Entitlements) and upgraded.plan == "pro"
-    assert upgraded.subscription is not None and upgraded.subscription.status == "active"
+    assert isinstance(session, CheckoutSession)
+    assert session.id.startswith("cs_")
+    assert isinstance(upgraded, Entitlements)
+    assert upgraded.plan == "pro"
+    assert upgraded.subscription is not None
+    assert upgraded.subscription.status == "active"
     # confirm put the new entitlements in the cache: no stale "free" answer for the TTL.
     assert (after.allowed, after.plan, after.from_cache) == (True, "pro", True)
-    assert isinstance(portal, PortalSession) and portal.url.startswith("http")
+    assert isinstance(portal, PortalSession)
+    assert portal.url.startswith("http")
     assert (again.value.status, again.value.code) == (409, "subscription_exists")
 
 

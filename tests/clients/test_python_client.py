@@ -48,7 +48,8 @@ def test_check_answers_a_typed_result_with_the_limit_numbers(
     assert isinstance(answer, Check)
     assert (answer.allowed, answer.reason, answer.plan) == (True, "ok", "free")
     assert (answer.limit, answer.used, answer.remaining) == (3, 0, 3)
-    assert isinstance(answer.resets_at, datetime) and answer.resets_at.tzinfo is not None
+    assert isinstance(answer.resets_at, datetime)
+    assert answer.resets_at.tzinfo is not None
     assert answer.from_cache is False
 
 
@@ -86,7 +87,8 @@ def test_usage_without_a_key_gets_a_generated_one(billplane_url: str, project: P
         second = bp.record_usage("acme", "listings.publish")
 
     assert isinstance(first, Usage)
-    assert first.recorded and not first.duplicate
+    assert first.recorded
+    assert not first.duplicate
     assert first.idempotency_key != second.idempotency_key
     assert first.idempotency_key.startswith("bpc-")
     assert (second.used, second.limit, second.remaining) == (2, 3, 1)
@@ -110,7 +112,8 @@ def test_usage_with_a_timestamp_is_accepted(billplane_url: str, project: Project
         with pytest.raises(ValueError, match="timezone-aware"):
             bp.record_usage("acme", "ai.tokens", timestamp=moment.replace(tzinfo=None))
 
-    assert usage.recorded and usage.used == 5
+    assert usage.recorded
+    assert usage.used == 5
 
 
 def test_enforced_usage_over_the_limit_raises_payment_required(
@@ -139,11 +142,14 @@ def test_batch_answers_each_event_in_order(billplane_url: str, project: Project)
         used = bp.check("acme", "listings.publish").used
 
     assert [r.status for r in results] == [201, 404, 201]
-    assert results[0].ok and results[0].usage is not None
+    assert results[0].ok
+    assert results[0].usage is not None
     assert results[0].usage.idempotency_key.startswith("bpc-")
-    assert isinstance(results[1].error, NotFound) and not results[1].ok
+    assert isinstance(results[1].error, NotFound)
+    assert not results[1].ok
     assert results[1].error.code == "feature_not_found"
-    assert results[2].usage is not None and results[2].usage.used == 7
+    assert results[2].usage is not None
+    assert results[2].usage.used == 7
     assert used == 1
 
 
@@ -182,7 +188,8 @@ def test_errors_carry_the_api_code_status_and_message(billplane_url: str, projec
         assert scoped.check("acme", "exports").reason == "not_in_plan"
 
     assert (unknown_tenant.value.status, unknown_tenant.value.code) == (404, "tenant_not_found")
-    assert bad_quantity.value.status == 422 and bad_quantity.value.code == "validation_error"
+    assert bad_quantity.value.status == 422
+    assert bad_quantity.value.code == "validation_error"
     assert bad_quantity.value.details.get("param") == "quantity"
     assert (other_tenant.value.status, other_tenant.value.code) == (403, "forbidden")
 
@@ -320,9 +327,12 @@ def test_async_client_makes_every_call(billplane_url: str, project: Project) -> 
     check, usage, again, batch, entitlements, refused = asyncio.run(scenario())
 
     assert (check.allowed, check.remaining) == (True, 3)
-    assert usage.recorded and usage.idempotency_key.startswith("bpc-")
-    assert again.duplicate and again.used == 2
-    assert batch[0].ok and batch[0].usage.used == 3
+    assert usage.recorded
+    assert usage.idempotency_key.startswith("bpc-")
+    assert again.duplicate
+    assert again.used == 2
+    assert batch[0].ok
+    assert batch[0].usage.used == 3
     assert entitlements.features["listings.publish"].used == 2
     assert (refused.status, refused.code) == (402, "limit_reached")
 
@@ -339,8 +349,10 @@ def test_async_client_raises_the_api_errors(billplane_url: str, project: Project
 
     unauthorized, missing = asyncio.run(scenario())
 
-    assert isinstance(unauthorized, Unauthorized) and unauthorized.code == "unauthorized"
-    assert isinstance(missing, NotFound) and missing.code == "tenant_not_found"
+    assert isinstance(unauthorized, Unauthorized)
+    assert unauthorized.code == "unauthorized"
+    assert isinstance(missing, NotFound)
+    assert missing.code == "tenant_not_found"
 
 
 def test_async_burst_of_checks_costs_one_request(
@@ -380,4 +392,5 @@ def test_async_client_retries_a_lost_answer_with_the_same_key(
     keys = {httpx.Response(200, content=b).json()["idempotency_key"] for b in proxy.bodies}
     assert len(proxy.bodies) == 3
     assert keys == {usage.idempotency_key}
-    assert usage.duplicate and usage.used == 11
+    assert usage.duplicate
+    assert usage.used == 11

@@ -40,10 +40,12 @@ def test_snippets_use_the_choices_the_public_url_and_the_placeholder(
         page = builder(
             stripe_operator, lang, project="realtyos", tenant="globex", feature="seats", plan="pro"
         )
-        assert secret not in page and secret[12:] not in page
+        assert secret not in page
+        assert secret[12:] not in page
         for call in CALLS:
             code = snippet_of(page, call)
-            assert "PROJECT_TOKEN" in code and "bp_" not in code, (lang, call)
+            assert "PROJECT_TOKEN" in code, (lang, call)
+            assert "bp_" not in code, (lang, call)
             assert f"https://billing.example.com/v1/{call}" in code, (lang, call)
             assert '"globex"' in code, (lang, call)
         assert '"seats"' in snippet_of(page, "check")
@@ -54,7 +56,8 @@ def test_snippets_use_the_choices_the_public_url_and_the_placeholder(
 def test_the_builder_picks_sensible_defaults(operator: Operator, realtyos: Setup) -> None:
     page = operator.page("/builder")
     # The first tenant and feature; for checkout a plan with a price before the free one.
-    assert '"acme"' in snippet_of(page, "check") and '"ai.tokens"' in snippet_of(page, "check")
+    assert '"acme"' in snippet_of(page, "check")
+    assert '"ai.tokens"' in snippet_of(page, "check")
     assert '"pro"' in snippet_of(page, "checkout")
 
 
@@ -62,7 +65,8 @@ def test_an_unknown_choice_falls_back_instead_of_failing(
     operator: Operator, realtyos: Setup
 ) -> None:
     page = builder(operator, "nope", project="nobody", tenant="ghost")
-    assert '"acme"' in snippet_of(page, "check") and "curl" in snippet_of(page, "check")
+    assert '"acme"' in snippet_of(page, "check")
+    assert "curl" in snippet_of(page, "check")
 
 
 def test_without_a_project_the_builder_says_what_to_do_first(operator: Operator) -> None:

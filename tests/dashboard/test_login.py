@@ -91,7 +91,8 @@ def test_csrf_token_of_another_session_is_refused(
 def test_login_with_the_admin_token_opens_the_overview(client: TestClient) -> None:
     operator = Operator(client)
     response = operator.log_in()
-    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
     assert "What to do next" in operator.page("/")
 
 
@@ -135,7 +136,8 @@ def test_session_cookie_is_httponly_samesite_lax_and_not_secure_over_http(
     response = Operator(client).log_in()
     cookie = response.headers["set-cookie"].lower()
     assert cookie.startswith("billplane_session=")
-    assert "httponly" in cookie and "samesite=lax" in cookie
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
     assert "secure" not in cookie.replace("samesite", "")
 
 
@@ -150,7 +152,8 @@ def test_session_cookie_is_secure_when_the_public_url_is_https(
     with app_client(settings, database, session, clock) as client:
         page = client.get("/login")
         cookie = page.headers["set-cookie"].lower()
-    assert "; secure" in cookie and "httponly" in cookie
+    assert "; secure" in cookie
+    assert "httponly" in cookie
 
 
 def test_a_tampered_session_cookie_is_no_session(operator: Operator) -> None:
@@ -207,7 +210,8 @@ def test_pages_tell_browsers_not_to_cache_or_frame_them(operator: Operator) -> N
 
 def test_the_api_keeps_its_json_errors_beside_the_dashboard(client: TestClient) -> None:
     unknown = client.get("/nope")
-    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
     wrong_method = client.get("/v1/check")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
@@ -216,4 +220,5 @@ def test_the_api_keeps_its_json_errors_beside_the_dashboard(client: TestClient) 
 
 def test_an_unknown_dashboard_record_is_an_html_404(operator: Operator) -> None:
     page = operator.page("/projects/nobody", expect=404)
-    assert "No project &#39;nobody&#39;" in page and "<html" in page
+    assert "No project &#39;nobody&#39;" in page
+    assert "<html" in page

@@ -19,7 +19,8 @@ def test_operator_renames_a_project_and_replaces_its_origins(operator: Any, admi
     assert project["name"] == "RealtyOS Cloud"
     assert project["origins"] == ["https://app.realtyos.com", "https://beta.realtyos.com"]
     page = operator.page("/projects/realtyos")
-    assert "https://beta.realtyos.com" in page and "Project realtyos saved." in page
+    assert "https://beta.realtyos.com" in page
+    assert "Project realtyos saved." in page
 
 
 def test_a_bad_origin_is_shown_beside_its_field_and_nothing_changes(

@@ -135,13 +135,17 @@ def _js_object_to_json(text: str) -> str:
 def test_check_and_usage_snippets_work_as_pasted(live: Live, lang: str, tmp_path: Path) -> None:
     code = live.snippets(lang)
     status, checked = run(live, lang, code["check"], tmp_path)
-    assert status == 200 and checked["allowed"] is True and checked["feature"] == "listings.publish"
+    assert status == 200
+    assert checked["allowed"] is True
+    assert checked["feature"] == "listings.publish"
     used_before = checked["used"]
     # The usage snippet's idempotency key is the same every run: counted the first time only.
     status, recorded = run(live, lang, code["usage"], tmp_path)
-    assert status in {200, 201} and recorded["duplicate"] is (status == 200)
+    assert status in {200, 201}
+    assert recorded["duplicate"] is (status == 200)
     status, again = run(live, lang, code["usage"], tmp_path)
-    assert status == 200 and again["duplicate"] is True
+    assert status == 200
+    assert again["duplicate"] is True
     status, checked = run(live, lang, code["check"], tmp_path)
     assert checked["used"] == max(used_before, 1)
 
@@ -152,7 +156,8 @@ def test_checkout_and_portal_snippets_work_as_pasted(live: Live, lang: str, tmp_
     assert '"pro"' in code["checkout"]
     status, opened = run(live, lang, code["checkout"], tmp_path)
     assert status == 200, opened
-    assert opened["id"].startswith("cs_") and opened["url"].startswith("http")
+    assert opened["id"].startswith("cs_")
+    assert opened["url"].startswith("http")
     # Checkout made acme a Stripe customer, so the portal opens for it.
     status, portal = run(live, lang, code["portal"], tmp_path)
     assert status == 200, portal

@@ -84,7 +84,8 @@ def test_no_page_ever_shows_the_stripe_keys(
 ) -> None:
     for path in ["/", "/projects", "/builder", "/webhook"]:
         page = stripe_operator.page(path)
-        assert "sk_test_dashboard" not in page and "whsec_dashboard_tests" not in page, path
+        assert "sk_test_dashboard" not in page, path
+        assert "whsec_dashboard_tests" not in page, path
 
 
 # --- Webhook --------------------------------------------------------------------------------------

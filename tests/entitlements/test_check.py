@@ -42,7 +42,8 @@ def test_allowed_on_the_default_plan_with_numbers(realtyos: Any) -> None:
 def test_boolean_feature_answers_without_numbers(realtyos: Any) -> None:
     answer = check(realtyos, "exports")
     assert (answer["allowed"], answer["reason"]) == (False, "not_in_plan")
-    assert "limit" not in answer and "used" not in answer
+    assert "limit" not in answer
+    assert "used" not in answer
 
 
 def test_metered_feature_is_counted_but_has_no_limit(realtyos: Any) -> None:

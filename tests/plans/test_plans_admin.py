@@ -22,10 +22,12 @@ def test_plan_is_created_with_its_grants(realtyos):
         features={"exports": True, "listings.publish": {"limit": 500, "reset": "billing_period"}},
     )
 
-    assert created["key"] == "team" and created["name"] == "Team"
+    assert created["key"] == "team"
+    assert created["name"] == "Team"
     assert created["stripe_price_id"] == "price_team"
     assert created["trial_days"] == 14
-    assert created["status"] == "active" and created["is_default"] is False
+    assert created["status"] == "active"
+    assert created["is_default"] is False
     assert created["features"] == {
         "exports": True,
         "listings.publish": {"limit": 500, "reset": "billing_period"},
@@ -59,8 +61,10 @@ def test_plan_list_pages_with_limit_and_starting_after(realtyos):
     first = realtyos.admin.call("GET", PLANS, params={"limit": 2})
     second = realtyos.admin.call("GET", PLANS, params={"limit": 2, "starting_after": "pro"})
 
-    assert [p["key"] for p in first["data"]] == ["free", "pro"] and first["has_more"] is True
-    assert [p["key"] for p in second["data"]] == ["team"] and second["has_more"] is False
+    assert [p["key"] for p in first["data"]] == ["free", "pro"]
+    assert first["has_more"] is True
+    assert [p["key"] for p in second["data"]] == ["team"]
+    assert second["has_more"] is False
 
 
 def test_unknown_plan_is_404(realtyos):
@@ -215,7 +219,8 @@ def test_patch_features_replaces_the_grants_and_changes_checks(realtyos):
     check = realtyos.api.post("/v1/check", {"tenant": "acme", "feature": "listings.publish"}).json()
     assert check["limit"] == 10
     ai = realtyos.api.post("/v1/check", {"tenant": "acme", "feature": "ai.tokens"}).json()
-    assert ai["allowed"] is False and ai["reason"] == "not_in_plan"
+    assert ai["allowed"] is False
+    assert ai["reason"] == "not_in_plan"
 
 
 def test_patch_archives_a_plan(realtyos):
@@ -266,7 +271,8 @@ def test_archiving_the_default_plan_is_refused(realtyos):
 
     assert error["param"] == "status"
     free = realtyos.admin.call("GET", f"{PLANS}/free")
-    assert free["status"] == "active" and free["is_default"] is True
+    assert free["status"] == "active"
+    assert free["is_default"] is True
 
 
 def test_making_an_archived_plan_the_default_is_refused(realtyos):
@@ -285,7 +291,8 @@ def test_archiving_and_undefaulting_together_is_allowed_for_a_paid_default(realt
         "PATCH", f"{PLANS}/pro", json={"status": "archived", "is_default": False}
     )
 
-    assert updated["status"] == "archived" and updated["is_default"] is False
+    assert updated["status"] == "archived"
+    assert updated["is_default"] is False
     assert _defaults(realtyos.admin) == []
 
 

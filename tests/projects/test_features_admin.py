@@ -51,8 +51,10 @@ def test_feature_list_pages_with_limit_and_starting_after(admin, project):
     first = admin.call("GET", FEATURES, params={"limit": 2})
     second = admin.call("GET", FEATURES, params={"limit": 2, "starting_after": "b"})
 
-    assert [f["key"] for f in first["data"]] == ["a", "b"] and first["has_more"] is True
-    assert [f["key"] for f in second["data"]] == ["c"] and second["has_more"] is False
+    assert [f["key"] for f in first["data"]] == ["a", "b"]
+    assert first["has_more"] is True
+    assert [f["key"] for f in second["data"]] == ["c"]
+    assert second["has_more"] is False
 
 
 def test_duplicate_feature_key_is_409(admin, project):

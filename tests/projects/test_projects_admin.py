@@ -21,7 +21,8 @@ def test_project_is_created_with_its_origins(admin):
         },
     )
 
-    assert created["key"] == "realtyos" and created["name"] == "RealtyOS"
+    assert created["key"] == "realtyos"
+    assert created["name"] == "RealtyOS"
     assert created["origins"] == ["https://app.realtyos.test", "http://localhost:5173"]
     assert created["created_at"]
 
@@ -147,7 +148,8 @@ def test_patch_renames_a_project_and_replaces_its_origins(admin):
     assert admin.call("GET", "/admin/api/projects/editme")["name"] == "Edited"
     entry = admin.call("GET", "/admin/api/audit", params={"project": "editme"})["data"][0]
     assert entry["action"] == "project.update"
-    assert entry["before"]["name"] == "Editme" and entry["after"]["name"] == "Edited"
+    assert entry["before"]["name"] == "Editme"
+    assert entry["after"]["name"] == "Edited"
 
 
 def test_patch_with_an_origin_that_has_a_query_is_422_and_changes_nothing(admin):

@@ -91,11 +91,13 @@ def test_billplanes_stripe_module_reads_localstripe_objects(
     subscription = _subscribe(sdk, customer, project)
 
     found = gateway.find_customer(customer)
-    assert found is not None and found.metadata == _tenant(project)
+    assert found is not None
+    assert found.metadata == _tenant(project)
     facts = gateway.find_subscription(subscription)
     assert facts is not None
     assert (facts.status, facts.customer, facts.price_ids) == ("active", customer, (PLAN,))
-    assert facts.current_period_end is not None and facts.metadata == _tenant(project)
+    assert facts.current_period_end is not None
+    assert facts.metadata == _tenant(project)
     assert [s.id for s in gateway.subscriptions_of(customer)] == [subscription]
     assert customer in {c.id for c in gateway.customers()}
 

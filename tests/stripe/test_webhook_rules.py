@@ -39,7 +39,8 @@ def test_an_older_read_of_a_subscription_never_overwrites_a_newer_one(
     older = gateway.find_subscription(subscription)
     shop.double.fail_payment(subscription)
     newer = gateway.find_subscription(subscription)
-    assert older is not None and newer is not None
+    assert older is not None
+    assert newer is not None
 
     read_later = clock.now + timedelta(seconds=5)
     newest = billing.Context(actor="test", now=read_later, seen_at=read_later)
@@ -187,7 +188,8 @@ def test_invoices_are_kept_as_the_tenants_billing_history(shop: Shop) -> None:
     assert {(i["amount_due"], i["currency"], i["subscription"]) for i in invoices} == {
         (2000, "usd", subscription)
     }
-    assert invoices[0]["attempt_count"] == 1 and invoices[0]["amount_paid"] == 0
+    assert invoices[0]["attempt_count"] == 1
+    assert invoices[0]["amount_paid"] == 0
     assert all(i["number"] for i in invoices)
 
 

@@ -21,7 +21,8 @@ def test_tenant_is_created_with_name_and_email(realtyos):
     )
 
     assert created["key"] == "globex"
-    assert created["name"] == "Globex" and created["email"] == "billing@globex.test"
+    assert created["name"] == "Globex"
+    assert created["email"] == "billing@globex.test"
     assert created["stripe_customer_id"] is None
     assert created["overrides"] == {}
 
@@ -79,8 +80,10 @@ def test_tenant_list_pages_with_limit_and_starting_after(realtyos):
     first = realtyos.admin.call("GET", TENANTS, params={"limit": 2})
     second = realtyos.admin.call("GET", TENANTS, params={"limit": 2, "starting_after": "b"})
 
-    assert [t["key"] for t in first["data"]] == ["acme", "b"] and first["has_more"] is True
-    assert [t["key"] for t in second["data"]] == ["c"] and second["has_more"] is False
+    assert [t["key"] for t in first["data"]] == ["acme", "b"]
+    assert first["has_more"] is True
+    assert [t["key"] for t in second["data"]] == ["c"]
+    assert second["has_more"] is False
 
 
 def test_unknown_tenant_detail_is_404(realtyos):
@@ -92,7 +95,8 @@ def test_unknown_tenant_detail_is_404(realtyos):
 def test_tenant_detail_without_subscription_shows_the_default_plan(realtyos):
     detail = realtyos.admin.call("GET", f"{TENANTS}/acme")
 
-    assert detail["key"] == "acme" and detail["email"] == "ops@acme.test"
+    assert detail["key"] == "acme"
+    assert detail["email"] == "ops@acme.test"
     assert detail["plan"] == "free"
     assert detail["subscription"] is None
     assert detail["recent_usage"] == []
@@ -123,7 +127,8 @@ def test_tenant_detail_shows_recent_usage_newest_first(realtyos):
         ("listings.publish", 1, "k0"),
     ]
     (publish,) = [e for e in detail["entitlements"] if e["feature"] == "listings.publish"]
-    assert publish["used"] == 3 and publish["remaining"] == 0
+    assert publish["used"] == 3
+    assert publish["remaining"] == 0
 
 
 def test_tenant_detail_shows_its_subscription_and_paid_plan(realtyos, session, clock):
@@ -198,7 +203,8 @@ def test_patch_name_and_email_keeps_overrides(realtyos):
         "PATCH", f"{TENANTS}/acme", json={"name": "Acme Inc", "email": "ap@acme.test"}
     )
 
-    assert updated["name"] == "Acme Inc" and updated["email"] == "ap@acme.test"
+    assert updated["name"] == "Acme Inc"
+    assert updated["email"] == "ap@acme.test"
     assert updated["overrides"] == {"exports": True}
 
 
@@ -213,7 +219,8 @@ def test_override_for_an_unknown_feature_is_404_and_changes_nothing(realtyos):
 
     assert error["code"] == "feature_not_found"
     tenant = realtyos.admin.call("GET", f"{TENANTS}/acme")
-    assert tenant["name"] == "Acme Realty" and tenant["overrides"] == {}
+    assert tenant["name"] == "Acme Realty"
+    assert tenant["overrides"] == {}
 
 
 def test_patch_of_unknown_tenant_is_404(realtyos):

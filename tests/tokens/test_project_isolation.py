@@ -41,7 +41,8 @@ def test_foreign_project_token_gets_404_for_the_tenant_on_every_client_endpoint(
         assert "Acme" not in response.text
     assert batch.status_code == 200, batch.text
     (result,) = batch.json()["data"]
-    assert result["status"] == 404 and result["error"]["code"] == "tenant_not_found"
+    assert result["status"] == 404
+    assert result["error"]["code"] == "tenant_not_found"
     assert _usage_of_acme(realtyos) == before
     assert before["ai.tokens"] == 2
 

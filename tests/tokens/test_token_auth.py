@@ -134,7 +134,8 @@ def test_rotated_token_old_secret_is_401_and_new_secret_works_at_once(realtyos):
     rotated = realtyos.admin.call("POST", f"/admin/api/tokens/{token_id}/rotate")
 
     assert rotated["id"] == token_id
-    assert rotated["token"].startswith("bp_") and rotated["token"] != realtyos.token
+    assert rotated["token"].startswith("bp_")
+    assert rotated["token"] != realtyos.token
     assert rotated["token"].startswith(rotated["prefix"])
     assert rotated["rotated_at"] is not None
     _assert_error(realtyos.api.post("/v1/check", CHECK), 401, "unauthorized")
@@ -230,7 +231,8 @@ def test_scoped_token_for_another_tenant_is_403_in_a_batch(realtyos):
 
     assert response.status_code == 200, response.text
     first, second = response.json()["data"]
-    assert first["status"] == 403 and first["error"]["code"] == "forbidden"
+    assert first["status"] == 403
+    assert first["error"]["code"] == "forbidden"
     assert second["status"] == 201
     assert _used(realtyos.api, "globex", "ai.tokens") == 0
     assert _used(realtyos.api, "acme", "ai.tokens") == 1

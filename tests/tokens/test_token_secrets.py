@@ -80,7 +80,8 @@ def test_tenant_scoped_token_is_issued_for_that_tenant(realtyos):
     )
 
     assert issued["tenant"] == "acme"
-    assert issued["token"].startswith("bp_") and issued["token"] != realtyos.token
+    assert issued["token"].startswith("bp_")
+    assert issued["token"] != realtyos.token
     listed = realtyos.admin.call("GET", "/admin/api/projects/realtyos/tokens")["data"]
     assert {t["id"]: t["tenant"] for t in listed}[issued["id"]] == "acme"
 

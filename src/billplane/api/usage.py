@@ -71,12 +71,11 @@ async def _record(
     prepared = await tx.hot_read(read)
     if isinstance(prepared, service.Recorded):
         return prepared
-    outcome = await tx.hot_write(
+    outcome: service.Recorded | BillplaneError = await tx.hot_write(
         partial(service.record, write=prepared), service.lock_order(prepared)
     )
     if isinstance(outcome, BillplaneError):
         raise outcome
-    assert isinstance(outcome, service.Recorded)
     return outcome
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from billplane.db import Transactions
-from billplane.errors import EventNotFound
+from billplane.errors import EventNotFound, present
 from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx
 from billplane.models import StripeEvent
 from billplane.paging import ListOut
@@ -108,6 +108,4 @@ def replay_event(event_id: Key, _: Admin, tx: Tx, stripe: Stripe, clock: AppCloc
     """Re-apply a received event from its stored payload (what Stripe says now wins)."""
     pipeline.replay_stored(tx, stripe, event_id, clock)
     with tx.read() as session:
-        row = repository.get(session, event_id)
-        assert row is not None
-        return event_out(row)
+        return event_out(present(repository.get(session, event_id), f"event {event_id}"))

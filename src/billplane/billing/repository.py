@@ -12,6 +12,7 @@ from typing import TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from billplane.errors import present
 from billplane.models import Invoice, Plan, Project, Subscription, Tenant
 from billplane.stripe.facts import ENDED_STATUSES
 
@@ -26,8 +27,7 @@ def _one(session: Session, query: Select[Row], fresh: bool) -> Row | None:
 
 def lock_tenant(session: Session, tenant_id: int) -> Tenant:
     found = session.get(Tenant, tenant_id, with_for_update=True, populate_existing=True)
-    assert found is not None  # rows referencing it are deleted with it
-    return found
+    return present(found, f"tenant {tenant_id}")  # rows referencing it are deleted with it
 
 
 def subscription(
@@ -73,9 +73,7 @@ def tenant_by_keys(session: Session, project_key: str, tenant_key: str) -> Tenan
 
 
 def project(session: Session, project_id: int) -> Project:
-    found = session.get(Project, project_id)
-    assert found is not None
-    return found
+    return present(session.get(Project, project_id), f"project {project_id}")
 
 
 def linked_customers(session: Session) -> Sequence[str]:

@@ -5,7 +5,7 @@ admin APIs, their typos included) keeps the API's JSON 404 and 405.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -109,7 +109,7 @@ def _install_error_pages(dashboard: FastAPI) -> None:
         return error_page(request, 403, "Form refused", message)
 
     def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+        exc = cast(StarletteHTTPException, exc)  # registered for this class only
         if exc.status_code == 404:
             return error_page(request, 404, "Not found", "There is no such page.")
         return error_page(request, exc.status_code, "Request refused", str(exc.detail))
@@ -119,7 +119,7 @@ def _install_error_pages(dashboard: FastAPI) -> None:
         return error_page(request, 404, "Not found", "There is no such page.")
 
     def domain_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, BillplaneError)
+        exc = cast(BillplaneError, exc)  # registered for this class only
         return error_page(request, exc.status, "Not possible", exc.message)
 
     def unexpected(request: Request, exc: Exception) -> Response:

@@ -146,8 +146,7 @@ def _pick(rows: list[Project], key: str | None) -> Project | None:
 
 def _pick_key(rows: list[Any], key: str | None, placeholder: str) -> str:
     keys = [row.key for row in rows]
-    if key in keys:
-        assert key is not None
+    if key is not None and key in keys:
         return key
     return keys[0] if keys else placeholder
 

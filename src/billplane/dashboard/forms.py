@@ -46,11 +46,10 @@ def from_domain(exc: BillplaneError) -> Invalid:
     return Invalid({}, exc.message)
 
 
-def as_invalid(exc: Exception) -> Invalid:
+def as_invalid(exc: Invalid | BillplaneError) -> Invalid:
     """A form's problems, whether the form's validation or a service refused it."""
     if isinstance(exc, Invalid):
         return exc
-    assert isinstance(exc, BillplaneError)
     return from_domain(exc)
 
 

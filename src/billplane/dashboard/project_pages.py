@@ -173,7 +173,7 @@ def issue_token(project: str, request: Request, form: OperatorForm, view: FormVi
 
 
 def _project_form_error(
-    view: View, project: str, exc: Exception, which: str, form: dict[str, str]
+    view: View, project: str, exc: forms.Invalid | BillplaneError, which: str, form: dict[str, str]
 ) -> Response:
     """The project page again, with the form's problems beside its fields (an unknown project
     is a 404 page, raised again by `_project`)."""

@@ -21,6 +21,7 @@ from billplane.entitlements.rules import (
     period_for,
     subscription_grants_access,
 )
+from billplane.errors import present
 from billplane.hotpath import Sql
 from billplane.models import Project, Tenant
 from billplane.tokens import service as tokens
@@ -90,8 +91,7 @@ class Batch:
         """The tenant's view: 403 outside a scoped token's tenant, 404 if it does not exist."""
         found = self.tenants.get(key)
         _require_tenant(self.token, key, exists=found is not None)
-        assert found is not None
-        return found
+        return present(found, f"tenant {key}")
 
 
 def lookup_many(
@@ -125,7 +125,8 @@ def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
     otherwise the project's default plan, otherwise none. A tenant's override replaces the
     plan's grant for that feature, whatever the plan is.
     """
-    assert found.tenant_id is not None and found.tenant_key is not None
+    # `lookup` answered 404 for a tenant that is not there.
+    tenant_id, tenant_key = present(found.tenant_id, "the tenant"), present(found.tenant_key, "key")
     subscription = found.subscription
     granting = subscription_grants_access(subscription, now, grace_days)
     plan: PlanRow | None = found.price_plan
@@ -133,8 +134,8 @@ def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
     if not granting or plan is None:
         plan, grants = found.default_plan, found.default_grants
     access = Access(
-        tenant_id=found.tenant_id,
-        tenant_key=found.tenant_key,
+        tenant_id=tenant_id,
+        tenant_key=tenant_key,
         plan=plan,
         subscription=subscription,
         features=found.features,
@@ -160,9 +161,9 @@ def _used_in(sql: Sql, found: Found, feature_id: int, period_key: str) -> int:
     # current period's when a subscription was replaced by one that started earlier.
     newest = found.latest_billing_period.get(feature_id)
     if period_key.startswith("bp:") and newest is not None and newest > period_key:
-        assert found.tenant_id is not None
+        tenant_id = present(found.tenant_id, "the tenant")
         return repository.counter(
-            sql, tenant_id=found.tenant_id, feature_id=feature_id, period_key=period_key
+            sql, tenant_id=tenant_id, feature_id=feature_id, period_key=period_key
         )
     return 0
 
@@ -267,8 +268,8 @@ def entitlements_of(
 ) -> dict[str, Any]:
     """A tenant's entitlements inside an ORM transaction (the operator's views, confirm)."""
     sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
-    found = repository.by_tenant(
-        sql, project_id=project.id, tenant_id=tenant.id, **_period_keys(now)
+    found = present(  # the caller holds the tenant
+        repository.by_tenant(sql, project_id=project.id, tenant_id=tenant.id, **_period_keys(now)),
+        "the tenant",
     )
-    assert found is not None  # the caller holds the tenant
     return entitlements(access_of(sql, found, now, grace_days), now)

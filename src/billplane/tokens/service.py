@@ -16,7 +16,7 @@ from billplane.errors import Forbidden, TenantNotFound, TokenNotFound, Unauthori
 from billplane.models import Project, Tenant, Token
 from billplane.tokens import repository
 
-TOKEN_PREFIX = "bp_"
+TOKEN_PREFIX = "bp_"  # noqa: S105 -- the tokens' visible prefix, not a secret
 VISIBLE_CHARS = 12
 
 

@@ -21,6 +21,7 @@ from billplane.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     PaymentRequired,
+    present,
 )
 from billplane.hotpath import Sql
 from billplane.usage import repository
@@ -76,8 +77,8 @@ def prepare(
     if request.timestamp is not None and request.timestamp > now + FUTURE_TOLERANCE:
         raise InvalidInput("'timestamp' lies in the future.", extra={"param": "timestamp"})
     access = access or entitlements.access_of(sql, found, now, grace_days)
-    period = entitlements.period_of(access, feature, now)
-    assert period is not None  # a countable feature always has one
+    # A countable feature always has a period.
+    period = present(entitlements.period_of(access, feature, now), f"{feature.key}'s period")
     grant = access.grants.get(feature.id)
     limit = grant.limit if grant and grant.enabled and feature.type == "limit" else None
     used = access.used.get(feature.id, 0)
@@ -137,8 +138,10 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     if claimed:
         return Recorded(body, created=True)
     repository.take_back(sql, counter, request.quantity)
-    earlier = repository.event_by_key(sql, tenant_id, request.idempotency_key)
-    assert earlier is not None
+    # The key was taken by an event this transaction can see.
+    earlier = present(
+        repository.event_by_key(sql, tenant_id, request.idempotency_key), "the earlier event"
+    )
     return _outcome_of_repeat(earlier, feature, request)
 
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billplane.errors import present
 from billplane.models import StripeEvent
 from billplane.paging import Page
 from billplane.sql import insert_ignoring_conflict
@@ -42,8 +43,7 @@ def claim(session: Session, event: EventFacts, now: datetime) -> StripeEvent:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    assert row is not None
-    return row
+    return present(row, f"event {event.id}")
 
 
 def recent(

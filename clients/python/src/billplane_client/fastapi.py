@@ -11,6 +11,7 @@ request is redirected (303) to the upgrade URL. Needs fastapi (`billplane-client
 """
 
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
@@ -37,8 +38,8 @@ def install(app: FastAPI, gate: Gate) -> None:
 
 
 async def _render(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, FeatureUnavailable)
-    return to_response(exc.refusal)
+    # Registered for FeatureUnavailable only, which Starlette's handler type cannot say.
+    return to_response(cast(FeatureUnavailable, exc).refusal)
 
 
 def requires_feature(

@@ -144,7 +144,8 @@ class records_usage:  # lower case: used like contextlib's context managers
             self._failed(event, error)
 
     def _send_sync(self, event: UsageEvent) -> Usage:
-        assert isinstance(self.client, Billplane)
+        if not isinstance(self.client, Billplane):  # `__enter__` and `_record_async` sort them
+            raise TypeError("a sync send needs Billplane, not AsyncBillplane")
         return self.client.record_usage(
             event.tenant, event.feature, event.quantity, idempotency_key=event.idempotency_key
         )

@@ -21,7 +21,8 @@ def decode(body: str) -> Params:
     for key, value in parse_qsl(body, keep_blank_values=True):
         _insert(tree, _path(key), value)
     result = _listify(tree)
-    assert isinstance(result, dict)
+    if not isinstance(result, dict):
+        raise TypeError("a form decodes to a dict")
     return result
 
 

@@ -26,7 +26,7 @@ from stripe_double.events import Delivery, Order, Postman, WebhookTarget, signed
 from stripe_double.objects import StripeObject
 from stripe_double.state import DEFAULT_API_VERSION, DoubleState
 
-DEFAULT_WEBHOOK_SECRET = "whsec_stripe_double"
+DEFAULT_WEBHOOK_SECRET = "whsec_stripe_double"  # noqa: S105 -- the fake's own default
 STARTUP_TIMEOUT = 10.0
 
 
