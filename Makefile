@@ -32,7 +32,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench clients examples devtools
 	$(BIN)/ruff check src tests bench clients examples devtools
-	$(BIN)/mypy src devtools/stripe-double/src clients/python/src examples/realtyos
+	$(BIN)/mypy src devtools/stripe-double/src clients/python/src examples/realtyos tests bench
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)

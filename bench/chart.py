@@ -54,7 +54,8 @@ def draw(results: Path, baseline: Path | None) -> Path:
         if metric == "p99":
             axis.set_yscale("log")
         axis.legend()
-    figure.suptitle(f"make bench: {results.name} against {baseline.name if before else 'nothing'}")
+    against = baseline.name if baseline is not None and before else "nothing"
+    figure.suptitle(f"make bench: {results.name} against {against}")
     figure.tight_layout()
     out = results.with_suffix(".png")
     figure.savefig(out, dpi=90)

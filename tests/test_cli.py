@@ -10,16 +10,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import pytest
 import typer
-from click.testing import Result
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from billplane.app import create_app
 from billplane.cli import app as cli
 from billplane.settings import Settings
-from conftest import ADMIN_TOKEN
+from conftest import ADMIN_TOKEN, fresh_database
 
 Run = Callable[..., Result]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -27,6 +27,16 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 def _key(prefix: str = "cli") -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """This module's own database: the CLI commits for real, and what it leaves must not reach
+    the session's shared database, where other tests expect to find only their own rows."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("cli")) as url:
+        yield url
 
 
 def _invoke(database_url: str, *args: str) -> Result:
@@ -105,7 +115,9 @@ def project(run: Run) -> CliProject:
     return CliProject(key=key, token=created["token"], token_id=created["token_id"])
 
 
-def _check(server: TestClient, token: str, tenant: str = "acme", feature: str = "listings.publish"):
+def _check(
+    server: TestClient, token: str, tenant: str = "acme", feature: str = "listings.publish"
+) -> httpx2.Response:
     return server.post(
         "/v1/check",
         json={"tenant": tenant, "feature": feature},
@@ -130,7 +142,7 @@ def _all_project_keys(server: TestClient) -> list[str]:
             return keys
 
 
-def test_cli_project_create_prints_a_token_once(run):
+def test_cli_project_create_prints_a_token_once(run: Run) -> None:
     key = _key()
 
     created = _json(run("project", "create", key))
@@ -140,7 +152,9 @@ def test_cli_project_create_prints_a_token_once(run):
     assert created["token_id"].startswith("tok_")
 
 
-def test_project_created_by_the_cli_is_served_by_the_server(project, server):
+def test_project_created_by_the_cli_is_served_by_the_server(
+    project: CliProject, server: TestClient
+) -> None:
     served = _admin_get(server, f"/admin/api/projects/{project.key}")
 
     assert served["name"] == "CLI Co"
@@ -148,7 +162,9 @@ def test_project_created_by_the_cli_is_served_by_the_server(project, server):
     assert project.key in _all_project_keys(server)
 
 
-def test_features_created_by_the_cli_are_served_by_the_server(project, server):
+def test_features_created_by_the_cli_are_served_by_the_server(
+    project: CliProject, server: TestClient
+) -> None:
     features = _admin_get(server, f"/admin/api/projects/{project.key}/features")["data"]
 
     assert [(f["key"], f["type"], f["unit"]) for f in features] == [
@@ -157,7 +173,9 @@ def test_features_created_by_the_cli_are_served_by_the_server(project, server):
     ]
 
 
-def test_plans_created_by_the_cli_are_served_by_the_server(project, server):
+def test_plans_created_by_the_cli_are_served_by_the_server(
+    project: CliProject, server: TestClient
+) -> None:
     plans = _admin_get(server, f"/admin/api/projects/{project.key}/plans")["data"]
 
     by_key = {p["key"]: p for p in plans}
@@ -171,7 +189,9 @@ def test_plans_created_by_the_cli_are_served_by_the_server(project, server):
     }
 
 
-def test_tenant_created_by_the_cli_is_served_by_the_server(project, server):
+def test_tenant_created_by_the_cli_is_served_by_the_server(
+    project: CliProject, server: TestClient
+) -> None:
     detail = _admin_get(server, f"/admin/api/projects/{project.key}/tenants/acme")
 
     assert detail["name"] == "Acme"
@@ -179,7 +199,9 @@ def test_tenant_created_by_the_cli_is_served_by_the_server(project, server):
     assert detail["plan"] == "free"
 
 
-def test_token_printed_by_the_cli_is_accepted_by_the_server(project, server):
+def test_token_printed_by_the_cli_is_accepted_by_the_server(
+    project: CliProject, server: TestClient
+) -> None:
     response = _check(server, project.token)
 
     assert response.status_code == 200, response.text
@@ -187,7 +209,9 @@ def test_token_printed_by_the_cli_is_accepted_by_the_server(project, server):
     assert response.json()["limit"] == 5
 
 
-def test_tenant_token_created_by_the_cli_is_scoped_on_the_server(project, run, server):
+def test_tenant_token_created_by_the_cli_is_scoped_on_the_server(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     _ok(run("tenant", "create", project.key, "globex"))
 
     issued = _json(run("token", "create", project.key, "--name", "acme app", "--tenant", "acme"))
@@ -201,7 +225,9 @@ def test_tenant_token_created_by_the_cli_is_scoped_on_the_server(project, run, s
     assert {t["id"]: t["tenant"] for t in tokens}[issued["id"]] == "acme"
 
 
-def test_cli_token_rotate_takes_effect_on_the_server(project, run, server):
+def test_cli_token_rotate_takes_effect_on_the_server(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     assert _check(server, project.token).status_code == 200
 
     rotated = _json(run("token", "rotate", project.token_id))
@@ -212,7 +238,9 @@ def test_cli_token_rotate_takes_effect_on_the_server(project, run, server):
     assert _check(server, rotated["token"]).status_code == 200
 
 
-def test_server_rotation_takes_effect_for_a_cli_token(project, server):
+def test_server_rotation_takes_effect_for_a_cli_token(
+    project: CliProject, server: TestClient
+) -> None:
     response = server.post(f"/admin/api/tokens/{project.token_id}/rotate", headers=ADMIN)
 
     assert response.status_code == 200, response.text
@@ -220,7 +248,9 @@ def test_server_rotation_takes_effect_for_a_cli_token(project, server):
     assert _check(server, response.json()["token"]).status_code == 200
 
 
-def test_cli_token_revoke_takes_effect_on_the_server(project, run, server):
+def test_cli_token_revoke_takes_effect_on_the_server(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     assert _check(server, project.token).status_code == 200
 
     _ok(run("token", "revoke", project.token_id))
@@ -232,7 +262,9 @@ def test_cli_token_revoke_takes_effect_on_the_server(project, run, server):
     assert tokens[0]["revoked_at"] is not None
 
 
-def test_cli_actions_are_audited_as_cli_without_secrets(project, run, server):
+def test_cli_actions_are_audited_as_cli_without_secrets(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     rotated = _json(run("token", "rotate", project.token_id))
 
     entries = _admin_get(server, f"/admin/api/audit?project={project.key}")["data"]
@@ -253,7 +285,9 @@ def test_cli_actions_are_audited_as_cli_without_secrets(project, run, server):
     assert rotated["token"] not in trail
 
 
-def test_cli_lists_show_rows_the_server_created(project, run, server):
+def test_cli_lists_show_rows_the_server_created(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     created = server.post(
         f"/admin/api/projects/{project.key}/tenants", json={"key": "from-server"}, headers=ADMIN
     )
@@ -265,34 +299,36 @@ def test_cli_lists_show_rows_the_server_created(project, run, server):
     assert "acme" in listed
 
 
-def test_cli_plan_list_shows_grants(project, run):
+def test_cli_plan_list_shows_grants(project: CliProject, run: Run) -> None:
     listed = _ok(run("plan", "list", project.key))
 
     assert "listings.publish=5/month" in listed
     assert "exports, listings.publish=50/day" in listed
 
 
-def test_cli_project_list_shows_the_project(project, run):
+def test_cli_project_list_shows_the_project(project: CliProject, run: Run) -> None:
     listed = _ok(run("project", "list"))
 
     assert project.key in listed
     assert "https://cli.test" in listed
 
 
-def test_cli_duplicate_project_is_one_line_and_exit_1(project, run):
+def test_cli_duplicate_project_is_one_line_and_exit_1(project: CliProject, run: Run) -> None:
     message = _one_line_error(run("project", "create", project.key), 1)
 
     assert "already_exists" in message
     assert project.key in message
 
 
-def test_cli_feature_in_unknown_project_is_one_line_and_exit_1(run):
+def test_cli_feature_in_unknown_project_is_one_line_and_exit_1(run: Run) -> None:
     message = _one_line_error(run("feature", "create", _key("missing"), "exports"), 1)
 
     assert "project_not_found" in message
 
 
-def test_cli_plan_with_unknown_feature_is_one_line_and_creates_nothing(project, run, server):
+def test_cli_plan_with_unknown_feature_is_one_line_and_creates_nothing(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     message = _one_line_error(
         run("plan", "create", project.key, "team", "--price", "price_team", "--feature", "sso"), 1
     )
@@ -302,19 +338,19 @@ def test_cli_plan_with_unknown_feature_is_one_line_and_creates_nothing(project, 
     assert "team" not in [p["key"] for p in plans]
 
 
-def test_cli_rotating_an_unknown_token_is_one_line_and_exit_1(database_url):
+def test_cli_rotating_an_unknown_token_is_one_line_and_exit_1(database_url: str) -> None:
     message = _one_line_error(_invoke(database_url, "token", "rotate", "tok_nope"), 1)
 
     assert "token_not_found" in message
 
 
-def test_cli_token_for_unknown_tenant_is_one_line_and_exit_1(project, run):
+def test_cli_token_for_unknown_tenant_is_one_line_and_exit_1(project: CliProject, run: Run) -> None:
     message = _one_line_error(run("token", "create", project.key, "--tenant", "nobody"), 1)
 
     assert "tenant_not_found" in message
 
 
-def test_cli_refuses_a_project_key_the_api_refuses(run, server):
+def test_cli_refuses_a_project_key_the_api_refuses(run: Run, server: TestClient) -> None:
     key = f"bad key/{secrets.token_hex(2)}"
 
     message = _one_line_error(run("project", "create", key), 2)
@@ -323,13 +359,13 @@ def test_cli_refuses_a_project_key_the_api_refuses(run, server):
     assert key not in _all_project_keys(server)
 
 
-def test_cli_refuses_a_project_key_longer_than_the_api_allows(run):
+def test_cli_refuses_a_project_key_longer_than_the_api_allows(run: Run) -> None:
     message = _one_line_error(run("project", "create", "k" * 65), 2)
 
     assert "key:" in message
 
 
-def test_cli_refuses_an_origin_that_is_not_a_url(run, server):
+def test_cli_refuses_an_origin_that_is_not_a_url(run: Run, server: TestClient) -> None:
     key = _key()
 
     message = _one_line_error(run("project", "create", key, "--origin", "not a url"), 2)
@@ -338,7 +374,9 @@ def test_cli_refuses_an_origin_that_is_not_a_url(run, server):
     assert server.get(f"/admin/api/projects/{key}", headers=ADMIN).status_code == 404
 
 
-def test_cli_refuses_a_feature_key_the_api_refuses(project, run, server):
+def test_cli_refuses_a_feature_key_the_api_refuses(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     message = _one_line_error(run("feature", "create", project.key, "sp ace"), 2)
 
     assert "key:" in message
@@ -346,13 +384,15 @@ def test_cli_refuses_a_feature_key_the_api_refuses(project, run, server):
     assert "sp ace" not in [f["key"] for f in features]
 
 
-def test_cli_refuses_an_unknown_feature_type(project, run):
+def test_cli_refuses_an_unknown_feature_type(project: CliProject, run: Run) -> None:
     message = _one_line_error(run("feature", "create", project.key, "x", "--type", "quota"), 2)
 
     assert "type:" in message
 
 
-def test_cli_refuses_a_grant_with_an_unknown_reset(project, run, server):
+def test_cli_refuses_a_grant_with_an_unknown_reset(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     message = _one_line_error(
         run(
             "plan",
@@ -372,7 +412,7 @@ def test_cli_refuses_a_grant_with_an_unknown_reset(project, run, server):
     assert "team" not in [p["key"] for p in plans]
 
 
-def test_cli_refuses_a_grant_that_is_not_a_number(project, run):
+def test_cli_refuses_a_grant_that_is_not_a_number(project: CliProject, run: Run) -> None:
     message = _one_line_error(
         run(
             "plan", "create", project.key, "team", "--price", "price_t", "--feature", "exports=lots"
@@ -383,7 +423,9 @@ def test_cli_refuses_a_grant_that_is_not_a_number(project, run):
     assert "exports=lots" in message
 
 
-def test_cli_refuses_a_tenant_key_the_api_refuses(project, run, server):
+def test_cli_refuses_a_tenant_key_the_api_refuses(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
     message = _one_line_error(run("tenant", "create", project.key, "a/b"), 2)
 
     assert "key:" in message
@@ -391,19 +433,19 @@ def test_cli_refuses_a_tenant_key_the_api_refuses(project, run, server):
     assert [t["key"] for t in tenants] == ["acme"]
 
 
-def test_cli_refuses_a_malformed_email(project, run):
+def test_cli_refuses_a_malformed_email(project: CliProject, run: Run) -> None:
     message = _one_line_error(run("tenant", "create", project.key, "globex", "--email", "nope"), 2)
 
     assert "email" in message
 
 
-def test_cli_refuses_an_empty_token_name(project, run):
+def test_cli_refuses_an_empty_token_name(project: CliProject, run: Run) -> None:
     message = _one_line_error(run("token", "create", project.key, "--name", ""), 2)
 
     assert "name" in message
 
 
-def test_malformed_database_url_scheme_is_one_sentence_and_exit_2():
+def test_malformed_database_url_scheme_is_one_sentence_and_exit_2() -> None:
     result = CliRunner().invoke(cli, ["project", "list"], env={"DATABASE_URL": "mysql://db/x"})
 
     message = _one_line_error(result, 2)
@@ -411,7 +453,7 @@ def test_malformed_database_url_scheme_is_one_sentence_and_exit_2():
     assert message.endswith(".")
 
 
-def test_database_url_with_a_bad_port_is_one_sentence_and_exit_2():
+def test_database_url_with_a_bad_port_is_one_sentence_and_exit_2() -> None:
     url = "postgresql://billing:hunter2@db.internal:notaport/billplane"
 
     result = CliRunner().invoke(cli, ["project", "list"], env={"DATABASE_URL": url})
@@ -421,14 +463,14 @@ def test_database_url_with_a_bad_port_is_one_sentence_and_exit_2():
     assert "hunter2" not in result.stderr
 
 
-def test_malformed_sqlite_url_is_one_sentence_and_exit_2():
+def test_malformed_sqlite_url_is_one_sentence_and_exit_2() -> None:
     result = CliRunner().invoke(cli, ["project", "list"], env={"DATABASE_URL": "sqlite://relative"})
 
     message = _one_line_error(result, 2)
     assert "DATABASE_URL" in message
 
 
-def test_malformed_database_url_stops_db_upgrade_too():
+def test_malformed_database_url_stops_db_upgrade_too() -> None:
     result = CliRunner().invoke(
         cli, ["db", "upgrade"], env={"DATABASE_URL": "postgresql://u@h:notaport/x"}
     )
@@ -436,7 +478,7 @@ def test_malformed_database_url_stops_db_upgrade_too():
     _one_line_error(result, 2)
 
 
-def test_unreachable_database_is_one_line_without_the_password():
+def test_unreachable_database_is_one_line_without_the_password() -> None:
     url = "postgresql://billing:hunter2@127.0.0.1:1/billplane"
 
     result = CliRunner().invoke(cli, ["project", "list"], env={"DATABASE_URL": url})

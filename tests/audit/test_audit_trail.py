@@ -1,27 +1,31 @@
 """Every operator action leaves an audit entry: actor, action, target, before/after."""
 
 import json
+from typing import Any
+
+from conftest import Admin, Setup
 
 AUDIT = "/admin/api/audit"
 
 
-def _entries(admin, **params) -> list[dict]:
-    return admin.call("GET", AUDIT, params=params)["data"]
+def _entries(admin: Admin, **params: Any) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = admin.call("GET", AUDIT, params=params)["data"]
+    return entries
 
 
-def _latest(admin, action: str) -> dict:
+def _latest(admin: Admin, action: str) -> dict[str, Any]:
     matching = [e for e in _entries(admin) if e["action"] == action]
     assert matching, f"no {action} entry"
     return matching[0]
 
 
-def _token_id(admin, project: str = "realtyos") -> str:
+def _token_id(admin: Admin, project: str = "realtyos") -> str:
     listed = admin.call("GET", f"/admin/api/projects/{project}/tokens")["data"]
-    (token_id,) = [t["id"] for t in listed if t["tenant"] is None]
+    (token_id,) = [str(t["id"]) for t in listed if t["tenant"] is None]
     return token_id
 
 
-def test_project_create_is_audited(admin):
+def test_project_create_is_audited(admin: Admin) -> None:
     admin.project("realtyos", name="RealtyOS")
 
     entry = _latest(admin, "project.create")
@@ -37,7 +41,7 @@ def test_project_create_is_audited(admin):
     assert entry["created_at"].startswith("2026-11-21T12:00")
 
 
-def test_project_create_also_audits_its_first_token(admin):
+def test_project_create_also_audits_its_first_token(admin: Admin) -> None:
     admin.project("realtyos")
 
     entry = _latest(admin, "token.create")
@@ -47,7 +51,7 @@ def test_project_create_also_audits_its_first_token(admin):
     assert entry["after"]["tenant"] is None
 
 
-def test_feature_create_is_audited(admin):
+def test_feature_create_is_audited(admin: Admin) -> None:
     admin.project("realtyos")
     admin.feature("realtyos", "listings.publish", "limit", unit="listing")
 
@@ -63,7 +67,7 @@ def test_feature_create_is_audited(admin):
     }
 
 
-def test_plan_create_is_audited_with_its_grants(realtyos):
+def test_plan_create_is_audited_with_its_grants(realtyos: Setup) -> None:
     entry = _latest(realtyos.admin, "plan.create")
 
     assert entry["actor"] == "admin"
@@ -73,7 +77,7 @@ def test_plan_create_is_audited_with_its_grants(realtyos):
     assert entry["after"]["features"]["listings.publish"] == {"limit": 100, "reset": "month"}
 
 
-def test_plan_update_is_audited_with_before_and_after(realtyos):
+def test_plan_update_is_audited_with_before_and_after(realtyos: Setup) -> None:
     realtyos.admin.call(
         "PATCH",
         "/admin/api/projects/realtyos/plans/pro",
@@ -90,7 +94,7 @@ def test_plan_update_is_audited_with_before_and_after(realtyos):
     assert entry["after"]["features"] == {"exports": True}
 
 
-def test_default_change_is_audited_for_the_plan_made_default(realtyos):
+def test_default_change_is_audited_for_the_plan_made_default(realtyos: Setup) -> None:
     realtyos.admin.call(
         "PATCH", "/admin/api/projects/realtyos/plans/pro", json={"is_default": True}
     )
@@ -102,7 +106,7 @@ def test_default_change_is_audited_for_the_plan_made_default(realtyos):
     assert entry["after"]["is_default"] is True
 
 
-def test_tenant_create_is_audited(realtyos):
+def test_tenant_create_is_audited(realtyos: Setup) -> None:
     entry = _latest(realtyos.admin, "tenant.create")
 
     assert entry["actor"] == "admin"
@@ -110,7 +114,7 @@ def test_tenant_create_is_audited(realtyos):
     assert entry["after"] == {"key": "acme", "name": "Acme Realty", "email": "ops@acme.test"}
 
 
-def test_tenant_update_is_audited_with_before_and_after(realtyos):
+def test_tenant_update_is_audited_with_before_and_after(realtyos: Setup) -> None:
     realtyos.admin.call(
         "PATCH",
         "/admin/api/projects/realtyos/tenants/acme",
@@ -127,7 +131,7 @@ def test_tenant_update_is_audited_with_before_and_after(realtyos):
     assert entry["after"]["overrides"] == {"listings.publish": {"limit": 50, "reset": "month"}}
 
 
-def test_token_create_is_audited_with_its_scope(realtyos):
+def test_token_create_is_audited_with_its_scope(realtyos: Setup) -> None:
     issued = realtyos.admin.call(
         "POST",
         "/admin/api/projects/realtyos/tokens",
@@ -142,7 +146,7 @@ def test_token_create_is_audited_with_its_scope(realtyos):
     assert entry["after"] == {"name": "acme app", "prefix": issued["prefix"], "tenant": "acme"}
 
 
-def test_token_rotate_is_audited_with_old_and_new_prefix(realtyos):
+def test_token_rotate_is_audited_with_old_and_new_prefix(realtyos: Setup) -> None:
     token_id = _token_id(realtyos.admin)
     (listed,) = realtyos.admin.call("GET", "/admin/api/projects/realtyos/tokens")["data"]
     rotated = realtyos.admin.call("POST", f"/admin/api/tokens/{token_id}/rotate")
@@ -156,7 +160,7 @@ def test_token_rotate_is_audited_with_old_and_new_prefix(realtyos):
     assert listed["prefix"] != rotated["prefix"]
 
 
-def test_token_revoke_is_audited(realtyos):
+def test_token_revoke_is_audited(realtyos: Setup) -> None:
     token_id = _token_id(realtyos.admin)
     realtyos.admin.call("DELETE", f"/admin/api/tokens/{token_id}")
 
@@ -167,7 +171,7 @@ def test_token_revoke_is_audited(realtyos):
     assert entry["after"]["revoked_at"].startswith("2026-11-21T12:00")
 
 
-def test_revoking_twice_is_audited_once(realtyos):
+def test_revoking_twice_is_audited_once(realtyos: Setup) -> None:
     token_id = _token_id(realtyos.admin)
     realtyos.admin.call("DELETE", f"/admin/api/tokens/{token_id}")
     realtyos.admin.call("DELETE", f"/admin/api/tokens/{token_id}")
@@ -177,7 +181,7 @@ def test_revoking_twice_is_audited_once(realtyos):
     assert len(revokes) == 1
 
 
-def test_failed_action_leaves_no_audit_entry(realtyos):
+def test_failed_action_leaves_no_audit_entry(realtyos: Setup) -> None:
     before = _entries(realtyos.admin, project="realtyos")
 
     realtyos.admin.call("POST", "/admin/api/projects/realtyos/tenants", 409, json={"key": "acme"})
@@ -197,7 +201,7 @@ def test_failed_action_leaves_no_audit_entry(realtyos):
     assert len(before) == 8
 
 
-def test_token_secrets_never_appear_in_the_audit_trail(realtyos):
+def test_token_secrets_never_appear_in_the_audit_trail(realtyos: Setup) -> None:
     admin = realtyos.admin
     scoped = admin.call(
         "POST", "/admin/api/projects/realtyos/tokens", 201, json={"name": "a", "tenant": "acme"}
@@ -216,14 +220,14 @@ def test_token_secrets_never_appear_in_the_audit_trail(realtyos):
     }
 
 
-def test_audit_trail_lists_newest_first(realtyos):
+def test_audit_trail_lists_newest_first(realtyos: Setup) -> None:
     actions = [e["action"] for e in _entries(realtyos.admin, project="realtyos")]
 
     assert actions[0] == "tenant.create"
     assert actions[-1] == "project.create"
 
 
-def test_audit_trail_can_be_filtered_by_project(realtyos):
+def test_audit_trail_can_be_filtered_by_project(realtyos: Setup) -> None:
     realtyos.admin.project("reeltours")
     realtyos.admin.feature("reeltours", "exports", "boolean")
 
@@ -233,7 +237,7 @@ def test_audit_trail_can_be_filtered_by_project(realtyos):
     assert all("realtyos" not in e["target"] for e in entries)
 
 
-def test_audit_trail_limit_returns_the_newest(realtyos):
+def test_audit_trail_limit_returns_the_newest(realtyos: Setup) -> None:
     entries = _entries(realtyos.admin, project="realtyos", limit=2)
 
     assert [e["action"] for e in entries] == ["tenant.create", "plan.create"]

@@ -188,6 +188,7 @@ def test_starlette_decorator_gates_with_the_async_client(
         override(billplane_url, project["key"], "acme", {"exports": True})
         bp.cache.clear()
         allowed = client.get("/export", headers={"X-Tenant": "acme"})
+        assert client.portal is not None  # the TestClient's event loop, inside its `with`
         client.portal.call(bp.aclose)
 
     assert (api.status_code, api.json()["error"]["code"]) == (402, "payment_required")

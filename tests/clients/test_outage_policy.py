@@ -7,7 +7,7 @@ listened on, and one that accepts but never answers, are billplane unreachable f
 import asyncio
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +29,7 @@ from servers import free_port, running_server
 pytestmark = pytest.mark.e2e
 
 TTL = 30.0
-FAST = {"backoff": 0.01, "timeout": 10}
+FAST: dict[str, Any] = {"backoff": 0.01, "timeout": 10}
 
 
 class Clock:
@@ -198,7 +198,7 @@ def test_a_closed_port_from_the_start_gets_the_policy_answer(
 
 def test_a_closed_port_makes_every_other_call_raise_unreachable(closed_port: str) -> None:
     with Billplane(closed_port, "bp_x", retries=0) as bp:
-        calls = [
+        calls: list[Callable[[], object]] = [
             lambda: bp.entitlements("acme"),
             lambda: bp.record_usage("acme", "ai.tokens"),
             lambda: bp.record_usage_batch([UsageEvent("acme", "ai.tokens")]),

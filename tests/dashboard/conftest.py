@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ class _Fields(HTMLParser):
         attr = dict(attrs)
         classes = (attr.get("class") or "").split()
         if tag == "div":
-            field = None
+            field: dict[str, Any] | None = None
             if "field" in classes or "grant" in classes:
                 field = {"inputs": {}, "errors": {}}
                 self.fields.append(field)
@@ -94,7 +95,7 @@ class Operator:
         self.client = client
         self.csrf = ""
 
-    def log_in(self, token: str = ADMIN_TOKEN) -> httpx.Response:
+    def log_in(self, token: str = ADMIN_TOKEN) -> httpx2.Response:
         page = self.client.get("/login")
         response = self.client.post(
             "/login",
@@ -114,12 +115,12 @@ class Operator:
         assert response.status_code == expect, (path, response.status_code, response.text[:500])
         return response.text
 
-    def post(self, path: str, data: dict[str, Any], expect: int = 303) -> httpx.Response:
+    def post(self, path: str, data: dict[str, Any], expect: int = 303) -> httpx2.Response:
         response = self.client.post(path, data={"csrf": self.csrf, **data}, follow_redirects=False)
         assert response.status_code == expect, (path, response.status_code, response.text[:800])
         return response
 
-    def follow(self, response: httpx.Response) -> str:
+    def follow(self, response: httpx2.Response) -> str:
         """The page a POST redirected to (where a one-time secret is shown)."""
         return self.page(response.headers["location"])
 

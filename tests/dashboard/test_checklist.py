@@ -2,7 +2,9 @@
 first open item highlighted with the action to take and a link to take it."""
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -46,7 +48,7 @@ def test_an_empty_server_asks_for_a_project_first(operator: Operator) -> None:
 
 def test_the_next_item_moves_as_the_records_appear(operator: Operator, admin: Admin) -> None:
     token = admin.project("realtyos")["token"]
-    steps = [
+    steps: list[tuple[str, str, Callable[[], object]]] = [
         ("feature", "/projects/realtyos#new-feature", lambda: None),
         (
             "plan",
@@ -160,8 +162,9 @@ def test_everything_done_says_so(stripe_operator: Operator) -> None:
         ),
     )
     assert [i.key for i in items if i.state != "done"] == ["first_check"]
-    assert next_item(items) is not None
-    assert next_item(items).key == "first_check"
+    first = next_item(items)
+    assert first is not None
+    assert first.key == "first_check"
 
 
 def test_a_one_time_price_is_not_a_plan_price(stripe_operator: Operator) -> None:
@@ -190,7 +193,7 @@ def test_every_view_of_the_webhook_endpoint_agrees(
     disabled endpoint is registered but not done anywhere."""
     admin = Admin(stripe_operator.client)
 
-    def views() -> tuple[str, str, dict[str, object]]:
+    def views() -> tuple[str, str, dict[str, Any]]:
         status = admin.call("GET", "/admin/api/status")
         [item] = [i for i in status["checklist"] if i["key"] == "webhook_endpoint"]
         overview = states(stripe_operator.page("/"))["webhook_endpoint"]

@@ -1,19 +1,26 @@
 """The admin API for plans: grants, updates, one default per project, one plan per price."""
 
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from conftest import Admin, Setup
+
 PLANS = "/admin/api/projects/realtyos/plans"
 
 
-def _error(admin, method: str, path: str, status: int, **kwargs) -> dict:
+def _error(admin: Admin, method: str, path: str, status: int, **kwargs: Any) -> dict[str, Any]:
     response = admin.client.request(method, path, headers=admin.headers, **kwargs)
     assert response.status_code == status, response.text
-    return response.json()["error"]
+    error: dict[str, Any] = response.json()["error"]
+    return error
 
 
-def _defaults(admin) -> list[str]:
+def _defaults(admin: Admin) -> list[str]:
     return [p["key"] for p in admin.call("GET", PLANS)["data"] if p["is_default"]]
 
 
-def test_plan_is_created_with_its_grants(realtyos):
+def test_plan_is_created_with_its_grants(realtyos: Setup) -> None:
     created = realtyos.admin.plan(
         "realtyos",
         "team",
@@ -34,7 +41,7 @@ def test_plan_is_created_with_its_grants(realtyos):
     }
 
 
-def test_limit_grant_without_reset_resets_monthly(realtyos):
+def test_limit_grant_without_reset_resets_monthly(realtyos: Setup) -> None:
     created = realtyos.admin.plan(
         "realtyos",
         "team",
@@ -45,7 +52,7 @@ def test_limit_grant_without_reset_resets_monthly(realtyos):
     assert created["features"] == {"listings.publish": {"limit": 7, "reset": "month"}}
 
 
-def test_plans_are_listed_and_fetched(realtyos):
+def test_plans_are_listed_and_fetched(realtyos: Setup) -> None:
     listed = realtyos.admin.call("GET", PLANS)
     pro = realtyos.admin.call("GET", f"{PLANS}/pro")
 
@@ -55,7 +62,7 @@ def test_plans_are_listed_and_fetched(realtyos):
     assert pro["features"]["listings.publish"] == {"limit": 100, "reset": "month"}
 
 
-def test_plan_list_pages_with_limit_and_starting_after(realtyos):
+def test_plan_list_pages_with_limit_and_starting_after(realtyos: Setup) -> None:
     realtyos.admin.plan("realtyos", "team", stripe_price_id="price_team")
 
     first = realtyos.admin.call("GET", PLANS, params={"limit": 2})
@@ -67,13 +74,13 @@ def test_plan_list_pages_with_limit_and_starting_after(realtyos):
     assert second["has_more"] is False
 
 
-def test_unknown_plan_is_404(realtyos):
+def test_unknown_plan_is_404(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "GET", f"{PLANS}/enterprise", 404)
 
     assert error["code"] == "plan_not_found"
 
 
-def test_duplicate_plan_key_is_409(realtyos):
+def test_duplicate_plan_key_is_409(realtyos: Setup) -> None:
     error = _error(
         realtyos.admin,
         "POST",
@@ -85,13 +92,13 @@ def test_duplicate_plan_key_is_409(realtyos):
     assert error["code"] == "already_exists"
 
 
-def test_paid_plan_without_a_price_is_refused(realtyos):
+def test_paid_plan_without_a_price_is_refused(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "POST", PLANS, 400, json={"key": "team", "name": "Team"})
 
     assert error["param"] == "stripe_price_id"
 
 
-def test_grant_for_an_unknown_feature_is_404_and_creates_no_plan(realtyos):
+def test_grant_for_an_unknown_feature_is_404_and_creates_no_plan(realtyos: Setup) -> None:
     error = _error(
         realtyos.admin,
         "POST",
@@ -109,7 +116,7 @@ def test_grant_for_an_unknown_feature_is_404_and_creates_no_plan(realtyos):
     assert "team" not in [p["key"] for p in realtyos.admin.call("GET", PLANS)["data"]]
 
 
-def test_limit_grant_on_a_boolean_feature_is_refused(realtyos):
+def test_limit_grant_on_a_boolean_feature_is_refused(realtyos: Setup) -> None:
     error = _error(
         realtyos.admin,
         "POST",
@@ -126,7 +133,7 @@ def test_limit_grant_on_a_boolean_feature_is_refused(realtyos):
     assert error["param"] == "features.exports"
 
 
-def test_limit_grant_with_unknown_reset_is_422(realtyos):
+def test_limit_grant_with_unknown_reset_is_422(realtyos: Setup) -> None:
     _error(
         realtyos.admin,
         "POST",
@@ -141,7 +148,7 @@ def test_limit_grant_with_unknown_reset_is_422(realtyos):
     )
 
 
-def test_negative_limit_is_422(realtyos):
+def test_negative_limit_is_422(realtyos: Setup) -> None:
     _error(
         realtyos.admin,
         "POST",
@@ -156,7 +163,7 @@ def test_negative_limit_is_422(realtyos):
     )
 
 
-def test_price_already_used_by_another_plan_is_409_on_create(realtyos):
+def test_price_already_used_by_another_plan_is_409_on_create(realtyos: Setup) -> None:
     error = _error(
         realtyos.admin,
         "POST",
@@ -169,7 +176,7 @@ def test_price_already_used_by_another_plan_is_409_on_create(realtyos):
     assert error["param"] == "stripe_price_id"
 
 
-def test_price_already_used_by_another_plan_is_409_on_update(realtyos):
+def test_price_already_used_by_another_plan_is_409_on_update(realtyos: Setup) -> None:
     realtyos.admin.plan("realtyos", "team", stripe_price_id="price_team")
 
     error = _error(
@@ -180,7 +187,7 @@ def test_price_already_used_by_another_plan_is_409_on_update(realtyos):
     assert realtyos.admin.call("GET", f"{PLANS}/team")["stripe_price_id"] == "price_team"
 
 
-def test_same_price_in_two_projects_is_allowed(realtyos):
+def test_same_price_in_two_projects_is_allowed(realtyos: Setup) -> None:
     realtyos.admin.project("reeltours")
 
     created = realtyos.admin.plan("reeltours", "pro", stripe_price_id="price_pro")
@@ -188,7 +195,7 @@ def test_same_price_in_two_projects_is_allowed(realtyos):
     assert created["stripe_price_id"] == "price_pro"
 
 
-def test_patch_renames_a_plan(realtyos):
+def test_patch_renames_a_plan(realtyos: Setup) -> None:
     updated = realtyos.admin.call("PATCH", f"{PLANS}/pro", json={"name": "Professional"})
 
     assert updated["name"] == "Professional"
@@ -196,7 +203,7 @@ def test_patch_renames_a_plan(realtyos):
     assert realtyos.admin.call("GET", f"{PLANS}/pro")["name"] == "Professional"
 
 
-def test_patch_changes_the_price(realtyos):
+def test_patch_changes_the_price(realtyos: Setup) -> None:
     updated = realtyos.admin.call(
         "PATCH", f"{PLANS}/pro", json={"stripe_price_id": "price_pro_2026"}
     )
@@ -204,7 +211,7 @@ def test_patch_changes_the_price(realtyos):
     assert updated["stripe_price_id"] == "price_pro_2026"
 
 
-def test_patch_features_replaces_the_grants_and_changes_checks(realtyos):
+def test_patch_features_replaces_the_grants_and_changes_checks(realtyos: Setup) -> None:
     realtyos.admin.call(
         "PATCH",
         f"{PLANS}/free",
@@ -223,26 +230,26 @@ def test_patch_features_replaces_the_grants_and_changes_checks(realtyos):
     assert ai["reason"] == "not_in_plan"
 
 
-def test_patch_archives_a_plan(realtyos):
+def test_patch_archives_a_plan(realtyos: Setup) -> None:
     updated = realtyos.admin.call("PATCH", f"{PLANS}/pro", json={"status": "archived"})
 
     assert updated["status"] == "archived"
     assert realtyos.admin.call("GET", f"{PLANS}/pro")["status"] == "archived"
 
 
-def test_patch_with_unknown_status_is_422(realtyos):
+def test_patch_with_unknown_status_is_422(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "PATCH", f"{PLANS}/pro", 422, json={"status": "deleted"})
 
     assert error["param"] == "status"
 
 
-def test_patch_of_unknown_plan_is_404(realtyos):
+def test_patch_of_unknown_plan_is_404(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "PATCH", f"{PLANS}/enterprise", 404, json={"name": "x"})
 
     assert error["code"] == "plan_not_found"
 
 
-def test_making_a_plan_default_undefaults_the_previous_one(realtyos):
+def test_making_a_plan_default_undefaults_the_previous_one(realtyos: Setup) -> None:
     updated = realtyos.admin.call("PATCH", f"{PLANS}/pro", json={"is_default": True})
 
     assert updated["is_default"] is True
@@ -251,13 +258,13 @@ def test_making_a_plan_default_undefaults_the_previous_one(realtyos):
     assert check["plan"] == "pro"
 
 
-def test_creating_a_default_plan_undefaults_the_previous_one(realtyos):
+def test_creating_a_default_plan_undefaults_the_previous_one(realtyos: Setup) -> None:
     realtyos.admin.plan("realtyos", "starter", is_default=True)
 
     assert _defaults(realtyos.admin) == ["starter"]
 
 
-def test_default_plan_of_one_project_leaves_another_projects_default(realtyos):
+def test_default_plan_of_one_project_leaves_another_projects_default(realtyos: Setup) -> None:
     realtyos.admin.project("reeltours")
     realtyos.admin.plan("reeltours", "free", is_default=True)
 
@@ -266,7 +273,7 @@ def test_default_plan_of_one_project_leaves_another_projects_default(realtyos):
     assert [p["is_default"] for p in reeltours] == [True]
 
 
-def test_archiving_the_default_plan_is_refused(realtyos):
+def test_archiving_the_default_plan_is_refused(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "PATCH", f"{PLANS}/free", 400, json={"status": "archived"})
 
     assert error["param"] == "status"
@@ -275,7 +282,7 @@ def test_archiving_the_default_plan_is_refused(realtyos):
     assert free["is_default"] is True
 
 
-def test_making_an_archived_plan_the_default_is_refused(realtyos):
+def test_making_an_archived_plan_the_default_is_refused(realtyos: Setup) -> None:
     realtyos.admin.call("PATCH", f"{PLANS}/pro", json={"status": "archived"})
 
     error = _error(realtyos.admin, "PATCH", f"{PLANS}/pro", 400, json={"is_default": True})
@@ -284,7 +291,7 @@ def test_making_an_archived_plan_the_default_is_refused(realtyos):
     assert _defaults(realtyos.admin) == ["free"]
 
 
-def test_archiving_and_undefaulting_together_is_allowed_for_a_paid_default(realtyos):
+def test_archiving_and_undefaulting_together_is_allowed_for_a_paid_default(realtyos: Setup) -> None:
     realtyos.admin.call("PATCH", f"{PLANS}/pro", json={"is_default": True})
 
     updated = realtyos.admin.call(
@@ -296,20 +303,20 @@ def test_archiving_and_undefaulting_together_is_allowed_for_a_paid_default(realt
     assert _defaults(realtyos.admin) == []
 
 
-def test_clearing_the_price_of_a_paid_plan_is_refused(realtyos):
+def test_clearing_the_price_of_a_paid_plan_is_refused(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "PATCH", f"{PLANS}/pro", 400, json={"stripe_price_id": None})
 
     assert error["param"] == "stripe_price_id"
     assert realtyos.admin.call("GET", f"{PLANS}/pro")["stripe_price_id"] == "price_pro"
 
 
-def test_unknown_field_in_plan_patch_is_422(realtyos):
+def test_unknown_field_in_plan_patch_is_422(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "PATCH", f"{PLANS}/pro", 422, json={"price": "price_x"})
 
     assert error["param"] == "price"
 
 
-def test_a_too_large_limit_is_named_as_such(client):
+def test_a_too_large_limit_is_named_as_such(client: TestClient) -> None:
     """A grant is `true` or `{"limit": N}`: the error speaks of the limit, not of booleans."""
     from conftest import Admin
 

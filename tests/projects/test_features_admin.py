@@ -1,22 +1,27 @@
 """The admin API for a project's features."""
 
+from typing import Any
+
 import pytest
+
+from conftest import Admin
 
 FEATURES = "/admin/api/projects/realtyos/features"
 
 
 @pytest.fixture
-def project(admin):
+def project(admin: Admin) -> dict[str, Any]:
     return admin.project("realtyos")
 
 
-def _error(admin, method: str, path: str, status: int, **kwargs) -> dict:
+def _error(admin: Admin, method: str, path: str, status: int, **kwargs: Any) -> dict[str, Any]:
     response = admin.client.request(method, path, headers=admin.headers, **kwargs)
     assert response.status_code == status, response.text
-    return response.json()["error"]
+    error: dict[str, Any] = response.json()["error"]
+    return error
 
 
-def test_feature_is_created_with_type_and_unit(admin, project):
+def test_feature_is_created_with_type_and_unit(admin: Admin, project: dict[str, Any]) -> None:
     created = admin.call(
         "POST",
         FEATURES,
@@ -32,7 +37,7 @@ def test_feature_is_created_with_type_and_unit(admin, project):
     }
 
 
-def test_features_are_listed_per_project(admin, project):
+def test_features_are_listed_per_project(admin: Admin, project: dict[str, Any]) -> None:
     admin.project("reeltours")
     admin.feature("realtyos", "exports", "boolean")
     admin.feature("realtyos", "ai.tokens", "metered", unit="token")
@@ -44,7 +49,9 @@ def test_features_are_listed_per_project(admin, project):
     assert listed["has_more"] is False
 
 
-def test_feature_list_pages_with_limit_and_starting_after(admin, project):
+def test_feature_list_pages_with_limit_and_starting_after(
+    admin: Admin, project: dict[str, Any]
+) -> None:
     for key in ("a", "b", "c"):
         admin.feature("realtyos", key, "boolean")
 
@@ -57,7 +64,7 @@ def test_feature_list_pages_with_limit_and_starting_after(admin, project):
     assert second["has_more"] is False
 
 
-def test_duplicate_feature_key_is_409(admin, project):
+def test_duplicate_feature_key_is_409(admin: Admin, project: dict[str, Any]) -> None:
     admin.feature("realtyos", "exports", "boolean")
 
     error = _error(
@@ -69,7 +76,7 @@ def test_duplicate_feature_key_is_409(admin, project):
     assert listed["type"] == "boolean"
 
 
-def test_same_feature_key_in_two_projects_is_allowed(admin, project):
+def test_same_feature_key_in_two_projects_is_allowed(admin: Admin, project: dict[str, Any]) -> None:
     admin.project("reeltours")
     admin.feature("realtyos", "exports", "boolean")
 
@@ -78,13 +85,13 @@ def test_same_feature_key_in_two_projects_is_allowed(admin, project):
     assert created["type"] == "limit"
 
 
-def test_unknown_feature_type_is_422(admin, project):
+def test_unknown_feature_type_is_422(admin: Admin, project: dict[str, Any]) -> None:
     error = _error(admin, "POST", FEATURES, 422, json={"key": "x", "name": "x", "type": "quota"})
 
     assert error["param"] == "type"
 
 
-def test_feature_key_with_a_space_is_422(admin, project):
+def test_feature_key_with_a_space_is_422(admin: Admin, project: dict[str, Any]) -> None:
     error = _error(
         admin, "POST", FEATURES, 422, json={"key": "bad key", "name": "x", "type": "boolean"}
     )
@@ -92,7 +99,7 @@ def test_feature_key_with_a_space_is_422(admin, project):
     assert error["param"] == "key"
 
 
-def test_feature_in_unknown_project_is_404(admin):
+def test_feature_in_unknown_project_is_404(admin: Admin) -> None:
     error = _error(
         admin,
         "POST",

@@ -48,6 +48,7 @@ def test_the_first_checkout_creates_the_customer_once_and_stores_it(shop: Shop) 
     customers = shop.sdk.v1.customers.list().data
     assert len(customers) == 1
     customer = customers[0]
+    assert customer.metadata is not None
     assert customer.metadata.to_dict() == {
         "billplane_project": "realtyos",
         "billplane_tenant": "acme",

@@ -68,7 +68,12 @@ def _paying_customer(gateway: StripeGateway, sdk: stripe.StripeClient, project: 
     ).id
     card = sdk.v1.tokens.create(
         params={
-            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
+            "card": {
+                "number": "4242424242424242",
+                "exp_month": "12",
+                "exp_year": "2040",
+                "cvc": "123",
+            }
         }
     )
     sdk.v1.customers.payment_sources.create(customer, params={"source": card.id})

@@ -1,21 +1,26 @@
 """The admin API for tenants: create, list, detail, overrides."""
 
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from billplane.models import Subscription
 from billplane.projects import repository as projects
 from billplane.tenants import repository as tenants
+from conftest import Admin, Clock, Setup
 
 TENANTS = "/admin/api/projects/realtyos/tenants"
 
 
-def _error(admin, method: str, path: str, status: int, **kwargs) -> dict:
+def _error(admin: Admin, method: str, path: str, status: int, **kwargs: Any) -> dict[str, Any]:
     response = admin.client.request(method, path, headers=admin.headers, **kwargs)
     assert response.status_code == status, response.text
-    return response.json()["error"]
+    error: dict[str, Any] = response.json()["error"]
+    return error
 
 
-def test_tenant_is_created_with_name_and_email(realtyos):
+def test_tenant_is_created_with_name_and_email(realtyos: Setup) -> None:
     created = realtyos.admin.tenant(
         "realtyos", "globex", name="Globex", email="billing@globex.test"
     )
@@ -27,7 +32,7 @@ def test_tenant_is_created_with_name_and_email(realtyos):
     assert created["overrides"] == {}
 
 
-def test_tenant_key_may_be_an_apps_own_id(realtyos):
+def test_tenant_key_may_be_an_apps_own_id(realtyos: Setup) -> None:
     created = realtyos.admin.tenant("realtyos", "org_8f3a:eu-1@app.v2")
 
     assert created["key"] == "org_8f3a:eu-1@app.v2"
@@ -35,14 +40,14 @@ def test_tenant_key_may_be_an_apps_own_id(realtyos):
     assert fetched["key"] == "org_8f3a:eu-1@app.v2"
 
 
-def test_duplicate_tenant_key_is_409(realtyos):
+def test_duplicate_tenant_key_is_409(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "POST", TENANTS, 409, json={"key": "acme", "name": "Other"})
 
     assert error["code"] == "already_exists"
     assert realtyos.admin.call("GET", f"{TENANTS}/acme")["name"] == "Acme Realty"
 
 
-def test_tenant_with_a_malformed_email_is_422(realtyos):
+def test_tenant_with_a_malformed_email_is_422(realtyos: Setup) -> None:
     error = _error(
         realtyos.admin, "POST", TENANTS, 422, json={"key": "globex", "email": "not-an-email"}
     )
@@ -50,19 +55,19 @@ def test_tenant_with_a_malformed_email_is_422(realtyos):
     assert error["param"] == "email"
 
 
-def test_tenant_key_with_a_slash_is_422(realtyos):
+def test_tenant_key_with_a_slash_is_422(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "POST", TENANTS, 422, json={"key": "a/b"})
 
     assert error["param"] == "key"
 
 
-def test_tenant_in_unknown_project_is_404(admin):
+def test_tenant_in_unknown_project_is_404(admin: Admin) -> None:
     error = _error(admin, "POST", "/admin/api/projects/nowhere/tenants", 404, json={"key": "acme"})
 
     assert error["code"] == "project_not_found"
 
 
-def test_tenants_are_listed_per_project(realtyos):
+def test_tenants_are_listed_per_project(realtyos: Setup) -> None:
     realtyos.admin.project("reeltours")
     realtyos.admin.tenant("reeltours", "initech")
     realtyos.admin.tenant("realtyos", "globex")
@@ -73,7 +78,7 @@ def test_tenants_are_listed_per_project(realtyos):
     assert listed["has_more"] is False
 
 
-def test_tenant_list_pages_with_limit_and_starting_after(realtyos):
+def test_tenant_list_pages_with_limit_and_starting_after(realtyos: Setup) -> None:
     for key in ("b", "c"):
         realtyos.admin.tenant("realtyos", key)
 
@@ -86,13 +91,13 @@ def test_tenant_list_pages_with_limit_and_starting_after(realtyos):
     assert second["has_more"] is False
 
 
-def test_unknown_tenant_detail_is_404(realtyos):
+def test_unknown_tenant_detail_is_404(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "GET", f"{TENANTS}/nobody", 404)
 
     assert error["code"] == "tenant_not_found"
 
 
-def test_tenant_detail_without_subscription_shows_the_default_plan(realtyos):
+def test_tenant_detail_without_subscription_shows_the_default_plan(realtyos: Setup) -> None:
     detail = realtyos.admin.call("GET", f"{TENANTS}/acme")
 
     assert detail["key"] == "acme"
@@ -106,7 +111,7 @@ def test_tenant_detail_without_subscription_shows_the_default_plan(realtyos):
     assert by_feature["listings.publish"]["limit"] == 3
 
 
-def test_tenant_detail_shows_recent_usage_newest_first(realtyos):
+def test_tenant_detail_shows_recent_usage_newest_first(realtyos: Setup) -> None:
     for n, quantity in enumerate([1, 2]):
         realtyos.api.post(
             "/v1/usage",
@@ -131,9 +136,13 @@ def test_tenant_detail_shows_recent_usage_newest_first(realtyos):
     assert publish["remaining"] == 0
 
 
-def test_tenant_detail_shows_its_subscription_and_paid_plan(realtyos, session, clock):
+def test_tenant_detail_shows_its_subscription_and_paid_plan(
+    realtyos: Setup, session: Session, clock: Clock
+) -> None:
     project = projects.get_project(session, "realtyos")
+    assert project is not None
     tenant = tenants.get_tenant(session, project.id, "acme")
+    assert tenant is not None
     tenants.add(
         session,
         Subscription(
@@ -162,7 +171,7 @@ def test_tenant_detail_shows_its_subscription_and_paid_plan(realtyos, session, c
     assert exports["allowed"] is True
 
 
-def test_patch_sets_overrides_that_replace_the_plan_grant(realtyos):
+def test_patch_sets_overrides_that_replace_the_plan_grant(realtyos: Setup) -> None:
     updated = realtyos.admin.call(
         "PATCH",
         f"{TENANTS}/acme",
@@ -175,7 +184,7 @@ def test_patch_sets_overrides_that_replace_the_plan_grant(realtyos):
     assert realtyos.admin.call("GET", f"{TENANTS}/acme")["overrides"] == updated["overrides"]
 
 
-def test_override_can_switch_a_feature_on_for_one_tenant(realtyos):
+def test_override_can_switch_a_feature_on_for_one_tenant(realtyos: Setup) -> None:
     realtyos.admin.tenant("realtyos", "globex")
 
     realtyos.admin.call("PATCH", f"{TENANTS}/acme", json={"overrides": {"exports": True}})
@@ -186,7 +195,7 @@ def test_override_can_switch_a_feature_on_for_one_tenant(realtyos):
     assert globex["allowed"] is False
 
 
-def test_patch_with_empty_overrides_removes_them(realtyos):
+def test_patch_with_empty_overrides_removes_them(realtyos: Setup) -> None:
     realtyos.admin.call("PATCH", f"{TENANTS}/acme", json={"overrides": {"exports": True}})
 
     updated = realtyos.admin.call("PATCH", f"{TENANTS}/acme", json={"overrides": {}})
@@ -196,7 +205,7 @@ def test_patch_with_empty_overrides_removes_them(realtyos):
     assert check["allowed"] is False
 
 
-def test_patch_name_and_email_keeps_overrides(realtyos):
+def test_patch_name_and_email_keeps_overrides(realtyos: Setup) -> None:
     realtyos.admin.call("PATCH", f"{TENANTS}/acme", json={"overrides": {"exports": True}})
 
     updated = realtyos.admin.call(
@@ -208,7 +217,7 @@ def test_patch_name_and_email_keeps_overrides(realtyos):
     assert updated["overrides"] == {"exports": True}
 
 
-def test_override_for_an_unknown_feature_is_404_and_changes_nothing(realtyos):
+def test_override_for_an_unknown_feature_is_404_and_changes_nothing(realtyos: Setup) -> None:
     error = _error(
         realtyos.admin,
         "PATCH",
@@ -223,7 +232,7 @@ def test_override_for_an_unknown_feature_is_404_and_changes_nothing(realtyos):
     assert tenant["overrides"] == {}
 
 
-def test_patch_of_unknown_tenant_is_404(realtyos):
+def test_patch_of_unknown_tenant_is_404(realtyos: Setup) -> None:
     error = _error(realtyos.admin, "PATCH", f"{TENANTS}/nobody", 404, json={"name": "x"})
 
     assert error["code"] == "tenant_not_found"

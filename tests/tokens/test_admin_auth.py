@@ -3,13 +3,15 @@
 import re
 
 import fastapi.routing
+import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from billplane.app import create_app
+from billplane.db import Database
 from billplane.settings import Settings
-from conftest import ADMIN_TOKEN
+from conftest import ADMIN_TOKEN, Admin, Setup
 
 
 def _routes(app: FastAPI) -> list[tuple[str, set[str]]]:
@@ -36,7 +38,7 @@ def _admin_routes() -> list[tuple[str, str]]:
 ADMIN_ROUTES = _admin_routes()
 
 
-def test_the_admin_api_has_routes_to_protect():
+def test_the_admin_api_has_routes_to_protect() -> None:
     paths = {path for _, path in ADMIN_ROUTES}
 
     assert "/admin/api/projects" in paths
@@ -45,7 +47,7 @@ def test_the_admin_api_has_routes_to_protect():
     assert len(ADMIN_ROUTES) >= 15
 
 
-def _assert_401(response) -> None:
+def _assert_401(response: httpx2.Response) -> None:
     assert response.status_code == 401, response.text
     error = response.json()["error"]
     assert error["code"] == "unauthorized"
@@ -53,31 +55,31 @@ def _assert_401(response) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
-def test_admin_route_without_a_token_is_401(client, method, path):
+def test_admin_route_without_a_token_is_401(client: TestClient, method: str, path: str) -> None:
     _assert_401(client.request(method, path))
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
-def test_admin_route_with_a_wrong_token_is_401(client, method, path):
+def test_admin_route_with_a_wrong_token_is_401(client: TestClient, method: str, path: str) -> None:
     wrong = {"Authorization": "Bearer " + ADMIN_TOKEN[:-1] + "y"}
 
     _assert_401(client.request(method, path, headers=wrong))
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
-def test_admin_route_with_a_project_token_is_401(realtyos, method, path):
+def test_admin_route_with_a_project_token_is_401(realtyos: Setup, method: str, path: str) -> None:
     project_token = {"Authorization": f"Bearer {realtyos.token}"}
 
     _assert_401(realtyos.api.client.request(method, path, headers=project_token))
 
 
-def test_admin_token_in_another_scheme_is_401(client):
+def test_admin_token_in_another_scheme_is_401(client: TestClient) -> None:
     _assert_401(
         client.get("/admin/api/projects", headers={"Authorization": f"Token {ADMIN_TOKEN}"})
     )
 
 
-def test_refused_admin_write_changes_nothing(admin):
+def test_refused_admin_write_changes_nothing(admin: Admin) -> None:
     response = admin.client.post(
         "/admin/api/projects",
         json={"key": "sneaky", "name": "Sneaky"},
@@ -89,7 +91,7 @@ def test_refused_admin_write_changes_nothing(admin):
     assert "sneaky" not in keys
 
 
-def test_admin_api_is_off_without_an_admin_token(database):
+def test_admin_api_is_off_without_an_admin_token(database: Database) -> None:
     app = create_app(Settings(database_url="sqlite://"), db=database)
     with TestClient(app, raise_server_exceptions=False) as off:
         response = off.get("/admin/api/projects", headers={"Authorization": "Bearer "})

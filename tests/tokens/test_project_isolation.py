@@ -2,11 +2,11 @@
 
 import pytest
 
-from conftest import Client
+from conftest import Client, Setup
 
 
 @pytest.fixture
-def foreign(realtyos) -> Client:
+def foreign(realtyos: Setup) -> Client:
     """A second project's token, holding nothing of realtyos."""
     token = realtyos.admin.project("reeltours")["token"]
     realtyos.admin.feature("reeltours", "ai.tokens", "metered")
@@ -15,13 +15,15 @@ def foreign(realtyos) -> Client:
     return Client(realtyos.api.client, token)
 
 
-def _usage_of_acme(realtyos) -> dict[str, int]:
+def _usage_of_acme(realtyos: Setup) -> dict[str, int]:
     response = realtyos.api.get("/v1/tenants/acme/entitlements")
     assert response.status_code == 200, response.text
     return {f["feature"]: f.get("used") for f in response.json()["features"]}
 
 
-def test_foreign_project_token_gets_404_for_the_tenant_on_every_client_endpoint(realtyos, foreign):
+def test_foreign_project_token_gets_404_for_the_tenant_on_every_client_endpoint(
+    realtyos: Setup, foreign: Client
+) -> None:
     realtyos.api.post(
         "/v1/usage",
         {"tenant": "acme", "feature": "ai.tokens", "quantity": 2, "idempotency_key": "mine"},
@@ -47,7 +49,9 @@ def test_foreign_project_token_gets_404_for_the_tenant_on_every_client_endpoint(
     assert before["ai.tokens"] == 2
 
 
-def test_foreign_project_usage_leaves_no_event_on_the_tenant(realtyos, foreign):
+def test_foreign_project_usage_leaves_no_event_on_the_tenant(
+    realtyos: Setup, foreign: Client
+) -> None:
     foreign.post(
         "/v1/usage", {"tenant": "acme", "feature": "ai.tokens", "idempotency_key": "theirs"}
     )
@@ -61,7 +65,9 @@ def test_foreign_project_usage_leaves_no_event_on_the_tenant(realtyos, foreign):
     assert detail["recent_usage"] == []
 
 
-def test_same_tenant_key_in_two_projects_are_separate_tenants(realtyos, foreign):
+def test_same_tenant_key_in_two_projects_are_separate_tenants(
+    realtyos: Setup, foreign: Client
+) -> None:
     realtyos.admin.tenant("reeltours", "acme", name="Acme Tours")
 
     foreign.post(
@@ -74,7 +80,9 @@ def test_same_tenant_key_in_two_projects_are_separate_tenants(realtyos, foreign)
     assert _usage_of_acme(realtyos)["ai.tokens"] == 0
 
 
-def test_same_idempotency_key_in_two_projects_counts_in_each(realtyos, foreign):
+def test_same_idempotency_key_in_two_projects_counts_in_each(
+    realtyos: Setup, foreign: Client
+) -> None:
     realtyos.admin.tenant("reeltours", "acme")
     event = {"tenant": "acme", "feature": "ai.tokens", "quantity": 3, "idempotency_key": "shared"}
 
@@ -86,7 +94,9 @@ def test_same_idempotency_key_in_two_projects_counts_in_each(realtyos, foreign):
     assert _usage_of_acme(realtyos)["ai.tokens"] == 3
 
 
-def test_token_cannot_be_scoped_to_another_projects_tenant(realtyos, foreign):
+def test_token_cannot_be_scoped_to_another_projects_tenant(
+    realtyos: Setup, foreign: Client
+) -> None:
     response = realtyos.admin.client.post(
         "/admin/api/projects/reeltours/tokens",
         json={"name": "sneaky", "tenant": "acme"},
@@ -97,7 +107,7 @@ def test_token_cannot_be_scoped_to_another_projects_tenant(realtyos, foreign):
     assert response.json()["error"]["code"] == "tenant_not_found"
 
 
-def test_foreign_scoped_token_cannot_reach_the_tenant(realtyos, foreign):
+def test_foreign_scoped_token_cannot_reach_the_tenant(realtyos: Setup, foreign: Client) -> None:
     realtyos.admin.tenant("reeltours", "acme")
     scoped = realtyos.admin.call(
         "POST", "/admin/api/projects/reeltours/tokens", 201, json={"name": "x", "tenant": "acme"}

@@ -6,6 +6,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from billplane.models import Token
+from conftest import Admin, Setup
 
 
 def _all_token_cells(session: Session) -> list[str]:
@@ -14,12 +15,12 @@ def _all_token_cells(session: Session) -> list[str]:
     return [str(value) for row in rows for value in row]
 
 
-def _token_ids(admin, *, tenant):
+def _token_ids(admin: Admin, *, tenant: str | None) -> list[str]:
     listed = admin.call("GET", "/admin/api/projects/realtyos/tokens")["data"]
-    return [t["id"] for t in listed if t["tenant"] == tenant]
+    return [str(t["id"]) for t in listed if t["tenant"] == tenant]
 
 
-def test_project_token_is_returned_once_when_the_project_is_created(admin):
+def test_project_token_is_returned_once_when_the_project_is_created(admin: Admin) -> None:
     created = admin.project("realtyos")
 
     assert created["token"].startswith("bp_")
@@ -27,7 +28,7 @@ def test_project_token_is_returned_once_when_the_project_is_created(admin):
     assert created["token"].startswith(created["token_prefix"])
 
 
-def test_project_token_never_appears_in_later_admin_answers(admin):
+def test_project_token_never_appears_in_later_admin_answers(admin: Admin) -> None:
     secret = admin.project("realtyos")["token"]
     admin.tenant("realtyos", "acme")
 
@@ -45,7 +46,7 @@ def test_project_token_never_appears_in_later_admin_answers(admin):
         assert secret[len("bp_") + 8 :] not in response.text, path
 
 
-def test_token_list_shows_no_secret_field(admin):
+def test_token_list_shows_no_secret_field(admin: Admin) -> None:
     admin.project("realtyos")
     admin.tenant("realtyos", "acme")
     admin.call(
@@ -71,7 +72,7 @@ def test_token_list_shows_no_secret_field(admin):
         }
 
 
-def test_tenant_scoped_token_is_issued_for_that_tenant(realtyos):
+def test_tenant_scoped_token_is_issued_for_that_tenant(realtyos: Setup) -> None:
     issued = realtyos.admin.call(
         "POST",
         "/admin/api/projects/realtyos/tokens",
@@ -86,7 +87,7 @@ def test_tenant_scoped_token_is_issued_for_that_tenant(realtyos):
     assert {t["id"]: t["tenant"] for t in listed}[issued["id"]] == "acme"
 
 
-def test_token_scoped_to_an_unknown_tenant_is_refused(realtyos):
+def test_token_scoped_to_an_unknown_tenant_is_refused(realtyos: Setup) -> None:
     response = realtyos.admin.client.post(
         "/admin/api/projects/realtyos/tokens",
         json={"name": "ghost", "tenant": "nobody"},
@@ -97,7 +98,7 @@ def test_token_scoped_to_an_unknown_tenant_is_refused(realtyos):
     assert response.json()["error"]["code"] == "tenant_not_found"
 
 
-def test_tokens_table_holds_hashes_never_plain_tokens(realtyos, session):
+def test_tokens_table_holds_hashes_never_plain_tokens(realtyos: Setup, session: Session) -> None:
     scoped = realtyos.admin.call(
         "POST",
         "/admin/api/projects/realtyos/tokens",
@@ -116,7 +117,7 @@ def test_tokens_table_holds_hashes_never_plain_tokens(realtyos, session):
     assert hashlib.sha256(rotated.encode()).hexdigest() in hashes
 
 
-def test_listed_prefix_is_the_start_of_the_token_and_reveals_little(admin):
+def test_listed_prefix_is_the_start_of_the_token_and_reveals_little(admin: Admin) -> None:
     secret = admin.project("realtyos")["token"]
 
     (listed,) = admin.call("GET", "/admin/api/projects/realtyos/tokens")["data"]
@@ -126,7 +127,7 @@ def test_listed_prefix_is_the_start_of_the_token_and_reveals_little(admin):
     assert len(listed["prefix"]) <= 16 < len(secret)
 
 
-def test_each_issued_token_has_its_own_secret(realtyos):
+def test_each_issued_token_has_its_own_secret(realtyos: Setup) -> None:
     secrets_seen = {realtyos.token}
     for n in range(3):
         issued = realtyos.admin.call(
