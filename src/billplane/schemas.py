@@ -1,6 +1,7 @@
-"""Field types shared by every schema: keys, quantities, and the strict request base."""
+"""Field types shared by every schema: keys, quantities, billplane's own vocabularies, and the
+strict request base."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -22,6 +23,14 @@ Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 # Grant limits are stored in 32-bit INTEGER columns (plan and override grants).
 Limit = Annotated[int, Field(strict=True, ge=0, le=2_147_483_647)]
 PageLimit = Annotated[int, Field(ge=1, le=100)]
+
+# billplane's own words, one definition each. (Stripe's words, such as a subscription's status,
+# stay `str`: Stripe may add one, and a webhook must never fail on it.)
+FeatureType = Literal["boolean", "limit", "metered"]
+Reset = Literal["never", "day", "month", "billing_period"]
+PlanStatus = Literal["active", "archived"]
+# A received Stripe event: `pending` while one transaction applies it.
+EventOutcome = Literal["pending", "processed", "ignored", "failed"]
 
 
 class Request(BaseModel):

@@ -1,6 +1,6 @@
 """HTTP for Stripe's webhook deliveries, and the admin API over received events."""
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -10,7 +10,7 @@ from billplane.errors import EventNotFound, present
 from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx
 from billplane.models import StripeEvent
 from billplane.paging import ListOut
-from billplane.schemas import Key, PageLimit
+from billplane.schemas import EventOutcome, Key, PageLimit
 from billplane.settings import Settings
 from billplane.stripe.errors import WebhookFailed, WebhookNotConfigured
 from billplane.stripe.facts import event_from
@@ -84,7 +84,7 @@ def list_events(
     tx: Tx,
     limit: PageLimit = 50,
     starting_after: Key | None = None,
-    outcome: Literal["processed", "ignored", "failed"] | None = None,
+    outcome: EventOutcome | None = None,
     type: Key | None = None,
 ) -> Any:
     with tx.read() as session:

@@ -16,6 +16,7 @@ from billplane.billing import repository
 from billplane.clock import utc_now
 from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError
+from billplane.schemas import EventOutcome
 from billplane.settings import Settings, SettingsError, load_settings
 from billplane.status.probes import PricedPlan, stripe_report
 from billplane.stripe.gateway import StripeGateway
@@ -154,7 +155,9 @@ def _difference(change: dict[str, Any]) -> str:
 
 @events_app.command("list")
 def events_list(
-    outcome: Annotated[str | None, typer.Option(help="processed, ignored or failed")] = None,
+    outcome: Annotated[
+        EventOutcome | None, typer.Option(help="Only events with this outcome")
+    ] = None,
     limit: int = 20,
 ) -> None:
     """The newest received events."""

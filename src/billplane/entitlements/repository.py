@@ -37,6 +37,7 @@ from billplane.models import (
     Token,
     UsageCounter,
 )
+from billplane.schemas import FeatureType
 from billplane.stripe.facts import ENDED_STATUSES
 
 # Usage counters of a billing period are keyed "bp:<start>", which sorts by time.
@@ -47,7 +48,7 @@ BILLING_PERIOD_KEYS = ("bp:", "bp;")
 class FeatureRow:
     id: int
     key: str
-    type: str
+    type: FeatureType
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,14 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import get_args
+
+from billplane.schemas import FeatureType, Reset
 
 ACCESS_STATUSES = frozenset({"active", "trialing"})
 GRACE_STATUSES = frozenset({"past_due"})
-RESETS = ("never", "day", "month", "billing_period")
-FEATURE_TYPES = ("boolean", "limit", "metered")
+RESETS: tuple[Reset, ...] = get_args(Reset)
+FEATURE_TYPES: tuple[FeatureType, ...] = get_args(FeatureType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +23,7 @@ class Grant:
 
     enabled: bool = True
     limit: int | None = None
-    reset: str | None = None
+    reset: Reset | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ def subscription_grants_access(
 
 
 @lru_cache(maxsize=4096)  # a batch asks the same question for each of its events
-def period_for(reset: str | None, now: datetime, subscription: SubscriptionState | None) -> Period:
+def period_for(
+    reset: Reset | None, now: datetime, subscription: SubscriptionState | None
+) -> Period:
     """The reset period `now` falls in, named by a stable key, and when it ends (UTC)."""
     now = now.astimezone(UTC)
     if reset in (None, "never"):
@@ -93,7 +98,7 @@ def _add_month(moment: datetime) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def default_reset(feature_type: str) -> str:
+def default_reset(feature_type: FeatureType) -> Reset:
     """The reset of a grant that names none: metered use is billed per billing period; an
     unlimited grant of a limit feature still shows a month's use."""
     return "billing_period" if feature_type == "metered" else "month"

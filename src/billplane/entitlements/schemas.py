@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from billplane.schemas import Key, Quantity, Request, TenantKey
+from billplane.schemas import FeatureType, Key, Quantity, Request, TenantKey
 
 Reason = Literal[
     "ok", "no_plan", "not_in_plan", "limit_reached", "subscription_inactive", "unknown_feature"
@@ -56,7 +56,7 @@ class CheckOut(BaseModel):
 
 class FeatureEntitlement(BaseModel):
     feature: str
-    type: Literal["boolean", "limit", "metered"]
+    type: FeatureType
     allowed: bool
     reason: Reason
     limit: int | None = None

@@ -7,6 +7,7 @@ from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
+from billplane.schemas import FeatureType
 
 
 class Project(Base):
@@ -28,6 +29,6 @@ class Feature(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
-    type: Mapped[str] = mapped_column(String(16))  # boolean | limit | metered
+    type: Mapped[FeatureType] = mapped_column(String(16))
     unit: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]

@@ -7,6 +7,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
+from billplane.schemas import EventOutcome
 
 
 class StripeEvent(Base):
@@ -19,7 +20,7 @@ class StripeEvent(Base):
     stripe_created_at: Mapped[datetime | None]
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
-    outcome: Mapped[str] = mapped_column(String(16))  # processed | ignored | failed
+    outcome: Mapped[EventOutcome] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
 

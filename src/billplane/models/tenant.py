@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
+from billplane.schemas import Reset
 
 
 class Tenant(Base):
@@ -33,7 +34,7 @@ class TenantOverride(Base):
     feature_id: Mapped[int] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
     enabled: Mapped[bool] = mapped_column(default=True)
     limit: Mapped[int | None]
-    reset: Mapped[str | None] = mapped_column(String(16))
+    reset: Mapped[Reset | None] = mapped_column(String(16))
 
 
 class Subscription(Base):

@@ -1,10 +1,10 @@
 """Admin API bodies for plans and their grants."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from billplane.schemas import Key, Limit, Name, Request
+from billplane.schemas import Key, Limit, Name, PlanStatus, Request, Reset
 
 PriceId = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")
@@ -13,7 +13,7 @@ PriceId = Annotated[
 
 class LimitGrant(Request):
     limit: Limit
-    reset: Literal["never", "day", "month", "billing_period"] = "month"
+    reset: Reset = "month"
 
 
 # Strict: a lax bool would read `{"listings.publish": 1}` (meant as a limit of 1) as "unlimited".
@@ -48,7 +48,7 @@ class PlanPatch(Request):
     stripe_price_id: PriceId | None = None
     trial_days: Annotated[int, Field(strict=True, ge=0, le=730)] | None = None
     is_default: bool | None = None
-    status: Literal["active", "archived"] | None = None
+    status: PlanStatus | None = None
     features: Grants | None = None
 
 
@@ -57,7 +57,7 @@ class PlanOut(BaseModel):
     name: str
     stripe_price_id: str | None
     trial_days: int
-    status: str
+    status: PlanStatus
     is_default: bool
     features: dict[str, bool | dict[str, Any]]
     stripe: dict[str, Any] | None = Field(

@@ -14,6 +14,7 @@ from billplane.plans import prices, repository
 from billplane.plans.prices import PriceLookup
 from billplane.plans.schemas import PlanIn, grant_specs
 from billplane.projects import repository as projects
+from billplane.schemas import PlanStatus
 
 # The API's form of a grant: `true`/`false`, or `{"limit": N, "reset": "month"}`.
 GrantSpec = bool | dict[str, Any]
@@ -25,7 +26,7 @@ class PlanChanges:
     stripe_price_id: str | None = None
     clear_price: bool = False
     trial_days: int | None = None
-    status: str | None = None
+    status: PlanStatus | None = None
     is_default: bool | None = None
     features: dict[str, GrantSpec] | None = None
 

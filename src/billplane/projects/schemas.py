@@ -1,11 +1,11 @@
 """Admin API bodies for projects and features."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from billplane.schemas import NO_NUL_PATTERN, Key, Name, Request
+from billplane.schemas import NO_NUL_PATTERN, FeatureType, Key, Name, Request
 
 
 def _base_urls(urls: list[AnyHttpUrl]) -> list[AnyHttpUrl]:
@@ -79,12 +79,12 @@ class FeatureIn(Request):
 
     key: Key
     name: Name
-    type: Literal["boolean", "limit", "metered"]
+    type: FeatureType
     unit: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)] | None = None
 
 
 class FeatureOut(BaseModel):
     key: str
     name: str
-    type: str
+    type: FeatureType
     unit: str | None

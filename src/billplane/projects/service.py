@@ -9,6 +9,7 @@ from billplane.audit import service as audit
 from billplane.errors import AlreadyExists, ProjectNotFound
 from billplane.models import Feature, Project
 from billplane.projects import repository
+from billplane.schemas import FeatureType
 from billplane.tokens import service as tokens
 
 
@@ -84,7 +85,7 @@ def create_feature(
     *,
     key: str,
     name: str,
-    type: str,
+    type: FeatureType,
     unit: str | None,
     actor: str,
     now: datetime,

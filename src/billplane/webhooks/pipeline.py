@@ -16,6 +16,7 @@ from billplane.db import Transactions
 from billplane.errors import BillplaneError, EventNotFound
 from billplane.logs import billplane_logger, redact
 from billplane.models import StripeEvent
+from billplane.schemas import EventOutcome
 from billplane.stripe.errors import LivemodeMismatch, WebhookFailed
 from billplane.stripe.facts import EventFacts, event_from
 from billplane.stripe.gateway import StripeGateway
@@ -32,7 +33,7 @@ log = billplane_logger()
 class Receipt:
     event_id: str
     type: str
-    outcome: str
+    outcome: EventOutcome
     duplicate: bool = False
     changes: int = 0
 
@@ -100,7 +101,9 @@ def _record_failure(tx: Transactions, event: EventFacts, error: str, now: dateti
             _finish(row, "failed", error, None)
 
 
-def _finish(row: StripeEvent, outcome: str, error: str | None, now: datetime | None) -> None:
+def _finish(
+    row: StripeEvent, outcome: EventOutcome, error: str | None, now: datetime | None
+) -> None:
     row.outcome = outcome
     row.error = error
     row.processed_at = now

@@ -8,11 +8,12 @@ from sqlalchemy.orm import Session
 from billplane.errors import present
 from billplane.models import StripeEvent
 from billplane.paging import Page
+from billplane.schemas import EventOutcome
 from billplane.sql import insert_ignoring_conflict
 from billplane.stripe.facts import EventFacts
 
 # Not yet decided: only ever seen inside the transaction that decides it.
-PENDING = "pending"
+PENDING: EventOutcome = "pending"
 
 
 def get(session: Session, stripe_event_id: str) -> StripeEvent | None:
@@ -51,7 +52,7 @@ def recent(
     *,
     limit: int,
     starting_after: str | None = None,
-    outcome: str | None = None,
+    outcome: EventOutcome | None = None,
     type: str | None = None,
 ) -> Page[StripeEvent]:
     """Newest first; `starting_after` is the Stripe id of the last event of the previous page."""

@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from billplane.schemas import EventOutcome
+
 
 class WebhookAnswer(BaseModel):
     model_config = ConfigDict(
@@ -24,7 +26,7 @@ class WebhookAnswer(BaseModel):
     received: bool
     id: str
     type: str
-    outcome: str
+    outcome: EventOutcome
     duplicate: bool
 
 
@@ -52,7 +54,7 @@ class EventOut(BaseModel):
     created: datetime | None
     received_at: datetime
     processed_at: datetime | None
-    outcome: str
+    outcome: EventOutcome
     error: str | None
 
 
