@@ -5,14 +5,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from billplane.audit import service
+from billplane.audit.schemas import AuditEntryOut
 from billplane.http import Admin, Tx
+from billplane.paging import ListOut
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=ListOut[AuditEntryOut])
 def list_audit(
     _: Admin, tx: Tx, project: Key | None = None, limit: PageLimit = 100
 ) -> dict[str, Any]:

@@ -7,12 +7,19 @@ from fastapi import APIRouter
 from billplane.billing import repository
 from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx
 from billplane.status.probes import PricedPlan, stripe_report
+from billplane.status.schemas import StripeReportOut
+from billplane.webhooks.schemas import SyncOut
 from billplane.webhooks.sync import sync
 
 router = APIRouter(prefix="/admin/api/stripe", tags=["admin"])
 
 
-@router.get("/check", summary="What billplane can see of Stripe")
+@router.get(
+    "/check",
+    response_model=StripeReportOut,
+    response_model_exclude_unset=True,
+    summary="What billplane can see of Stripe",
+)
 def stripe_check(
     _: Admin, tx: Tx, stripe: Stripe, clock: AppClock, settings: CurrentSettings
 ) -> Any:
@@ -23,7 +30,7 @@ def stripe_check(
     return stripe_report(stripe, settings, plans, clock)
 
 
-@router.post("/sync", summary="Repair billing state from Stripe")
+@router.post("/sync", response_model=SyncOut, summary="Repair billing state from Stripe")
 def stripe_sync(_: Admin, tx: Tx, stripe: Stripe, clock: AppClock) -> Any:
     """Pull customers and subscriptions from Stripe and fix what missed webhooks left wrong;
     answers with every change made (and what could not be repaired)."""

@@ -18,7 +18,7 @@ from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError
 from billplane.schemas import EventOutcome
 from billplane.settings import Settings, SettingsError, load_settings
-from billplane.status.probes import PricedPlan, stripe_report
+from billplane.status.probes import PricedPlan, money, stripe_report
 from billplane.stripe.gateway import StripeGateway
 from billplane.webhooks import pipeline
 from billplane.webhooks import repository as events
@@ -97,34 +97,10 @@ def _check_lines(report: dict[str, Any]) -> Iterator[str]:
         yield f"Webhook endpoint {hook['url']}: registered, enabled, with every needed event"
 
 
-# Currencies Stripe counts in whole units (no cents); every other one in hundredths.
-ZERO_DECIMAL = {
-    "bif",
-    "clp",
-    "djf",
-    "gnf",
-    "jpy",
-    "kmf",
-    "krw",
-    "mga",
-    "pyg",
-    "rwf",
-    "ugx",
-    "vnd",
-    "vuv",
-    "xaf",
-    "xof",
-    "xpf",
-}
-
-
 def _price(stripe: dict[str, Any]) -> str:
     if not stripe.get("usable"):
         return f"problem: {stripe['reason']}"
-    currency = stripe["currency"]
-    minor = stripe["amount"] or 0
-    amount = str(minor) if currency in ZERO_DECIMAL else f"{minor / 100:.2f}"
-    return f"ok, {amount} {currency.upper()} per {stripe['interval']}"
+    return f"ok, {money(stripe['amount'] or 0, stripe['currency'])} per {stripe['interval']}"
 
 
 @stripe_app.command("sync")

@@ -60,3 +60,21 @@ class EventOut(BaseModel):
 
 class EventDetailOut(EventOut):
     payload: dict[str, Any]
+
+
+class SyncChangeOut(BaseModel):
+    tenant: str  # project/tenant
+    action: str
+    target: str
+    before: dict[str, Any] | None  # the audit trail's own record of the change
+    after: dict[str, Any] | None
+
+
+class SyncOut(BaseModel):
+    """What `POST /admin/api/stripe/sync` (and `billplane stripe sync`) checked and changed."""
+
+    customers: int
+    subscriptions: int
+    changed: int
+    changes: list[SyncChangeOut]
+    problems: list[str]  # what could not be repaired, and why
