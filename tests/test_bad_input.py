@@ -245,15 +245,36 @@ def test_unknown_field_is_refused_by_name_and_writes_nothing(
     assert rows(session) == before
 
 
+@pytest.mark.parametrize("sent_as", ["none", "text/plain", "application/x-www-form-urlencoded"])
 @pytest.mark.parametrize("op", **by_id(WITH_BODY))
-def test_json_sent_as_plain_text_is_refused_and_writes_nothing(
-    realtyos: Setup, session: Session, op: Operation
+def test_json_sent_with_another_content_type_is_read_as_json(
+    realtyos: Setup, session: Session, op: Operation, sent_as: str
 ) -> None:
+    """`curl -d` sends form-urlencoded, a fetch of a string text/plain, some clients nothing: the
+    body is still read as JSON. An unknown field proves it: only a JSON read can name it."""
     url = url_for(op, known_path_values(realtyos))
     before = rows(session)
-    response = send(realtyos, op, url, headers={"content-type": "text/plain"})
-    assert 400 <= response.status_code < 500, response.text
-    assert_error(response, response.status_code)
+    body = json.dumps({**(op.example or {}), "surprise": 1}).encode()
+    auth = realtyos.api.headers if op.is_client else realtyos.admin.headers
+    headers = auth if sent_as == "none" else auth | {"content-type": sent_as}
+    response = realtyos.admin.client.request(op.method, url, content=body, headers=headers)
+    assert_error(response, 422, "validation_error", param="surprise")
+    assert rows(session) == before
+
+
+@pytest.mark.parametrize("sent_as", ["none", "application/x-www-form-urlencoded"])
+def test_a_form_body_that_is_not_json_is_refused_naming_the_header(
+    realtyos: Setup, session: Session, sent_as: str
+) -> None:
+    before = rows(session)
+    headers = realtyos.api.headers | ({} if sent_as == "none" else {"content-type": sent_as})
+    response = realtyos.admin.client.post(
+        "/v1/usage", content=b"tenant=acme&feature=ai.tokens", headers=headers
+    )
+    error = assert_error(response, 400, "invalid_json")
+    assert "Content-Type: application/json" in error["message"]
+    said = "without a Content-Type" if sent_as == "none" else sent_as
+    assert said in error["message"]
     assert rows(session) == before
 
 

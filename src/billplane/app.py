@@ -21,7 +21,7 @@ from billplane.api import (
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
 from billplane.db import Database
-from billplane.http import install_error_handlers
+from billplane.http import JsonBodies, install_error_handlers
 from billplane.settings import Settings, get_settings
 from billplane.stripe.gateway import StripeGateway
 
@@ -61,6 +61,7 @@ def create_app(
     app.state.clock = clock
     app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)
+    app.add_middleware(JsonBodies)
     for router in (
         entitlements.router,
         usage.router,

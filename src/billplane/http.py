@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billplane.clock import Clock
 from billplane.db import Database, Transactions
@@ -131,11 +132,57 @@ def _render_domain_error(_request: Request, exc: Exception) -> JSONResponse:
 INVALID_JSON = "The request body is not valid JSON."
 
 
-def _render_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+class JsonBodies:
+    """The API reads every body as JSON, whatever its Content-Type says.
+
+    `curl -d '{...}'` sends `application/x-www-form-urlencoded`, a fetch of a string sends
+    `text/plain`, and some clients send no Content-Type at all: the body they carry is still the
+    JSON the API expects. Such a request is read as JSON; if its body is not JSON after all, the
+    400 names the header it came with. Only the API's paths are touched: the dashboard's forms
+    and Stripe's webhook (which reads raw bytes) are not.
+    """
+
+    READ_AS_JSON = (b"application/x-www-form-urlencoded", b"text/plain")
+    API = ("/v1/", "/admin/api/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] != "GET"
+            and scope["path"].startswith(self.API)
+        ):
+            headers: list[tuple[bytes, bytes]] = scope["headers"]
+            sent_as = next((v for k, v in headers if k == b"content-type"), None)
+            if sent_as is None or sent_as.lower().startswith(self.READ_AS_JSON):
+                kept = [(k, v) for k, v in headers if k != b"content-type"]
+                scope = {
+                    **scope,
+                    "headers": [*kept, (b"content-type", b"application/json")],
+                    SENT_AS: (sent_as or b"").decode("latin-1").split(";")[0].strip(),
+                }
+        await self.app(scope, receive, send)
+
+
+SENT_AS = "billplane.sent_as"  # the Content-Type a body read as JSON came with
+
+
+def _invalid_json(request: Request) -> JSONResponse:
+    sent_as = request.scope.get(SENT_AS)
+    message = INVALID_JSON
+    if sent_as is not None:
+        said = f"was sent as {sent_as}" if sent_as else "came without a Content-Type"
+        message += f" It {said}; the API reads JSON only: send Content-Type: application/json."
+    return JSONResponse(error_body("invalid_json", message), status_code=400)
+
+
+def _render_validation_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse(error_body("invalid_json", INVALID_JSON), status_code=400)
+        return _invalid_json(request)
     # `loc` starts with where the value came from (body, query, path); the rest is the field.
     return JSONResponse(validation_error(errors, skip=1, body=exc.body), status_code=422)
 
@@ -185,6 +232,8 @@ _HTTP_MESSAGES = {400: INVALID_JSON, 404: "No such route."}
 
 def _render_http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
+    if exc.status_code == 400:
+        return _invalid_json(request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
     headers = exc.headers
