@@ -20,9 +20,12 @@ install: $(STAMP)
 	@echo "Created .env with a new admin token (log in to the dashboard with it):"
 	@grep BILLPLANE_ADMIN_TOKEN .env
 
+# `make run PORT=8100` serves on another port (set BILLPLANE_PUBLIC_URL to match for Stripe).
+PORT ?= 8000
+
 run: $(STAMP) .env
 	$(BIN)/billplane db upgrade
-	$(BIN)/billplane serve --host 127.0.0.1 --port 8000
+	$(BIN)/billplane serve --host 127.0.0.1 --port $(PORT)
 
 # Two processes: this machine's two cores (see tests/servers.py for how they share ports, and
 # the `xdist_group` marks for the tests that must not run beside each other).

@@ -527,3 +527,24 @@ def test_every_commands_help_works(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
     assert len(COMMAND_PATHS) > 10  # the tree was walked, not just its root
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("STRIPE_SECRET_KEY", "hello"),
+        ("STRIPE_SECRET_KEY", "pk_test_51Hx9publishable"),  # the publishable key in its place
+        ("STRIPE_SECRET_KEY", "sk_test_51Hx9 with a space"),
+        ("STRIPE_WEBHOOK_SECRET", "sk_test_51Hx9secret"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_"),
+        ("STRIPE_PUBLISHABLE_KEY", "sk_live_51Hx9secret"),
+    ],
+)
+def test_a_stripe_key_of_the_wrong_kind_stops_the_start_in_one_sentence(
+    setting: str, value: str
+) -> None:
+    result = CliRunner().invoke(cli, ["project", "list"], env={setting: value})
+
+    message = _one_line_error(result, 2)
+    assert message.startswith(f"billplane cannot start: {setting} must be a Stripe key")
+    assert f"'{value}'" not in message  # a key of the wrong kind may still be a secret

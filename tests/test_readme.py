@@ -32,6 +32,13 @@ def test_make_run_migrates_then_serves_on_port_8000() -> None:
     assert "--host 127.0.0.1 --port 8000" in plan
 
 
+def test_make_run_takes_another_port() -> None:
+    plan = subprocess.run(
+        ["make", "-n", "run", "PORT=8100"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "billplane serve --host 127.0.0.1 --port 8100" in plan
+
+
 @pytest.mark.e2e
 def test_what_make_run_does_serves_docs_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     """`make run`'s steps from an empty directory: the default SQLite file is created, migrated

@@ -133,13 +133,13 @@ INVALID_JSON = "The request body is not valid JSON."
 
 
 class JsonBodies:
-    """The API reads every body as JSON, whatever its Content-Type says.
+    """A body the API gets as a form, as plain text or with no Content-Type is read as JSON.
 
     `curl -d '{...}'` sends `application/x-www-form-urlencoded`, a fetch of a string sends
     `text/plain`, and some clients send no Content-Type at all: the body they carry is still the
-    JSON the API expects. Such a request is read as JSON; if its body is not JSON after all, the
-    400 names the header it came with. Only the API's paths are touched: the dashboard's forms
-    and Stripe's webhook (which reads raw bytes) are not.
+    JSON the API expects. If it is not JSON after all, the 400 names the header it came with.
+    Other types (XML, multipart) are refused as before. Only the API's paths are touched: the
+    dashboard's forms and Stripe's webhook (which reads raw bytes) are not.
     """
 
     READ_AS_JSON = (b"application/x-www-form-urlencoded", b"text/plain")

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -11,6 +11,15 @@ from sqlalchemy.exc import ArgumentError
 
 class SettingsError(Exception):
     """A missing or malformed setting, told in one human sentence."""
+
+
+# What each Stripe setting starts with: secret (or restricted) keys, publishable keys, and the
+# signing secret of a webhook endpoint.
+STRIPE_PREFIXES: dict[str, tuple[str, ...]] = {
+    "stripe_secret_key": ("sk_test_", "sk_live_", "rk_test_", "rk_live_"),
+    "stripe_publishable_key": ("pk_test_", "pk_live_"),
+    "stripe_webhook_secret": ("whsec_",),
+}
 
 
 class Settings(BaseSettings):
@@ -44,6 +53,19 @@ class Settings(BaseSettings):
         if value is not None and len(value) < 16:
             raise ValueError("must be at least 16 characters")
         return value or None
+
+    @field_validator("stripe_secret_key", "stripe_publishable_key", "stripe_webhook_secret")
+    @classmethod
+    def _stripe_key_of_its_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A key of the wrong kind (a publishable key as the secret, a typo) would only fail at
+        # the first payment; said at start, with what was expected and never the value itself.
+        if not value:
+            return None
+        prefixes = STRIPE_PREFIXES[info.field_name or ""]
+        if not value.startswith(prefixes) or value in prefixes or any(c.isspace() for c in value):
+            kinds = " or ".join(f"{p}…" for p in prefixes)
+            raise ValueError(f"must be a Stripe key of the form {kinds} (from Stripe's dashboard)")
+        return value
 
     @field_validator("billplane_public_url")
     @classmethod
