@@ -52,8 +52,9 @@ def test_what_make_run_does_serves_docs_on_a_fresh_sqlite_file(tmp_path: Path) -
         [str(billplane), "serve", "--port", str(port)],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     ) as server:
         try:
             docs = _get_when_up(f"http://127.0.0.1:{port}/docs")
@@ -62,6 +63,12 @@ def test_what_make_run_does_serves_docs_on_a_fresh_sqlite_file(tmp_path: Path) -
         finally:
             server.terminate()
             server.wait(timeout=15)
+        # The start says where to go, on the port it serves, and how to log in.
+        assert server.stdout is not None
+        banner = server.stdout.read()
+        assert f"dashboard http://127.0.0.1:{port}/ (log in with BILLPLANE_ADMIN_TOKEN" in banner
+        assert f"API docs http://127.0.0.1:{port}/docs" in banner
+        assert "a" * 32 not in banner
 
 
 def _get_when_up(url: str) -> httpx.Response:

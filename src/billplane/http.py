@@ -70,6 +70,19 @@ async def get_clock(request: Request) -> Clock:
     return clock
 
 
+async def get_served_settings(request: Request) -> Settings:
+    """The settings as this request sees them: without BILLPLANE_PUBLIC_URL, the public URL is
+    the one the request came to (`make run PORT=8100`, a LAN address), so that snippets, the
+    webhook URL and the Stripe report name the server actually answering. For the dashboard and
+    the admin reports only: the hot path keeps `CurrentSettings` (no copy per request)."""
+    settings: Settings = request.app.state.settings
+    if settings.public_url_set:
+        return settings
+    served = str(request.base_url).rstrip("/")
+    return settings.model_copy(update={"billplane_public_url": served})
+
+
+ServedSettings = Annotated[Settings, Depends(get_served_settings)]
 Stripe = Annotated[StripeGateway, Depends(get_stripe)]
 AppClock = Annotated[Clock, Depends(get_clock)]
 

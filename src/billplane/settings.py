@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @property
+    def public_url_set(self) -> bool:
+        """Whether BILLPLANE_PUBLIC_URL was given, rather than left at its local default."""
+        return "billplane_public_url" in self.model_fields_set
+
+    @property
     def sqlalchemy_url(self) -> str:
         """The URL for SQLAlchemy: plain `postgresql://` is served by psycopg 3."""
         if self.database_url.startswith("postgresql://"):

@@ -154,13 +154,18 @@ def double(stripe_double: StripeDouble) -> StripeDouble:
 
 
 def app_client(
-    settings: Settings, database: Database, session: Session, clock: Clock
+    settings: Settings,
+    database: Database,
+    session: Session,
+    clock: Clock,
+    base_url: str | None = None,
 ) -> TestClient:
     app = create_app(settings, db=database, clock=clock)
     app.dependency_overrides[get_transactions] = lambda: SavepointTransactions(session)
     # A Secure cookie (public URL on https) comes back only over https.
     scheme = "https" if settings.billplane_public_url.startswith("https") else "http"
-    return TestClient(app, base_url=f"{scheme}://testserver", raise_server_exceptions=False)
+    base_url = base_url or f"{scheme}://testserver"
+    return TestClient(app, base_url=base_url, raise_server_exceptions=False)
 
 
 @pytest.fixture

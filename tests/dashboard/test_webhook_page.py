@@ -8,10 +8,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billplane.db import Database
 from billplane.models import StripeEvent
+from billplane.settings import Settings
 from billplane.status.probes import HANDLED_EVENTS
-from conftest import Clock
-from dashboard.conftest import Operator, in_stripe
+from conftest import Admin, Clock
+from dashboard.conftest import Operator, app_client, in_stripe, snippet_of
 from dashboard.test_status import delivery
 from stripe_double import StripeDouble
 
@@ -50,11 +52,34 @@ def test_the_page_says_what_to_set_up_in_stripe(stripe_operator: Operator) -> No
     assert "whsec_dashboard_tests" not in page
 
 
-def test_a_local_public_url_is_flagged_as_unreachable_for_stripe(operator: Operator) -> None:
-    page = operator.page("/webhook")
-    assert "http://127.0.0.1:8000/webhooks/stripe" in page
-    assert "local address Stripe cannot reach" in page
-    assert ">missing</span>" in page
+def test_without_a_public_url_the_pages_name_the_url_they_were_served_at(
+    settings: Settings, database: Database, session: Session, clock: Clock
+) -> None:
+    """`make run PORT=8100` without BILLPLANE_PUBLIC_URL: the webhook URL and the snippets follow
+    the server that answers (and a local one is flagged as out of Stripe's reach)."""
+    assert not settings.public_url_set
+    with app_client(settings, database, session, clock, "http://127.0.0.1:8100") as client:
+        person = Operator(client)
+        assert person.log_in().status_code == 303
+        page = person.page("/webhook")
+        assert "http://127.0.0.1:8100/webhooks/stripe" in page
+        assert "local address Stripe cannot reach" in page
+        assert ">missing</span>" in page
+        assert "127.0.0.1:8000" not in page
+        assert "http://127.0.0.1:8100/v1/check" in snippet_of(person.page("/builder"), "check")
+        status = Admin(client).call("GET", "/admin/api/stripe/check")
+        assert status["webhook"]["url"] == "http://127.0.0.1:8100/webhooks/stripe"
+
+
+def test_a_set_public_url_wins_over_the_url_served_at(
+    settings: Settings, database: Database, session: Session, clock: Clock
+) -> None:
+    public = settings.model_copy(update={"billplane_public_url": "https://billing.example.com"})
+    public.model_fields_set.add("billplane_public_url")
+    with app_client(public, database, session, clock, "https://127.0.0.1:8100") as client:
+        person = Operator(client)
+        assert person.log_in().status_code == 303
+        assert URL in person.page("/webhook")
 
 
 def test_the_page_says_whether_stripe_has_the_endpoint(

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, CurrentSettings, Now, Stripe, Tx
+from billplane.http import Admin, Now, ServedSettings, Stripe, Tx
 from billplane.status import service
 from billplane.status.checklist import Item
 from billplane.status.probes import Status
@@ -30,7 +30,7 @@ def _item(item: Item) -> dict[str, Any]:
 
 @router.get("/status", response_model=SetupStatusOut)
 def setup_status(
-    _: Admin, tx: Tx, settings: CurrentSettings, stripe: Stripe, now: Now
+    _: Admin, tx: Tx, settings: ServedSettings, stripe: Stripe, now: Now
 ) -> dict[str, Any]:
     """What the dashboard's header and "What to do next" show, as JSON."""
     seen = service.overview(tx, settings, stripe, now)

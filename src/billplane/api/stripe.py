@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from billplane.billing import repository
-from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx
+from billplane.http import Admin, AppClock, ServedSettings, Stripe, Tx
 from billplane.status.probes import PricedPlan, stripe_report
 from billplane.status.schemas import StripeReportOut
 from billplane.webhooks.schemas import SyncOut
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/admin/api/stripe", tags=["admin"])
     summary="What billplane can see of Stripe",
 )
 def stripe_check(
-    _: Admin, tx: Tx, stripe: Stripe, clock: AppClock, settings: CurrentSettings
+    _: Admin, tx: Tx, stripe: Stripe, clock: AppClock, settings: ServedSettings
 ) -> Any:
     """The key (valid, test or live mode), each plan's price, and whether Stripe has a webhook
     endpoint for this server with the events billplane needs. Changes nothing."""

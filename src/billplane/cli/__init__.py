@@ -145,7 +145,9 @@ def serve(
     """Serve the API (and dashboard) with uvicorn."""
     import uvicorn
 
-    _settings()  # fail with one sentence here, not a traceback in every worker
+    settings = _settings()  # fail with one sentence here, not a traceback in every worker
+    for line in _banner(settings, host, port):
+        typer.echo(line)
     uvicorn.run(
         "billplane.app:create_served_app",
         factory=True,
@@ -159,6 +161,18 @@ def serve(
         # not dead, and restarting it would drop the requests it holds.
         timeout_worker_healthcheck=30,
     )
+
+
+def _banner(settings: Settings, host: str, port: int) -> list[str]:
+    """Where to go once the server is up, before uvicorn's own lines."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{local}:{port}"
+    login = (
+        "log in with BILLPLANE_ADMIN_TOKEN (`make run` keeps it in .env)"
+        if settings.billplane_admin_token
+        else "BILLPLANE_ADMIN_TOKEN is not set: the dashboard and the admin API are off"
+    )
+    return [f"billplane: dashboard {base}/ ({login})", f"billplane: API docs {base}/docs"]
 
 
 @db_app.command("upgrade")

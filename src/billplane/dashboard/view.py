@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from billplane import __version__
 from billplane.dashboard import auth
 from billplane.db import Transactions
-from billplane.http import CurrentSettings, Now, Stripe, Tx
+from billplane.http import Now, ServedSettings, Stripe, Tx
 from billplane.settings import Settings
 from billplane.status import repository
 from billplane.status.probes import ago, stripe_status, webhook_status
@@ -81,16 +81,12 @@ def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def form_view(
-    request: Request, settings: CurrentSettings, tx: Tx, now: Now, stripe: Stripe
-) -> View:
+def form_view(request: Request, settings: ServedSettings, tx: Tx, now: Now, stripe: Stripe) -> View:
     """For a form's handler: its operator_form dependency answers 403 to a stranger."""
     return View(request, settings, tx, now, stripe)
 
 
-def page_view(
-    request: Request, settings: CurrentSettings, tx: Tx, now: Now, stripe: Stripe
-) -> View:
+def page_view(request: Request, settings: ServedSettings, tx: Tx, now: Now, stripe: Stripe) -> View:
     """For a page: a visitor without a session is sent to the login page."""
     auth.require_operator(request)
     return View(request, settings, tx, now, stripe)
