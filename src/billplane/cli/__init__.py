@@ -165,7 +165,7 @@ def serve(
 
 def _banner(settings: Settings, host: str, port: int) -> list[str]:
     """Where to go once the server is up, before uvicorn's own lines."""
-    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 -- a comparison
     base = f"http://{local}:{port}"
     login = (
         "log in with BILLPLANE_ADMIN_TOKEN (`make run` keeps it in .env)"
