@@ -267,7 +267,7 @@ def _count_and_claim_pg(*, guarded: bool) -> ClauseElement:
           RETURNING id
         )
         SELECT (SELECT used FROM bumped), (SELECT id FROM claimed)
-        """  # noqa: S608
+        """  # noqa: S608 -- see `guard` above
     )
 
 

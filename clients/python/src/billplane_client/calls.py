@@ -46,6 +46,7 @@ class RetryPolicy:
     def delays(self) -> Iterator[float]:
         """The pause before each retry (attempts - 1 of them)."""
         for retry in range(self.attempts - 1):
+            # Jitter spreads retries out; it guards nothing, so no cryptographic randomness.
             yield random.uniform(0, min(self.max_backoff, self.backoff * 2**retry))  # noqa: S311
 
 
