@@ -7,7 +7,7 @@ one feature.
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from billplane.entitlements.rules import (
 from billplane.errors import present
 from billplane.hotpath import Sql
 from billplane.models import Project, Tenant
+from billplane.schemas import FeatureType
 from billplane.tokens import service as tokens
 
 
@@ -39,6 +40,62 @@ class Access:
     grants: dict[int, Grant]  # feature id -> effective grant (overrides already applied)
     used: dict[int, int]  # counted feature id -> what was used in its current period
     periods: dict[int, Period]  # counted feature id -> its current period
+
+
+# The answers' JSON, typed as it is built: plain dicts at run time (no model to build per call on
+# the hot path), checked by mypy here and validated against `schemas` by the OpenAPI tests.
+class Answer(TypedDict):
+    allowed: bool
+    reason: str
+
+
+class Numbers(TypedDict, total=False):
+    """Present on a counted feature's answer, absent on an on/off feature's."""
+
+    limit: int | None
+    used: int | None
+    remaining: int | None
+    resets_at: datetime | None
+
+
+class FeatureNumbers(Answer, Numbers):
+    """One feature's answer: a counted feature's with its numbers."""
+
+
+class CheckHead(TypedDict):
+    tenant: str
+    feature: str
+    plan: str | None
+    subscription_status: str | None
+
+
+class CheckAnswer(CheckHead, Answer, Numbers):
+    """`/v1/check`'s body (`schemas.CheckOut`): the numbers only for a counted feature."""
+
+
+class FeatureHead(TypedDict):
+    feature: str
+    type: FeatureType
+
+
+class FeatureAnswer(FeatureHead, Answer, Numbers):
+    pass
+
+
+class SubscriptionSummary(TypedDict):
+    status: str
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    trial_end: datetime | None
+
+
+class EntitlementsAnswer(TypedDict):
+    """`/v1/tenants/{t}/entitlements`' body (`schemas.EntitlementsOut`)."""
+
+    tenant: str
+    plan: str | None
+    subscription: SubscriptionSummary | None
+    features: list[FeatureAnswer]
 
 
 # Slotted, not frozen: an entitlements answer makes one per feature, a batch one per event.
@@ -186,21 +243,18 @@ def decide(
     """Whether `quantity` more of `feature` is allowed, given what the tenant used this period."""
     grant = access.grants.get(feature.id)
     period = period_of(access, feature, now)
-    counted = feature.type != "boolean"
     limit = grant.limit if grant is not None and feature.type == "limit" else None
-    numbers: dict[str, Any] = {}
-    if counted:
-        numbers = {
-            "limit": limit,
-            "used": used,
-            "remaining": None if limit is None else max(limit - used, 0),
-            "resets_at": period.resets_at if period else None,
-        }
     if grant is None or not grant.enabled:
-        return Decision(False, _refusal(access), period=period, grant=grant, **numbers)
-    if limit is not None and used + quantity > limit:
-        return Decision(False, "limit_reached", period=period, grant=grant, **numbers)
-    return Decision(True, "ok", period=period, grant=grant, **numbers)
+        allowed, reason = False, _refusal(access)
+    elif limit is not None and used + quantity > limit:
+        allowed, reason = False, "limit_reached"
+    else:
+        allowed, reason = True, "ok"
+    if feature.type == "boolean":
+        return Decision(allowed, reason, period=period, grant=grant)
+    remaining = None if limit is None else max(limit - used, 0)
+    resets_at = period.resets_at if period else None
+    return Decision(allowed, reason, limit, used, remaining, resets_at, period, grant)
 
 
 def _refusal(access: Access) -> str:
@@ -211,34 +265,36 @@ def _refusal(access: Access) -> str:
     return "no_plan"
 
 
-def check(access: Access, feature_key: str, quantity: int, now: datetime) -> dict[str, Any]:
+def check(access: Access, feature_key: str, quantity: int, now: datetime) -> CheckAnswer:
     """The answer of `/v1/check`: may the tenant use `quantity` of the feature now?"""
-    head = {
+    head: CheckHead = {
         "tenant": access.tenant_key,
         "feature": feature_key,
         "plan": access.plan.key if access.plan else None,
         "subscription_status": access.subscription.status if access.subscription else None,
     }
     if not access.features:
-        return {**head, "allowed": False, "reason": "unknown_feature"}
+        unknown: FeatureNumbers = {"allowed": False, "reason": "unknown_feature"}
+        return {**head, **unknown}
     feature = access.features[0]
     used = access.used.get(feature.id, 0)
     return {**head, **answer(decide(access, feature, used, quantity, now), feature)}
 
 
-def answer(decision: Decision, feature: FeatureRow) -> dict[str, Any]:
-    body: dict[str, Any] = {"allowed": decision.allowed, "reason": decision.reason}
-    if feature.type != "boolean":
-        body |= {
-            "limit": decision.limit,
-            "used": decision.used,
-            "remaining": decision.remaining,
-            "resets_at": decision.resets_at,
-        }
-    return body
+def answer(decision: Decision, feature: FeatureRow) -> FeatureNumbers:
+    if feature.type == "boolean":
+        return {"allowed": decision.allowed, "reason": decision.reason}
+    return {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "limit": decision.limit,
+        "used": decision.used,
+        "remaining": decision.remaining,
+        "resets_at": decision.resets_at,
+    }
 
 
-def entitlements(access: Access, now: datetime) -> dict[str, Any]:
+def entitlements(access: Access, now: datetime) -> EntitlementsAnswer:
     """The answer of `/v1/tenants/{tenant}/entitlements`: every project feature at once."""
     sub = access.subscription
     return {
@@ -265,7 +321,7 @@ def entitlements(access: Access, now: datetime) -> dict[str, Any]:
 
 def entitlements_of(
     session: Session, project: Project, tenant: Tenant, now: datetime, grace_days: int
-) -> dict[str, Any]:
+) -> EntitlementsAnswer:
     """A tenant's entitlements inside an ORM transaction (the operator's views, confirm)."""
     sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
     found = present(  # the caller holds the tenant

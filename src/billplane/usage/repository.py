@@ -6,7 +6,7 @@ concurrent requests from passing the limit. The statements of the hot path are C
 once (see `hotpath`); the operator's views read through the ORM.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -218,7 +218,9 @@ def drop_empty(sql: Sql, counters: list[CounterKey]) -> None:
 
 
 # Events recorded before, by (tenant id, idempotency key): (feature id, quantity, answer).
-Earlier = dict[tuple[int, str], tuple[int, int, dict[str, Any]]]
+# A stored answer is the JSON `usage.service` built (its `UsageAnswer`), read back as a mapping.
+Stored = Mapping[str, Any]
+Earlier = dict[tuple[int, str], tuple[int, int, Stored]]
 
 
 def events_of(sql: Sql, keys: list[tuple[int, str]]) -> Earlier:
@@ -286,8 +288,8 @@ def count_and_claim(
     key: str,
     occurred_at: datetime,
     now: datetime,
-    answer: Callable[[int], dict[str, Any]],
-) -> tuple[dict[str, Any] | None, bool]:
+    answer: Callable[[int], Stored],
+) -> tuple[Stored | None, bool]:
     """Count `quantity` (within `limit`, when given) and record the event under `key` with its
     answer, `answer(new total)`. Returns that answer (None: over the limit, nothing changed)
     and whether the key was claimed (False: it was taken; the caller gives the count back)."""
@@ -353,7 +355,7 @@ def claim_idempotency_key(
     quantity: int,
     occurred_at: datetime,
     now: datetime,
-    response: dict[str, Any],
+    response: Stored,
 ) -> bool:
     """Insert the event for `key` with its answer; False when an event with that key exists.
 
@@ -371,7 +373,7 @@ def claim_idempotency_key(
     return bool(sql.run(CLAIM_KEY, values))
 
 
-def event_by_key(sql: Sql, tenant_id: int, key: str) -> tuple[int, int, dict[str, Any]] | None:
+def event_by_key(sql: Sql, tenant_id: int, key: str) -> tuple[int, int, Stored] | None:
     """The feature id, quantity and stored answer of the event recorded under `key`."""
     rows = sql.run(EVENT_BY_KEY, {"tenant_id": tenant_id, "key": key})
     if not rows:

@@ -9,7 +9,7 @@ request never rolls back its neighbours.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
@@ -40,9 +40,25 @@ class UsageRequest:
     timestamp: datetime | None = None
 
 
+class UsageAnswer(TypedDict):
+    """`/v1/usage`'s body (`schemas.UsageOut`), as stored with the event and answered again to a
+    repeat: a plain dict at run time, typed as it is built."""
+
+    tenant: str
+    feature: str
+    idempotency_key: str
+    quantity: int
+    recorded: bool
+    duplicate: bool
+    used: int
+    limit: int | None
+    remaining: int | None
+    resets_at: str | None
+
+
 @dataclass(slots=True)
 class Recorded:
-    body: dict[str, Any]
+    body: UsageAnswer
     created: bool  # False when the key had been seen: nothing was counted this time
 
 
@@ -136,7 +152,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
         return _refusal(decision, feature, write.access.tenant_key, request)
     if claimed:
-        return Recorded(body, created=True)
+        return Recorded(cast(UsageAnswer, body), created=True)  # the answer just stored
     repository.take_back(sql, counter, request.quantity)
     # The key was taken by an event this transaction can see.
     earlier = present(
@@ -227,7 +243,7 @@ def lock_order(write: Write) -> tuple[int, int, str]:
     return write.counter
 
 
-def _answer(write: Write, total: int) -> dict[str, Any]:
+def _answer(write: Write, total: int) -> UsageAnswer:
     limit = write.shown_limit
     return {
         "tenant": write.access.tenant_key,
@@ -261,7 +277,7 @@ def countable_feature(found: Found, key: str) -> FeatureRow:
 
 
 def _outcome_of_repeat(
-    earlier: tuple[int, int, dict[str, Any]], feature: FeatureRow, request: UsageRequest
+    earlier: tuple[int, int, repository.Stored], feature: FeatureRow, request: UsageRequest
 ) -> Recorded | BillplaneError:
     try:
         return _repeat(earlier, feature, request)
@@ -270,7 +286,7 @@ def _outcome_of_repeat(
 
 
 def _repeat(
-    earlier: tuple[int, int, dict[str, Any]], feature: FeatureRow, request: UsageRequest
+    earlier: tuple[int, int, repository.Stored], feature: FeatureRow, request: UsageRequest
 ) -> Recorded:
     feature_id, quantity, response = earlier
     if feature_id != feature.id or quantity != request.quantity:
@@ -279,7 +295,7 @@ def _repeat(
             "feature or quantity.",
             extra={"param": "idempotency_key"},
         )
-    return Recorded({**response, "duplicate": True}, created=False)
+    return Recorded(cast(UsageAnswer, {**response, "duplicate": True}), created=False)
 
 
 def _refusal(
