@@ -1,6 +1,6 @@
 """Writing and reading audit entries."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +18,8 @@ def record(
     target: str,
     now: datetime,
     project_id: int | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
 ) -> None:
     session.add(
         AuditEntry(
@@ -27,8 +27,8 @@ def record(
             actor=actor,
             action=action,
             target=target,
-            before=before,
-            after=after,
+            before=None if before is None else dict(before),
+            after=None if after is None else dict(after),
             created_at=now,
         )
     )

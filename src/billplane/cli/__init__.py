@@ -250,7 +250,8 @@ def feature_create(
         typer.echo(f"feature {project}/{key} ({type}) created")
 
 
-def parse_grant(text: str) -> tuple[str, plans.GrantSpec]:
+def parse_grant(text: str) -> tuple[str, bool | dict[str, object]]:
+    """One `--feature` as the raw grant `PlanIn` then validates."""
     """`exports` → on; `exports=off` → off; `listings.publish=100/month` → a limit."""
     key, sep, value = text.partition("=")
     if not sep or value in ("on", "true"):

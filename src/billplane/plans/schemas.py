@@ -1,6 +1,6 @@
 """Admin API bodies for plans and their grants."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
@@ -14,6 +14,15 @@ PriceId = Annotated[
 class LimitGrant(Request):
     limit: Limit
     reset: Reset = "month"
+
+
+class LimitSpec(TypedDict):
+    limit: int
+    reset: Reset
+
+
+# The services' form of a grant: `true`/`false`, or `{"limit": N, "reset": "month"}`.
+GrantSpec = bool | LimitSpec
 
 
 # Strict: a lax bool would read `{"listings.publish": 1}` (meant as a limit of 1) as "unlimited".
@@ -59,12 +68,17 @@ class PlanOut(BaseModel):
     trial_days: int
     status: PlanStatus
     is_default: bool
+    # {feature: true/false, or {"limit": N, "reset": ...}}: pydantic cannot take `GrantSpec` (a
+    # `typing.TypedDict`) on Python 3.11, so the answer's model keeps the plain form.
     features: dict[str, bool | dict[str, Any]]
     stripe: dict[str, Any] | None = Field(
         default=None, description="What Stripe says of the price, once Stripe is configured."
     )
 
 
-def grant_specs(grants: dict[str, bool | LimitGrant]) -> dict[str, bool | dict[str, Any]]:
+def grant_specs(grants: dict[str, bool | LimitGrant]) -> dict[str, GrantSpec]:
     """The validated grant map in the plain form the services take."""
-    return {k: v if isinstance(v, bool) else v.model_dump() for k, v in grants.items()}
+    return {
+        k: v if isinstance(v, bool) else {"limit": v.limit, "reset": v.reset}
+        for k, v in grants.items()
+    }

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -12,12 +12,22 @@ from billplane.errors import AlreadyExists, FeatureNotFound, InvalidInput, PlanN
 from billplane.models import Feature, Plan, Project
 from billplane.plans import prices, repository
 from billplane.plans.prices import PriceLookup
-from billplane.plans.schemas import PlanIn, grant_specs
+from billplane.plans.schemas import GrantSpec, PlanIn, grant_specs
 from billplane.projects import repository as projects
 from billplane.schemas import PlanStatus
 
-# The API's form of a grant: `true`/`false`, or `{"limit": N, "reset": "month"}`.
-GrantSpec = bool | dict[str, Any]
+
+class PlanDescription(TypedDict):
+    """A plan as the admin API answers it (`schemas.PlanOut`) and the audit trail keeps it."""
+
+    key: str
+    name: str
+    stripe_price_id: str | None
+    trial_days: int
+    status: PlanStatus
+    is_default: bool
+    features: dict[str, GrantSpec]
+    stripe: dict[str, Any] | None  # Stripe's word on the price, as stored (`prices.verdict`)
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ def render_grants(grants: dict[int, Grant], features: list[Feature]) -> dict[str
     return rendered
 
 
-def describe(session: Session, project: Project, plan: Plan) -> dict[str, Any]:
+def describe(session: Session, project: Project, plan: Plan) -> PlanDescription:
     features = list(projects.features_of(session, project.id))
     return {
         "key": plan.key,

@@ -1,8 +1,9 @@
 """Creating, changing and describing tenants."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +12,7 @@ from billplane.entitlements import service as entitlements
 from billplane.errors import AlreadyExists, TenantNotFound
 from billplane.models import Project, Tenant
 from billplane.plans import service as plans
+from billplane.plans.schemas import GrantSpec
 from billplane.projects import repository as projects
 from billplane.tenants import repository
 from billplane.tokens import service as tokens
@@ -21,7 +23,7 @@ from billplane.usage import repository as usage
 class TenantChanges:
     name: str | None = None
     email: str | None = None
-    overrides: dict[str, plans.GrantSpec] | None = None
+    overrides: dict[str, GrantSpec] | None = None
 
 
 def tenant_for(session: Session, caller: tokens.Caller, tenant_key: str) -> Tenant:
@@ -40,7 +42,45 @@ def get_tenant(session: Session, project: Project, key: str) -> Tenant:
     return tenant
 
 
-def describe(session: Session, project: Project, tenant: Tenant) -> dict[str, Any]:
+class TenantDescription(TypedDict):
+    """A tenant as the admin API answers it (`schemas.TenantOut`) and the audit trail keeps it."""
+
+    key: str
+    name: str | None
+    email: str | None
+    stripe_customer_id: str | None
+    overrides: dict[str, GrantSpec]
+    created_at: datetime
+
+
+class SubscriptionDetail(TypedDict):
+    stripe_subscription_id: str
+    status: str
+    stripe_price_id: str | None
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    trial_end: datetime | None
+
+
+class UsageLine(TypedDict):
+    feature: str | None
+    quantity: int
+    idempotency_key: str
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+class TenantDetail(TenantDescription):
+    """What an operator looks at (`schemas.TenantDetailOut`)."""
+
+    plan: str | None
+    subscription: SubscriptionDetail | None
+    entitlements: list[entitlements.FeatureAnswer]
+    recent_usage: list[UsageLine]
+
+
+def describe(session: Session, project: Project, tenant: Tenant) -> TenantDescription:
     features = list(projects.features_of(session, project.id))
     return {
         "key": tenant.key,
@@ -117,7 +157,7 @@ def update_tenant(
 
 def detail(
     session: Session, project: Project, tenant: Tenant, now: datetime, grace_days: int
-) -> dict[str, Any]:
+) -> TenantDetail:
     """Tenant, subscription, entitlements and recent usage: what an operator looks at."""
     ents = entitlements.entitlements_of(session, project, tenant, now, grace_days)
     subscription = repository.current_subscription(session, tenant.id)
@@ -150,5 +190,5 @@ def detail(
     }
 
 
-def _jsonable(described: dict[str, Any]) -> dict[str, Any]:
+def _jsonable(described: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in described.items()}
