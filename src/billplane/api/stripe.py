@@ -6,8 +6,7 @@ from fastapi import APIRouter
 
 from billplane.billing import repository
 from billplane.http import Admin, AppClock, ServedSettings, Stripe, Tx
-from billplane.status.probes import PricedPlan, stripe_report
-from billplane.status.schemas import StripeReportOut
+from billplane.status.probes import PricedPlan, StripeReport, stripe_report
 from billplane.webhooks.schemas import SyncOut
 from billplane.webhooks.sync import sync
 
@@ -16,7 +15,7 @@ router = APIRouter(prefix="/admin/api/stripe", tags=["admin"])
 
 @router.get(
     "/check",
-    response_model=StripeReportOut,
+    response_model=StripeReport,
     response_model_exclude_unset=True,
     summary="What billplane can see of Stripe",
 )

@@ -18,7 +18,7 @@ from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError
 from billplane.schemas import EventOutcome
 from billplane.settings import Settings, SettingsError, load_settings
-from billplane.status.probes import PricedPlan, money, stripe_report
+from billplane.status.probes import PricedPlan, StripeReport, money, stripe_report
 from billplane.stripe.gateway import StripeGateway
 from billplane.webhooks import pipeline
 from billplane.webhooks import repository as events
@@ -64,37 +64,37 @@ def stripe_check(as_json: AsJson = False) -> None:
             plans = [PricedPlan(*row) for row in repository.priced_plans(session)]
         report = stripe_report(stripe, settings, plans, utc_now)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(report.model_dump_json(indent=2, exclude_unset=True))
     else:
         for line in _check_lines(report):
             typer.echo(line)
-    if not report["ok"]:
+    if not report.ok:
         raise typer.Exit(1)
 
 
-def _check_lines(report: dict[str, Any]) -> Iterator[str]:
-    key = report["key"]
-    if not key["valid"]:
-        yield f"Stripe: error: {key['error']}"
+def _check_lines(report: StripeReport) -> Iterator[str]:
+    key = report.key
+    if not key.valid:
+        yield f"Stripe: error: {key.error}"
         return
-    yield f"Stripe: connected, {report['mode']} mode (the key is valid)"
-    if not report["plans"]:
+    yield f"Stripe: connected, {report.mode} mode (the key is valid)"
+    if not report.plans:
         yield "Plans: none has a Stripe price yet"
-    for plan in report["plans"]:
-        yield f"Plan {plan['project']}/{plan['plan']} ({plan['price']}): {_price(plan['stripe'])}"
-    hook = report["webhook"]
-    yield f"Webhook secret: {'set' if hook['secret_set'] else 'missing (STRIPE_WEBHOOK_SECRET)'}"
-    if hook["registered"] is None:
-        yield f"Webhook endpoint {hook['url']}: unknown ({hook.get('error')})"
-    elif not hook["registered"]:
-        yield f"Webhook endpoint {hook['url']}: not registered in Stripe; add it with the events:"
-        yield from (f"  - {event}" for event in hook["missing_events"])
-    elif hook["missing_events"] or not hook["enabled"]:
-        state = "enabled" if hook["enabled"] else "DISABLED"
-        yield f"Webhook endpoint {hook['url']}: registered ({state}), missing events:"
-        yield from (f"  - {event}" for event in hook["missing_events"])
+    for plan in report.plans:
+        yield f"Plan {plan.project}/{plan.plan} ({plan.price}): {_price(plan.stripe)}"
+    hook = report.webhook
+    yield f"Webhook secret: {'set' if hook.secret_set else 'missing (STRIPE_WEBHOOK_SECRET)'}"
+    if hook.registered is None:
+        yield f"Webhook endpoint {hook.url}: unknown ({hook.error})"
+    elif not hook.registered:
+        yield f"Webhook endpoint {hook.url}: not registered in Stripe; add it with the events:"
+        yield from (f"  - {event}" for event in hook.missing_events or [])
+    elif hook.missing_events or not hook.enabled:
+        state = "enabled" if hook.enabled else "DISABLED"
+        yield f"Webhook endpoint {hook.url}: registered ({state}), missing events:"
+        yield from (f"  - {event}" for event in hook.missing_events or [])
     else:
-        yield f"Webhook endpoint {hook['url']}: registered, enabled, with every needed event"
+        yield f"Webhook endpoint {hook.url}: registered, enabled, with every needed event"
 
 
 def _price(stripe: dict[str, Any]) -> str:

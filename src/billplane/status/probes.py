@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from billplane.errors import BillplaneError, StripeUnavailable
 from billplane.models import StripeEvent
 from billplane.plans import prices
@@ -225,60 +227,93 @@ class PricedPlan:
     price_id: str
 
 
+class KeyReport(BaseModel):
+    valid: bool
+    error: str | None
+
+
+class PlanPriceReport(BaseModel):
+    project: str
+    plan: str
+    price: str
+    stripe: dict[str, Any]  # the plan's stored price verdict (see `plans.prices.verdict`)
+
+
+class WebhookReport(BaseModel):
+    url: str
+    secret_set: bool
+    registered: bool | None
+    enabled: bool | None
+    missing_events: list[str] | None
+    endpoint: str | None = None  # Stripe's id of the endpoint that sends here
+    error: str | None = None  # why Stripe could not be asked
+
+
+class StripeReport(BaseModel):
+    """What billplane can see of Stripe (`billplane stripe check` prints the same)."""
+
+    configured: bool
+    mode: str | None  # test | live
+    key: KeyReport
+    plans: list[PlanPriceReport]
+    webhook: WebhookReport
+    ok: bool
+
+
 def stripe_report(
     stripe: StripeGateway,
     settings: Settings,
     plans: list[PricedPlan],
     clock: Callable[[], datetime],
-) -> dict[str, Any]:
+) -> StripeReport:
     """Everything at once, for `billplane stripe check` and `GET /admin/api/stripe/check`: the
-    key, each plan's price with its verdict, and the webhook endpoint. Changes nothing."""
-    report: dict[str, Any] = {
-        "configured": stripe.configured,
-        "mode": stripe.mode if stripe.configured else None,
-        "key": {"valid": False, "error": None},
-        "plans": [],
-        "webhook": {
-            "url": webhook_url(settings),
-            "secret_set": bool(settings.stripe_webhook_secret),
-            "registered": None,
-            "enabled": None,
-            "missing_events": None,
-        },
-        "ok": False,
-    }
+    key, each plan's price with its verdict, and the webhook endpoint. Changes nothing. Fields
+    that could not be learnt are left unset (and out of the JSON)."""
+    webhook = WebhookReport(
+        url=webhook_url(settings),
+        secret_set=bool(settings.stripe_webhook_secret),
+        registered=None,
+        enabled=None,
+        missing_events=None,
+    )
+    report = StripeReport(
+        configured=stripe.configured,
+        mode=stripe.mode if stripe.configured else None,
+        key=KeyReport(valid=False, error=None),
+        plans=[],
+        webhook=webhook,
+        ok=False,
+    )
     if not stripe.configured:
-        report["key"]["error"] = f"{NOT_CONFIGURED}: set STRIPE_SECRET_KEY."
+        report.key.error = f"{NOT_CONFIGURED}: set STRIPE_SECRET_KEY."
         return report
     try:
         stripe.verify_key()
     except StripeUnavailable as exc:
-        report["key"]["error"] = exc.message
+        report.key.error = exc.message
         return report
-    report["key"]["valid"] = True
-    report["plans"] = _plan_verdicts(stripe, plans, clock)
+    report.key.valid = True
+    report.plans = _plan_verdicts(stripe, plans, clock)
     endpoint = endpoint_status(stripe, settings)
     if endpoint.registered is None:
-        report["webhook"]["error"] = endpoint.why
+        webhook.error = endpoint.why
     else:
-        report["webhook"].update(
-            registered=endpoint.registered,
-            enabled=endpoint.enabled,
-            missing_events=list(endpoint.missing_events),
-        )
+        webhook.registered = endpoint.registered
+        webhook.enabled = endpoint.enabled
+        webhook.missing_events = list(endpoint.missing_events)
         if endpoint.endpoint_id:
-            report["webhook"]["endpoint"] = endpoint.endpoint_id
-    report["ok"] = (
-        all(p["stripe"].get("usable") for p in report["plans"])
+            webhook.endpoint = endpoint.endpoint_id
+    report.ok = (
+        all(p.stripe.get("usable") for p in report.plans)
         and endpoint.sending
-        and report["webhook"]["secret_set"]
+        and webhook.secret_set
     )
     return report
 
 
 def _plan_verdicts(
     stripe: StripeGateway, plans: list[PricedPlan], clock: Callable[[], datetime]
-) -> list[dict[str, Any]]:
+) -> list[PlanPriceReport]:
     lookups = {(p.project, p.plan): prices.look_up(stripe, p.price_id, clock()) for p in plans}
     currencies: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for (project, plan), lookup in lookups.items():
@@ -288,5 +323,7 @@ def _plan_verdicts(
     for p in plans:
         others = {c for plan, c in currencies[p.project] if plan != p.plan}
         verdict = prices.verdict(lookups[(p.project, p.plan)], others, stripe_mode=stripe.mode)
-        out.append({"project": p.project, "plan": p.plan, "price": p.price_id, "stripe": verdict})
+        out.append(
+            PlanPriceReport(project=p.project, plan=p.plan, price=p.price_id, stripe=verdict)
+        )
     return out

@@ -1,6 +1,4 @@
-"""The answers of `GET /admin/api/status` and `GET /admin/api/stripe/check`."""
-
-from typing import Any
+"""The answer of `GET /admin/api/status` (the Stripe report's is `probes.StripeReport`)."""
 
 from pydantic import BaseModel, ConfigDict
 
@@ -49,36 +47,3 @@ class SetupStatusOut(BaseModel):
     webhook: StatusOut
     checklist: list[ChecklistItemOut]
     next: ChecklistItemOut | None
-
-
-class KeyReport(BaseModel):
-    valid: bool
-    error: str | None
-
-
-class PlanPriceReport(BaseModel):
-    project: str
-    plan: str
-    price: str
-    stripe: dict[str, Any]  # the plan's stored price verdict (see `plans.prices.verdict`)
-
-
-class WebhookReport(BaseModel):
-    url: str
-    secret_set: bool
-    registered: bool | None
-    enabled: bool | None
-    missing_events: list[str] | None
-    endpoint: str | None = None  # Stripe's id of the endpoint that sends here
-    error: str | None = None  # why Stripe could not be asked
-
-
-class StripeReportOut(BaseModel):
-    """What billplane can see of Stripe (`billplane stripe check` prints the same)."""
-
-    configured: bool
-    mode: str | None  # test | live
-    key: KeyReport
-    plans: list[PlanPriceReport]
-    webhook: WebhookReport
-    ok: bool
