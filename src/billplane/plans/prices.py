@@ -5,10 +5,10 @@ said and the currencies of the project's other plans. A plan is saved whatever t
 operator may set up plans before Stripe, or while it is unreachable, and sees why not here.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from billplane.errors import StripeUnavailable
 from billplane.stripe.errors import StripeRejected
@@ -33,24 +33,43 @@ def look_up(stripe: StripeGateway, price_id: str, now: datetime) -> PriceLookup:
         return PriceLookup(price_id, now, unchecked=exc.message)
 
 
+class PriceVerdict(TypedDict, total=False):
+    """Stripe's word on a plan's price, stored with the plan (JSON) and shown as its `stripe`."""
+
+    checked: Required[bool]  # False: Stripe could not be asked; `reason` says why
+    checked_at: str
+    found: bool
+    active: bool
+    type: str  # recurring | one_time
+    amount: int | None  # minor units
+    currency: str
+    interval: str | None
+    interval_count: int | None
+    livemode: bool
+    usable: bool
+    reason: str | None
+
+
 def verdict(
     lookup: PriceLookup, other_currencies: Iterable[str], *, stripe_mode: str
-) -> dict[str, Any]:
+) -> PriceVerdict:
     """The plan's `stripe` field: found/active/amount/currency/interval, `usable`, and the
     reason when it is not."""
     if lookup.unchecked is not None:
         return {"checked": False, "reason": lookup.unchecked}
-    checked = {"checked": True, "checked_at": lookup.checked_at.isoformat()}
+    checked_at = lookup.checked_at.isoformat()
     price = lookup.price
     if price is None:
         return {
-            **checked,
+            "checked": True,
+            "checked_at": checked_at,
             "found": False,
             "usable": False,
             "reason": f"Stripe ({stripe_mode} mode) has no price '{lookup.price_id}'.",
         }
     return {
-        **checked,
+        "checked": True,
+        "checked_at": checked_at,
         "found": True,
         "active": price.active,
         "type": price.type,
@@ -78,7 +97,7 @@ def _why_unusable(price: PriceFacts, other_currencies: set[str]) -> str | None:
     return None
 
 
-def currency_of(stored: dict[str, Any] | None) -> str | None:
+def currency_of(stored: Mapping[str, Any] | None) -> str | None:
     """The currency of a plan's stored verdict, when Stripe confirmed the price."""
     if stored and stored.get("found") and stored.get("currency"):
         return str(stored["currency"])

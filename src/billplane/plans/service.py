@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from sqlalchemy.orm import Session
 
@@ -11,7 +11,7 @@ from billplane.entitlements.rules import Grant
 from billplane.errors import AlreadyExists, FeatureNotFound, InvalidInput, PlanNotFound
 from billplane.models import Feature, Plan, Project
 from billplane.plans import prices, repository
-from billplane.plans.prices import PriceLookup
+from billplane.plans.prices import PriceLookup, PriceVerdict
 from billplane.plans.schemas import GrantSpec, PlanIn, grant_specs
 from billplane.projects import repository as projects
 from billplane.schemas import PlanStatus
@@ -27,7 +27,7 @@ class PlanDescription(TypedDict):
     status: PlanStatus
     is_default: bool
     features: dict[str, GrantSpec]
-    stripe: dict[str, Any] | None  # Stripe's word on the price, as stored (`prices.verdict`)
+    stripe: PriceVerdict | None  # Stripe's word on the price, as stored
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,15 @@ def render_grants(grants: dict[int, Grant], features: list[Feature]) -> dict[str
     return rendered
 
 
+def stored_verdict(plan: Plan) -> PriceVerdict | None:
+    """The verdict stored with the plan: JSON this module wrote from a `PriceVerdict`."""
+    return cast(PriceVerdict | None, plan.stripe_price)
+
+
+def _stored(verdict: PriceVerdict | None) -> dict[str, Any] | None:
+    return None if verdict is None else dict(verdict)
+
+
 def describe(session: Session, project: Project, plan: Plan) -> PlanDescription:
     features = list(projects.features_of(session, project.id))
     return {
@@ -100,7 +109,7 @@ def describe(session: Session, project: Project, plan: Plan) -> PlanDescription:
         "status": plan.status,
         "is_default": plan.is_default,
         "features": render_grants(repository.grants_of(session, plan.id), features),
-        "stripe": plan.stripe_price,
+        "stripe": stored_verdict(plan),
     }
 
 
@@ -137,7 +146,7 @@ def create_plan(
     )
     repository.add(session, plan)
     repository.replace_grants(session, plan.id, grants)
-    plan.stripe_price = _price_verdict(session, project, plan, price_lookup, stripe_mode)
+    plan.stripe_price = _stored(_price_verdict(session, project, plan, price_lookup, stripe_mode))
     audit.record(
         session,
         actor=actor,
@@ -185,8 +194,9 @@ def update_plan(
     plan.trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
     plan.status = status
     plan.updated_at = now
-    plan.stripe_price = _price_verdict(
-        session, project, plan, price_lookup, stripe_mode, kept=price == before["stripe_price_id"]
+    kept = price == before["stripe_price_id"]
+    plan.stripe_price = _stored(
+        _price_verdict(session, project, plan, price_lookup, stripe_mode, kept=kept)
     )
     session.flush()
     audit.record(
@@ -210,14 +220,14 @@ def _price_verdict(
     stripe_mode: str,
     *,
     kept: bool = False,
-) -> dict[str, Any] | None:
+) -> PriceVerdict | None:
     """What Stripe says of the plan's price now; the stored word if Stripe was not asked and
     the price is `kept`."""
     if plan.stripe_price_id is None:
         return None
     if lookup is None or lookup.price_id != plan.stripe_price_id:
         if kept and plan.stripe_price is not None:
-            return plan.stripe_price
+            return stored_verdict(plan)
         return {"checked": False, "reason": "Not looked up in Stripe yet."}
     plans = repository.list_plans(session, project.id, limit=1000, starting_after=None).data
     others = {
