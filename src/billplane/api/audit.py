@@ -1,7 +1,5 @@
 """Admin HTTP for reading the audit trail."""
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from billplane.audit import service
@@ -17,22 +15,20 @@ router = APIRouter(prefix="/admin/api", tags=["admin"])
 @router.get("/audit", response_model=ListOut[AuditEntryOut])
 def list_audit(
     _: Admin, tx: Tx, project: Key | None = None, limit: PageLimit = 100
-) -> dict[str, Any]:
+) -> ListOut[AuditEntryOut]:
     """The newest operator actions and webhook-caused changes first."""
     with tx.read() as session:
         project_id = get_project(session, project).id if project else None
         entries = service.recent(session, project_id=project_id, limit=limit)
-        return {
-            "data": [
-                {
-                    "actor": e.actor,
-                    "action": e.action,
-                    "target": e.target,
-                    "before": e.before,
-                    "after": e.after,
-                    "created_at": e.created_at,
-                }
-                for e in entries
-            ],
-            "has_more": False,
-        }
+        rows = [
+            AuditEntryOut(
+                actor=e.actor,
+                action=e.action,
+                target=e.target,
+                before=e.before,
+                after=e.after,
+                created_at=e.created_at,
+            )
+            for e in entries
+        ]
+        return ListOut(data=rows, has_more=False)

@@ -98,23 +98,23 @@ def open_portal(body: PortalIn, token: ClientToken, tx: Tx, stripe: Stripe) -> A
     return {"id": portal_id, "url": url}
 
 
-def invoice_out(row: Invoice) -> dict[str, Any]:
-    return {
-        "id": row.stripe_invoice_id,
-        "number": row.number,
-        "status": row.status,
-        "currency": row.currency,
-        "amount_due": row.amount_due,
-        "amount_paid": row.amount_paid,
-        "amount_remaining": row.amount_remaining,
-        "billing_reason": row.billing_reason,
-        "attempt_count": row.attempt_count,
-        "period_start": row.period_start,
-        "period_end": row.period_end,
-        "subscription": row.stripe_subscription_id,
-        "hosted_invoice_url": row.hosted_invoice_url,
-        "created": row.stripe_created_at,
-    }
+def invoice_out(row: Invoice) -> InvoiceOut:
+    return InvoiceOut(
+        id=row.stripe_invoice_id,
+        number=row.number,
+        status=row.status,
+        currency=row.currency,
+        amount_due=row.amount_due,
+        amount_paid=row.amount_paid,
+        amount_remaining=row.amount_remaining,
+        billing_reason=row.billing_reason,
+        attempt_count=row.attempt_count,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        subscription=row.stripe_subscription_id,
+        hosted_invoice_url=row.hosted_invoice_url,
+        created=row.stripe_created_at,
+    )
 
 
 @admin.get("/invoices", response_model=ListOut[InvoiceOut], summary="A tenant's billing history")

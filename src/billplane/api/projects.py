@@ -21,17 +21,14 @@ from billplane.schemas import Key, PageLimit
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 
-def project_out(project: Project) -> dict[str, Any]:
-    return {
-        "key": project.key,
-        "name": project.name,
-        "origins": project.origins,
-        "created_at": project.created_at,
-    }
+def project_out(project: Project) -> ProjectOut:
+    return ProjectOut(
+        key=project.key, name=project.name, origins=project.origins, created_at=project.created_at
+    )
 
 
-def feature_out(feature: Feature) -> dict[str, Any]:
-    return {"key": feature.key, "name": feature.name, "type": feature.type, "unit": feature.unit}
+def feature_out(feature: Feature) -> FeatureOut:
+    return FeatureOut(key=feature.key, name=feature.name, type=feature.type, unit=feature.unit)
 
 
 @router.post("/projects", response_model=NewProjectOut, status_code=201)
@@ -46,12 +43,12 @@ def create_project(body: ProjectIn, actor: Admin, tx: Tx, now: Now) -> Any:
             actor=actor,
             now=now,
         )
-        return {
-            **project_out(created.project),
-            "token": created.token.secret,
-            "token_id": created.token.token.public_id,
-            "token_prefix": created.token.token.prefix,
-        }
+        return NewProjectOut(
+            **project_out(created.project).model_dump(),
+            token=created.token.secret,
+            token_id=created.token.token.public_id,
+            token_prefix=created.token.token.prefix,
+        )
 
 
 @router.get("/projects", response_model=ListOut[ProjectOut])

@@ -17,16 +17,20 @@ from billplane.tokens.schemas import IssuedTokenOut, TokenIn, TokenOut
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 
-def token_out(token: Token, tenant_key: str | None) -> dict[str, Any]:
-    return {
-        "id": token.public_id,
-        "name": token.name,
-        "prefix": token.prefix,
-        "tenant": tenant_key,
-        "created_at": token.created_at,
-        "rotated_at": token.rotated_at,
-        "revoked_at": token.revoked_at,
-    }
+def token_out(token: Token, tenant_key: str | None) -> TokenOut:
+    return TokenOut(
+        id=token.public_id,
+        name=token.name,
+        prefix=token.prefix,
+        tenant=tenant_key,
+        created_at=token.created_at,
+        rotated_at=token.rotated_at,
+        revoked_at=token.revoked_at,
+    )
+
+
+def issued_out(token: Token, tenant_key: str | None, secret: str) -> IssuedTokenOut:
+    return IssuedTokenOut(**token_out(token, tenant_key).model_dump(), token=secret)
 
 
 def _tenant_key(session: Session, token: Token) -> str | None:
@@ -45,7 +49,7 @@ def issue_token(project: Key, body: TokenIn, actor: Admin, tx: Tx, now: Now) -> 
         issued = service.issue_token(
             session, project=found, name=body.name, tenant=tenant, actor=actor, now=now
         )
-        return {**token_out(issued.token, body.tenant), "token": issued.secret}
+        return issued_out(issued.token, body.tenant, issued.secret)
 
 
 @router.get("/projects/{project}/tokens", response_model=ListOut[TokenOut])
@@ -70,10 +74,7 @@ def rotate_token(token_id: Key, actor: Admin, tx: Tx, now: Now) -> Any:
     """A new secret for the same token; the old one stops working at once."""
     with tx.write() as session:
         issued = service.rotate_token(session, token_id, actor=actor, now=now)
-        return {
-            **token_out(issued.token, _tenant_key(session, issued.token)),
-            "token": issued.secret,
-        }
+        return issued_out(issued.token, _tenant_key(session, issued.token), issued.secret)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)

@@ -65,17 +65,17 @@ def _receive(
     }
 
 
-def event_out(row: StripeEvent) -> dict[str, Any]:
-    return {
-        "id": row.stripe_event_id,
-        "type": row.type,
-        "livemode": row.livemode,
-        "created": row.stripe_created_at,
-        "received_at": row.received_at,
-        "processed_at": row.processed_at,
-        "outcome": row.outcome,
-        "error": row.error,
-    }
+def event_out(row: StripeEvent) -> EventOut:
+    return EventOut(
+        id=row.stripe_event_id,
+        type=row.type,
+        livemode=row.livemode,
+        created=row.stripe_created_at,
+        received_at=row.received_at,
+        processed_at=row.processed_at,
+        outcome=row.outcome,
+        error=row.error,
+    )
 
 
 @admin.get("", response_model=ListOut[EventOut], summary="Received Stripe events, newest first")
@@ -100,7 +100,7 @@ def get_event(event_id: Key, _: Admin, tx: Tx) -> Any:
         row = repository.get(session, event_id)
         if row is None:
             raise EventNotFound(f"No Stripe event '{event_id}' was received.")
-        return {**event_out(row), "payload": row.payload}
+        return EventDetailOut(**event_out(row).model_dump(), payload=row.payload)
 
 
 @admin.post("/{event_id}/replay", response_model=EventOut, summary="Process an event again")
