@@ -6,7 +6,7 @@ with the writes that arrived at the same time (each answered only after that com
 
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from fastapi import APIRouter, Header, Response
 from pydantic import TypeAdapter, ValidationError
@@ -28,6 +28,15 @@ from billplane.usage import service
 from billplane.usage.schemas import BatchIn, BatchOut, UsageIn, UsageOut
 
 router = APIRouter(prefix="/v1", tags=["client"])
+
+
+class BatchResult(TypedDict):
+    """One event's result in a batch's answer (`schemas.BatchResult`): built as a plain dict."""
+
+    status: int
+    result: service.UsageAnswer | None
+    error: dict[str, Any] | None  # the error envelope's content: code, message and its extras
+
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     402: {"description": "enforce was asked and the tenant may not use this much"},
@@ -92,7 +101,7 @@ async def record_batch(
 
     One read for every tenant and feature the batch names, then one write for all its events.
     """
-    results: list[dict[str, Any] | None] = [None] * len(body.events)
+    results: list[BatchResult | None] = [None] * len(body.events)
     events = _validated(body.events, results)
     grace_days = settings.billplane_past_due_grace_days
 
@@ -137,7 +146,7 @@ async def record_batch(
 _EVENTS = TypeAdapter(list[UsageIn])
 
 
-def _validated(raw: list[Any], results: list[dict[str, Any] | None]) -> list[tuple[int, UsageIn]]:
+def _validated(raw: list[Any], results: list[BatchResult | None]) -> list[tuple[int, UsageIn]]:
     """The events that are valid, with their places; each invalid one's 422 lands in `results`."""
     try:
         return list(enumerate(_EVENTS.validate_python(raw)))
@@ -152,15 +161,15 @@ def _validated(raw: list[Any], results: list[dict[str, Any] | None]) -> list[tup
     return events
 
 
-def _done(recorded: service.Recorded) -> dict[str, Any]:
+def _done(recorded: service.Recorded) -> BatchResult:
     return {"status": 201 if recorded.created else 200, "result": recorded.body, "error": None}
 
 
-def _refused(exc: BillplaneError) -> dict[str, Any]:
+def _refused(exc: BillplaneError) -> BatchResult:
     return _failed(exc.status, error_body(exc.code, exc.message, **exc.extra)["error"])
 
 
-def _failed(status: int, error: dict[str, Any]) -> dict[str, Any]:
+def _failed(status: int, error: dict[str, Any]) -> BatchResult:
     return {"status": status, "result": None, "error": error}
 
 

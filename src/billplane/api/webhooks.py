@@ -41,7 +41,7 @@ def _receive(
     stripe: StripeGateway,
     tx: Transactions,
     clock: AppClock,
-) -> dict[str, Any]:
+) -> WebhookAnswer:
     secret = settings.stripe_webhook_secret
     if not secret:
         raise WebhookNotConfigured(
@@ -56,13 +56,13 @@ def _receive(
         raise WebhookFailed(
             f"Event {event.id} could not be processed ({failed.error}); Stripe will retry it."
         ) from None
-    return {
-        "received": True,
-        "id": receipt.event_id,
-        "type": receipt.type,
-        "outcome": receipt.outcome,
-        "duplicate": receipt.duplicate,
-    }
+    return WebhookAnswer(
+        received=True,
+        id=receipt.event_id,
+        type=receipt.type,
+        outcome=receipt.outcome,
+        duplicate=receipt.duplicate,
+    )
 
 
 def event_out(row: StripeEvent) -> EventOut:
