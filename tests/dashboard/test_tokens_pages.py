@@ -153,3 +153,18 @@ def test_projects_made_in_the_dashboard_are_the_admin_apis(
     plan = admin.call("GET", "/admin/api/projects/realtyos/plans/free")
     assert plan["is_default"] is True
     assert plan["features"] == {"exports": True}
+
+
+def prefixes_on_projects_page(operator: Operator) -> str:
+    page = operator.page("/projects")
+    return page.split('data-testid="token-prefixes">', 1)[1].split("</td>", 1)[0]
+
+
+def test_the_projects_table_shows_each_projects_live_token_prefixes(operator: Operator) -> None:
+    secret = seeded(operator)
+    shown = prefixes_on_projects_page(operator)
+    assert f"<code>{secret[:12]}…</code>" in shown
+    assert secret not in shown  # the prefix only, never the token
+    tok = token_id(operator.page("/projects/realtyos"), "default")
+    operator.post(f"/projects/realtyos/tokens/{tok}/revoke", {})
+    assert "none live" in prefixes_on_projects_page(operator)

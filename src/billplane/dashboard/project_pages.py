@@ -35,7 +35,10 @@ def projects_page(view: PageView) -> Response:
 def _projects(view: View, **context: Any) -> Response:
     with view.tx.read() as session:
         rows = list(repository.list_projects(session, limit=100, starting_after=None).data)
-    return view.render("projects.html", page="projects", projects=rows, **context)
+        prefixes = tokens.live_project_prefixes(session, [p.id for p in rows])
+    return view.render(
+        "projects.html", page="projects", projects=rows, prefixes=prefixes, **context
+    )
 
 
 @router.post("/projects", response_class=HTMLResponse)

@@ -29,6 +29,23 @@ def list_tokens(
     return page_of(session, query, Token.public_id, limit, starting_after)
 
 
+def live_project_prefixes(session: Session, project_ids: list[int]) -> dict[int, list[str]]:
+    """The visible prefixes of each project's live project-wide tokens, oldest first."""
+    rows = session.execute(
+        select(Token.project_id, Token.prefix)
+        .where(
+            Token.project_id.in_(project_ids),
+            Token.tenant_id.is_(None),
+            Token.revoked_at.is_(None),
+        )
+        .order_by(Token.created_at, Token.id)
+    )
+    prefixes: dict[int, list[str]] = {}
+    for project_id, prefix in rows:
+        prefixes.setdefault(project_id, []).append(prefix)
+    return prefixes
+
+
 def add(session: Session, token: Token) -> None:
     session.add(token)
     session.flush()
