@@ -150,7 +150,7 @@ def test_an_inactive_price_leaves_the_plan_item_open(
 
 def test_everything_done_says_so(stripe_operator: Operator) -> None:
     items = checklist(
-        [ProjectSetup("p", "P", 1, 1, 1, ("price_1",), first_check_at=None)],
+        [ProjectSetup("p", "P", 1, 1, 1, ("price_1",), first_check_at=None, granting_plans=1)],
         Stripe(
             key=Status("connected — test mode", "ok"),
             key_set=True,
@@ -223,3 +223,28 @@ def test_every_view_of_the_webhook_endpoint_agrees(
     assert report["webhook"]["enabled"] is False
     assert report["ok"] is False
     assert ">disabled</span>" in stripe_operator.page("/webhook")
+
+
+def test_before_a_project_exists_every_checklist_link_opens_a_page(operator: Operator) -> None:
+    page = operator.page("/")
+    links = re.findall(r'<a (?:class="[^"]*" )?href="(/[^"]*)"', page.split("What to do next")[1])
+    assert links
+    for link in links:
+        assert operator.client.get(link.split("#")[0]).status_code == 200, link
+    assert "/projects/plans" not in page
+    assert "/projects/tenants" not in page
+
+
+def test_a_plan_that_grants_nothing_leaves_the_plan_item_open(
+    operator: Operator, admin: Admin
+) -> None:
+    admin.project("realtyos")
+    admin.feature("realtyos", "exports", "boolean")
+    admin.plan("realtyos", "free", is_default=True, features={})
+    assert states(operator.page("/"))["plan"] == "open"
+    admin.call(
+        "PATCH",
+        "/admin/api/projects/realtyos/plans/free",
+        json={"features": {"exports": True}},
+    )
+    assert states(operator.page("/"))["plan"] == "done"

@@ -59,7 +59,11 @@ def next_item(items: list[Item]) -> Item | None:
 
 def _first_app(projects: list[ProjectSetup]) -> list[Item]:
     first = projects[0].key if projects else None
-    base = f"/projects/{first}" if first else "/projects"
+    # Before a project exists, every step's link leads to creating one.
+    base = f"/projects/{first}" if first else None
+
+    def link(section: str) -> str:
+        return f"{base}{section}" if base else "/projects#new-project"
 
     def item(key: str, title: str, done: bool, action: str, link: str, text: str) -> Item:
         return Item(key, FIRST_APP, title, "done" if done else "open", action, link, text)
@@ -78,15 +82,15 @@ def _first_app(projects: list[ProjectSetup]) -> list[Item]:
             "Define a feature",
             any(p.features for p in projects),
             "Add a feature: something a plan unlocks, e.g. listings.publish with a monthly limit.",
-            f"{base}#new-feature",
+            link("#new-feature"),
             "Add a feature",
         ),
         item(
             "plan",
             "Create a plan",
-            any(p.plans for p in projects),
-            "Create a plan granting the feature; a free default plan needs no Stripe price.",
-            f"{base}/plans#new-plan",
+            any(p.granting_plans for p in projects),
+            "Create a plan that grants a feature; a free default plan needs no Stripe price.",
+            link("/plans#new-plan"),
             "New plan",
         ),
         item(
@@ -94,7 +98,7 @@ def _first_app(projects: list[ProjectSetup]) -> list[Item]:
             "Add a tenant",
             any(p.tenants for p in projects),
             "Add a tenant: the billing identity of one client, keyed by your app's own id.",
-            f"{base}/tenants#new-tenant",
+            link("/tenants#new-tenant"),
             "New tenant",
         ),
         item(

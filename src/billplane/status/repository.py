@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from billplane.models import Feature, Plan, Project, StripeEvent, Tenant
+from billplane.models import Feature, Plan, PlanGrant, Project, StripeEvent, Tenant
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,11 @@ class ProjectSetup:
     key: str
     name: str
     features: int
-    plans: int
+    plans: int  # active plans
     tenants: int
     prices: tuple[str, ...]  # the Stripe prices of its active plans
     first_check_at: datetime | None
+    granting_plans: int = 0  # active plans that grant at least one feature
 
 
 def setup_of_projects(session: Session) -> list[ProjectSetup]:
@@ -36,6 +37,17 @@ def setup_of_projects(session: Session) -> list[ProjectSetup]:
         select(Plan.project_id, Plan.stripe_price_id).where(Plan.status == "active")
     ):
         plans.setdefault(project_id, []).append(price)
+    # A plan that grants nothing does not answer "can this tenant do this?" with a yes.
+    granting = _count_by_project(
+        session,
+        Plan.project_id,
+        where=[
+            Plan.status == "active",
+            select(PlanGrant.id)
+            .where(PlanGrant.plan_id == Plan.id, PlanGrant.enabled.is_(True))
+            .exists(),
+        ],
+    )
     return [
         ProjectSetup(
             key=p.key,
@@ -45,13 +57,18 @@ def setup_of_projects(session: Session) -> list[ProjectSetup]:
             tenants=tenants.get(p.id, 0),
             prices=tuple(price for price in plans.get(p.id, []) if price),
             first_check_at=p.first_check_at,
+            granting_plans=granting.get(p.id, 0),
         )
         for p in projects
     ]
 
 
-def _count_by_project(session: Session, column: InstrumentedAttribute[int]) -> dict[int, int]:
-    rows = session.execute(select(column, func.count()).group_by(column))
+def _count_by_project(
+    session: Session,
+    column: InstrumentedAttribute[int],
+    where: Sequence[ColumnElement[bool]] = (),
+) -> dict[int, int]:
+    rows = session.execute(select(column, func.count()).where(*where).group_by(column))
     return {project_id: count for project_id, count in rows}
 
 
