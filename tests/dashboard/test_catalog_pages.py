@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from conftest import Admin, Clock, Setup
-from dashboard.conftest import Operator, stripe_price
+from dashboard.conftest import Operator, field_error, stripe_price
 from factories import subscribe
 from stripe_double import StripeDouble
 
@@ -167,3 +167,45 @@ def test_a_plan_made_in_the_dashboard_stores_stripes_word_like_the_api(
     )
     edited = admin.call("GET", "/admin/api/projects/realtyos/plans/pro")["stripe"]
     assert edited["found"] is False
+
+
+def test_a_limit_typed_for_an_unticked_feature_is_a_field_error(
+    operator: Operator, realtyos: Setup
+) -> None:
+    before = realtyos.admin.call("GET", "/admin/api/projects/realtyos/plans/pro")
+    page = operator.post(
+        "/projects/realtyos/plans/pro",
+        {
+            "name": "Pro",
+            "stripe_price_id": "price_pro",
+            "trial_days": "0",
+            "status": "active",
+            "grant.exports": "on",
+            "limit.listings.publish": "40",  # its box left unticked, and not the shown limit
+            "reset.listings.publish": "month",
+        },
+        expect=422,
+    ).text
+    error = field_error(page, "plan-limit-listings.publish")
+    assert error is not None
+    assert "tick it to grant it, or clear the limit" in error
+    assert realtyos.admin.call("GET", "/admin/api/projects/realtyos/plans/pro") == before
+
+
+def test_unticking_a_granted_limit_feature_removes_it(operator: Operator, realtyos: Setup) -> None:
+    shown = operator.page("/projects/realtyos/plans/pro")
+    assert 'value="100"' in shown  # the edit form shows the current limit
+    operator.post(
+        "/projects/realtyos/plans/pro",
+        {
+            "name": "Pro",
+            "stripe_price_id": "price_pro",
+            "trial_days": "0",
+            "status": "active",
+            "grant.exports": "on",
+            "limit.listings.publish": "100",  # as shown, box unticked: remove it
+            "reset.listings.publish": "month",
+        },
+    )
+    plan = realtyos.admin.call("GET", "/admin/api/projects/realtyos/plans/pro")
+    assert plan["features"] == {"exports": True}

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from billplane.errors import BillplaneError
 from billplane.models import Feature
+from billplane.plans.schemas import GrantSpec
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -122,11 +123,27 @@ def without_none(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def plan_grants(form: Mapping[str, str], features: Iterable[Feature]) -> dict[str, Any]:
-    """A plan's `features` map: a ticked feature is granted; a limit feature may carry a limit."""
+def plan_grants(
+    form: Mapping[str, str],
+    features: Iterable[Feature],
+    current: Mapping[str, GrantSpec] | None = None,
+) -> dict[str, Any]:
+    """A plan's `features` map: a ticked feature is granted; a limit feature may carry a limit.
+
+    A limit typed for a feature whose box is not ticked is a field error, not silently dropped
+    (the plan would grant less than the operator wrote). The limit the edit form shows for a
+    granted feature is not "typed": unticking that feature removes it."""
     grants: dict[str, Any] = {}
+    problems: dict[str, str] = {}
     for feature in features:
         if not checked(form, f"grant.{feature.key}"):
+            typed = form.get(f"limit.{feature.key}", "").strip() if feature.type == "limit" else ""
+            shown = (current or {}).get(feature.key)
+            if typed and not (isinstance(shown, dict) and str(shown["limit"]) == typed):
+                problems[f"features.{feature.key}"] = (
+                    f"A limit is typed for {feature.key}, but it is not ticked: tick it to "
+                    "grant it, or clear the limit."
+                )
             continue
         limit = number(form, f"limit.{feature.key}") if feature.type == "limit" else None
         if limit is None:
@@ -134,6 +151,8 @@ def plan_grants(form: Mapping[str, str], features: Iterable[Feature]) -> dict[st
         else:
             reset = form.get(f"reset.{feature.key}", "month")
             grants[feature.key] = {"limit": limit, "reset": reset}
+    if problems:
+        raise Invalid(problems)
     return grants
 
 

@@ -125,16 +125,17 @@ def update_plan(
     try:
         with view.tx.write() as session:
             found = get_project(session, project)
-            service.get_plan(
-                session, found, plan
-            )  # an unknown plan is a 404 page, not a form error
+            # An unknown plan is a 404 page, not a form error.
+            current = service.describe(session, found, service.get_plan(session, found, plan))
             data = {
                 "name": forms.text(form, "name"),
                 "stripe_price_id": forms.text(form, "stripe_price_id"),
                 "trial_days": forms.number(form, "trial_days"),
                 "is_default": forms.checked(form, "is_default"),
                 "status": forms.text(form, "status"),
-                "features": forms.plan_grants(form, projects.features_of(session, found.id)),
+                "features": forms.plan_grants(
+                    form, projects.features_of(session, found.id), current["features"]
+                ),
             }
             # An emptied price field clears the price (the service then asks for a default plan).
             body = forms.validated(PlanPatch, data)
