@@ -169,23 +169,26 @@ def test_a_plan_made_in_the_dashboard_stores_stripes_word_like_the_api(
     assert edited["found"] is False
 
 
+def pro_with_publish_unticked(limit: str) -> dict[str, str]:
+    """The pro plan's edit form with `listings.publish` unticked but a limit in its box."""
+    return {
+        "name": "Pro",
+        "stripe_price_id": "price_pro",
+        "trial_days": "0",
+        "status": "active",
+        "grant.exports": "on",
+        "limit.listings.publish": limit,
+        "reset.listings.publish": "month",
+    }
+
+
 def test_a_limit_typed_for_an_unticked_feature_is_a_field_error(
     operator: Operator, realtyos: Setup
 ) -> None:
     before = realtyos.admin.call("GET", "/admin/api/projects/realtyos/plans/pro")
-    page = operator.post(
-        "/projects/realtyos/plans/pro",
-        {
-            "name": "Pro",
-            "stripe_price_id": "price_pro",
-            "trial_days": "0",
-            "status": "active",
-            "grant.exports": "on",
-            "limit.listings.publish": "40",  # its box left unticked, and not the shown limit
-            "reset.listings.publish": "month",
-        },
-        expect=422,
-    ).text
+    # Not the limit the form showed (100): typed by the operator.
+    form = pro_with_publish_unticked("40")
+    page = operator.post("/projects/realtyos/plans/pro", form, expect=422).text
     error = field_error(page, "plan-limit-listings.publish")
     assert error is not None
     assert "tick it to grant it, or clear the limit" in error
@@ -195,17 +198,6 @@ def test_a_limit_typed_for_an_unticked_feature_is_a_field_error(
 def test_unticking_a_granted_limit_feature_removes_it(operator: Operator, realtyos: Setup) -> None:
     shown = operator.page("/projects/realtyos/plans/pro")
     assert 'value="100"' in shown  # the edit form shows the current limit
-    operator.post(
-        "/projects/realtyos/plans/pro",
-        {
-            "name": "Pro",
-            "stripe_price_id": "price_pro",
-            "trial_days": "0",
-            "status": "active",
-            "grant.exports": "on",
-            "limit.listings.publish": "100",  # as shown, box unticked: remove it
-            "reset.listings.publish": "month",
-        },
-    )
+    operator.post("/projects/realtyos/plans/pro", pro_with_publish_unticked("100"))
     plan = realtyos.admin.call("GET", "/admin/api/projects/realtyos/plans/pro")
     assert plan["features"] == {"exports": True}
