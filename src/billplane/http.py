@@ -232,19 +232,15 @@ def _field_path(loc: list[Any], body: Any) -> list[str]:
     return path
 
 
-# FastAPI answers a body its JSON parser chokes on in other ways than a syntax error (bytes that
-# are not UTF-8, nesting too deep, a number too long) with a bare 400; the API reads only JSON.
-_HTTP_CODES = {
-    400: "invalid_json",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-}
-_HTTP_MESSAGES = {400: INVALID_JSON, 404: "No such route."}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_HTTP_MESSAGES = {404: "No such route."}
 
 
 def _render_http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
+    # FastAPI answers a body its JSON parser chokes on in other ways than a syntax error (bytes
+    # that are not UTF-8, nesting too deep, a number too long) with a bare 400; the API reads
+    # only JSON.
     if exc.status_code == 400:
         return _invalid_json(request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
