@@ -52,7 +52,8 @@ def _look_up(view: View, price_id: str | None) -> prices.PriceLookup | None:
 
 
 def _price(view: View, price_id: str | None) -> PriceStatus | None:
-    return price_status(view.stripe, price_id) if price_id else None
+    lookup = _look_up(view, price_id)
+    return price_status(lookup) if lookup else None
 
 
 @router.post("/projects/{project}/plans", response_class=HTMLResponse)
@@ -126,16 +127,16 @@ def update_plan(
         with view.tx.write() as session:
             found = get_project(session, project)
             # An unknown plan is a 404 page, not a form error.
-            current = service.describe(session, found, service.get_plan(session, found, plan))
+            editing = service.get_plan(session, found, plan)
+            features = list(projects.features_of(session, found.id))
+            current = service.render_grants(repository.grants_of(session, editing.id), features)
             data = {
                 "name": forms.text(form, "name"),
                 "stripe_price_id": forms.text(form, "stripe_price_id"),
                 "trial_days": forms.number(form, "trial_days"),
                 "is_default": forms.checked(form, "is_default"),
                 "status": forms.text(form, "status"),
-                "features": forms.plan_grants(
-                    form, projects.features_of(session, found.id), current["features"]
-                ),
+                "features": forms.plan_grants(form, features, current),
             }
             # An emptied price field clears the price (the service then asks for a default plan).
             body = forms.validated(PlanPatch, data)

@@ -170,13 +170,11 @@ def ago(then: datetime, now: datetime) -> str:
     return f"{minutes // (24 * 60)} days ago"
 
 
-def price_status(stripe: StripeGateway, stripe_price_id: str) -> PriceStatus:
-    if not stripe.configured:
-        return PriceStatus(found=None, why="Stripe is not configured.")
-    try:
-        price = stripe.find_price(stripe_price_id)
-    except BillplaneError as exc:
-        return PriceStatus(found=None, why=exc.message)
+def price_status(lookup: prices.PriceLookup) -> PriceStatus:
+    """What a person reads of one price, from the same lookup a plan's verdict is made of."""
+    if lookup.unchecked is not None:
+        return PriceStatus(found=None, why=lookup.unchecked.rstrip(".") + ".")
+    price = lookup.price
     if price is None:
         return PriceStatus(found=False)
     return PriceStatus(

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from billplane.db import Transactions
+from billplane.plans.prices import look_up
 from billplane.settings import Settings
 from billplane.status import repository
 from billplane.status.checklist import Item, Stripe, checklist, next_item
@@ -42,7 +43,7 @@ def overview(
         key=stripe_status(gateway),
         key_set=bool(settings.stripe_secret_key),
         webhook_secret_set=bool(settings.stripe_webhook_secret),
-        prices={price: price_status(gateway, price) for price in prices},
+        prices={price: price_status(look_up(gateway, price, now)) for price in prices},
         endpoint=endpoint_status(gateway, settings),
         events_received=events_received,
         webhook_url=webhook_url(settings),
