@@ -24,6 +24,7 @@ from billplane.hotpath import Job, Sql
 from billplane.http import get_transactions
 from billplane.migrate import upgrade
 from billplane.settings import Settings
+from documented import Answers, undocumented
 
 ADMIN_TOKEN = "admin-" + "x" * 26
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -148,10 +149,14 @@ def client(
     settings: Settings, database: Database, session: Session, clock: Clock
 ) -> Iterator[TestClient]:
     app = create_app(settings, db=database, clock=clock)
-
+    answers: list[tuple[str, str, int]] = []
+    app.add_middleware(Answers, seen=answers)
     app.dependency_overrides[get_transactions] = lambda: SavepointTransactions(session)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+    # Each answer the test got is one /openapi.json documents (see `documented`).
+    missing = undocumented(app, answers)
+    assert not missing, "answers /openapi.json does not list:\n" + "\n".join(missing)
 
 
 class SavepointTransactions(Transactions):

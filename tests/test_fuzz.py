@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
+from schemathesis.checks import response_schema_conformance, status_code_conformance
 
 from billplane.app import create_app
 from billplane.db import Database
@@ -210,6 +211,8 @@ def _seed(client: TestClient) -> str:
 def test_fuzzed_requests_never_get_a_5xx(case: schemathesis.Case[Any], target: Target) -> None:
     aim_at_known_records(case, target.seen)
     response = case.call(app=target.app, headers=target.headers_for(case.path))
+    # Every status answered is one the operation documents, with a body of its documented shape.
+    case.validate_response(response, checks=[status_code_conformance, response_schema_conformance])
     if response.status_code < 400:
         return
     body = json.loads(response.content)

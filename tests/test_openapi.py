@@ -14,6 +14,7 @@ from billplane.app import create_app
 from billplane.db import Database
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, Setup
+from documented import undocumented
 
 API_PREFIXES = ("/v1/", "/admin/api/")
 # A well-formed value for each path parameter (records of the `realtyos` fixture where it has them).
@@ -183,3 +184,56 @@ def test_every_request_example_passes_validation(
     if response.status_code >= 400:
         code = response.json()["error"]["code"]
         assert code not in ("validation_error", "invalid_json"), response.text
+
+
+def test_errors_are_documented_in_the_envelope_the_api_sends(schema: dict[str, Any]) -> None:
+    text = json.dumps(schema)
+    assert "HTTPValidationError" not in text
+    envelope = schema["components"]["schemas"]["ErrorOut"]
+    assert envelope["required"] == ["error"]
+    detail = _resolve(schema, envelope["properties"]["error"])
+    assert {"code", "message"} <= set(detail["required"])
+    for path, ops in schema["paths"].items():
+        for method, op in ops.items():
+            for status, response in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    media = response["content"]["application/json"]["schema"]
+                    assert media == {"$ref": "#/components/schemas/ErrorOut"}, (
+                        method,
+                        path,
+                        status,
+                    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("post", "/v1/check", {"400", "401", "403", "404", "422"}),
+        ("get", "/v1/tenants/{tenant}/entitlements", {"401", "403", "404", "422"}),
+        ("post", "/v1/usage", {"400", "401", "402", "403", "404", "409", "422"}),
+        ("post", "/v1/checkout", {"400", "401", "403", "404", "409", "422", "503"}),
+        ("post", "/admin/api/projects", {"400", "401", "409", "422"}),
+        ("get", "/admin/api/projects/{project}", {"401", "404", "422"}),
+        ("post", "/admin/api/stripe/sync", {"401", "503"}),
+    ],
+)
+def test_each_route_documents_the_errors_it_answers(
+    schema: dict[str, Any], method: str, path: str, statuses: set[str]
+) -> None:
+    """A sample; tests/documented.py holds every answer of the suite to the document."""
+    documented = {s for s in schema["paths"][path][method]["responses"] if s >= "400"}
+    assert documented == statuses
+    assert "409" not in schema["paths"]["/v1/check"]["post"]["responses"]
+
+
+def test_the_suite_wide_net_catches_an_undocumented_answer(app: FastAPI) -> None:
+    seen = [
+        ("POST", "/v1/check", 409),  # not a check's error
+        ("POST", "/v1/check", 404),
+        ("POST", "/v1/usage/batch", 401),
+        ("GET", "/v1/tenants/acme/entitlements", 403),
+        ("GET", "/v1/no-such-route", 404),  # no operation: not held to any document
+    ]
+    assert undocumented(app, seen) == [
+        "POST /v1/check answered 409; documented: ['200', '400', '401', '403', '404', '422']"
+    ]

@@ -21,7 +21,7 @@ from billplane.api import (
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
 from billplane.db import Database
-from billplane.http import JsonBodies, install_error_handlers
+from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.settings import Settings, get_settings
 from billplane.stripe.gateway import StripeGateway
 
@@ -85,4 +85,5 @@ def create_app(
 
     # Last: the dashboard answers only the paths it serves, after every API route.
     mount_dashboard(app)
+    document_errors(app)
     return app

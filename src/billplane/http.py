@@ -22,6 +22,7 @@ from billplane.clock import Clock
 from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, Unauthorized
 from billplane.logs import billplane_logger
+from billplane.schemas import ErrorOut
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
 
@@ -269,6 +270,87 @@ def _render_unexpected(_request: Request, exc: Exception) -> JSONResponse:
         error_body("internal_error", "Something went wrong on billplane's side."),
         status_code=500,
     )
+
+
+# What each status means on any route; a route says more where it knows more (see `errors`).
+ERROR_MEANINGS = {
+    400: "The body is not JSON (`invalid_json`), or a value is not acceptable here.",
+    401: "No token, or one billplane does not know or has revoked (`unauthorized`).",
+    402: "Not allowed: enforcement was asked and the tenant may not use this much.",
+    403: "A tenant-scoped token named another tenant (`forbidden`).",
+    404: "A record the call names does not exist (`project_not_found`, `tenant_not_found`...).",
+    409: "The call conflicts with what is stored.",
+    422: "A field is missing or invalid (`validation_error`; `param` names the field).",
+    503: "Stripe is not configured (`stripe_not_configured`) or did not answer "
+    "(`stripe_unavailable`).",
+}
+
+
+def errors(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: each status in the error envelope, with what it means there
+    (`(409, "...")`) or in general (`ERROR_MEANINGS`).
+
+    401, 422 and the 400 of a body that is not JSON are added to every route they apply to by
+    `document_errors`; a route declares the errors of its own rules.
+    """
+    declared: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        code, meaning = status if isinstance(status, tuple) else (status, ERROR_MEANINGS[status])
+        declared[code] = {"model": ErrorOut, "description": meaning}
+    return declared
+
+
+# A create's 409.
+KEY_TAKEN = (409, "Its scope already has a record with this key (`already_exists`).")
+
+ERROR_SCHEMA = "#/components/schemas/ErrorOut"
+
+
+def document_errors(app: FastAPI) -> None:
+    """`/openapi.json` shows the errors the API answers, in the envelope it answers them in.
+
+    FastAPI documents a 422 as `{"detail": [...]}`, which billplane never sends. Each operation's
+    422 is the envelope instead, and the errors any operation of a kind can answer are added:
+    401 with a bearer token, 400 and 422 with a body, 404 with a record in the path.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    _document_errors(operation)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
+            envelope = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(envelope.pop("$defs", {}))
+            components.setdefault("ErrorOut", envelope)
+        return app.openapi_schema  # type: ignore[return-value]  # set by `generate`
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_errors(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    generic: list[int] = []
+    if operation.get("security"):
+        generic.append(401)
+    if "requestBody" in operation:
+        generic += [400, 422]
+    parameters = operation.get("parameters", [])
+    if any(p.get("in") == "path" for p in parameters):
+        generic.append(404)
+    if parameters:
+        generic.append(422)
+    for code in generic:
+        responses.setdefault(str(code), {"description": ERROR_MEANINGS[code]})
+    if "422" in responses:  # FastAPI's own, or one added above
+        responses["422"]["description"] = ERROR_MEANINGS[422]
+    for status, response in responses.items():
+        if status.startswith(("4", "5")):
+            response["content"] = {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}}
 
 
 def install_error_handlers(app: FastAPI) -> None:

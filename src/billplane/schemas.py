@@ -37,3 +37,22 @@ class Request(BaseModel):
     """A request body: unknown fields are refused, so a typo is an error rather than a no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable snake_case `code` to branch on, a `message` to show a person,
+    and, for some codes, more (a validation error's `param`, a refused usage's numbers)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(examples=["tenant_not_found"])
+    message: str = Field(examples=["No tenant 'acme' in project 'realtyos'."])
+    param: str | None = Field(
+        default=None, description="The field at fault (validation errors)", examples=["quantity"]
+    )
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers, whatever its status."""
+
+    error: ErrorDetail

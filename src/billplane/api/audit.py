@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from billplane.audit import service
 from billplane.audit.schemas import AuditEntryOut
-from billplane.http import Admin, Tx
+from billplane.http import Admin, Tx, errors
 from billplane.paging import ListOut
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit
@@ -12,7 +12,11 @@ from billplane.schemas import Key, PageLimit
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 
-@router.get("/audit", response_model=ListOut[AuditEntryOut])
+@router.get(
+    "/audit",
+    response_model=ListOut[AuditEntryOut],
+    responses=errors((404, "No project with the key given as `project` (`project_not_found`).")),
+)
 def list_audit(
     _: Admin, tx: Tx, project: Key | None = None, limit: PageLimit = 100
 ) -> ListOut[AuditEntryOut]:

@@ -9,7 +9,7 @@ from billplane.billing import service as billing
 from billplane.billing.schemas import CheckoutIn, CheckoutOut, InvoiceOut, PortalIn, PortalOut
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.schemas import EntitlementsOut
-from billplane.http import Admin, AppClock, ClientToken, CurrentSettings, Stripe, Tx
+from billplane.http import Admin, AppClock, ClientToken, CurrentSettings, Stripe, Tx, errors
 from billplane.models import Invoice
 from billplane.paging import ListOut
 from billplane.projects.service import get_project
@@ -27,7 +27,21 @@ CONFIRM_ACTOR = "checkout-confirm"
 StripeSessionId = Key
 
 
-@router.post("/checkout", response_model=CheckoutOut, summary="Open a Stripe Checkout session")
+@router.post(
+    "/checkout",
+    response_model=CheckoutOut,
+    responses=errors(
+        403,
+        (404, "No such tenant or plan in the project (`tenant_not_found`, `plan_not_found`)."),
+        (
+            409,
+            "The plan cannot be bought, the tenant already subscribes, or Stripe refused "
+            "(`plan_not_purchasable`, `subscription_exists`, `stripe_rejected`).",
+        ),
+        503,
+    ),
+    summary="Open a Stripe Checkout session",
+)
 def create_checkout(
     body: CheckoutIn, token: ClientToken, tx: Tx, stripe: Stripe, clock: AppClock
 ) -> Any:
@@ -58,6 +72,20 @@ def create_checkout(
 @router.post(
     "/checkout/{session_id}/confirm",
     response_model=EntitlementsOut,
+    responses=errors(
+        403,
+        (
+            404,
+            "No such Checkout session for this project, or its tenant is gone "
+            "(`checkout_session_not_found`, `tenant_not_found`).",
+        ),
+        (
+            409,
+            "The session is not complete, or it cannot be tied to its tenant "
+            "(`checkout_not_complete`, `unverified_link`).",
+        ),
+        503,
+    ),
     summary="Apply a completed checkout now, without waiting for the webhook",
 )
 def confirm_checkout(
@@ -87,7 +115,21 @@ def confirm_checkout(
         )
 
 
-@router.post("/portal", response_model=PortalOut, summary="Open a Stripe customer portal session")
+@router.post(
+    "/portal",
+    response_model=PortalOut,
+    responses=errors(
+        403,
+        (404, "No tenant with this key in the token's project (`tenant_not_found`)."),
+        (
+            409,
+            "The tenant has no Stripe customer yet, or Stripe refused "
+            "(`no_stripe_customer`, `stripe_rejected`).",
+        ),
+        503,
+    ),
+    summary="Open a Stripe customer portal session",
+)
 def open_portal(body: PortalIn, token: ClientToken, tx: Tx, stripe: Stripe) -> Any:
     """Where the tenant changes plan, card or cancels; 409 until it has a Stripe customer."""
     with tx.read() as session:

@@ -15,11 +15,15 @@ from billplane.entitlements import service
 from billplane.entitlements.repository import Found
 from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
 from billplane.hotpath import Sql
-from billplane.http import ClientToken, CurrentSettings, Now, Tx, json_response
+from billplane.http import ClientToken, CurrentSettings, Now, Tx, errors, json_response
 from billplane.projects import repository as projects
 from billplane.schemas import TenantKey
 
 router = APIRouter(prefix="/v1", tags=["client"])
+
+TENANT_ERRORS = errors(
+    403, (404, "No tenant with this key in the token's project (`tenant_not_found`).")
+)
 
 
 # Boolean features carry no numbers: unset fields are left out rather than sent as null.
@@ -27,6 +31,7 @@ router = APIRouter(prefix="/v1", tags=["client"])
     "/check",
     response_model=CheckOut,
     response_model_exclude_unset=True,
+    responses=TENANT_ERRORS,
     summary="Can this tenant do this?",
 )
 async def check(
@@ -52,6 +57,7 @@ def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:
     "/tenants/{tenant}/entitlements",
     response_model=EntitlementsOut,
     response_model_exclude_unset=True,
+    responses=TENANT_ERRORS,
     summary="Everything a tenant may do, with usage",
 )
 async def entitlements(

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, Now, Stripe, Tx
+from billplane.http import Admin, Now, Stripe, Tx, errors
 from billplane.paging import ListOut
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch, grant_specs
@@ -14,7 +14,14 @@ from billplane.schemas import Key, PageLimit
 router = APIRouter(prefix="/admin/api/projects/{project}/plans", tags=["admin"])
 
 
-@router.post("", response_model=PlanOut, status_code=201)
+@router.post(
+    "",
+    response_model=PlanOut,
+    status_code=201,
+    responses=errors(
+        (409, "A plan with this key or Stripe price already exists (`already_exists`).")
+    ),
+)
 def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now, stripe: Stripe) -> Any:
     """Saved whatever Stripe says; `stripe` tells what it said of the price (or why it
     could not be asked)."""
@@ -58,7 +65,13 @@ def get_plan(project: Key, plan: Key, _: Admin, tx: Tx) -> Any:
         return service.describe(session, found, service.get_plan(session, found, plan))
 
 
-@router.patch("/{plan}", response_model=PlanOut)
+@router.patch(
+    "/{plan}",
+    response_model=PlanOut,
+    responses=errors(
+        (409, "Another plan of the project has this Stripe price (`already_exists`).")
+    ),
+)
 def update_plan(
     project: Key, plan: Key, body: PlanPatch, actor: Admin, tx: Tx, now: Now, stripe: Stripe
 ) -> Any:

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, Now, Tx
+from billplane.http import KEY_TAKEN, Admin, Now, Tx, errors
 from billplane.models import Feature, Project
 from billplane.paging import ListOut
 from billplane.projects import repository, service
@@ -31,7 +31,12 @@ def feature_out(feature: Feature) -> FeatureOut:
     return FeatureOut(key=feature.key, name=feature.name, type=feature.type, unit=feature.unit)
 
 
-@router.post("/projects", response_model=NewProjectOut, status_code=201)
+@router.post(
+    "/projects",
+    response_model=NewProjectOut,
+    status_code=201,
+    responses=errors(KEY_TAKEN),
+)
 def create_project(body: ProjectIn, actor: Admin, tx: Tx, now: Now) -> Any:
     """Create a project; its first project token is in `token`, shown only this once."""
     with tx.write() as session:
@@ -76,7 +81,12 @@ def update_project(project: Key, body: ProjectPatch, actor: Admin, tx: Tx, now: 
         return project_out(updated)
 
 
-@router.post("/projects/{project}/features", response_model=FeatureOut, status_code=201)
+@router.post(
+    "/projects/{project}/features",
+    response_model=FeatureOut,
+    status_code=201,
+    responses=errors(KEY_TAKEN),
+)
 def create_feature(project: Key, body: FeatureIn, actor: Admin, tx: Tx, now: Now) -> Any:
     with tx.write() as session:
         feature = service.create_feature(

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from billplane.billing import repository
-from billplane.http import Admin, AppClock, ServedSettings, Stripe, Tx
+from billplane.http import Admin, AppClock, ServedSettings, Stripe, Tx, errors
 from billplane.status.probes import PricedPlan, StripeReport, stripe_report
 from billplane.webhooks.schemas import SyncOut
 from billplane.webhooks.sync import sync
@@ -29,7 +29,12 @@ def stripe_check(
     return stripe_report(stripe, settings, plans, clock)
 
 
-@router.post("/sync", response_model=SyncOut, summary="Repair billing state from Stripe")
+@router.post(
+    "/sync",
+    response_model=SyncOut,
+    responses=errors(503),
+    summary="Repair billing state from Stripe",
+)
 def stripe_sync(_: Admin, tx: Tx, stripe: Stripe, clock: AppClock) -> Any:
     """Pull customers and subscriptions from Stripe and fix what missed webhooks left wrong;
     answers with every change made (and what could not be repaired)."""

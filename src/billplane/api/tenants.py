@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, CurrentSettings, Now, Tx
+from billplane.http import KEY_TAKEN, Admin, CurrentSettings, Now, Tx, errors
 from billplane.paging import ListOut
 from billplane.plans.schemas import grant_specs
 from billplane.projects.service import get_project
@@ -15,7 +15,12 @@ from billplane.tenants.schemas import TenantDetailOut, TenantIn, TenantOut, Tena
 router = APIRouter(prefix="/admin/api/projects/{project}/tenants", tags=["admin"])
 
 
-@router.post("", response_model=TenantOut, status_code=201)
+@router.post(
+    "",
+    response_model=TenantOut,
+    status_code=201,
+    responses=errors(KEY_TAKEN),
+)
 def create_tenant(project: Key, body: TenantIn, actor: Admin, tx: Tx, now: Now) -> Any:
     with tx.write() as session:
         found = get_project(session, project)

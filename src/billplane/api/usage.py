@@ -21,6 +21,7 @@ from billplane.http import (
     Now,
     Tx,
     error_body,
+    errors,
     json_response,
     validation_error,
 )
@@ -38,10 +39,20 @@ class BatchResult(TypedDict):
     error: dict[str, Any] | None  # the error envelope's content: code, message and its extras
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    402: {"description": "enforce was asked and the tenant may not use this much"},
-    409: {"description": "the idempotency key was used for a different feature or quantity"},
-}
+ERRORS = errors(
+    (
+        402,
+        "`enforce` was asked and the tenant may not use this much (`limit_reached`, "
+        "`not_in_plan`, `no_plan`, `subscription_inactive`); nothing was counted.",
+    ),
+    403,
+    (404, "No such tenant (`tenant_not_found`) or feature (`feature_not_found`) in the project."),
+    (
+        409,
+        "The idempotency key was used for another tenant, feature or quantity "
+        "(`idempotency_key_reused`).",
+    ),
+)
 
 
 @router.post(

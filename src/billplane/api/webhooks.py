@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from billplane.db import Transactions
 from billplane.errors import EventNotFound, present
-from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx
+from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx, errors
 from billplane.models import StripeEvent
 from billplane.paging import ListOut
 from billplane.schemas import EventOutcome, Key, PageLimit
@@ -22,7 +22,20 @@ router = APIRouter(tags=["stripe"])
 admin = APIRouter(prefix="/admin/api/events", tags=["admin"])
 
 
-@router.post(WEBHOOK_PATH, response_model=WebhookAnswer, summary="Stripe's deliveries")
+@router.post(
+    WEBHOOK_PATH,
+    response_model=WebhookAnswer,
+    responses=errors(
+        (
+            400,
+            "The signature does not verify, or the event's mode is not the key's "
+            "(`invalid_signature`, `livemode_mismatch`): nothing was kept.",
+        ),
+        (500, "Processing failed (`webhook_failed`): Stripe delivers the event again."),
+        (503, "STRIPE_WEBHOOK_SECRET is not set (`webhook_not_configured`)."),
+    ),
+    summary="Stripe's deliveries",
+)
 async def stripe_webhook(
     request: Request, settings: CurrentSettings, stripe: Stripe, tx: Tx, clock: AppClock
 ) -> Any:
@@ -103,7 +116,12 @@ def get_event(event_id: Key, _: Admin, tx: Tx) -> Any:
         return EventDetailOut(**event_out(row).model_dump(), payload=row.payload)
 
 
-@admin.post("/{event_id}/replay", response_model=EventOut, summary="Process an event again")
+@admin.post(
+    "/{event_id}/replay",
+    response_model=EventOut,
+    responses=errors(503),
+    summary="Process an event again",
+)
 def replay_event(event_id: Key, _: Admin, tx: Tx, stripe: Stripe, clock: AppClock) -> Any:
     """Re-apply a received event from its stored payload (what Stripe says now wins)."""
     pipeline.replay_stored(tx, stripe, event_id, clock)
