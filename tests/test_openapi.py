@@ -2,6 +2,7 @@
 `/openapi.json`, and an example for every request body, one a client could send as it is."""
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -237,3 +238,14 @@ def test_the_suite_wide_net_catches_an_undocumented_answer(app: FastAPI) -> None
     assert undocumented(app, seen) == [
         "POST /v1/check answered 409; documented: ['200', '400', '401', '403', '404', '422']"
     ]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_their_assets_from_billplane(docs_client: TestClient, page: str) -> None:
+    html = docs_client.get(page).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(a.endswith(".js") for a in assets), html
+    for asset in assets:
+        assert asset.startswith("/docs-assets/"), asset
+        assert docs_client.get(asset).status_code == 200, asset
+    assert "https://" not in html

@@ -3,6 +3,7 @@
 import gc
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from billplane import __version__
 from billplane.api import (
@@ -50,12 +51,18 @@ def create_served_app() -> FastAPI:
 # the client API allocates hundreds of short-lived objects that die by reference counting anyway.
 GC_THRESHOLDS = (10_000, 20, 20)
 
+DOCS_ASSETS = "/docs-assets"
+
 
 def create_app(
     settings: Settings | None = None, *, db: Database | None = None, clock: Clock = utc_now
 ) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="billplane", version=__version__, description=DESCRIPTION)
+    # `/docs` and `/redoc` load Swagger UI and ReDoc from billplane itself (fastapi-offline
+    # ships them), not from a CDN: they work on a server without internet.
+    app = FastAPIOffline(
+        title="billplane", version=__version__, description=DESCRIPTION, static_url=DOCS_ASSETS
+    )
     app.state.settings = settings
     app.state.db = db or Database(settings.sqlalchemy_url)
     app.state.clock = clock
