@@ -125,11 +125,15 @@ def require_admin(
 Admin = Annotated[str, Depends(require_admin)]
 
 
-def json_response(body: Any, status_code: int = 200) -> Response:
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A body the endpoint built itself, as the response model would serialise it (UTC as Z):
     the hot path skips FastAPI's re-validation of what it just built."""
     content = orjson.dumps(body, option=orjson.OPT_UTC_Z)
-    return Response(content, status_code=status_code, media_type="application/json")
+    return Response(
+        content, status_code=status_code, headers=headers, media_type="application/json"
+    )
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

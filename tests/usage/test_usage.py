@@ -37,15 +37,45 @@ def test_a_repeat_of_unlimited_usage_answers_the_first_body_with_no_remaining(
     first = usage(realtyos, 201, feature="ai.tokens", idempotency_key="m1", quantity=500)
     assert (first["limit"], first["remaining"], first["used"]) == (None, None, 500)
     repeat = usage(realtyos, 200, feature="ai.tokens", idempotency_key="m1", quantity=500)
-    assert repeat == first | {"duplicate": True}
+    now = {"used": 500, "limit": None, "remaining": None, "resets_at": first["resets_at"]}
+    assert repeat == first | {"duplicate": True, "current": now}
 
 
 def test_usage_with_same_idempotency_key_counts_once(realtyos: Any) -> None:
     first = usage(realtyos, 201, idempotency_key="k1")
     usage(realtyos, 201, idempotency_key="k2")
     repeat = usage(realtyos, 200, idempotency_key="k1")
-    assert repeat == first | {"duplicate": True}
+    now = {"used": 2, "limit": 3, "remaining": 1, "resets_at": first["resets_at"]}
+    assert repeat == first | {"duplicate": True, "current": now}
     assert used(realtyos) == 2
+
+
+def test_a_repeat_says_it_is_one_and_that_the_limit_has_since_been_reached(
+    realtyos: Any,
+) -> None:
+    """The issue's case: pasted four times with one key, the answer still said `remaining: 2`.
+    The first answer stays as it was; `current` and the header tell the retry how things are."""
+    first = usage(realtyos, 201, idempotency_key="a1")
+    usage(realtyos, 201, idempotency_key="a2", quantity=2)  # the limit of 3 is now reached
+    for enforce in (False, True):
+        response = realtyos.api.post(
+            "/v1/usage",
+            {"tenant": "acme", "feature": "listings.publish", "idempotency_key": "a1",
+             "enforce": enforce},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert response.headers["Idempotent-Replayed"] == "true"
+        repeat = response.json()
+        assert (repeat["duplicate"], repeat["used"], repeat["remaining"]) == (True, 1, 2)
+        assert repeat["current"] == {
+            "used": 3, "limit": 3, "remaining": 0, "resets_at": first["resets_at"]
+        }  # fmt: skip
+    fresh = realtyos.api.post(
+        "/v1/usage", {"tenant": "acme", "feature": "listings.publish", "idempotency_key": "a3"}
+    )
+    assert "Idempotent-Replayed" not in fresh.headers
+    assert "current" not in fresh.json()
+    assert used(realtyos) == 4  # not enforced: the third call went over, and is counted
 
 
 def test_idempotency_key_is_accepted_as_a_header(realtyos: Any) -> None:
@@ -191,6 +221,7 @@ def test_batch_answers_each_event_in_order(realtyos: Any) -> None:
     assert results[1]["error"]["code"] == "feature_not_found"
     assert results[2]["error"]["param"] == "quantity"
     assert results[3]["result"]["duplicate"] is True
+    assert results[3]["result"]["current"]["used"] == 1  # b1 just before it in the batch
     assert results[4]["error"]["code"] == "limit_reached"
     assert results[6]["result"]["used"] == 2
     assert used(realtyos) == 2

@@ -54,12 +54,22 @@ ERRORS = errors(
     ),
 )
 
+REPLAYED = {"Idempotent-Replayed": "true"}
+
 
 @router.post(
     "/usage",
     response_model=UsageOut,
     status_code=201,
-    responses={200: {"model": UsageOut, "description": "a repeat: nothing counted"}, **ERRORS},
+    responses={
+        200: {
+            "model": UsageOut,
+            "description": "A repeat of the key: nothing counted. The first answer with "
+            "`duplicate: true`, the numbers as they stand now in `current`, and the header "
+            "`Idempotent-Replayed: true`.",
+        },
+        **ERRORS,
+    },
     summary="Record usage, exactly once per idempotency key",
 )
 async def record_usage(
@@ -72,7 +82,10 @@ async def record_usage(
 ) -> Response:
     """With `enforce: true`, the check and the count are one atomic step (402 when over)."""
     recorded = await _record(tx, token, body, idempotency_key, now, settings)
-    return json_response(recorded.body, 201 if recorded.created else 200)
+    if recorded.created:
+        return json_response(recorded.body, 201)
+    # Stripe's word for an idempotent repeat: the body is the first answer (plus `current`).
+    return json_response(recorded.body, 200, headers=REPLAYED)
 
 
 async def _record(

@@ -29,6 +29,13 @@ class UsageIn(Request):
     timestamp: AwareDatetime | None = None
 
 
+class UsageNow(BaseModel):
+    used: int
+    limit: int | None
+    remaining: int | None
+    resets_at: datetime | None
+
+
 class UsageOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -59,6 +66,12 @@ class UsageOut(BaseModel):
     limit: int | None
     remaining: int | None
     resets_at: datetime | None
+    current: UsageNow | None = Field(
+        default=None,
+        description="On a repeat (`duplicate: true`) only: the numbers as they stand now; the "
+        "others are the first answer's, unchanged. A retry learns here that the limit has "
+        "since been reached.",
+    )
 
 
 class BatchIn(Request):

@@ -9,7 +9,7 @@ request never rolls back its neighbours.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
@@ -40,6 +40,16 @@ class UsageRequest:
     timestamp: datetime | None = None
 
 
+class Current(TypedDict):
+    """The counter as it stands now, for a repeat's answer (its other numbers are the first
+    time's): a retry learns that the limit has since been reached."""
+
+    used: int
+    limit: int | None
+    remaining: int | None
+    resets_at: str | None
+
+
 class UsageAnswer(TypedDict):
     """`/v1/usage`'s body (`schemas.UsageOut`), as stored with the event and answered again to a
     repeat: a plain dict at run time, typed as it is built."""
@@ -54,6 +64,7 @@ class UsageAnswer(TypedDict):
     limit: int | None
     remaining: int | None
     resets_at: str | None
+    current: NotRequired[Current]  # a repeat's only
 
 
 @dataclass(slots=True)
@@ -105,7 +116,7 @@ def prepare(
             earlier = repository.event_by_key(sql, access.tenant_id, request.idempotency_key)
             if earlier is None:
                 raise _refusal(decision, feature, access.tenant_key, request)
-            return _repeat(earlier, feature, request)
+            return _repeat(earlier, feature, request, _current(limit, used, period.resets_at))
     return Write(
         access=access,
         feature=feature,
@@ -145,10 +156,10 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         answer=partial(_answer, write),
     )
     if body is None:
+        used = reads.counter(sql, **counter.values())
         earlier = repository.event_by_key(sql, tenant_id, request.idempotency_key)
         if earlier is not None:
-            return _outcome_of_repeat(earlier, feature, request)
-        used = reads.counter(sql, **counter.values())
+            return _outcome_of_repeat(earlier, feature, request, _current_of(write, used))
         decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
         return _refusal(decision, feature, write.access.tenant_key, request)
     if claimed:
@@ -158,7 +169,8 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     earlier = present(
         repository.event_by_key(sql, tenant_id, request.idempotency_key), "the earlier event"
     )
-    return _outcome_of_repeat(earlier, feature, request)
+    current = _current_of(write, body["used"] - request.quantity)
+    return _outcome_of_repeat(earlier, feature, request, current)
 
 
 class BatchWrite:
@@ -206,7 +218,8 @@ def record_batch(
         request = write.request
         ident = (key.tenant_id, request.idempotency_key)
         if ident in earlier:
-            outcomes.append(_outcome_of_repeat(earlier[ident], write.feature, request))
+            current = _current_of(write, totals[key])
+            outcomes.append(_outcome_of_repeat(earlier[ident], write.feature, request, current))
             continue
         used = totals[key]
         if write.limit is not None and used + request.quantity > write.limit:
@@ -277,17 +290,24 @@ def countable_feature(found: Found, key: str) -> FeatureRow:
 
 
 def _outcome_of_repeat(
-    earlier: tuple[int, int, repository.Stored], feature: FeatureRow, request: UsageRequest
+    earlier: tuple[int, int, repository.Stored],
+    feature: FeatureRow,
+    request: UsageRequest,
+    current: Current,
 ) -> Recorded | BillplaneError:
     try:
-        return _repeat(earlier, feature, request)
+        return _repeat(earlier, feature, request, current)
     except IdempotencyKeyReused as exc:
         return exc
 
 
 def _repeat(
-    earlier: tuple[int, int, repository.Stored], feature: FeatureRow, request: UsageRequest
+    earlier: tuple[int, int, repository.Stored],
+    feature: FeatureRow,
+    request: UsageRequest,
+    current: Current,
 ) -> Recorded:
+    """The first answer again, marked `duplicate`, with the counter as it is now."""
     feature_id, quantity, response = earlier
     if feature_id != feature.id or quantity != request.quantity:
         raise IdempotencyKeyReused(
@@ -295,7 +315,17 @@ def _repeat(
             "feature or quantity.",
             extra={"param": "idempotency_key"},
         )
-    return Recorded(cast(UsageAnswer, {**response, "duplicate": True}), created=False)
+    body = cast(UsageAnswer, {**response, "duplicate": True, "current": current})
+    return Recorded(body, created=False)
+
+
+def _current_of(write: Write, used: int) -> Current:
+    return _current(write.shown_limit, used, write.resets_at)
+
+
+def _current(limit: int | None, used: int, resets_at: datetime | None) -> Current:
+    remaining = None if limit is None else max(limit - used, 0)
+    return {"used": used, "limit": limit, "remaining": remaining, "resets_at": _iso(resets_at)}
 
 
 def _refusal(
