@@ -189,7 +189,8 @@ def admin(client: TestClient) -> "Admin":
 
 
 class Admin:
-    """The admin API, as a test speaks it: raises on any unexpected status."""
+    """The admin API, as a test speaks it: raises on any unexpected status. Its create helpers
+    are for tests of the admin API itself; a test that only needs the rows uses `seed`."""
 
     def __init__(self, client: TestClient) -> None:
         self.client = client
@@ -232,19 +233,32 @@ class Client:
 
 
 @pytest.fixture
+def seed(session: Session, settings: Settings, clock: Clock) -> factories.Seed:
+    """The admin API's create calls without HTTP, in the test's transaction (which the `client`
+    app shares): for rows a test needs, where the admin call is not what it tests."""
+    return factories.Seed(session, settings, clock)
+
+
+@pytest.fixture
 def realtyos(
-    admin: Admin, client: TestClient, session: Session, settings: Settings, clock: Clock
+    admin: Admin,
+    seed: factories.Seed,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    clock: Clock,
 ) -> "Setup":
     """A project with a boolean, a limit and a metered feature, a free default and a pro plan,
     and the tenant `acme` (see `factories.realtyos`; the admin API's own tests make theirs by
     HTTP)."""
     token = factories.realtyos(session, settings, clock())
-    return Setup(admin=admin, api=Client(client, token), token=token)
+    return Setup(admin=admin, seed=seed, api=Client(client, token), token=token)
 
 
 class Setup:
-    def __init__(self, *, admin: Admin, api: Client, token: str) -> None:
+    def __init__(self, *, admin: Admin, seed: factories.Seed, api: Client, token: str) -> None:
         self.admin = admin
+        self.seed = seed
         self.api = api
         self.token = token
 

@@ -1,18 +1,20 @@
-"""Plain factories: rows the admin API does not create (yet), and the common project made by the
-services the admin API runs, without its HTTP."""
+"""Plain factories: rows the admin API does not create (yet), the admin API's create calls made
+by the services they run (without their HTTP), and the common project made of them."""
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billplane.models import Project, Subscription, Tenant
+from billplane.models import Feature, Plan, Project, Subscription, Tenant
 from billplane.plans import prices
 from billplane.plans import service as plans
 from billplane.plans.schemas import PlanIn
 from billplane.projects import service as projects
 from billplane.projects.schemas import FeatureIn, ProjectIn
+from billplane.schemas import FeatureType
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
 from billplane.tenants import service as tenants
@@ -55,7 +57,7 @@ def subscribe(
 
 
 # The `realtyos` project of the tests: three features, a free default plan and a pro plan.
-REALTYOS_FEATURES = [
+REALTYOS_FEATURES: list[tuple[str, FeatureType, str | None]] = [
     ("exports", "boolean", None),
     ("listings.publish", "limit", "listing"),
     ("ai.tokens", "metered", "token"),
@@ -85,51 +87,193 @@ def realtyos(session: Session, settings: Settings, now: datetime) -> str:
     run (bodies validated by the same schemas, Stripe asked the same way), in the test's own
     transaction: seven HTTP calls' worth of data without their cost. Returns its project token.
     """
-    actor = "admin"  # the admin API's actor
     stripe = StripeGateway.from_settings(settings)
+    created = project(session, now, "realtyos")
+    for key, type_, unit in REALTYOS_FEATURES:
+        feature(session, now, "realtyos", key, type_, unit=unit)
+    for spec in REALTYOS_PLANS:
+        plan(session, stripe, now, "realtyos", **spec)
+    tenant(session, now, "realtyos", "acme", name="Acme Realty", email="ops@acme.test")
+    return created.token.secret
+
+
+# --- The admin API's create calls, without HTTP -------------------------------------------------
+# Each validates the body the endpoint would receive with the endpoint's own schema and calls the
+# service it calls, as the admin actor, inside a SAVEPOINT of the test's transaction (what the
+# endpoint's `tx.write()` is in the tests): the in-process app shares that transaction, so it
+# sees the rows at once. The admin API's own tests keep HTTP (`conftest.Admin`).
+
+ACTOR = "admin"  # the admin API's actor
+ORIGINS = ("https://app.realtyos.test",)  # the origins `conftest.Admin.project` sends
+
+
+def project(
+    session: Session,
+    now: datetime,
+    key: str = "realtyos",
+    *,
+    name: str | None = None,
+    origins: Sequence[str] = ORIGINS,
+) -> projects.NewProject:
+    """`POST /admin/api/projects`: the project and its first token (`.token.secret`)."""
+    body = ProjectIn.model_validate(
+        {"key": key, "name": key.title() if name is None else name, "origins": list(origins)}
+    )
     with session.begin_nested():
-        body = ProjectIn(key="realtyos", name="Realtyos", origins=["https://app.realtyos.test"])
-        created = projects.create_project(
+        return projects.create_project(
             session,
             key=body.key,
             name=body.name,
             origins=body.origin_strings(),
-            actor=actor,
+            actor=ACTOR,
             now=now,
         )
-        project = created.project
-        for key, type_, unit in REALTYOS_FEATURES:
-            feature = FeatureIn(key=key, name=key, type=type_, unit=unit)
-            projects.create_feature(
-                session,
-                project,
-                key=feature.key,
-                name=feature.name,
-                type=feature.type,
-                unit=feature.unit,
-                actor=actor,
-                now=now,
-            )
-        for spec in REALTYOS_PLANS:
-            plan = PlanIn.model_validate(spec)
-            price = plan.stripe_price_id
-            plans.create_plan(
-                session,
-                project,
-                plan,
-                actor=actor,
-                now=now,
-                price_lookup=prices.look_up(stripe, price, now) if price else None,
-                stripe_mode=stripe.mode,
-            )
-        tenant = TenantIn(key="acme", name="Acme Realty", email="ops@acme.test")
-        tenants.create_tenant(
+
+
+def feature(
+    session: Session,
+    now: datetime,
+    project: str,
+    key: str,
+    type: FeatureType,
+    *,
+    name: str | None = None,
+    unit: str | None = None,
+) -> Feature:
+    """`POST /admin/api/projects/{project}/features`."""
+    body = FeatureIn.model_validate(
+        {"key": key, "name": key if name is None else name, "type": type, "unit": unit}
+    )
+    with session.begin_nested():
+        return projects.create_feature(
             session,
-            project,
-            key=tenant.key,
-            name=tenant.name,
-            email=tenant.email,
-            actor=actor,
+            projects.get_project(session, project),
+            key=body.key,
+            name=body.name,
+            type=body.type,
+            unit=body.unit,
+            actor=ACTOR,
             now=now,
         )
-    return created.token.secret
+
+
+def plan(
+    session: Session,
+    stripe: StripeGateway,
+    now: datetime,
+    project: str,
+    key: str,
+    *,
+    name: str | None = None,
+    stripe_price_id: str | None = None,
+    trial_days: int = 0,
+    is_default: bool = False,
+    features: Mapping[str, bool | Mapping[str, Any]] | None = None,
+) -> Plan:
+    """`POST /admin/api/projects/{project}/plans`: its price is looked up in `stripe` (the
+    gateway of the app under test) before the SAVEPOINT opens, as the endpoint does."""
+    body = PlanIn.model_validate(
+        {
+            "key": key,
+            "name": key.title() if name is None else name,
+            "stripe_price_id": stripe_price_id,
+            "trial_days": trial_days,
+            "is_default": is_default,
+            "features": dict(features or {}),
+        }
+    )
+    price = body.stripe_price_id
+    lookup = prices.look_up(stripe, price, now) if price else None
+    with session.begin_nested():
+        return plans.create_plan(
+            session,
+            projects.get_project(session, project),
+            body,
+            actor=ACTOR,
+            now=now,
+            price_lookup=lookup,
+            stripe_mode=stripe.mode,
+        )
+
+
+def tenant(
+    session: Session,
+    now: datetime,
+    project: str,
+    key: str,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+) -> Tenant:
+    """`POST /admin/api/projects/{project}/tenants`."""
+    body = TenantIn.model_validate({"key": key, "name": name, "email": email})
+    with session.begin_nested():
+        return tenants.create_tenant(
+            session,
+            projects.get_project(session, project),
+            key=body.key,
+            name=body.name,
+            email=body.email,
+            actor=ACTOR,
+            now=now,
+        )
+
+
+class Seed:
+    """The factories above bound to a test's session, clock and app settings (so plans ask the
+    Stripe that app asks): `seed.plan("realtyos", "pro", stripe_price_id=...)` where a test would
+    have sent `admin.plan(...)` only to have the rows."""
+
+    def __init__(self, session: Session, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.session = session
+        self.clock = clock
+        self.stripe = StripeGateway.from_settings(settings)
+
+    def project(
+        self,
+        key: str = "realtyos",
+        *,
+        name: str | None = None,
+        origins: Sequence[str] = ORIGINS,
+    ) -> projects.NewProject:
+        return project(self.session, self.clock(), key, name=name, origins=origins)
+
+    def feature(
+        self,
+        project: str,
+        key: str,
+        type: FeatureType,
+        *,
+        name: str | None = None,
+        unit: str | None = None,
+    ) -> Feature:
+        return feature(self.session, self.clock(), project, key, type, name=name, unit=unit)
+
+    def plan(
+        self,
+        project: str,
+        key: str,
+        *,
+        name: str | None = None,
+        stripe_price_id: str | None = None,
+        trial_days: int = 0,
+        is_default: bool = False,
+        features: Mapping[str, bool | Mapping[str, Any]] | None = None,
+    ) -> Plan:
+        return plan(
+            self.session,
+            self.stripe,
+            self.clock(),
+            project,
+            key,
+            name=name,
+            stripe_price_id=stripe_price_id,
+            trial_days=trial_days,
+            is_default=is_default,
+            features=features,
+        )
+
+    def tenant(
+        self, project: str, key: str, *, name: str | None = None, email: str | None = None
+    ) -> Tenant:
+        return tenant(self.session, self.clock(), project, key, name=name, email=email)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 import stripe
 from conftest import Admin, Client
+from factories import Seed
 from servers import free_port
 from stripe_double import StripeDouble
 
@@ -43,6 +44,7 @@ class Shop:
     """A project selling a Pro plan through the double: the test's view of everything."""
 
     admin: Admin
+    seed: Seed
     api: Client
     token: str
     double: StripeDouble

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from conftest import Admin, Setup
+from factories import Seed
 
 AUDIT = "/admin/api/audit"
 
@@ -51,8 +52,8 @@ def test_project_create_also_audits_its_first_token(admin: Admin) -> None:
     assert entry["after"]["tenant"] is None
 
 
-def test_feature_create_is_audited(admin: Admin) -> None:
-    admin.project("realtyos")
+def test_feature_create_is_audited(admin: Admin, seed: Seed) -> None:
+    seed.project("realtyos")
     admin.feature("realtyos", "listings.publish", "limit", unit="listing")
 
     entry = _latest(admin, "feature.create")
@@ -228,8 +229,8 @@ def test_audit_trail_lists_newest_first(realtyos: Setup) -> None:
 
 
 def test_audit_trail_can_be_filtered_by_project(realtyos: Setup) -> None:
-    realtyos.admin.project("reeltours")
-    realtyos.admin.feature("reeltours", "exports", "boolean")
+    realtyos.seed.project("reeltours")
+    realtyos.seed.feature("reeltours", "exports", "boolean")
 
     entries = _entries(realtyos.admin, project="reeltours")
 

@@ -1,5 +1,5 @@
 """Fixtures for dashboard pages in-process: an operator logged in through the login form, on the
-same app (and rolled-back test transaction) as the `admin` and `realtyos` fixtures."""
+same app (and rolled-back test transaction) as the `admin`, `seed` and `realtyos` fixtures."""
 
 import html
 import re
@@ -18,6 +18,7 @@ from billplane.db import Database
 from billplane.http import get_transactions
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, Clock, SavepointTransactions
+from factories import Seed
 from stripe_double import StripeDouble, running_double
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -189,6 +190,12 @@ def stripe_operator(
         person = Operator(client)
         assert person.log_in().status_code == 303
         yield person
+
+
+@pytest.fixture
+def stripe_seed(stripe_settings: Settings, session: Session, clock: Clock) -> Seed:
+    """`seed` for the `stripe_operator`'s app: plans ask the double for their price."""
+    return Seed(session, stripe_settings, clock)
 
 
 def in_stripe(double: StripeDouble, path: str, data: dict[str, str]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from conftest import Admin, Clock, Setup
 from dashboard.conftest import Operator, field_error, stripe_price
-from factories import subscribe
+from factories import Seed, subscribe
 from stripe_double import StripeDouble
 
 
@@ -33,12 +33,11 @@ def test_plans_table_shows_price_grants_and_status(operator: Operator, realtyos:
 
 
 def test_plans_table_shows_what_stripe_says_of_each_price(
-    stripe_operator: Operator, double: StripeDouble
+    stripe_operator: Operator, stripe_seed: Seed, double: StripeDouble
 ) -> None:
-    admin = Admin(stripe_operator.client)
-    admin.project("realtyos")
-    admin.plan("realtyos", "pro", stripe_price_id=stripe_price(double, 2900))
-    admin.plan("realtyos", "ghost", stripe_price_id="price_missing")
+    stripe_seed.project("realtyos")
+    stripe_seed.plan("realtyos", "pro", stripe_price_id=stripe_price(double, 2900))
+    stripe_seed.plan("realtyos", "ghost", stripe_price_id="price_missing")
     page = stripe_operator.page("/projects/realtyos/plans")
     assert "active — 29.00 USD / month" in row(page, "data-plan", "pro")
     assert "not found in Stripe" in row(page, "data-plan", "ghost")
@@ -79,7 +78,7 @@ def test_tenants_table_shows_plan_subscription_and_usage(
             {"tenant": "acme", "feature": "listings.publish", "idempotency_key": f"l-{n}"},
         )
         assert response.status_code == 201
-    realtyos.admin.tenant("realtyos", "globex")
+    realtyos.seed.tenant("realtyos", "globex")
     subscribe(
         session,
         project="realtyos",
@@ -132,7 +131,7 @@ def test_tenant_page_and_overrides(operator: Operator, realtyos: Setup) -> None:
 def test_plans_and_tenants_links_go_to_the_current_project(
     operator: Operator, realtyos: Setup
 ) -> None:
-    realtyos.admin.project("reeltours")
+    realtyos.seed.project("reeltours")
     operator.page("/projects/reeltours")
     assert operator.client.get("/plans", follow_redirects=False).headers["location"] == (
         "/projects/reeltours/plans"
@@ -148,10 +147,10 @@ def test_plans_link_without_any_project_goes_to_projects(operator: Operator) -> 
 
 
 def test_a_plan_made_in_the_dashboard_stores_stripes_word_like_the_api(
-    stripe_operator: Operator, double: StripeDouble
+    stripe_operator: Operator, stripe_seed: Seed, double: StripeDouble
 ) -> None:
     admin = Admin(stripe_operator.client)
-    admin.project("realtyos")
+    stripe_seed.project("realtyos")
     price = stripe_price(double, 2900)
     stripe_operator.post(
         "/projects/realtyos/plans", {"key": "pro", "name": "Pro", "stripe_price_id": price}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from billplane.status.checklist import Stripe, checklist, next_item
@@ -14,6 +15,7 @@ from billplane.status.repository import ProjectSetup
 from conftest import Admin, Clock, Setup
 from dashboard.conftest import Operator, in_stripe, stripe_price
 from dashboard.test_status import delivery
+from factories import Seed
 from stripe_double import StripeDouble
 
 FIRST_APP = ["project", "feature", "plan", "tenant", "first_check"]
@@ -46,21 +48,23 @@ def test_an_empty_server_asks_for_a_project_first(operator: Operator) -> None:
     assert "Create a project for your app" in page
 
 
-def test_the_next_item_moves_as_the_records_appear(operator: Operator, admin: Admin) -> None:
-    token = admin.project("realtyos")["token"]
+def test_the_next_item_moves_as_the_records_appear(
+    operator: Operator, seed: Seed, client: TestClient
+) -> None:
+    token = seed.project("realtyos").token.secret
     steps: list[tuple[str, str, Callable[[], object]]] = [
         ("feature", "/projects/realtyos#new-feature", lambda: None),
         (
             "plan",
             "/projects/realtyos/plans#new-plan",
-            lambda: admin.feature("realtyos", "exports", "boolean"),
+            lambda: seed.feature("realtyos", "exports", "boolean"),
         ),
         (
             "tenant",
             "/projects/realtyos/tenants#new-tenant",
-            lambda: admin.plan("realtyos", "free", is_default=True, features={"exports": True}),
+            lambda: seed.plan("realtyos", "free", is_default=True, features={"exports": True}),
         ),
-        ("first_check", "/builder?project=realtyos", lambda: admin.tenant("realtyos", "acme")),
+        ("first_check", "/builder?project=realtyos", lambda: seed.tenant("realtyos", "acme")),
     ]
     for done, (expected, link, make) in enumerate(steps, start=1):
         make()
@@ -69,7 +73,7 @@ def test_the_next_item_moves_as_the_records_appear(operator: Operator, admin: Ad
         assert highlighted(page) == expected
         assert next_link(page) == link
 
-    check = admin.client.post(
+    check = client.post(
         "/v1/check",
         json={"tenant": "acme", "feature": "exports"},
         headers={"Authorization": f"Bearer {token}"},
@@ -93,12 +97,14 @@ def test_without_stripe_the_stripe_items_are_open_or_unknown_never_done(
 
 
 def test_stripe_items_follow_what_stripe_says(
-    stripe_operator: Operator, double: StripeDouble, session: Session, clock: Clock
+    stripe_operator: Operator,
+    stripe_seed: Seed,
+    double: StripeDouble,
+    session: Session,
+    clock: Clock,
 ) -> None:
-    client = stripe_operator.client
-    admin = Admin(client)
-    admin.project("realtyos")
-    admin.feature("realtyos", "exports", "boolean")
+    stripe_seed.project("realtyos")
+    stripe_seed.feature("realtyos", "exports", "boolean")
     page = stripe_operator.page("/")
     assert states(page)["stripe_key"] == "done"
     assert states(page)["webhook_secret"] == "done"
@@ -107,11 +113,11 @@ def test_stripe_items_follow_what_stripe_says(
     assert states(page)["first_event"] == "open"
 
     # A plan whose price Stripe does not know is not enough; an active recurring one is.
-    admin.plan("realtyos", "ghost", stripe_price_id="price_ghost")
+    stripe_seed.plan("realtyos", "ghost", stripe_price_id="price_ghost")
     page = stripe_operator.page("/")
     assert states(page)["priced_plan"] == "open"
     assert "price_ghost (not found in Stripe)" in page
-    admin.plan("realtyos", "pro", stripe_price_id=stripe_price(double))
+    stripe_seed.plan("realtyos", "pro", stripe_price_id=stripe_price(double))
     assert states(stripe_operator.page("/"))["priced_plan"] == "done"
 
     # An endpoint for another URL does not count; ours with too few events names the missing.
@@ -136,13 +142,12 @@ def test_stripe_items_follow_what_stripe_says(
 
 
 def test_an_inactive_price_leaves_the_plan_item_open(
-    stripe_operator: Operator, double: StripeDouble
+    stripe_operator: Operator, stripe_seed: Seed, double: StripeDouble
 ) -> None:
-    admin = Admin(stripe_operator.client)
-    admin.project("realtyos")
+    stripe_seed.project("realtyos")
     price = stripe_price(double)
     in_stripe(double, f"/v1/prices/{price}", {"active": "false"})
-    admin.plan("realtyos", "pro", stripe_price_id=price)
+    stripe_seed.plan("realtyos", "pro", stripe_price_id=price)
     page = stripe_operator.page("/")
     assert states(page)["priced_plan"] == "open"
     assert "inactive in Stripe" in page
@@ -236,11 +241,11 @@ def test_before_a_project_exists_every_checklist_link_opens_a_page(operator: Ope
 
 
 def test_a_plan_that_grants_nothing_leaves_the_plan_item_open(
-    operator: Operator, admin: Admin
+    operator: Operator, admin: Admin, seed: Seed
 ) -> None:
-    admin.project("realtyos")
-    admin.feature("realtyos", "exports", "boolean")
-    admin.plan("realtyos", "free", is_default=True, features={})
+    seed.project("realtyos")
+    seed.feature("realtyos", "exports", "boolean")
+    seed.plan("realtyos", "free", is_default=True, features={})
     assert states(operator.page("/"))["plan"] == "open"
     admin.call(
         "PATCH",

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from billplane.models import Plan, Project, Tenant
 from conftest import Admin, Setup
 from dashboard.conftest import Operator, errors_on, field_error
+from factories import Seed
 
 
 def count(session: Session, model: type) -> int:
@@ -34,8 +35,8 @@ def test_the_same_input_is_refused_by_the_admin_api_for_the_same_field(admin: Ad
     assert refused["error"]["param"] == "key"
 
 
-def test_a_taken_project_key_is_said_beside_the_key(operator: Operator, admin: Admin) -> None:
-    admin.project("realtyos")
+def test_a_taken_project_key_is_said_beside_the_key(operator: Operator, seed: Seed) -> None:
+    seed.project("realtyos")
     page = operator.post("/projects", {"key": "realtyos", "name": "Again"}, expect=422).text
     assert "already exists" in (field_error(page, "project-key") or "")
     assert field_error(page, "project-name") is None

@@ -4,10 +4,13 @@ from typing import Any
 
 from conftest import Admin
 from dashboard.conftest import field_error
+from factories import Seed
 
 
-def test_operator_renames_a_project_and_replaces_its_origins(operator: Any, admin: Admin) -> None:
-    admin.project("realtyos")
+def test_operator_renames_a_project_and_replaces_its_origins(
+    operator: Any, admin: Admin, seed: Seed
+) -> None:
+    seed.project("realtyos")
     operator.post(
         "/projects/realtyos",
         {
@@ -24,9 +27,9 @@ def test_operator_renames_a_project_and_replaces_its_origins(operator: Any, admi
 
 
 def test_a_bad_origin_is_shown_beside_its_field_and_nothing_changes(
-    operator: Any, admin: Admin
+    operator: Any, admin: Admin, seed: Seed
 ) -> None:
-    admin.project("realtyos")
+    seed.project("realtyos")
     response = operator.post(
         "/projects/realtyos", {"name": "X", "origins": "not a url"}, expect=422
     )

@@ -18,6 +18,7 @@ from billplane.http import get_transactions
 from billplane.settings import Settings
 from conftest import Admin, Clock, SavepointTransactions
 from dashboard.conftest import Operator, in_stripe, stripe_price
+from factories import Seed
 from stripe_double import StripeDouble
 
 
@@ -50,9 +51,9 @@ def watched(
     with TestClient(app, base_url="https://testserver", raise_server_exceptions=False) as client:
         person = Operator(client)
         assert person.log_in().status_code == 303
-        admin = Admin(client)
-        admin.project("realtyos")
-        admin.plan("realtyos", "pro", stripe_price_id=stripe_price(double))
+        seed = Seed(session, stripe_settings, clock)
+        seed.project("realtyos")
+        seed.plan("realtyos", "pro", stripe_price_id=stripe_price(double))
         in_stripe(
             double,
             "/v1/webhook_endpoints",

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from billplane.models import AuditEntry
 from conftest import Admin
 from dashboard.conftest import Operator, one_time_secret
+from factories import Seed
 
 EVERY_PAGE = [
     "/",
@@ -121,9 +122,9 @@ def test_a_tenant_token_acts_for_its_tenant_only(operator: Operator, client: Tes
     assert check(client, secret, "globex") == 403
 
 
-def test_a_token_of_another_project_is_not_found_here(operator: Operator, admin: Admin) -> None:
+def test_a_token_of_another_project_is_not_found_here(operator: Operator, seed: Seed) -> None:
     seeded(operator)
-    other = admin.project("reeltours")["token_id"]
+    other = seed.project("reeltours").token.token.public_id
     response = operator.post(f"/projects/realtyos/tokens/{other}/rotate", {}, expect=404)
     assert "No token" in response.text
 

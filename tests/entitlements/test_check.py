@@ -272,7 +272,7 @@ def test_override_can_switch_a_feature_off(realtyos: Any, session: Any) -> None:
 
 
 def test_override_applies_only_to_its_tenant(realtyos: Any) -> None:
-    realtyos.admin.tenant("realtyos", "other")
+    realtyos.seed.tenant("realtyos", "other")
     realtyos.admin.call(
         "PATCH", "/admin/api/projects/realtyos/tenants/acme", json={"overrides": {"exports": True}}
     )

@@ -1,9 +1,10 @@
 """Fixtures for billplane's Stripe work: the in-process app talks to a real Stripe double.
 
-`settings` is overridden here so that `client`, `admin` (and so every test in this folder) run
-with STRIPE_SECRET_KEY, STRIPE_API_BASE (the double) and STRIPE_WEBHOOK_SECRET set. The double
-does not post webhooks in these tests (it cannot reach the in-process app): `Shop.deliver` signs
-the double's events and posts them through the test client, the same HTTP request.
+`settings` is overridden here so that `client`, `admin`, `seed` (and so every test in this
+folder) run with STRIPE_SECRET_KEY, STRIPE_API_BASE (the double) and STRIPE_WEBHOOK_SECRET set.
+The double does not post webhooks in these tests (it cannot reach the in-process app):
+`Shop.deliver` signs the double's events and posts them through the test client, the same HTTP
+request.
 """
 
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 import stripe
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, Admin, Client, Clock
+from factories import Seed
 from stripe_double import StripeDouble, running_double
 from stripe_shop import API_KEY, ORIGIN, WEBHOOK_SECRET, Shop, create_price
 
@@ -54,26 +56,33 @@ def sdk(double: StripeDouble) -> stripe.StripeClient:
 
 
 @pytest.fixture
-def shop(admin: Admin, client: TestClient, double: StripeDouble, sdk: stripe.StripeClient) -> Shop:
-    token = admin.project("realtyos", origins=[ORIGIN])["token"]
-    admin.feature("realtyos", "exports", "boolean")
-    admin.feature("realtyos", "listings.publish", "limit", unit="listing")
-    admin.plan(
+def shop(
+    admin: Admin,
+    seed: Seed,
+    client: TestClient,
+    double: StripeDouble,
+    sdk: stripe.StripeClient,
+) -> Shop:
+    token = seed.project("realtyos", origins=[ORIGIN]).token.secret
+    seed.feature("realtyos", "exports", "boolean")
+    seed.feature("realtyos", "listings.publish", "limit", unit="listing")
+    seed.plan(
         "realtyos",
         "free",
         is_default=True,
         features={"listings.publish": {"limit": 3, "reset": "month"}},
     )
     pro_price = create_price(sdk, 2000)
-    admin.plan(
+    seed.plan(
         "realtyos",
         "pro",
         stripe_price_id=pro_price,
         features={"exports": True, "listings.publish": {"limit": 100, "reset": "month"}},
     )
-    admin.tenant("realtyos", "acme", name="Acme Realty", email="ops@acme.test")
+    seed.tenant("realtyos", "acme", name="Acme Realty", email="ops@acme.test")
     return Shop(
         admin=admin,
+        seed=seed,
         api=Client(client, token),
         token=token,
         double=double,

@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import Admin, Client
+from conftest import Client
+from factories import Seed
 from stripe_shop import CANCEL_URL, ORIGIN, SUCCESS_URL, Shop
 
 
@@ -100,11 +101,11 @@ def test_return_urls_outside_the_projects_origins_are_refused(shop: Shop, url: s
 
 
 def test_an_origin_with_a_path_allows_only_urls_below_it(
-    admin: Admin, shop: Shop, client: TestClient
+    seed: Seed, shop: Shop, client: TestClient
 ) -> None:
-    token = admin.project("reeltours", origins=["https://tours.test/app"])["token"]
-    admin.plan("reeltours", "pro", stripe_price_id=shop.pro_price)
-    admin.tenant("reeltours", "t1")
+    token = seed.project("reeltours", origins=["https://tours.test/app"]).token.secret
+    seed.plan("reeltours", "pro", stripe_price_id=shop.pro_price)
+    seed.tenant("reeltours", "t1")
     api = Client(client, token)
 
     def checkout(url: str) -> int:
@@ -191,7 +192,7 @@ def test_a_plan_whose_price_stripe_archived_is_refused_before_stripe_is_asked(
 
 
 def test_a_tenant_scoped_token_cannot_check_out_another_tenant(shop: Shop) -> None:
-    shop.admin.tenant("realtyos", "globex")
+    shop.seed.tenant("realtyos", "globex")
     scoped = shop.admin.call(
         "POST", "/admin/api/projects/realtyos/tokens", 201, json={"name": "a", "tenant": "acme"}
     )

@@ -58,7 +58,7 @@ def test_confirm_then_webhooks_give_the_same_state_as_webhooks_then_confirm(
     ]
     assert webhook_changes == []
 
-    shop.admin.tenant("realtyos", "globex")
+    shop.seed.tenant("realtyos", "globex")
     second_session = shop.checkout("globex").json()["id"]
     shop.double.complete_checkout(second_session)
     shop.deliver_all()
@@ -115,7 +115,7 @@ def test_a_session_billplane_did_not_open_is_404(shop: Shop) -> None:
 
 def test_another_projects_token_cannot_confirm_the_session(shop: Shop) -> None:
     session_id, _ = _open_and_pay(shop)
-    other = shop.admin.project("reeltours")["token"]
+    other = shop.seed.project("reeltours").token.secret
 
     answer = _confirm(shop, session_id, Client(shop.client, other))
 
@@ -125,7 +125,7 @@ def test_another_projects_token_cannot_confirm_the_session(shop: Shop) -> None:
 
 def test_a_token_scoped_to_another_tenant_cannot_confirm_the_session(shop: Shop) -> None:
     session_id, _ = _open_and_pay(shop)
-    shop.admin.tenant("realtyos", "globex")
+    shop.seed.tenant("realtyos", "globex")
     scoped = shop.admin.call(
         "POST", "/admin/api/projects/realtyos/tokens", 201, json={"name": "g", "tenant": "globex"}
     )

@@ -15,6 +15,7 @@ import stripe
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
 from conftest import ADMIN_TOKEN, Admin, Client, fresh_database
+from factories import Seed
 from localstripe_process import running_localstripe
 from servers import running_server
 
@@ -113,14 +114,14 @@ def test_billplanes_stripe_module_reads_localstripe_objects(
 
 
 def test_stripe_sync_pulls_a_localstripe_subscription_into_tenant_state(
-    admin: Admin, client: TestClient, sdk: stripe.StripeClient
+    admin: Admin, seed: Seed, client: TestClient, sdk: stripe.StripeClient
 ) -> None:
     project = f"sync{secrets.token_hex(4)}"
-    token = admin.project(project)["token"]
-    admin.feature(project, "exports", "boolean")
-    admin.plan(project, "free", is_default=True)
-    pro = admin.plan(project, "pro", stripe_price_id=PLAN, features={"exports": True})
-    admin.tenant(project, "acme")
+    token = seed.project(project).token.secret
+    seed.feature(project, "exports", "boolean")
+    seed.plan(project, "free", is_default=True)
+    pro = seed.plan(project, "pro", stripe_price_id=PLAN, features={"exports": True})
+    seed.tenant(project, "acme")
     api = Client(client, token)
     gateway: StripeGateway = client.app.state.stripe  # type: ignore[attr-defined]
     customer = _paying_customer(gateway, sdk, project)
@@ -129,7 +130,8 @@ def test_stripe_sync_pulls_a_localstripe_subscription_into_tenant_state(
     report = admin.call("POST", "/admin/api/stripe/sync")
 
     # localstripe has no /v1/prices: the plan was saved, unchecked, saying why.
-    assert pro["stripe"]["checked"] is False
+    assert pro.stripe_price is not None
+    assert pro.stripe_price["checked"] is False
     assert {c["action"] for c in report["changes"]} >= {
         "tenant.link_customer",
         "subscription.create",

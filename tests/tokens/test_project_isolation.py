@@ -8,10 +8,10 @@ from conftest import Client, Setup
 @pytest.fixture
 def foreign(realtyos: Setup) -> Client:
     """A second project's token, holding nothing of realtyos."""
-    token = realtyos.admin.project("reeltours")["token"]
-    realtyos.admin.feature("reeltours", "ai.tokens", "metered")
-    realtyos.admin.feature("reeltours", "exports", "boolean")
-    realtyos.admin.plan("reeltours", "free", is_default=True, features={"ai.tokens": True})
+    token = realtyos.seed.project("reeltours").token.secret
+    realtyos.seed.feature("reeltours", "ai.tokens", "metered")
+    realtyos.seed.feature("reeltours", "exports", "boolean")
+    realtyos.seed.plan("reeltours", "free", is_default=True, features={"ai.tokens": True})
     return Client(realtyos.api.client, token)
 
 
@@ -68,7 +68,7 @@ def test_foreign_project_usage_leaves_no_event_on_the_tenant(
 def test_same_tenant_key_in_two_projects_are_separate_tenants(
     realtyos: Setup, foreign: Client
 ) -> None:
-    realtyos.admin.tenant("reeltours", "acme", name="Acme Tours")
+    realtyos.seed.tenant("reeltours", "acme", name="Acme Tours")
 
     foreign.post(
         "/v1/usage",
@@ -83,7 +83,7 @@ def test_same_tenant_key_in_two_projects_are_separate_tenants(
 def test_same_idempotency_key_in_two_projects_counts_in_each(
     realtyos: Setup, foreign: Client
 ) -> None:
-    realtyos.admin.tenant("reeltours", "acme")
+    realtyos.seed.tenant("reeltours", "acme")
     event = {"tenant": "acme", "feature": "ai.tokens", "quantity": 3, "idempotency_key": "shared"}
 
     mine = realtyos.api.post("/v1/usage", event)
@@ -108,7 +108,7 @@ def test_token_cannot_be_scoped_to_another_projects_tenant(
 
 
 def test_foreign_scoped_token_cannot_reach_the_tenant(realtyos: Setup, foreign: Client) -> None:
-    realtyos.admin.tenant("reeltours", "acme")
+    realtyos.seed.tenant("reeltours", "acme")
     scoped = realtyos.admin.call(
         "POST", "/admin/api/projects/reeltours/tokens", 201, json={"name": "x", "tenant": "acme"}
     )

@@ -149,7 +149,7 @@ def test_rotated_token_old_secret_is_401_and_new_secret_works_at_once(realtyos: 
 
 
 def test_rotated_tenant_token_keeps_its_tenant_scope(realtyos: Setup) -> None:
-    realtyos.admin.tenant("realtyos", "globex")
+    realtyos.seed.tenant("realtyos", "globex")
     scoped = _scoped_token(realtyos)
 
     rotated = realtyos.admin.call("POST", f"/admin/api/tokens/{scoped['id']}/rotate")
@@ -199,7 +199,7 @@ def test_scoped_token_works_for_its_own_tenant(realtyos: Setup) -> None:
 
 
 def test_scoped_token_for_another_tenant_is_403_on_check(realtyos: Setup) -> None:
-    realtyos.admin.tenant("realtyos", "globex")
+    realtyos.seed.tenant("realtyos", "globex")
     api = Client(realtyos.api.client, _scoped_token(realtyos)["token"])
 
     response = api.post("/v1/check", {"tenant": "globex", "feature": "exports"})
@@ -210,7 +210,7 @@ def test_scoped_token_for_another_tenant_is_403_on_check(realtyos: Setup) -> Non
 def test_scoped_token_for_another_tenant_is_403_on_usage_and_counts_nothing(
     realtyos: Setup,
 ) -> None:
-    realtyos.admin.tenant("realtyos", "globex")
+    realtyos.seed.tenant("realtyos", "globex")
     api = Client(realtyos.api.client, _scoped_token(realtyos)["token"])
 
     response = api.post(
@@ -223,7 +223,7 @@ def test_scoped_token_for_another_tenant_is_403_on_usage_and_counts_nothing(
 
 
 def test_scoped_token_for_another_tenant_is_403_in_a_batch(realtyos: Setup) -> None:
-    realtyos.admin.tenant("realtyos", "globex")
+    realtyos.seed.tenant("realtyos", "globex")
     api = Client(realtyos.api.client, _scoped_token(realtyos)["token"])
 
     response = api.post(
@@ -246,7 +246,7 @@ def test_scoped_token_for_another_tenant_is_403_in_a_batch(realtyos: Setup) -> N
 
 
 def test_scoped_token_for_another_tenant_is_403_on_entitlements(realtyos: Setup) -> None:
-    realtyos.admin.tenant("realtyos", "globex")
+    realtyos.seed.tenant("realtyos", "globex")
     api = Client(realtyos.api.client, _scoped_token(realtyos)["token"])
 
     _assert_error(api.get("/v1/tenants/globex/entitlements"), 403, "forbidden")

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from billplane.models import Token
 from conftest import Admin, Setup
+from factories import Seed
 
 
 def _all_token_cells(session: Session) -> list[str]:
@@ -28,9 +29,9 @@ def test_project_token_is_returned_once_when_the_project_is_created(admin: Admin
     assert created["token"].startswith(created["token_prefix"])
 
 
-def test_project_token_never_appears_in_later_admin_answers(admin: Admin) -> None:
-    secret = admin.project("realtyos")["token"]
-    admin.tenant("realtyos", "acme")
+def test_project_token_never_appears_in_later_admin_answers(admin: Admin, seed: Seed) -> None:
+    secret = seed.project("realtyos").token.secret
+    seed.tenant("realtyos", "acme")
 
     for path in [
         "/admin/api/projects",
@@ -46,9 +47,9 @@ def test_project_token_never_appears_in_later_admin_answers(admin: Admin) -> Non
         assert secret[len("bp_") + 8 :] not in response.text, path
 
 
-def test_token_list_shows_no_secret_field(admin: Admin) -> None:
-    admin.project("realtyos")
-    admin.tenant("realtyos", "acme")
+def test_token_list_shows_no_secret_field(admin: Admin, seed: Seed) -> None:
+    seed.project("realtyos")
+    seed.tenant("realtyos", "acme")
     admin.call(
         "POST",
         "/admin/api/projects/realtyos/tokens",
@@ -117,8 +118,10 @@ def test_tokens_table_holds_hashes_never_plain_tokens(realtyos: Setup, session: 
     assert hashlib.sha256(rotated.encode()).hexdigest() in hashes
 
 
-def test_listed_prefix_is_the_start_of_the_token_and_reveals_little(admin: Admin) -> None:
-    secret = admin.project("realtyos")["token"]
+def test_listed_prefix_is_the_start_of_the_token_and_reveals_little(
+    admin: Admin, seed: Seed
+) -> None:
+    secret = seed.project("realtyos").token.secret
 
     (listed,) = admin.call("GET", "/admin/api/projects/realtyos/tokens")["data"]
 

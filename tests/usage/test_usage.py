@@ -104,7 +104,7 @@ def test_reusing_a_key_for_another_feature_is_a_conflict(realtyos: Any) -> None:
 
 
 def test_idempotency_keys_are_per_tenant(realtyos: Any) -> None:
-    realtyos.admin.tenant("realtyos", "other")
+    realtyos.seed.tenant("realtyos", "other")
     usage(realtyos, 201, idempotency_key="shared")
     usage(realtyos, 201, idempotency_key="shared", tenant="other")
     assert used(realtyos) == 1
