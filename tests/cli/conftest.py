@@ -71,6 +71,24 @@ def one_line_error(result: Result, exit_code: int) -> str:
     return lines[0]
 
 
+def table_of(result: Result) -> list[dict[str, str]]:
+    """A table the CLI printed, as one dict per row by its (upper-case) headers."""
+    header, *lines = ok(result).splitlines()
+    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
+    names = header.split()
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    return [
+        {name: line[start:end].strip() for name, (start, end) in zip(names, bounds, strict=True)}
+        for line in lines
+    ]
+
+
+def record_of(result: Result) -> dict[str, str]:
+    """A key/value view the CLI printed (up to its first blank line), as a dict."""
+    view = ok(result).split("\n\n", 1)[0]
+    return dict(line.split(None, 1) for line in view.splitlines() if "  " in line)
+
+
 @pytest.fixture
 def server(database_url: str) -> Iterator[TestClient]:
     """A server on the same database, without the test-session override: it sees only commits."""
@@ -92,7 +110,7 @@ def project(run: Run) -> CliProject:
     """A project built only through the CLI: features, a free default plan, a pro plan, a tenant."""
     key = new_key()
     created = json_of(
-        run("project", "create", key, "--name", "CLI Co", "--origin", "https://cli.test/")
+        run("project", "create", key, "--name", "CLI Co", "--origin", "https://cli.test/", "--json")
     )
     ok(run("feature", "create", key, "exports", "--type", "boolean"))
     ok(run("feature", "create", key, "listings.publish", "--type", "limit", "--unit", "listing"))

@@ -13,7 +13,7 @@ from cli.conftest import CliProject, Run, admin_get, json_of, one_line_error
 def test_cli_actions_are_audited_as_cli_without_secrets(
     project: CliProject, run: Run, server: TestClient
 ) -> None:
-    rotated = json_of(run("token", "rotate", project.token_id))
+    rotated = json_of(run("token", "rotate", project.token_id, "--json"))
 
     entries = admin_get(server, f"/admin/api/audit?project={project.key}")["data"]
 

@@ -20,7 +20,7 @@ from cli.conftest import (
 def test_cli_project_create_prints_a_token_once(run: Run) -> None:
     key = new_key()
 
-    created = json_of(run("project", "create", key))
+    created = json_of(run("project", "create", key, "--json"))
 
     assert created["key"] == key
     assert created["token"].startswith("bp_")

@@ -30,7 +30,9 @@ def test_tenant_token_created_by_the_cli_is_scoped_on_the_server(
 ) -> None:
     ok(run("tenant", "create", project.key, "globex"))
 
-    issued = json_of(run("token", "create", project.key, "--name", "acme app", "--tenant", "acme"))
+    issued = json_of(
+        run("token", "create", project.key, "--name", "acme app", "--tenant", "acme", "--json")
+    )
 
     assert issued["token"].startswith(issued["prefix"])
     assert check(server, issued["token"], tenant="acme").status_code == 200
@@ -46,7 +48,7 @@ def test_cli_token_rotate_takes_effect_on_the_server(
 ) -> None:
     assert check(server, project.token).status_code == 200
 
-    rotated = json_of(run("token", "rotate", project.token_id))
+    rotated = json_of(run("token", "rotate", project.token_id, "--json"))
 
     assert rotated["id"] == project.token_id
     assert rotated["token"] != project.token
