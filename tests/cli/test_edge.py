@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from billplane.cli import app as cli
-from cli.conftest import CliProject, Run, admin_get, json_of, one_line_error
+from cli.conftest import CliProject, Run, admin_get, json_of, new_key, ok, one_line_error
 
 
 def test_cli_actions_are_audited_as_cli_without_secrets(
@@ -116,3 +116,44 @@ def test_a_stripe_key_of_the_wrong_kind_stops_the_start_in_one_sentence(
     message = one_line_error(result, 2)
     assert message.startswith(f"billplane cannot start: {setting} must be a Stripe key")
     assert f"'{value}'" not in message  # a key of the wrong kind may still be a secret
+
+
+UNKNOWN = [
+    (("project", "show", "nope"), "project_not_found", "No project 'nope'."),
+    (("project", "update", "nope", "--name", "X"), "project_not_found", "No project 'nope'."),
+    (("feature", "list", "nope"), "project_not_found", "No project 'nope'."),
+    (("plan", "list", "nope"), "project_not_found", "No project 'nope'."),
+    (("tenant", "list", "nope"), "project_not_found", "No project 'nope'."),
+    (("token", "list", "nope"), "project_not_found", "No project 'nope'."),
+    (("plan", "show", "{p}", "nope"), "plan_not_found", "No plan 'nope' in project '{p}'."),
+    (("plan", "update", "{p}", "nope"), "plan_not_found", "No plan 'nope' in project '{p}'."),
+    (("plan", "archive", "{p}", "nope"), "plan_not_found", "No plan 'nope' in project '{p}'."),
+    (("plan", "restore", "{p}", "nope"), "plan_not_found", "No plan 'nope' in project '{p}'."),
+    (("tenant", "show", "{p}", "nope"), "tenant_not_found", "No tenant 'nope' in project '{p}'."),
+    (
+        ("tenant", "update", "{p}", "nope", "--name", "X"),
+        "tenant_not_found",
+        "No tenant 'nope' in project '{p}'.",
+    ),
+    (("token", "revoke", "tok_nope"), "token_not_found", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "sentence"),
+    UNKNOWN,
+    ids=[" ".join(a[:2]) + f" {a[-1]}" for a, _, _ in UNKNOWN],
+)
+def test_an_unknown_key_is_one_sentence_and_exit_1_in_both_modes(
+    run: Run, args: tuple[str, ...], code: str, sentence: str | None
+) -> None:
+    key = new_key()
+    ok(run("project", "create", key))
+    args = tuple(a.format(p=key) for a in args)
+
+    for mode in ([], ["--json"]):
+        message = one_line_error(run(*args, *mode), 1)
+
+        assert message.startswith(f"error ({code}): ")
+        if sentence is not None:
+            assert message == f"error ({code}): {sentence.format(p=key)}"

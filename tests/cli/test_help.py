@@ -1,4 +1,4 @@
-"""Every command of the tree answers `--help`."""
+"""Every command of the tree answers `--help`, and every one that prints data takes `--json`."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -28,3 +28,31 @@ def test_every_commands_help_works(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
     assert len(COMMAND_PATHS) > 10  # the tree was walked, not just its root
+
+
+# What prints no object of billplane's: the server itself and a migration's one line.
+PRINTS_NO_DATA = {("serve",), ("db", "upgrade")}
+
+
+def _leaves() -> Iterator[tuple[tuple[str, ...], Any]]:
+    tree = typer.main.get_command(cli)
+    for path in COMMAND_PATHS:
+        command = tree
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        if not hasattr(command, "commands"):
+            yield path, command
+
+
+@pytest.mark.parametrize(
+    ("path", "command"),
+    [
+        pytest.param(*leaf, id=" ".join(leaf[0]))
+        for leaf in _leaves()
+        if leaf[0] not in PRINTS_NO_DATA
+    ],
+)
+def test_every_command_that_prints_data_takes_json(path: tuple[str, ...], command: Any) -> None:
+    options = {opt for param in command.params for opt in param.opts}
+
+    assert "--json" in options, f"billplane {' '.join(path)} has no --json"

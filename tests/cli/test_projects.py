@@ -14,6 +14,8 @@ from cli.conftest import (
     new_key,
     ok,
     one_line_error,
+    record_of,
+    table_of,
 )
 
 
@@ -106,3 +108,145 @@ def test_cli_refuses_an_unknown_feature_type(project: CliProject, run: Run) -> N
     message = one_line_error(run("feature", "create", project.key, "x", "--type", "quota"), 2)
 
     assert "type:" in message
+
+
+def test_project_create_without_json_shows_the_token_once_in_a_view(run: Run) -> None:
+    key = new_key()
+
+    result = run("project", "create", key, "--origin", "https://a.test")
+
+    view = record_of(result)
+    assert (view["key"], view["name"], view["origins"]) == (key, key, "https://a.test")
+    assert view["token"].startswith(view["token_prefix"])
+    assert view["token_id"].startswith("tok_")
+    assert result.stdout.count(view["token"]) == 1
+    assert result.stdout.rstrip().endswith("The token is shown only this once: store it now.")
+
+
+def test_project_show_json_is_what_the_admin_api_answers(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    shown = json_of(run("project", "show", project.key, "--json"))
+
+    assert shown == admin_get(server, f"/admin/api/projects/{project.key}")
+
+
+def test_project_show_is_a_key_value_view(project: CliProject, run: Run) -> None:
+    view = record_of(run("project", "show", project.key))
+
+    assert view["key"] == project.key
+    assert view["name"] == "CLI Co"
+    assert view["origins"] == "https://cli.test"
+    assert set(view) == {"key", "name", "origins", "created_at"}
+
+
+def test_project_list_json_lists_projects_as_the_admin_api_does(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    listed = json_of(run("project", "list", "--json"))
+
+    assert listed["has_more"] is False
+    by_key = {p["key"]: p for p in listed["data"]}
+    assert by_key[project.key] == admin_get(server, f"/admin/api/projects/{project.key}")
+    assert sorted(by_key) == sorted(all_project_keys(server))
+
+
+def test_project_list_is_a_table_with_headers(project: CliProject, run: Run) -> None:
+    rows = table_of(run("project", "list"))
+
+    assert {"KEY": project.key, "NAME": "CLI Co", "ORIGINS": "https://cli.test"} in rows
+
+
+def test_project_update_renames_and_replaces_origins(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    updated = json_of(
+        run(
+            "project",
+            "update",
+            project.key,
+            "--name",
+            "Renamed Co",
+            "--origin",
+            "https://one.test/",
+            "--origin",
+            "https://two.test",
+            "--json",
+        )
+    )
+
+    assert updated["name"] == "Renamed Co"
+    assert updated["origins"] == ["https://one.test", "https://two.test"]
+    assert updated == admin_get(server, f"/admin/api/projects/{project.key}")
+
+
+def test_project_update_keeps_what_is_not_given_and_no_origins_clears(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    view = record_of(run("project", "update", project.key, "--no-origins"))
+
+    assert (view["name"], view["origins"]) == ("CLI Co", "-")
+    assert admin_get(server, f"/admin/api/projects/{project.key}")["origins"] == []
+
+
+def test_project_update_without_a_change_is_a_usage_error(project: CliProject, run: Run) -> None:
+    message = one_line_error(run("project", "update", project.key), 2)
+
+    assert "nothing to change" in message
+
+
+def test_project_update_refuses_an_origin_and_no_origins_together(
+    project: CliProject, run: Run
+) -> None:
+    message = one_line_error(
+        run("project", "update", project.key, "--origin", "https://a.test", "--no-origins"), 2
+    )
+
+    assert "--origin and --no-origins" in message
+
+
+def test_project_update_refuses_an_origin_the_api_refuses(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    message = one_line_error(run("project", "update", project.key, "--origin", "nope"), 2)
+
+    assert message.startswith("error (validation_error): origins.0:")
+    assert admin_get(server, f"/admin/api/projects/{project.key}")["origins"] == [
+        "https://cli.test"
+    ]
+
+
+def test_feature_create_json_is_the_feature(project: CliProject, run: Run) -> None:
+    created = json_of(
+        run(
+            "feature", "create", project.key, "seats", "--type", "limit", "--unit", "seat", "--json"
+        )
+    )
+
+    assert created == {"key": "seats", "name": "seats", "type": "limit", "unit": "seat"}
+
+
+def test_feature_list_json_is_what_the_admin_api_answers(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    listed = json_of(run("feature", "list", project.key, "--json"))
+
+    assert listed == admin_get(server, f"/admin/api/projects/{project.key}/features")
+    assert [f["key"] for f in listed["data"]] == ["exports", "listings.publish"]
+
+
+def test_feature_list_is_a_table_with_headers(project: CliProject, run: Run) -> None:
+    rows = table_of(run("feature", "list", project.key))
+
+    assert rows == [
+        {"KEY": "exports", "NAME": "exports", "TYPE": "boolean", "UNIT": "-"},
+        {"KEY": "listings.publish", "NAME": "listings.publish", "TYPE": "limit", "UNIT": "listing"},
+    ]
+
+
+def test_feature_list_of_a_project_without_features_says_none(run: Run) -> None:
+    key = new_key()
+    ok(run("project", "create", key))
+
+    assert ok(run("feature", "list", key)) == "(none)\n"
+    assert json_of(run("feature", "list", key, "--json")) == {"data": [], "has_more": False}

@@ -1,5 +1,7 @@
 """`billplane token …`: a token the CLI prints works on the server, and the reverse."""
 
+import json
+
 from fastapi.testclient import TestClient
 
 from cli.conftest import (
@@ -12,6 +14,8 @@ from cli.conftest import (
     json_of,
     ok,
     one_line_error,
+    record_of,
+    table_of,
 )
 
 
@@ -96,3 +100,68 @@ def test_cli_refuses_an_empty_token_name(project: CliProject, run: Run) -> None:
     message = one_line_error(run("token", "create", project.key, "--name", ""), 2)
 
     assert "name" in message
+
+
+def test_token_create_without_json_shows_the_secret_once_in_a_view(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    result = run("token", "create", project.key, "--name", "worker")
+
+    view = record_of(result)
+    assert (view["name"], view["tenant"], view["revoked_at"]) == ("worker", "-", "-")
+    assert view["token"].startswith(view["prefix"])
+    assert result.stdout.count(view["token"]) == 1
+    assert result.stdout.rstrip().endswith("The token is shown only this once: store it now.")
+    assert check(server, view["token"]).status_code == 200
+
+
+def test_token_list_json_is_what_the_admin_api_answers_without_secrets(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    issued = json_of(run("token", "create", project.key, "--tenant", "acme", "--json"))
+
+    listed = json_of(run("token", "list", project.key, "--json"))
+
+    assert listed == admin_get(server, f"/admin/api/projects/{project.key}/tokens")
+    assert {t["id"]: t["tenant"] for t in listed["data"]} == {
+        project.token_id: None,
+        issued["id"]: "acme",
+    }
+    text = json.dumps(listed) + ok(run("token", "list", project.key))
+    assert project.token not in text
+    assert issued["token"] not in text
+
+
+def test_token_list_is_a_table_with_headers(project: CliProject, run: Run) -> None:
+    ok(run("token", "revoke", project.token_id))
+
+    rows = table_of(run("token", "list", project.key))
+
+    assert [(r["ID"], r["NAME"], r["TENANT"]) for r in rows] == [(project.token_id, "default", "-")]
+    assert rows[0]["REVOKED_AT"] != "-"
+    assert set(rows[0]) == {"ID", "NAME", "PREFIX", "TENANT", "CREATED_AT", "REVOKED_AT"}
+
+
+def test_token_revoke_json_is_the_revoked_token(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    revoked = json_of(run("token", "revoke", project.token_id, "--json"))
+
+    assert revoked["id"] == project.token_id
+    assert revoked["revoked_at"] is not None
+    assert "token" not in revoked
+    served = admin_get(server, f"/admin/api/projects/{project.key}/tokens")["data"]
+    assert revoked in served
+
+
+def test_token_rotate_without_json_shows_the_new_secret_once(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    result = run("token", "rotate", project.token_id)
+
+    view = record_of(result)
+    assert view["id"] == project.token_id
+    assert view["rotated_at"] != "-"
+    assert result.stdout.count(view["token"]) == 1
+    assert "shown only this once" in result.stdout
+    assert check(server, view["token"]).status_code == 200
