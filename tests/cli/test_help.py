@@ -1,6 +1,8 @@
 """Every command of the tree answers `--help`, and every one that prints data takes `--json`."""
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,3 +58,15 @@ def test_every_command_that_prints_data_takes_json(path: tuple[str, ...], comman
     options = {opt for param in command.params for opt in param.opts}
 
     assert "--json" in options, f"billplane {' '.join(path)} has no --json"
+
+
+def test_every_command_the_readme_shows_exists() -> None:
+    """The README's `billplane …` examples name commands of this tree."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    shown = re.findall(r"`billplane ([a-z][a-z ]*[a-z])", readme.replace("\n", " "))
+    leaves = {" ".join(path) for path, _ in _leaves()}
+
+    assert len(shown) > 10
+    for words in shown:
+        first = words.split()
+        assert " ".join(first[:1]) in leaves or " ".join(first[:2]) in leaves, words
