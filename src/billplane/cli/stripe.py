@@ -14,13 +14,13 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from billplane.api.webhooks import event_out
 from billplane.billing import repository
-from billplane.cli.output import AsJson, Fields, show, show_list
+from billplane.cli.output import AsJson, Fields, price_text, show, show_list
 from billplane.clock import utc_now
 from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, present
 from billplane.schemas import EventOutcome
 from billplane.settings import Settings, SettingsError, load_settings
-from billplane.status.probes import PricedPlan, StripeReport, money, stripe_report
+from billplane.status.probes import PricedPlan, StripeReport, stripe_report
 from billplane.stripe.gateway import StripeGateway
 from billplane.webhooks import pipeline
 from billplane.webhooks import repository as events
@@ -82,7 +82,7 @@ def _check_lines(report: StripeReport) -> Iterator[str]:
     if not report.plans:
         yield "Plans: none has a Stripe price yet"
     for plan in report.plans:
-        yield f"Plan {plan.project}/{plan.plan} ({plan.price}): {_price(plan.stripe)}"
+        yield f"Plan {plan.project}/{plan.plan} ({plan.price}): {price_text(plan.stripe)}"
     hook = report.webhook
     yield f"Webhook secret: {'set' if hook.secret_set else 'missing (STRIPE_WEBHOOK_SECRET)'}"
     if hook.registered is None:
@@ -96,12 +96,6 @@ def _check_lines(report: StripeReport) -> Iterator[str]:
         yield from (f"  - {event}" for event in hook.missing_events or [])
     else:
         yield f"Webhook endpoint {hook.url}: registered, enabled, with every needed event"
-
-
-def _price(stripe: dict[str, Any]) -> str:
-    if not stripe.get("usable"):
-        return f"problem: {stripe['reason']}"
-    return f"ok, {money(stripe['amount'] or 0, stripe['currency'])} per {stripe['interval']}"
 
 
 @stripe_app.command("sync")
