@@ -63,7 +63,7 @@ def _seed(cli: Cli, sdk: stripe.StripeClient) -> str:
     cli("feature", "create", "p", "exports")
     cli("plan", "create", "p", "free", "--default")
     created = json.loads(
-        cli("plan", "create", "p", "pro", "--price", price, "--feature", "exports").output
+        cli("plan", "create", "p", "pro", "--price", price, "--feature", "exports", "--json").output
     )
     assert created["stripe"]["usable"] is True
     assert created["stripe"]["amount"] == 2000
@@ -154,10 +154,24 @@ def test_a_failed_event_is_listed_and_replayed_from_the_cli(
     web.state.db.dispose()
     assert answer.status_code == 500
 
-    failed = cli("events", "list", "--outcome", "failed").output
-    assert f"{event['id']}  customer.subscription.created  failed  stripe_unavailable" in failed
-    replayed = cli("events", "replay", event["id"]).output
-    assert replayed.strip() == f"{event['id']} (customer.subscription.created): processed"
-    assert cli("events", "list", "--outcome", "failed").output == ""
+    failed = json.loads(cli("events", "list", "--outcome", "failed", "--json").stdout)["data"]
+    assert [(e["id"], e["type"], e["outcome"]) for e in failed] == [
+        (event["id"], "customer.subscription.created", "failed")
+    ]
+    assert failed[0]["error"].startswith("stripe_unavailable")
+    table = cli("events", "list", "--outcome", "failed").output.splitlines()
+    assert table[0].split() == ["ID", "TYPE", "OUTCOME", "RECEIVED_AT", "ERROR"]
+    assert table[1].startswith(f"{event['id']}  customer.subscription.created  failed  ")
+    replayed = dict(
+        line.split(None, 1) for line in cli("events", "replay", event["id"]).output.splitlines()
+    )
+    assert (replayed["id"], replayed["outcome"]) == (event["id"], "processed")
+    again = json.loads(cli("events", "replay", event["id"], "--json").stdout)
+    assert (again["id"], again["type"], again["outcome"]) == (
+        event["id"],
+        "customer.subscription.created",
+        "processed",
+    )
+    assert cli("events", "list", "--outcome", "failed").output == "(none)\n"
     unknown = cli("events", "replay", "evt_missing", expect=1)
     assert "error (event_not_found)" in unknown.output

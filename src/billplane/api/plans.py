@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from billplane.http import Admin, Now, Stripe, Tx, errors
 from billplane.paging import ListOut
 from billplane.plans import prices, repository, service
-from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch, grant_specs
+from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit
 
@@ -76,23 +76,13 @@ def update_plan(
     project: Key, plan: Key, body: PlanPatch, actor: Admin, tx: Tx, now: Now, stripe: Stripe
 ) -> Any:
     """Any edit looks the plan's price up in Stripe again."""
-    price = body.stripe_price_id
-    if price is None and "stripe_price_id" not in body.model_fields_set:
-        with tx.read() as session:
-            price = service.get_plan(session, get_project(session, project), plan).stripe_price_id
+    changes = service.changes_from(body)
+    with tx.read() as session:
+        found = get_project(session, project)
+        price = service.price_after(service.get_plan(session, found, plan), changes)
     lookup = prices.look_up(stripe, price, now) if price else None
     with tx.write() as session:
         found = get_project(session, project)
-        given = body.model_fields_set
-        changes = service.PlanChanges(
-            name=body.name,
-            stripe_price_id=body.stripe_price_id,
-            clear_price="stripe_price_id" in given and body.stripe_price_id is None,
-            trial_days=body.trial_days,
-            status=body.status,
-            is_default=body.is_default,
-            features=None if body.features is None else grant_specs(body.features),
-        )
         updated = service.update_plan(
             session,
             found,

@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from billplane.http import KEY_TAKEN, Admin, CurrentSettings, Now, Tx, errors
 from billplane.paging import ListOut
-from billplane.plans.schemas import grant_specs
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit, TenantKey
 from billplane.tenants import repository, service
@@ -80,10 +79,6 @@ def update_tenant(
 ) -> Any:
     with tx.write() as session:
         found = get_project(session, project)
-        changes = service.TenantChanges(
-            name=body.name,
-            email=body.email,
-            overrides=None if body.overrides is None else grant_specs(body.overrides),
-        )
+        changes = service.changes_from(body)
         updated = service.update_tenant(session, found, tenant, changes, actor=actor, now=now)
         return service.describe(session, found, updated)

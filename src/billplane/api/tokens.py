@@ -33,7 +33,8 @@ def issued_out(token: Token, tenant_key: str | None, secret: str) -> IssuedToken
     return IssuedTokenOut(**token_out(token, tenant_key).model_dump(), token=secret)
 
 
-def _tenant_key(session: Session, token: Token) -> str | None:
+def tenant_key_of(session: Session, token: Token) -> str | None:
+    """The key of the tenant a token is scoped to (None: a project token)."""
     if token.tenant_id is None:
         return None
     tenant = session.get(Tenant, token.tenant_id)
@@ -64,7 +65,7 @@ def list_tokens(
         found = get_project(session, project)
         page = repository.list_tokens(session, found.id, limit=limit, starting_after=starting_after)
         return {
-            "data": [token_out(t, _tenant_key(session, t)) for t in page.data],
+            "data": [token_out(t, tenant_key_of(session, t)) for t in page.data],
             "has_more": page.has_more,
         }
 
@@ -74,11 +75,11 @@ def rotate_token(token_id: Key, actor: Admin, tx: Tx, now: Now) -> Any:
     """A new secret for the same token; the old one stops working at once."""
     with tx.write() as session:
         issued = service.rotate_token(session, token_id, actor=actor, now=now)
-        return issued_out(issued.token, _tenant_key(session, issued.token), issued.secret)
+        return issued_out(issued.token, tenant_key_of(session, issued.token), issued.secret)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
 def revoke_token(token_id: Key, actor: Admin, tx: Tx, now: Now) -> Any:
     with tx.write() as session:
         token = service.revoke_token(session, token_id, actor=actor, now=now)
-        return token_out(token, _tenant_key(session, token))
+        return token_out(token, tenant_key_of(session, token))

@@ -12,22 +12,23 @@ from typing import Annotated, Any, NoReturn
 import typer
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from billplane.api.webhooks import event_out
 from billplane.billing import repository
+from billplane.cli.output import AsJson, Fields, price_text, show, show_list
 from billplane.clock import utc_now
 from billplane.db import Database, Transactions
-from billplane.errors import BillplaneError
+from billplane.errors import BillplaneError, present
 from billplane.schemas import EventOutcome
 from billplane.settings import Settings, SettingsError, load_settings
-from billplane.status.probes import PricedPlan, StripeReport, money, stripe_report
+from billplane.status.probes import PricedPlan, StripeReport, stripe_report
 from billplane.stripe.gateway import StripeGateway
 from billplane.webhooks import pipeline
 from billplane.webhooks import repository as events
+from billplane.webhooks.schemas import EventOut
 from billplane.webhooks.sync import sync
 
 stripe_app = typer.Typer(help="What billplane sees of Stripe, and repairs from it.")
 events_app = typer.Typer(help="Stripe events received by the webhook.")
-
-AsJson = Annotated[bool, typer.Option("--json", help="Print the full answer as JSON.")]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -81,7 +82,7 @@ def _check_lines(report: StripeReport) -> Iterator[str]:
     if not report.plans:
         yield "Plans: none has a Stripe price yet"
     for plan in report.plans:
-        yield f"Plan {plan.project}/{plan.plan} ({plan.price}): {_price(plan.stripe)}"
+        yield f"Plan {plan.project}/{plan.plan} ({plan.price}): {price_text(plan.stripe)}"
     hook = report.webhook
     yield f"Webhook secret: {'set' if hook.secret_set else 'missing (STRIPE_WEBHOOK_SECRET)'}"
     if hook.registered is None:
@@ -95,12 +96,6 @@ def _check_lines(report: StripeReport) -> Iterator[str]:
         yield from (f"  - {event}" for event in hook.missing_events or [])
     else:
         yield f"Webhook endpoint {hook.url}: registered, enabled, with every needed event"
-
-
-def _price(stripe: dict[str, Any]) -> str:
-    if not stripe.get("usable"):
-        return f"problem: {stripe['reason']}"
-    return f"ok, {money(stripe['amount'] or 0, stripe['currency'])} per {stripe['interval']}"
 
 
 @stripe_app.command("sync")
@@ -129,24 +124,31 @@ def _difference(change: dict[str, Any]) -> str:
     return ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in keys) or "recorded"
 
 
+def event_fields(out: EventOut) -> Fields:
+    return out.model_dump()
+
+
 @events_app.command("list")
 def events_list(
     outcome: Annotated[
         EventOutcome | None, typer.Option(help="Only events with this outcome")
     ] = None,
     limit: int = 20,
+    as_json: AsJson = False,
 ) -> None:
     """The newest received events."""
     with _edge() as (_, tx, _stripe), tx.read() as session:
         page = events.recent(session, limit=limit, outcome=outcome)
-        for e in page.data:
-            error = f"  {e.error}" if e.error else ""
-            typer.echo(f"{e.stripe_event_id}  {e.type}  {e.outcome}{error}")
+        outs = [event_out(e) for e in page.data]
+    columns = ["id", "type", "outcome", "received_at", "error"]
+    show_list(outs, as_json, event_fields, columns, has_more=page.has_more)
 
 
 @events_app.command("replay")
-def events_replay(event_id: str) -> None:
+def events_replay(event_id: str, as_json: AsJson = False) -> None:
     """Process a received event again (e.g. a failed one, once its cause is fixed)."""
     with _edge() as (_, tx, stripe):
-        receipt = pipeline.replay_stored(tx, stripe, event_id, utc_now)
-    typer.echo(f"{receipt.event_id} ({receipt.type}): {receipt.outcome}")
+        pipeline.replay_stored(tx, stripe, event_id, utc_now)
+        with tx.read() as session:
+            out = event_out(present(events.get(session, event_id), f"event {event_id}"))
+    show(out, as_json, event_fields)

@@ -12,7 +12,7 @@ from billplane.errors import AlreadyExists, FeatureNotFound, InvalidInput, PlanN
 from billplane.models import Feature, Plan, Project
 from billplane.plans import prices, repository
 from billplane.plans.prices import PriceLookup, PriceVerdict
-from billplane.plans.schemas import GrantSpec, PlanIn, grant_specs
+from billplane.plans.schemas import GrantSpec, PlanIn, PlanPatch, grant_specs
 from billplane.projects import repository as projects
 from billplane.schemas import PlanStatus
 
@@ -39,6 +39,25 @@ class PlanChanges:
     status: PlanStatus | None = None
     is_default: bool | None = None
     features: dict[str, GrantSpec] | None = None
+
+
+def changes_from(body: PlanPatch) -> PlanChanges:
+    """An edit as the admin API and the CLI take it: a `stripe_price_id` given as null clears
+    the price, one left out keeps it."""
+    return PlanChanges(
+        name=body.name,
+        stripe_price_id=body.stripe_price_id,
+        clear_price="stripe_price_id" in body.model_fields_set and body.stripe_price_id is None,
+        trial_days=body.trial_days,
+        status=body.status,
+        is_default=body.is_default,
+        features=None if body.features is None else grant_specs(body.features),
+    )
+
+
+def price_after(plan: Plan, changes: PlanChanges) -> str | None:
+    """The Stripe price the plan has once `changes` apply (what an edit looks up in Stripe)."""
+    return None if changes.clear_price else (changes.stripe_price_id or plan.stripe_price_id)
 
 
 def get_plan(session: Session, project: Project, key: str) -> Plan:
@@ -172,7 +191,7 @@ def update_plan(
 ) -> Plan:
     plan = get_plan(session, project, key)
     before = describe(session, project, plan)
-    price = None if changes.clear_price else (changes.stripe_price_id or plan.stripe_price_id)
+    price = price_after(plan, changes)
     is_default = plan.is_default if changes.is_default is None else changes.is_default
     status = changes.status or plan.status
     # An archived default would leave every plan-less tenant with no plan at all.

@@ -12,9 +12,10 @@ from billplane.entitlements import service as entitlements
 from billplane.errors import AlreadyExists, TenantNotFound
 from billplane.models import Project, Tenant
 from billplane.plans import service as plans
-from billplane.plans.schemas import GrantSpec
+from billplane.plans.schemas import GrantSpec, grant_specs
 from billplane.projects import repository as projects
 from billplane.tenants import repository
+from billplane.tenants.schemas import TenantPatch
 from billplane.tokens import service as tokens
 from billplane.usage import repository as usage
 
@@ -24,6 +25,15 @@ class TenantChanges:
     name: str | None = None
     email: str | None = None
     overrides: dict[str, GrantSpec] | None = None
+
+
+def changes_from(body: TenantPatch) -> TenantChanges:
+    """An edit as the admin API and the CLI take it: what is left out is kept."""
+    return TenantChanges(
+        name=body.name,
+        email=body.email,
+        overrides=None if body.overrides is None else grant_specs(body.overrides),
+    )
 
 
 def tenant_for(session: Session, caller: tokens.Caller, tenant_key: str) -> Tenant:

@@ -1,0 +1,155 @@
+"""`billplane project …` and `billplane feature …`: what the admin API does to projects and
+their features, through the same services and answering the same models."""
+
+from functools import partial
+from typing import Annotated
+
+import typer
+
+from billplane.api.projects import feature_out, project_out
+from billplane.cli.edge import ACTOR, every, fail, given, one_of, transaction, valid
+from billplane.cli.output import SHOWN_ONCE, AsJson, Fields, show, show_list
+from billplane.clock import utc_now
+from billplane.projects import repository, service
+from billplane.projects.schemas import (
+    FeatureIn,
+    FeatureOut,
+    NewProjectOut,
+    ProjectIn,
+    ProjectOut,
+    ProjectPatch,
+)
+
+project_app = typer.Typer(help="Projects (one per product).")
+feature_app = typer.Typer(help="Features a plan can unlock.")
+
+
+def project_fields(out: ProjectOut) -> Fields:
+    return {"key": out.key, "name": out.name, "origins": out.origins, "created_at": out.created_at}
+
+
+def feature_fields(out: FeatureOut) -> Fields:
+    return out.model_dump()
+
+
+@project_app.command("create")
+def project_create(
+    key: str,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the key)")] = None,
+    origin: Annotated[list[str] | None, typer.Option(help="An allowed base URL; repeat.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a project and print its first token (shown only this once)."""
+    body = valid(ProjectIn, key=key, name=name or key, origins=origin or [])
+    with transaction() as session:
+        created = service.create_project(
+            session,
+            key=body.key,
+            name=body.name,
+            origins=body.origin_strings(),
+            actor=ACTOR,
+            now=utc_now(),
+        )
+        out = NewProjectOut(
+            **project_out(created.project).model_dump(),
+            token=created.token.secret,
+            token_id=created.token.token.public_id,
+            token_prefix=created.token.token.prefix,
+        )
+    show(out, as_json, _new_project_fields)
+    if not as_json:
+        typer.echo(SHOWN_ONCE)
+
+
+def _new_project_fields(out: NewProjectOut) -> Fields:
+    return {
+        **project_fields(out),
+        "token_id": out.token_id,
+        "token_prefix": out.token_prefix,
+        "token": out.token,
+    }
+
+
+@project_app.command("list")
+def project_list(as_json: AsJson = False) -> None:
+    """Every project."""
+    with transaction(write=False) as session:
+        rows = every(partial(repository.list_projects, session), lambda p: p.key)
+        outs = [project_out(p) for p in rows]
+    show_list(outs, as_json, project_fields, ["key", "name", "origins"])
+
+
+@project_app.command("show")
+def project_show(key: str, as_json: AsJson = False) -> None:
+    """One project."""
+    with transaction(write=False) as session:
+        out = project_out(service.get_project(session, key))
+    show(out, as_json, project_fields)
+
+
+@project_app.command("update")
+def project_update(
+    key: str,
+    name: Annotated[str | None, typer.Option(help="A new display name")] = None,
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(help="An allowed base URL; repeat. Replaces all the project's origins."),
+    ] = None,
+    no_origins: Annotated[
+        bool, typer.Option("--no-origins", help="Remove all the project's origins.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Rename a project or replace its origins (the base URLs checkout may return to)."""
+    one_of(**{"--origin": bool(origin), "--no-origins": no_origins})
+    changes = given(name=name, origins=[] if no_origins else origin or None)
+    if not changes:
+        fail("error (usage): nothing to change: give --name, --origin or --no-origins.", 2)
+    body = valid(ProjectPatch, **changes)
+    with transaction() as session:
+        updated = service.update_project(
+            session,
+            key,
+            name=body.name,
+            origins=body.origin_strings(),
+            actor=ACTOR,
+            now=utc_now(),
+        )
+        out = project_out(updated)
+    show(out, as_json, project_fields)
+
+
+@feature_app.command("create")
+def feature_create(
+    project: str,
+    key: str,
+    type: Annotated[str, typer.Option(help="boolean, limit or metered")] = "boolean",
+    name: str | None = None,
+    unit: str | None = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add a feature to a project."""
+    body = valid(FeatureIn, key=key, name=name or key, type=type, unit=unit)
+    with transaction() as session:
+        feature = service.create_feature(
+            session,
+            service.get_project(session, project),
+            key=body.key,
+            name=body.name,
+            type=body.type,
+            unit=body.unit,
+            actor=ACTOR,
+            now=utc_now(),
+        )
+        out = feature_out(feature)
+    show(out, as_json, feature_fields)
+
+
+@feature_app.command("list")
+def feature_list(project: str, as_json: AsJson = False) -> None:
+    """A project's features."""
+    with transaction(write=False) as session:
+        found = service.get_project(session, project)
+        rows = every(partial(repository.list_features, session, found.id), lambda f: f.key)
+        outs = [feature_out(f) for f in rows]
+    show_list(outs, as_json, feature_fields, ["key", "name", "type", "unit"])
