@@ -101,6 +101,9 @@ def test_usage_with_the_same_key_counts_once(billplane_url: str, project: Projec
         used = bp.check("acme", "ai.tokens").used
 
     assert (first.duplicate, again.duplicate) == (False, True)
+    assert first.current is None
+    assert again.current is not None
+    assert again.current.used == first.used
     assert again.used == 250
     assert used == 250
 

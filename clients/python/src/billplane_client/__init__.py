@@ -37,6 +37,7 @@ from billplane_client.types import (
     Subscription,
     Usage,
     UsageEvent,
+    UsageNow,
 )
 from billplane_client.version import __version__
 
@@ -64,6 +65,7 @@ __all__ = [
     "Unauthorized",
     "Usage",
     "UsageEvent",
+    "UsageNow",
     "__version__",
     "records_usage",
 ]

@@ -64,8 +64,28 @@ class Check:
 
 
 @dataclass(frozen=True)
+class UsageNow:
+    """The counter as it stands now; a repeat's answer carries it (see `Usage.current`)."""
+
+    used: int
+    limit: int | None
+    remaining: int | None
+    resets_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Json) -> "UsageNow":
+        return cls(
+            used=int(data["used"]),
+            limit=_int(data.get("limit")),
+            remaining=_int(data.get("remaining")),
+            resets_at=parse_time(data.get("resets_at")),
+        )
+
+
+@dataclass(frozen=True)
 class Usage:
-    """What `POST /v1/usage` recorded; `duplicate` is True for a repeat of the same key."""
+    """What `POST /v1/usage` recorded; `duplicate` is True for a repeat of the same key. A
+    repeat's numbers are the first answer's; `current` holds them as they stand now."""
 
     tenant: str
     feature: str
@@ -77,6 +97,7 @@ class Usage:
     limit: int | None
     remaining: int | None
     resets_at: datetime | None
+    current: UsageNow | None = None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -92,6 +113,7 @@ class Usage:
             limit=_int(data.get("limit")),
             remaining=_int(data.get("remaining")),
             resets_at=parse_time(data.get("resets_at")),
+            current=UsageNow.from_json(data["current"]) if data.get("current") else None,
             raw=data,
         )
 
