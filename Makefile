@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench install clean screenshots
 
 $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml devtools/stripe-double/pyproject.toml
+	@echo "Setting up $(VENV) (once, about a minute): billplane and what it needs, one line each..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]' -e clients/python -e devtools/stripe-double
+	$(BIN)/pip install --progress-bar off -c constraints.txt -e '.[dev]' -e clients/python -e devtools/stripe-double
 	touch $(STAMP)
+	@echo "$(VENV) is ready."
 
 install: $(STAMP)
 
