@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from billplane.schemas import IdempotencyKey, Key, Quantity, Request, TenantKey
+from billplane.schemas import ErrorDetail, IdempotencyKey, Key, Quantity, Request, TenantKey
 
 USAGE_EXAMPLE: dict[str, Any] = {
     "tenant": "acme-realty",
@@ -84,7 +84,7 @@ class BatchIn(Request):
 class BatchResult(BaseModel):
     status: int
     result: UsageOut | None = None
-    error: dict[str, Any] | None = None
+    error: ErrorDetail | None = None  # the envelope's content, as a lone call would answer it
 
 
 class BatchOut(BaseModel):
