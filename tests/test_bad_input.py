@@ -475,7 +475,7 @@ USAGE_ERRORS = [
     field("timestamp_word", "422 validation_error timestamp", timestamp="yesterday"),
     field("timestamp_naive", "422 validation_error timestamp", timestamp="2026-11-21T11:00:00"),
     field("timestamp_future", "400 invalid_request timestamp", timestamp="2027-01-01T00:00:00Z"),
-    field("feature_unknown", "404 feature_not_found", feature="nope"),
+    field("feature_unknown", "404 unknown_feature", feature="nope"),
     field("feature_boolean", "400 invalid_request feature", feature="exports"),
     field("over_the_limit", "402 limit_reached", quantity=4, enforce=True),
 ]
@@ -597,7 +597,7 @@ def test_batch_records_the_good_events_and_reports_each_bad_one(realtyos: Setup)
         (event("k" * 256), 422, "validation_error"),
         (None, 422, "validation_error"),
         (["not", "an", "object"], 422, "validation_error"),
-        (event("bad-feature", feature="nope"), 404, "feature_not_found"),
+        (event("bad-feature", feature="nope"), 404, "unknown_feature"),
         (event("bad-boolean", feature="exports"), 400, "invalid_request"),
         (event("bad-no-key", idempotency_key=MISSING), 400, "invalid_request"),
         (event("bad-extra", surprise=1), 422, "validation_error"),

@@ -47,6 +47,12 @@ class FeatureNotFound(NotFound):
     code = "feature_not_found"
 
 
+class UnknownFeature(NotFound):
+    """A client API call named a feature its project does not have: a typo, most often."""
+
+    code = "unknown_feature"
+
+
 class PlanNotFound(NotFound):
     code = "plan_not_found"
 

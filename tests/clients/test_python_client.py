@@ -61,6 +61,8 @@ def test_check_gives_the_reason_for_a_refusal(billplane_url: str, project: Proje
 
     assert (not_in_plan.allowed, not_in_plan.reason) == (False, "not_in_plan")
     assert (unknown.allowed, unknown.reason) == (False, "unknown_feature")
+    assert unknown.message is not None
+    assert "No feature" in unknown.message
     assert (too_many.allowed, too_many.reason) == (False, "limit_reached")
 
 
@@ -150,7 +152,7 @@ def test_batch_answers_each_event_in_order(billplane_url: str, project: Project)
     assert results[0].usage.idempotency_key.startswith("bpc-")
     assert isinstance(results[1].error, NotFound)
     assert not results[1].ok
-    assert results[1].error.code == "feature_not_found"
+    assert results[1].error.code == "unknown_feature"
     assert results[2].usage is not None
     assert results[2].usage.used == 7
     assert used == 1
@@ -256,8 +258,13 @@ def test_a_burst_of_checks_costs_one_request(
         truth = [direct.check("acme", f, quantity=q) for f, q in questions]
 
     assert [r.url.path for r in sent] == ["/v1/tenants/acme/entitlements"]
-    # The cached answers are the server's own, quantity by quantity.
-    assert [replace(b, from_cache=False) for b in burst] == truth * 5
+    # The cached answers are the server's own, quantity by quantity; only the server words
+    # the sentence of an unknown key (it knows the project's key and every feature's).
+    assert [replace(b, from_cache=False) for b in burst] == [
+        replace(t, message=None) for t in truth
+    ] * 5
+    assert truth[-1].message is not None
+    assert burst[4].message is None
     assert [b.from_cache for b in burst] == [False] + [True] * (len(burst) - 1)
 
 

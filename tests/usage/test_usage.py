@@ -173,8 +173,27 @@ def test_usage_of_an_on_off_feature_is_refused(realtyos: Any) -> None:
 
 def test_usage_of_an_unknown_feature_is_404(realtyos: Any) -> None:
     assert usage(realtyos, 404, idempotency_key="k1", feature="teleport")["error"]["code"] == (
-        "feature_not_found"
+        "unknown_feature"
     )
+
+
+def test_a_typo_in_a_feature_key_is_answered_alike_by_check_and_usage(realtyos: Any) -> None:
+    """Same code, same sentence, naming the closest key: a check still answers (allowed: false),
+    a usage call is refused; neither counts anything."""
+    checked = realtyos.api.post(
+        "/v1/check", {"tenant": "acme", "feature": "listings.publsh"}
+    ).json()
+    error = usage(realtyos, 404, idempotency_key="k1", feature="listings.publsh")["error"]
+    said = "No feature 'listings.publsh' in project 'realtyos'. Did you mean 'listings.publish'?"
+    assert (checked["allowed"], checked["reason"], checked["message"]) == (
+        False,
+        "unknown_feature",
+        said,
+    )
+    assert (error["code"], error["message"]) == ("unknown_feature", said)
+    assert used(realtyos) == 0
+    far = usage(realtyos, 404, idempotency_key="k2", feature="zzzzzz")["error"]["message"]
+    assert far == "No feature 'zzzzzz' in project 'realtyos'."
 
 
 def test_usage_for_an_unknown_tenant_is_404(realtyos: Any) -> None:
@@ -218,7 +237,7 @@ def test_batch_answers_each_event_in_order(realtyos: Any) -> None:
     assert response.status_code == 200, response.text
     results = response.json()["data"]
     assert [r["status"] for r in results] == [201, 404, 422, 200, 402, 201, 201]
-    assert results[1]["error"]["code"] == "feature_not_found"
+    assert results[1]["error"]["code"] == "unknown_feature"
     assert results[2]["error"]["param"] == "quantity"
     assert results[3]["result"]["duplicate"] is True
     assert results[3]["result"]["current"]["used"] == 1  # b1 just before it in the batch

@@ -97,7 +97,7 @@ test("a batch answers each event in order", async () => {
     [201, 404],
   );
   assert.match(answer.data[0].result.idempotency_key, /^bpc-/);
-  assert.equal(answer.data[1].error.code, "feature_not_found");
+  assert.equal(answer.data[1].error.code, "unknown_feature");
 });
 
 test("entitlements list every feature", async () => {

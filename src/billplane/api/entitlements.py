@@ -39,13 +39,18 @@ async def check(
 ) -> Response:
     """Answer before a paid action; never changes usage."""
     grace_days = settings.billplane_past_due_grace_days
-    found, access = await tx.hot_read(
-        partial(_read, token, body.tenant, body.feature, now, grace_days)
-    )
+    found, answer = await tx.hot_read(partial(_check, token, body, now, grace_days))
     if found.first_check_pending:
         # Once per project, for the setup checklist; its own short write keeps checks read-only.
         await run_in_threadpool(_mark_first_check, tx, found.project_id, now)
-    return json_response(service.check(access, body.feature, body.quantity, now))
+    return json_response(answer)
+
+
+def _check(
+    token: str | None, body: CheckIn, now: datetime, grace_days: int, sql: Sql
+) -> tuple[Found, service.CheckAnswer | service.UnknownCheck]:
+    found, access = _read(token, body.tenant, body.feature, now, grace_days, sql)
+    return found, service.check(sql, found, access, body.feature, body.quantity, now)
 
 
 def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:

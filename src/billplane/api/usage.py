@@ -46,7 +46,11 @@ ERRORS = errors(
         "`not_in_plan`, `no_plan`, `subscription_inactive`); nothing was counted.",
     ),
     403,
-    (404, "No such tenant (`tenant_not_found`) or feature (`feature_not_found`) in the project."),
+    (
+        404,
+        "No such tenant (`tenant_not_found`) or feature (`unknown_feature`, the same code a check"
+        " answers a typo with) in the project.",
+    ),
     (
         409,
         "The idempotency key was used for another tenant, feature or quantity "

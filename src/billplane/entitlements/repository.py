@@ -240,6 +240,16 @@ def counter(sql: Sql, *, tenant_id: int, feature_id: int, period_key: str) -> in
     return int(rows[0][0]) if rows else 0
 
 
+FEATURE_KEYS = Statement(
+    lambda _: select(Feature.key).where(Feature.project_id == bindparam("project_id"))
+)
+
+
+def feature_keys(sql: Sql, project_id: int) -> list[str]:
+    """Every feature key of the project (to suggest the closest one to a key that is not)."""
+    return [key for (key,) in sql.run(FEATURE_KEYS, {"project_id": project_id})]
+
+
 def _found(rows: Any) -> Found:
     first = rows[0]
     (project_id, project_key, first_check_at, scoped_id, scoped_key, tenant_id, tenant_key) = first[

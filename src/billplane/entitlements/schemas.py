@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from billplane.schemas import FeatureType, Key, Quantity, Request, TenantKey
 
@@ -52,6 +52,11 @@ class CheckOut(BaseModel):
     used: int | None = None
     remaining: int | None = None
     resets_at: datetime | None = None
+    message: str | None = Field(
+        default=None,
+        description="Only with `unknown_feature`: the key not found and the closest one the"
+        " project has — the same sentence `/v1/usage` refuses the key with (404).",
+    )
 
 
 class FeatureEntitlement(BaseModel):

@@ -5,6 +5,7 @@ A check never changes usage. `lookup` reads what the answer depends on (one stat
 one feature.
 """
 
+import difflib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
@@ -21,7 +22,7 @@ from billplane.entitlements.rules import (
     period_for,
     subscription_grants_access,
 )
-from billplane.errors import present
+from billplane.errors import UnknownFeature, present
 from billplane.hotpath import Sql
 from billplane.models import Project, Tenant
 from billplane.schemas import FeatureType
@@ -71,6 +72,12 @@ class CheckHead(TypedDict):
 
 class CheckAnswer(CheckHead, Answer, Numbers):
     """`/v1/check`'s body (`schemas.CheckOut`): the numbers only for a counted feature."""
+
+
+class UnknownCheck(CheckHead, Answer):
+    """`/v1/check`'s body for a key the project does not have: why, in `message`."""
+
+    message: str
 
 
 class FeatureHead(TypedDict):
@@ -265,7 +272,9 @@ def _refusal(access: Access) -> str:
     return "no_plan"
 
 
-def check(access: Access, feature_key: str, quantity: int, now: datetime) -> CheckAnswer:
+def check(
+    sql: Sql, found: Found, access: Access, feature_key: str, quantity: int, now: datetime
+) -> CheckAnswer | UnknownCheck:
     """The answer of `/v1/check`: may the tenant use `quantity` of the feature now?"""
     head: CheckHead = {
         "tenant": access.tenant_key,
@@ -274,11 +283,23 @@ def check(access: Access, feature_key: str, quantity: int, now: datetime) -> Che
         "subscription_status": access.subscription.status if access.subscription else None,
     }
     if not access.features:
-        unknown: FeatureNumbers = {"allowed": False, "reason": "unknown_feature"}
-        return {**head, **unknown}
+        message = unknown_feature(sql, found, feature_key).message
+        return {**head, "allowed": False, "reason": "unknown_feature", "message": message}
     feature = access.features[0]
     used = access.used.get(feature.id, 0)
     return {**head, **answer(decide(access, feature, used, quantity, now), feature)}
+
+
+def unknown_feature(sql: Sql, found: Found, key: str) -> UnknownFeature:
+    """A key the project does not have, named with the closest one it has: a typo, most often.
+
+    Check and usage answer it with the same code and sentence: a check says `allowed: false`
+    with it (a question still gets an answer), a usage call is refused with it (404).
+    """
+    keys = repository.feature_keys(sql, found.project_id)
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return UnknownFeature(f"No feature '{key}' in project '{found.project_key}'.{hint}")
 
 
 def answer(decision: Decision, feature: FeatureRow) -> FeatureNumbers:

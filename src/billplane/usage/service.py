@@ -17,7 +17,6 @@ from billplane.entitlements.repository import FeatureRow, Found
 from billplane.entitlements.rules import Grant
 from billplane.errors import (
     BillplaneError,
-    FeatureNotFound,
     IdempotencyKeyReused,
     InvalidInput,
     PaymentRequired,
@@ -100,7 +99,7 @@ def prepare(
     Raises the request's errors (404 feature, 400 on/off feature or future timestamp, 402).
     `access` may be given when already worked out from `found` (a batch's events share it).
     """
-    feature = countable_feature(found, request.feature)
+    feature = countable_feature(sql, found, request.feature)
     if request.timestamp is not None and request.timestamp > now + FUTURE_TOLERANCE:
         raise InvalidInput("'timestamp' lies in the future.", extra={"param": "timestamp"})
     access = access or entitlements.access_of(sql, found, now, grace_days)
@@ -277,10 +276,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def countable_feature(found: Found, key: str) -> FeatureRow:
+def countable_feature(sql: Sql, found: Found, key: str) -> FeatureRow:
     feature = next((f for f in found.features if f.key == key), None)
     if feature is None:
-        raise FeatureNotFound(f"No feature '{key}' in project '{found.project_key}'.")
+        raise entitlements.unknown_feature(sql, found, key)
     if feature.type == "boolean":
         raise InvalidInput(
             f"Feature '{key}' is an on/off feature; only limit and metered features count usage.",

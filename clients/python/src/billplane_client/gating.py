@@ -102,7 +102,8 @@ class Gate:
             # Billing is away and the feature fails closed: upgrading would not help.
             return _error(503, UNREACHABLE, "Billing is unavailable right now; try again soon.")
         if check.reason == "unknown_feature":
-            log.warning("gated on %r, which billplane does not know: define it", feature)
+            why = check.message or "billplane does not know it: define it"
+            log.warning("gated on %r: %s", feature, why)
         url = self._upgrade_url(request, feature, tenant, next_url)
         if wants_html(accept):
             return Refusal(status=303, location=url)

@@ -43,6 +43,8 @@ class Check:
     used: int | None = None
     remaining: int | None = None
     resets_at: datetime | None = None
+    # With `unknown_feature` from the server (not the cache): the key, and the closest one.
+    message: str | None = None
     from_cache: bool = False
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
@@ -59,6 +61,7 @@ class Check:
             used=_int(data.get("used")),
             remaining=_int(data.get("remaining")),
             resets_at=parse_time(data.get("resets_at")),
+            message=data.get("message"),
             raw=data,
         )
 
