@@ -96,11 +96,17 @@ def test_recent_events_with_their_outcome_and_a_replay_for_failed_ones(
     stripe_operator: Operator, session: Session, clock: Clock
 ) -> None:
     session.add(delivery(clock.now - timedelta(minutes=30), stripe_event_id="evt_done"))
+    gone = "Stripe no longer has subscription sub_1 (deleted, or test data cleared)."
+    at = clock.now - timedelta(minutes=20)
+    session.add(delivery(at, "ignored", stripe_event_id="evt_gone", reason=gone))
     session.add(failed(clock, "evt_broken", "customer.created"))
     session.flush()
     page = stripe_operator.page("/webhook")
     rows = dict(re.findall(r'<tr data-event="(evt_\w+)">(.*?)</tr>', page, re.S))
-    assert list(rows) == ["evt_broken", "evt_done"]  # newest first
+    assert list(rows) == ["evt_broken", "evt_gone", "evt_done"]  # newest first
+    assert ">ignored<" in rows["evt_gone"]
+    assert gone in rows["evt_gone"]
+    assert "Replay" not in rows["evt_gone"]
     assert ">failed<" in rows["evt_broken"]
     assert "could not be reached" in rows["evt_broken"]
     assert "Replay" in rows["evt_broken"]

@@ -160,7 +160,7 @@ def test_a_failed_event_is_listed_and_replayed_from_the_cli(
     ]
     assert failed[0]["error"].startswith("stripe_unavailable")
     table = cli("events", "list", "--outcome", "failed").output.splitlines()
-    assert table[0].split() == ["ID", "TYPE", "OUTCOME", "RECEIVED_AT", "ERROR"]
+    assert table[0].split() == ["ID", "TYPE", "OUTCOME", "RECEIVED_AT", "ERROR", "REASON"]
     assert table[1].startswith(f"{event['id']}  customer.subscription.created  failed  ")
     replayed = dict(
         line.split(None, 1) for line in cli("events", "replay", event["id"]).output.splitlines()

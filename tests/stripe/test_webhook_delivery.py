@@ -88,6 +88,7 @@ def test_an_unknown_event_type_is_stored_as_ignored(shop: Shop) -> None:
     assert answer.status_code == 200
     assert answer.json()["outcome"] == "ignored"
     assert [(e["id"], e["outcome"]) for e in shop.events()] == [(event["id"], "ignored")]
+    assert shop.events()[0]["reason"] == "billplane does not act on product.created events."
 
 
 def test_a_subscription_of_a_customer_billplane_did_not_create_is_ignored(shop: Shop) -> None:
@@ -101,6 +102,33 @@ def test_a_subscription_of_a_customer_billplane_did_not_create_is_ignored(shop: 
 
     assert answer.json()["outcome"] == "ignored"
     assert shop.tenant()["subscription"] is None
+    assert "Not about a tenant, customer or subscription" in shop.events()[0]["reason"]
+
+
+def test_an_event_whose_object_stripe_no_longer_has_is_ignored_saying_so(shop: Shop) -> None:
+    """Not `processed`: nothing could be applied, and the operator is told why."""
+    subscription = shop.subscribe()
+    shop.deliver_all({"checkout.session.completed"})
+    invoice = shop.double.events("invoice.paid")[0]
+    updated = shop.double.events("customer.subscription.created")[0]
+    shop.double.forget(subscription)
+    shop.double.forget(invoice["data"]["object"]["id"])
+
+    answers = [shop.deliver(event).json()["outcome"] for event in (updated, invoice)]
+
+    assert answers == ["ignored", "ignored"]
+    reasons = {e["id"]: (e["outcome"], e["reason"]) for e in shop.events()}
+    gone = "(deleted, or test data cleared): its state is unknown, so nothing was changed."
+    assert reasons[updated["id"]] == (
+        "ignored",
+        f"Stripe no longer has subscription {subscription} {gone}",
+    )
+    invoice_id = invoice["data"]["object"]["id"]
+    assert reasons[invoice["id"]] == (
+        "ignored",
+        f"Stripe no longer has invoice {invoice_id} {gone}",
+    )
+    assert shop.tenant()["subscription"]["status"] == "active"  # as the checkout left it
 
 
 def test_an_event_from_the_other_mode_is_refused(shop: Shop) -> None:

@@ -88,6 +88,7 @@ def event_out(row: StripeEvent) -> EventOut:
         processed_at=row.processed_at,
         outcome=row.outcome,
         error=row.error,
+        reason=row.reason,
     )
 
 

@@ -140,7 +140,7 @@ def events_list(
     with _edge() as (_, tx, _stripe), tx.read() as session:
         page = events.recent(session, limit=limit, outcome=outcome)
         outs = [event_out(e) for e in page.data]
-    columns = ["id", "type", "outcome", "received_at", "error"]
+    columns = ["id", "type", "outcome", "received_at", "error", "reason"]
     show_list(outs, as_json, event_fields, columns, has_more=page.has_more)
 
 

@@ -22,6 +22,8 @@ class StripeEvent(Base):
     processed_at: Mapped[datetime | None]
     outcome: Mapped[EventOutcome] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    # Why an `ignored` event had nothing to do (another app's object, or one Stripe no longer has).
+    reason: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 

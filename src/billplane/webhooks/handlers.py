@@ -49,6 +49,8 @@ class Gathered:
     checkout: CheckoutSessionFacts | None = None
     subscription: SubscriptionFacts | None = None
     invoice: InvoiceFacts | None = None
+    # Set when what the event is about is gone from Stripe: the event is ignored, saying so.
+    gone: str | None = None
 
 
 def concerns_billplane(session: Session, event: EventFacts) -> bool:
@@ -96,14 +98,24 @@ def gather(event: EventFacts, stripe: StripeGateway, clock: Clock) -> Gathered:
         return gather_checkout(facts.checkout_session_from(obj), stripe, clock)
     if event.type in SUBSCRIPTION_EVENTS:
         current = stripe.find_subscription(str(obj["id"]))
-        return Gathered(seen_at=clock(), subscription=current)
+        gone = None if current else _gone("subscription", str(obj["id"]))
+        return Gathered(seen_at=clock(), subscription=current, gone=gone)
     if event.type in INVOICE_EVENTS:
         invoice = stripe.find_invoice(str(obj["id"]))
+        if invoice is None:
+            return Gathered(seen_at=clock(), gone=_gone("invoice", str(obj["id"])))
         subscription = None
         if invoice is not None and invoice.subscription and event.type in SETTLING_INVOICE_EVENTS:
             subscription = stripe.find_subscription(invoice.subscription)
         return Gathered(seen_at=clock(), invoice=invoice, subscription=subscription)
     return Gathered(seen_at=clock())
+
+
+def _gone(kind: str, object_id: str) -> str:
+    return (
+        f"Stripe no longer has {kind} {object_id} (deleted, or test data cleared): "
+        "its state is unknown, so nothing was changed."
+    )
 
 
 def gather_checkout(

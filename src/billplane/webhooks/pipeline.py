@@ -81,11 +81,12 @@ def process(
             row = repository.claim(session, event, now)
             if row.outcome in DONE and not replay:
                 return Receipt(event.id, event.type, row.outcome, duplicate=True)
-            changes = []
-            if gathered is not None:
-                ctx = Context(actor=ACTOR, now=now, seen_at=gathered.seen_at)
-                changes = handlers.apply(session, event, gathered, ctx)
-            _finish(row, "processed" if gathered is not None else "ignored", None, now)
+            if gathered is None or gathered.gone:
+                _finish(row, "ignored", None, now, reason=_why_ignored(event, gathered))
+                return Receipt(event.id, event.type, row.outcome)
+            ctx = Context(actor=ACTOR, now=now, seen_at=gathered.seen_at)
+            changes = handlers.apply(session, event, gathered, ctx)
+            _finish(row, "processed", None, now)
             return Receipt(event.id, event.type, row.outcome, changes=len(changes))
     except Exception as exc:
         error = _describe(exc)
@@ -101,11 +102,25 @@ def _record_failure(tx: Transactions, event: EventFacts, error: str, now: dateti
             _finish(row, "failed", error, None)
 
 
+def _why_ignored(event: EventFacts, gathered: handlers.Gathered | None) -> str:
+    if gathered is not None and gathered.gone:
+        return gathered.gone
+    if event.type not in handlers.HANDLED_TYPES:
+        return f"billplane does not act on {event.type} events."
+    return "Not about a tenant, customer or subscription billplane keeps (another app's?)."
+
+
 def _finish(
-    row: StripeEvent, outcome: EventOutcome, error: str | None, now: datetime | None
+    row: StripeEvent,
+    outcome: EventOutcome,
+    error: str | None,
+    now: datetime | None,
+    *,
+    reason: str | None = None,
 ) -> None:
     row.outcome = outcome
     row.error = error
+    row.reason = reason
     row.processed_at = now
 
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from billplane.schemas import EventOutcome
 
@@ -56,6 +56,9 @@ class EventOut(BaseModel):
     processed_at: datetime | None
     outcome: EventOutcome
     error: str | None
+    reason: str | None = Field(
+        default=None, description="Why an `ignored` event had nothing to do for billplane."
+    )
 
 
 class EventDetailOut(EventOut):

@@ -162,6 +162,12 @@ class StripeDouble:
     def delete_customer(self, customer_id: str) -> StripeObject:
         return self._act(billing.delete_customer, customer_id)
 
+    def forget(self, object_id: str) -> None:
+        """Stripe no longer has the object at all, as after "Delete all test data" in its
+        Dashboard: retrieving it is a 404 (`resource_missing`). Its events stay."""
+        with self.state.lock:
+            self.state.forget(object_id)
+
     def _act(self, action: Any, *args: Any, **kwargs: Any) -> StripeObject:
         with self.state.lock:
             result: StripeObject = copy.deepcopy(action(self.state, *args, **kwargs))

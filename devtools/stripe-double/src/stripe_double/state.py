@@ -122,6 +122,11 @@ class DoubleState:
     def mark_deleted(self, object_id: str) -> None:
         self._deleted.add(object_id)
 
+    def forget(self, object_id: str) -> None:
+        """Drop the object entirely: from now on Stripe answers 404 for it."""
+        for kind in _kinds_to_search(object_id):
+            self._objects[kind].pop(object_id, None)
+
     def all(self, kind: str) -> list[StripeObject]:
         """Live objects of a kind, newest first, as Stripe lists them."""
         found = self._objects[kind].values()
