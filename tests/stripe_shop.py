@@ -1,6 +1,7 @@
 """Shared by billplane's Stripe tests: constants, a price maker, and `Shop`, the test's view
 of a project that sells a Pro plan through the Stripe double."""
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,9 +97,18 @@ class Shop:
         return answer["data"]  # type: ignore[no-any-return]
 
 
+_held: list[socket.socket] = []
+
+
 def closed_port_url() -> str:
-    """A local URL nothing listens on: Stripe, unreachable."""
+    """A local URL nothing listens on, nor can while the tests run: Stripe, unreachable.
+
+    The port stays bound (never listening) for the rest of the process, so no server started
+    later, by this test session or another one on the machine, can take it and answer."""
     port = free_port()
+    held = socket.socket()
+    held.bind(("127.0.0.1", port))
+    _held.append(held)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
     return f"http://127.0.0.1:{port}"
