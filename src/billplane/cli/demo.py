@@ -12,7 +12,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from billplane.cli.edge import ACTOR, fail, settings, transaction, valid
-from billplane.cli.output import SHOWN_ONCE, price_text
+from billplane.cli.output import SHOWN_ONCE, AsJson, price_text
 from billplane.clock import utc_now
 from billplane.entitlements import service as entitlements
 from billplane.errors import BillplaneError
@@ -142,6 +142,7 @@ def demo(
         str | None,
         typer.Option(help="A recurring Stripe price for the pro plan (default: a placeholder)"),
     ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Fill a database that has no `realtyos` project with a demo catalogue, and say what to try."""
     configured = settings()
@@ -158,6 +159,9 @@ def demo(
     base = (
         configured.billplane_public_url if configured.public_url_set else f"http://127.0.0.1:{port}"
     )
+    if as_json:
+        typer.echo(json.dumps(_as_json(filled, base), indent=2, default=datetime.isoformat))
+        return
     for line in _report(filled, configured, base, port, placeholder=pro_price is None):
         typer.echo(line)
 
@@ -326,6 +330,22 @@ def _report(
         check_command(base, filled.token, *ALLOWED),
     ]
     return lines
+
+
+def _as_json(filled: Filled, base: str) -> dict[str, Any]:
+    """What the report says, for a script: where to go, the token, and each check's answer."""
+    checks = {"refused": (REFUSED, filled.refused), "allowed": (ALLOWED, filled.allowed)}
+    return {
+        "project": PROJECT,
+        "dashboard": f"{base}/",
+        "builder": f"{base}/builder?project={PROJECT}",
+        "token": filled.token,
+        "plans": filled.plans,
+        "checks": {
+            name: {"command": check_command(base, filled.token, *asked), "answer": answer}
+            for name, (asked, answer) in checks.items()
+        },
+    }
 
 
 def _login(configured: Settings) -> str:
