@@ -4,13 +4,25 @@ way `/v1/usage` records it; then what to open, the project token, and two checks
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.orm import Session
 
+from billplane.cli.demo_catalogue import (
+    ALLOWED,
+    FEATURES,
+    FREE,
+    ORIGINS,
+    PLACEHOLDER_PRICE,
+    PRO,
+    PROJECT,
+    REFUSED,
+    TENANTS,
+    DemoTenant,
+)
 from billplane.cli.edge import ACTOR, fail, settings, transaction, valid
 from billplane.cli.output import SHOWN_ONCE, AsJson, price_text
 from billplane.clock import utc_now
@@ -24,105 +36,13 @@ from billplane.plans.schemas import PlanIn
 from billplane.projects import repository as projects_repository
 from billplane.projects import service as projects
 from billplane.projects.schemas import FeatureIn, ProjectIn
-from billplane.schemas import FeatureType
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
 from billplane.tenants import service as tenants
 from billplane.tenants.schemas import TenantIn, TenantPatch
 from billplane.usage import service as usage
 
-PROJECT = "realtyos"
-# Not a Stripe price: a plan with a price is what makes `pro` a paid plan, and billplane shows
-# (on the plan and in the checklist) that Stripe does not know this one until it is replaced.
-PLACEHOLDER_PRICE = "price_demo_pro"
-# The example app's address (examples/realtyos), so its checkout may return there.
-ORIGINS = ["http://127.0.0.1:8001"]
 NEAR = 0.8  # a limit at least this full is "near" in the summary
-
-# key, type, name, unit: four of each type billplane knows.
-FEATURES: list[tuple[str, FeatureType, str, str | None]] = [
-    ("exports", "boolean", "CSV exports", None),
-    ("custom.domain", "boolean", "Custom domain", None),
-    ("white.label", "boolean", "White-label listing pages", None),
-    ("api.access", "boolean", "API access", None),
-    ("listings.publish", "limit", "Published listings", "listing"),
-    ("photos.upload", "limit", "Photo uploads", "photo"),
-    ("ai.descriptions", "limit", "AI listing descriptions", "description"),
-    ("seats", "limit", "Team seats", "seat"),
-    ("ai.tokens", "metered", "AI tokens", "token"),
-    ("sms.sent", "metered", "SMS to buyers", "message"),
-    ("emails.sent", "metered", "Emails to buyers", "email"),
-    ("tours.minutes", "metered", "Virtual tour minutes", "minute"),
-]
-
-
-def _limit(n: int, reset: str = "month") -> dict[str, Any]:
-    return {"limit": n, "reset": reset}
-
-
-FREE: dict[str, Any] = {
-    "listings.publish": _limit(5),
-    "photos.upload": _limit(50),
-    "ai.descriptions": _limit(10),
-    "seats": _limit(1, "never"),
-    "ai.tokens": True,
-    "emails.sent": True,
-}
-PRO: dict[str, Any] = {
-    **{key: True for key, type_, _, _ in FEATURES if type_ != "limit"},
-    "listings.publish": _limit(100),
-    "photos.upload": _limit(2000),
-    "ai.descriptions": _limit(200),
-    "seats": _limit(10, "never"),
-}
-
-
-@dataclass(frozen=True)
-class DemoTenant:
-    key: str
-    name: str
-    pro: bool  # given pro's grants as overrides (see `_pro_note`)
-    usage: dict[str, tuple[int, ...]] = field(default_factory=dict)  # feature -> events' sizes
-
-
-TENANTS = [
-    DemoTenant(
-        "sunny-realty", "Sunny Realty", False, {"listings.publish": (1,), "photos.upload": (12,)}
-    ),
-    DemoTenant(
-        "oak-street",
-        "Oak Street Homes",
-        False,
-        {"listings.publish": (1, 1, 1, 1), "ai.descriptions": (5, 4), "emails.sent": (120,)},
-    ),
-    # Past its photo limit: usage reported after the fact (without `enforce`) is counted whole.
-    DemoTenant(
-        "harbor-brokers",
-        "Harbor Brokers",
-        False,
-        {"listings.publish": (2, 3), "photos.upload": (40, 23)},
-    ),
-    DemoTenant(
-        "skyline-estates",
-        "Skyline Estates",
-        True,
-        {
-            "listings.publish": (42,),
-            "ai.descriptions": (150, 36),
-            "seats": (8,),
-            "ai.tokens": (18_250,),
-            "tours.minutes": (95,),
-        },
-    ),
-    DemoTenant(
-        "metro-lettings",
-        "Metro Lettings",
-        True,
-        {"seats": (10,), "photos.upload": (1500, 560), "sms.sent": (340,)},
-    ),
-]
-REFUSED = ("harbor-brokers", "listings.publish")
-ALLOWED = ("sunny-realty", "listings.publish")
 
 
 @dataclass(frozen=True)
@@ -284,9 +204,11 @@ def _standing(
             over.append(text)
         elif used >= NEAR * limit:
             near.append(text)
-    notes = [f"at or over: {', '.join(over)}"] * bool(over) + [f"near: {', '.join(near)}"] * bool(
-        near
-    )
+    notes = []
+    if over:
+        notes.append(f"at or over: {', '.join(over)}")
+    if near:
+        notes.append(f"near: {', '.join(near)}")
     return "  ".join([spec.key.ljust(16), plan.ljust(36), *notes]).rstrip()
 
 
