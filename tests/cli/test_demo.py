@@ -13,10 +13,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+import stripe
 from billplane.cli import app as cli
 from cli.conftest import json_of, ok, one_line_error
 from conftest import ADMIN_TOKEN, fresh_database
 from servers import free_port, running_server
+from stripe_double import running_double
+from stripe_shop import API_KEY, create_price
 
 pytestmark = pytest.mark.e2e
 
@@ -236,3 +239,40 @@ def test_demo_json_gives_a_script_the_token_and_the_checks(tmp_path: Path) -> No
     assert allowed["answer"]["allowed"] is True
     assert out["token"] in refused["command"]
     assert refused["command"].startswith("curl -sS -X POST http://127.0.0.1:8100/v1/check ")
+
+
+@pytest.fixture(scope="module")
+def stripe_env() -> Iterator[dict[str, str | None]]:
+    """Stripe configured, on the Stripe double (it serves prices as Stripe does)."""
+    with running_double(webhook_url=None) as double:
+        yield {"STRIPE_SECRET_KEY": API_KEY, "STRIPE_API_BASE": double.base_url}
+
+
+def test_demo_with_stripe_uses_the_price_it_is_given(
+    stripe_env: dict[str, str | None], tmp_path: Path
+) -> None:
+    sdk = stripe.StripeClient(
+        API_KEY, base_addresses={"api": str(stripe_env["STRIPE_API_BASE"])}, max_network_retries=0
+    )
+    price = create_price(sdk, 2900)
+    with fresh_database("sqlite", tmp_path) as url:
+        out = json_of(run_demo(url, "--json", "--pro-price", price, **stripe_env))
+    with fresh_database("sqlite", tmp_path) as url:
+        printed = ok(run_demo(url, "--pro-price", price, **stripe_env))
+
+    pro = {p["key"]: p for p in out["plans"]}["pro"]
+    assert pro["stripe_price_id"] == price
+    assert (pro["stripe"]["found"], pro["stripe"]["usable"]) == (True, True)
+    assert pro["stripe"]["amount"] == 2900
+    assert f"Stripe price {price}: ok, 29.00 USD per month" in printed
+    assert "placeholder" not in printed
+
+
+def test_demo_with_stripe_and_no_price_says_stripe_has_no_such_price(
+    stripe_env: dict[str, str | None], tmp_path: Path
+) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        printed = ok(run_demo(url, **stripe_env))
+
+    assert "Stripe price price_demo_pro: problem: Stripe (test mode) has no price" in printed
+    assert "price_demo_pro is a placeholder, not a Stripe price" in printed
