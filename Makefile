@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean screenshots
+.PHONY: run demo test lint bench install clean screenshots
 
 $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml devtools/stripe-double/pyproject.toml
 	@echo "Setting up $(VENV) (once, about a minute): billplane and what it needs, one line each..."
@@ -28,6 +28,16 @@ PORT ?= 8000
 run: $(STAMP) .env
 	$(BIN)/billplane db upgrade
 	$(BIN)/billplane serve --host 127.0.0.1 --port $(PORT)
+
+# `make demo` serves a demo database made anew each time (demo.db; `make run` keeps serving its
+# own database): the realtyos catalogue `billplane demo` fills it with, what to try, the server.
+DEMO_DATABASE := DATABASE_URL=sqlite:///./demo.db
+
+demo: $(STAMP) .env
+	rm -f demo.db demo.db-wal demo.db-shm
+	$(DEMO_DATABASE) $(BIN)/billplane db upgrade
+	$(DEMO_DATABASE) $(BIN)/billplane demo --port $(PORT)
+	$(DEMO_DATABASE) $(BIN)/billplane serve --host 127.0.0.1 --port $(PORT)
 
 # Two processes: this machine's two cores (see tests/servers.py for how they share ports, and
 # the `xdist_group` marks for the tests that must not run beside each other).

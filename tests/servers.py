@@ -1,6 +1,7 @@
 """Real billplane servers for end-to-end tests: `billplane serve` in a subprocess, free port."""
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,7 +21,10 @@ BIN = Path(sys.executable).parent
 # before its server has bound it (asking the kernel for "any free port" raced exactly so).
 PORTS_PER_WORKER = 1000
 FIRST_PORT = 20000
-_next_port = 0
+# Where in its range this process starts: two test sessions on one machine (each with its own
+# gw0) would otherwise both begin at the range's first port, and a server that lost the race
+# to bind it leaves its test talking to the other session's server.
+_next_port = random.randrange(PORTS_PER_WORKER)
 
 
 def _worker_index() -> int:

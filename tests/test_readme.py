@@ -18,6 +18,28 @@ def test_readme_opens_with_make_run_and_make_test() -> None:
     assert commands[:2] == ["run", "test"]
 
 
+def test_readme_offers_make_demo_after_them() -> None:
+    commands = re.findall(r"^make (\w+)", (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert commands[:3] == ["run", "test", "demo"]
+
+
+def test_make_demo_fills_a_fresh_demo_database_then_serves_it_on_the_given_port() -> None:
+    plan = subprocess.run(
+        ["make", "-n", "demo", "PORT=8100"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    steps = [
+        "rm -f demo.db",
+        "billplane db upgrade",
+        "billplane demo --port 8100",
+        "billplane serve --host 127.0.0.1 --port 8100",
+    ]
+    at = [plan.index(step) for step in steps]
+    assert at == sorted(at), plan
+    for line in plan.splitlines():
+        if "bin/billplane " in line:
+            assert line.startswith("DATABASE_URL=sqlite:///./demo.db "), line
+
+
 def test_ci_runs_the_readme_test_command_and_fails_on_failure() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     assert "set -euo pipefail" in script

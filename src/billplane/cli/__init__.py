@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from billplane.cli.demo import demo
 from billplane.cli.edge import database_error, fail, redacted, settings
 from billplane.cli.plans import plan_app
 from billplane.cli.projects import feature_app, project_app
@@ -28,6 +29,7 @@ for sub, name in [
     (events_app, "events"),
 ]:
     app.add_typer(sub, name=name)
+app.command()(demo)
 
 
 @app.command()
