@@ -73,6 +73,7 @@ def test_rotating_a_token_shows_the_new_one_once(
     key, old = server.project()
     log_in(page, server.base_url, f"/projects/{key}")
     row = page.locator("tr[data-token]").filter(has_text="default")
+    page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Rotate").click()
     revealed = page.locator("#one-time-secret")
     expect(revealed).to_be_visible()
@@ -86,6 +87,71 @@ def test_rotating_a_token_shows_the_new_one_once(
     page.reload()
     expect(page.locator("#one-time-secret")).to_have_count(0)
     assert new not in page.content()
+
+
+def watch(page: Page) -> tuple[list[str], list[str]]:
+    """(the POSTs the page sends, the errors its console shows, CSP refusals among them)."""
+    posts: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return posts, errors
+
+
+@pytest.mark.parametrize(("button", "after"), [("Revoke", "revoked"), ("Rotate", "rotated")])
+def test_revoke_and_rotate_ask_in_a_dialog_and_a_no_changes_nothing(
+    page: Page, server: Server, button: str, after: str
+) -> None:
+    key, token = server.project()
+    log_in(page, server.base_url, f"/projects/{key}")
+    posts, errors = watch(page)
+    asked: list[str] = []
+    row = page.locator("tr[data-token]").filter(has_text="default")
+
+    def dismiss(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    row.get_by_role("button", name=button).click()
+    assert len(asked) == 1
+    assert asked[0].startswith(f"{button} token “default” ({token[:12]}…)? ")
+    assert "stop working at once" in asked[0]
+    page.wait_for_load_state("networkidle")
+    assert posts == []  # declined: the form was never sent
+    expect(page).to_have_url(f"{server.base_url}/projects/{key}")
+    assert server.check(token) == 200
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name=button).click()
+    expect(page.locator(".flash, #secret").first).to_contain_text(after)
+    assert [url.rsplit("/", 1)[1] for url in posts] == [button.lower()]
+    assert server.check(token) == 401
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_without_script_revoking_asks_on_a_page_first(browser: Any, server: Server) -> None:
+    key, token = server.project()
+    without_script = browser.new_context(java_script_enabled=False)
+    try:
+        page = without_script.new_page()
+        log_in(page, server.base_url, f"/projects/{key}")
+        row = page.locator("tr[data-token]").filter(has_text="default")
+        row.get_by_role("button", name="Revoke").click()
+        expect(page.get_by_role("heading", level=2)).to_have_text(
+            f"Revoke token “default” ({token[:12]}…)?"
+        )
+        assert server.check(token) == 200  # one click asked; it did not revoke
+        page.get_by_role("link", name="Cancel").click()
+        expect(page).to_have_url(f"{server.base_url}/projects/{key}#tokens")
+        assert server.check(token) == 200
+
+        row.get_by_role("button", name="Revoke").click()
+        page.get_by_role("button", name="Revoke token").click()
+        expect(page.get_by_role("status")).to_contain_text("revoked")
+        assert server.check(token) == 401
+    finally:
+        without_script.close()
 
 
 def test_a_token_is_on_no_page_after_it_was_shown(page: Page, server: Server) -> None:

@@ -3,6 +3,7 @@ Python, for the chosen project, tenant, feature and plan, with the public base U
 `PROJECT_TOKEN` placeholder (never a real token); each one well-formed in its language."""
 
 import ast
+import re
 import subprocess
 from pathlib import Path
 
@@ -85,9 +86,76 @@ def all_snippets(operator: Operator, lang: str) -> dict[str, str]:
 
 def test_curl_snippets_are_valid_shell(operator: Operator, realtyos: Setup) -> None:
     for call, code in all_snippets(operator, "curl").items():
-        checked = subprocess.run(["bash", "-n"], input=code, text=True, capture_output=True)
-        assert checked.returncode == 0, (call, checked.stderr)
-        assert code.startswith("curl -sS -X POST ")
+        for shell in ("bash", "sh"):
+            checked = subprocess.run([shell, "-n"], input=code, text=True, capture_output=True)
+            assert checked.returncode == 0, (call, shell, checked.stderr)
+        # One command; the usage call first sets the id of the action it records.
+        before, command = code.split("curl -sS -X POST ", 1)
+        assert "\ncurl " not in command
+        if call == "usage":
+            comment, assignment = before.splitlines()
+            assert comment.startswith("# Idempotency: ")
+            assert assignment.startswith('ACTION_ID="$(date +%s)-')
+        else:
+            assert before == ""
+
+
+# --- The usage snippet's idempotency key: one per action -----------------------------------------
+
+FIXED_KEY = re.compile(r"idempotency_key\W+[\w.-]+-example")
+
+
+def test_the_usage_snippet_keys_each_action_by_its_id_and_says_why(
+    operator: Operator, realtyos: Setup
+) -> None:
+    expressions = {
+        "curl": '"idempotency_key": "ai.tokens-\'"$ACTION_ID"\'"',
+        "js": '"idempotency_key": "ai.tokens-" + actionId',
+        "python": '"idempotency_key": "ai.tokens-" + action_id',
+    }
+    for lang, expression in expressions.items():
+        code = all_snippets(operator, lang)["usage"]
+        assert expression in code, (lang, code)
+        assert "the same action sent twice counts once; a new action needs a new key." in code
+        assert "your app's own id for the action" in code
+        assert not FIXED_KEY.search(code), lang
+    page = builder(operator, "curl")
+    assert "a retry of the same action counts once, each new action counts" in page
+
+
+def action_ids(code: str, shell: str) -> list[str]:
+    """What the curl snippet's ACTION_ID line gives in `shell`, run twice as two pastes."""
+    line = next(row for row in code.splitlines() if row.startswith("ACTION_ID="))
+    ids = []
+    for _ in range(2):
+        done = subprocess.run(
+            [shell, "-c", f'{line}\nprintf %s "$ACTION_ID"'],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        assert done.returncode == 0, done.stderr
+        ids.append(done.stdout)
+    return ids
+
+
+def test_each_paste_of_the_curl_usage_snippet_is_a_new_action(
+    operator: Operator, realtyos: Setup
+) -> None:
+    code = all_snippets(operator, "curl")["usage"]
+    for shell in ("bash", "sh"):  # sh: Debian's dash, with no $RANDOM
+        first, second = action_ids(code, shell)
+        assert re.fullmatch(r"[0-9]{10}-[0-9]+", first), (shell, first)
+        assert first != second, shell
+
+
+def test_the_usage_snippet_sets_the_key_only_where_it_is_sent(
+    operator: Operator, realtyos: Setup
+) -> None:
+    for lang in snippets.LANGUAGES:
+        for call, code in all_snippets(operator, lang).items():
+            names = ("ACTION_ID", "actionId", "action_id")
+            assert any(name in code for name in names) is (call == "usage"), (lang, call)
 
 
 def test_python_snippets_are_valid_python(operator: Operator, realtyos: Setup) -> None:

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from billplane.status.checklist import Stripe, checklist, next_item
-from billplane.status.probes import HANDLED_EVENTS, EndpointStatus, PriceStatus, Status
+from billplane.status.probes import HANDLED_EVENTS, EndpointStatus, KeyStatus, PriceStatus
 from billplane.status.repository import ProjectSetup
 from conftest import Admin, Clock, Setup
 from dashboard.conftest import Operator, in_stripe, stripe_price
@@ -157,7 +157,7 @@ def test_everything_done_says_so(stripe_operator: Operator) -> None:
     items = checklist(
         [ProjectSetup("p", "P", 1, 1, 1, ("price_1",), first_check_at=None, granting_plans=1)],
         Stripe(
-            key=Status("connected — test mode", "ok"),
+            key=KeyStatus("connected — test mode", "ok"),
             key_set=True,
             webhook_secret_set=True,
             prices={"price_1": PriceStatus(True, True, 2000, "usd", "month")},

@@ -32,12 +32,25 @@ class Live:
         page = self.operator.get("/login").text
         self.operator.post("/login", data={"csrf": csrf_of(page), "token": ADMIN_TOKEN})
 
-    def snippets(self, lang: str) -> dict[str, str]:
-        page = self.operator.get(f"/builder?project=realtyos&lang={lang}")
+    def snippets(self, lang: str, tenant: str = "acme") -> dict[str, str]:
+        page = self.operator.get(f"/builder?project=realtyos&tenant={tenant}&lang={lang}")
         assert page.status_code == 200, page.text
-        return {
+        found = {
             call: snippet_of(page.text, call) for call in ["check", "usage", "checkout", "portal"]
         }
+        assert f'"{tenant}"' in found["usage"]
+        return found
+
+    def tenant(self, key: str) -> str:
+        """A new tenant of realtyos, with nothing used yet."""
+        made = httpx.post(
+            f"{self.base_url}/admin/api/projects/realtyos/tenants",
+            json={"key": key},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=60,
+        )
+        assert made.status_code == 201, made.text
+        return key
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -124,30 +137,69 @@ def _answer(lang: str, out: str) -> tuple[int, dict[str, Any]]:
 
 
 def _js_object_to_json(text: str) -> str:
-    """node's console.log of a plain object: quote its bare keys and single-quoted strings."""
-    text = re.sub(
-        r"'((?:[^'\\]|\\.)*)'", lambda m: '"' + m.group(1).replace('"', '\\"') + '"', text
-    )
-    return re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', text)
+    """node's console.log of a plain object: quote its bare keys and single-quoted strings (node
+    picks double quotes for a string holding a single quote, so strings are read whole)."""
+    out: list[str] = []
+    strings = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+    last = 0
+    for found in strings.finditer(text):
+        out.append(_bare_keys_quoted(text[last : found.start()]))
+        single = found.group(1)
+        out.append(json.dumps(single.replace("\\'", "'")) if single is not None else found[0])
+        last = found.end()
+    out.append(_bare_keys_quoted(text[last:]))
+    return "".join(out)
+
+
+def _bare_keys_quoted(code: str) -> str:
+    return re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', code)
+
+
+LIMIT = 5  # listings.publish on the free plan of `_seed`
 
 
 @pytest.mark.parametrize("lang", ["curl", "python", "js"])
-def test_check_and_usage_snippets_work_as_pasted(live: Live, lang: str, tmp_path: Path) -> None:
-    code = live.snippets(lang)
+def test_pasting_the_usage_snippet_again_and_again_reaches_the_limit(
+    live: Live, lang: str, tmp_path: Path
+) -> None:
+    tenant = live.tenant(f"paste-{lang}")
+    code = live.snippets(lang, tenant=tenant)
     status, checked = run(live, lang, code["check"], tmp_path)
     assert status == 200
     assert checked["allowed"] is True
     assert checked["feature"] == "listings.publish"
-    used_before = checked["used"]
-    # The usage snippet's idempotency key is the same every run: counted the first time only.
-    status, recorded = run(live, lang, code["usage"], tmp_path)
-    assert status in {200, 201}
-    assert recorded["duplicate"] is (status == 200)
-    status, again = run(live, lang, code["usage"], tmp_path)
-    assert status == 200
-    assert again["duplicate"] is True
+    assert (checked["used"], checked["limit"]) == (0, LIMIT)
+    # Each paste is a new action with a fresh key: each one counts.
+    for paste in range(1, LIMIT + 1):
+        status, recorded = run(live, lang, code["usage"], tmp_path)
+        assert status == 201, (paste, recorded)
+        assert recorded["duplicate"] is False
+        assert recorded["used"] == paste
+    status, refused = run(live, lang, code["usage"], tmp_path)
+    assert status == 402, refused
+    assert refused["error"]["code"] == "limit_reached"
     status, checked = run(live, lang, code["check"], tmp_path)
-    assert checked["used"] == max(used_before, 1)
+    assert (checked["allowed"], checked["used"]) == (False, LIMIT)
+
+
+# How the app puts its own id for the action in each language's snippet.
+OWN_ID = {
+    "curl": (r'^ACTION_ID=".*$', 'ACTION_ID="listing-8812"'),
+    "python": (r"^action_id = .*$", 'action_id = "listing-8812"'),
+    "js": (r"^const actionId = .*$", 'const actionId = "listing-8812";'),
+}
+
+
+@pytest.mark.parametrize("lang", ["curl", "python", "js"])
+def test_the_same_action_sent_twice_counts_once(live: Live, lang: str, tmp_path: Path) -> None:
+    tenant = live.tenant(f"retry-{lang}")
+    pattern, own = OWN_ID[lang]
+    code, replaced = re.subn(pattern, own, live.snippets(lang, tenant=tenant)["usage"], flags=re.M)
+    assert replaced == 1, code
+    status, first = run(live, lang, code, tmp_path)
+    assert (status, first["duplicate"], first["used"]) == (201, False, 1)
+    status, again = run(live, lang, code, tmp_path)
+    assert (status, again["duplicate"], again["used"]) == (200, True, 1)
 
 
 @pytest.mark.parametrize("lang", ["curl", "python", "js"])

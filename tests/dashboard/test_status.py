@@ -1,10 +1,13 @@
 """The header's Stripe and Webhook statuses: computed from the settings, the recorded webhook
 deliveries and what Stripe (here the project's Stripe double) answers; never a fixed text."""
 
+import html
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from billplane.db import Database
@@ -14,6 +17,7 @@ from billplane.status.probes import ago, webhook_status
 from conftest import ADMIN_TOKEN, Clock
 from dashboard.conftest import Operator, app_client, status_of
 from stripe_double import StripeDouble
+from stripe_shop import closed_port_url
 
 
 def delivery(received_at: datetime, outcome: str = "processed", **extra: Any) -> StripeEvent:
@@ -60,23 +64,83 @@ def test_stripe_says_live_mode_for_a_live_key(
         assert status_of(client.get("/").text, "stripe") == "connected — live mode"
 
 
-def test_stripe_shows_the_error_when_stripe_refuses_the_key(
+def tone_of(page: str) -> str:
+    """The colour of the header's Stripe pill: ok, warn, bad or idle."""
+    found = re.search(r'data-testid="stripe-status">\s*<span class="pill pill-([a-z]+)"', page)
+    assert found, "no Stripe pill in the header"
+    return found.group(1)
+
+
+def key_item(page: str) -> tuple[str, str]:
+    """The checklist's "Stripe key set and valid": its state and the words of its action."""
+    found = re.search(
+        r'data-item="stripe_key" data-state="([a-z]+)">.*?<p class="check-action">(.*?)</p>',
+        page,
+        re.S,
+    )
+    assert found, "no Stripe key item in the checklist"
+    return found.group(1), html.unescape(re.sub(r"<[^>]+>", "", found.group(2)))
+
+
+def admin_status(client: TestClient) -> dict[str, Any]:
+    answer = client.get("/admin/api/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def api_key_item(body: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(i for i in body["checklist"] if i["key"] == "stripe_key")
+    return found
+
+
+def test_a_key_stripe_refuses_is_said_to_be_refused(
     stripe_settings: Settings, database: Database, session: Session, clock: Clock
 ) -> None:
+    # The Stripe double answers 401 authentication_error to a key that is neither sk_ nor rk_.
     settings = stripe_settings.model_copy(update={"stripe_secret_key": "sk_wrong_dashboard"})
     with operator_with(settings, database, session, clock).client as client:
         page = client.get("/").text
+        body = admin_status(client)
     assert status_of(page, "stripe") == "error: key refused"
-    assert "sk_wrong_dashboard" not in page
+    assert tone_of(page) == "bad"
+    state, action = key_item(page)
+    assert state == "open"
+    assert action.startswith("Stripe refused the key: set a valid STRIPE_SECRET_KEY")
+    assert "could not be reached" not in page
+
+    assert body["stripe"]["label"] == "error: key refused"
+    assert body["stripe"]["ok"] is False
+    assert "Stripe refused billplane's secret key" in body["stripe"]["detail"]
+    item = api_key_item(body)
+    assert (item["state"], item["done"]) == ("open", False)
+    assert item["action"].startswith("Stripe refused the key")
+    assert "sk_wrong_dashboard" not in page + str(body)
 
 
-def test_stripe_unreachable_is_an_error_not_a_hang(
+def test_an_unreachable_stripe_is_unknown_never_a_refused_key(
     stripe_settings: Settings, database: Database, session: Session, clock: Clock
 ) -> None:
-    # Nothing listens on port 9 (discard) of this machine: the connection is refused at once.
-    settings = stripe_settings.model_copy(update={"stripe_api_base": "http://127.0.0.1:9"})
+    # A local port nothing listens on: the connection is refused at once, no hang.
+    settings = stripe_settings.model_copy(update={"stripe_api_base": closed_port_url()})
     with operator_with(settings, database, session, clock).client as client:
-        assert status_of(client.get("/").text, "stripe") == "error: Stripe unreachable"
+        page = client.get("/").text
+        body = admin_status(client)
+    assert status_of(page, "stripe") == "unknown — Stripe unreachable"
+    assert tone_of(page) == "warn"
+    assert 'title="Stripe could not be reached while checking the secret key' in page
+    state, action = key_item(page)
+    assert state == "unknown"
+    assert action.startswith("Stripe could not be reached, so the key is not checked yet")
+    assert "refused" not in page
+
+    assert body["stripe"]["label"] == "unknown — Stripe unreachable"
+    assert body["stripe"]["ok"] is False
+    assert body["stripe"]["detail"].startswith("Stripe could not be reached")
+    item = api_key_item(body)
+    assert (item["state"], item["done"]) == ("unknown", False)
+    assert item["action"].startswith("Stripe could not be reached")
+    assert "refused" not in str(body)
 
 
 def test_no_page_ever_shows_the_stripe_keys(

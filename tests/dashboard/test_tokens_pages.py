@@ -1,6 +1,10 @@
 """Projects and tokens in the dashboard: a new or rotated token is shown exactly once, right
 after the POST that made it, and then on no page at all; it works like one from the admin API."""
 
+import html
+import re
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -81,6 +85,10 @@ def test_a_new_project_shows_its_token_once_and_never_again(
     assert check(client, secret) == 200
 
 
+# What the Rotate and Revoke forms send once the operator confirmed (in the dialog or on the page).
+CONFIRMED = {"confirm": "yes"}
+
+
 def token_id(page: str, name: str) -> str:
     before = page.split(f'<td>{name}<br><code class="muted">', 1)[1]
     return before.split("<", 1)[0]
@@ -91,7 +99,7 @@ def test_rotating_a_token_shows_the_new_secret_once_and_kills_the_old(
 ) -> None:
     old = seeded(operator)
     tok = token_id(operator.page("/projects/realtyos"), "default")
-    rotated = operator.post(f"/projects/realtyos/tokens/{tok}/rotate", {})
+    rotated = operator.post(f"/projects/realtyos/tokens/{tok}/rotate", CONFIRMED)
     new = one_time_secret(operator.follow(rotated))
     assert new != old
     assert check(client, old) == 401
@@ -102,13 +110,65 @@ def test_rotating_a_token_shows_the_new_secret_once_and_kills_the_old(
 def test_revoking_a_token_stops_it_at_once(operator: Operator, client: TestClient) -> None:
     secret = seeded(operator)
     tok = token_id(operator.page("/projects/realtyos"), "default")
-    revoked = operator.post(f"/projects/realtyos/tokens/{tok}/revoke", {})
+    revoked = operator.post(f"/projects/realtyos/tokens/{tok}/revoke", CONFIRMED)
     page = operator.follow(revoked)
     assert "revoked" in page
     assert "now get 401" in page
     assert check(client, secret) == 401
     # A revoked token offers no rotate or revoke button any more.
     assert f"/tokens/{tok}/rotate" not in page
+
+
+def confirm_form(page: str) -> tuple[str, dict[str, str]]:
+    """The form of the confirmation page: where it posts and its fields."""
+    form = page.split('data-testid="confirm"', 1)[1].split("</form>", 1)[0]
+    action = re.search(r'<form method="post" action="([^"]+)"', form)
+    assert action, form
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z]+)" value="([^"]*)"', form))
+    return action.group(1), fields
+
+
+@pytest.mark.parametrize("what", ["rotate", "revoke"])
+def test_rotate_and_revoke_ask_first_and_one_click_changes_nothing(
+    operator: Operator, client: TestClient, session: Session, what: str
+) -> None:
+    secret = seeded(operator)
+    tok = token_id(operator.page("/projects/realtyos"), "default")
+    # As a browser without script sends the button's form: no confirm=yes.
+    asked = operator.post(f"/projects/realtyos/tokens/{tok}/{what}", {}, expect=200)
+    page = asked.text
+    assert f"{what.capitalize()} token “default” ({secret[:12]}…)?" in page
+    assert "stop working at once (401)" in page
+    assert 'href="/projects/realtyos#tokens">Cancel</a>' in page
+    assert secret not in page
+    assert check(client, secret) == 200  # nothing happened yet
+    audited = set(session.scalars(select(AuditEntry.action)).all())
+    assert f"token.{what}" not in audited
+
+    action, fields = confirm_form(page)
+    assert action == f"/projects/realtyos/tokens/{tok}/{what}"
+    assert fields["confirm"] == "yes"
+    operator.post(action, {"confirm": fields["confirm"]})
+    assert check(client, secret) == 401
+    assert f"token.{what}" in set(session.scalars(select(AuditEntry.action)).all())
+
+
+def test_the_buttons_forms_carry_the_question_the_browser_asks(operator: Operator) -> None:
+    secret = seeded(operator)
+    page = operator.page("/projects/realtyos")
+    tok = token_id(page, "default")
+    for what, consequence in [("rotate", "until they are given"), ("revoke", "for good")]:
+        form = page.split(f'action="/projects/realtyos/tokens/{tok}/{what}"', 1)[1]
+        form = form.split("</form>", 1)[0]
+        question = re.search(r'data-confirm="([^"]+)"', form)
+        assert question, form
+        words = html.unescape(question.group(1))
+        assert words.startswith(f"{what.capitalize()} token “default” ({secret[:12]}…)? ")
+        assert "stop working at once" in words
+        assert consequence in words
+        # Unconfirmed until the script says so: the server asks otherwise.
+        assert '<input type="hidden" name="confirm" value="">' in form
+    assert '<script src="/static/confirm.js' in page
 
 
 def test_a_tenant_token_acts_for_its_tenant_only(operator: Operator, client: TestClient) -> None:
@@ -167,5 +227,5 @@ def test_the_projects_table_shows_each_projects_live_token_prefixes(operator: Op
     assert f"<code>{secret[:12]}…</code>" in shown
     assert secret not in shown  # the prefix only, never the token
     tok = token_id(operator.page("/projects/realtyos"), "default")
-    operator.post(f"/projects/realtyos/tokens/{tok}/revoke", {})
+    operator.post(f"/projects/realtyos/tokens/{tok}/revoke", CONFIRMED)
     assert "none live" in prefixes_on_projects_page(operator)

@@ -76,7 +76,9 @@ def stripe_check(as_json: AsJson = False) -> None:
 def _check_lines(report: StripeReport) -> Iterator[str]:
     key = report.key
     if not key.valid:
-        yield f"Stripe: error: {key.error}"
+        # Only a key Stripe refused (or none at all) is an error; silence from Stripe is not.
+        verdict = "unknown" if key.problem in {"unreachable", "rate_limited", "failed"} else "error"
+        yield f"Stripe: {verdict}: {key.error}"
         return
     yield f"Stripe: connected, {report.mode} mode (the key is valid)"
     if not report.plans:

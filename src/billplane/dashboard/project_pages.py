@@ -1,7 +1,7 @@
 """Dashboard HTTP for projects, their features and their tokens (issue, rotate, revoke).
 
 Every change goes through the same service as the admin API, as actor `dashboard`; a new token is
-revealed once, on the page the POST redirects to.
+revealed once, on the page the POST redirects to. Rotate and Revoke act only once confirmed.
 """
 
 from typing import Any
@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from billplane.dashboard import forms
+from billplane.dashboard import confirmation, forms
 from billplane.dashboard.auth import OperatorForm
+from billplane.dashboard.confirmation import Question
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect, reveal
 from billplane.errors import BillplaneError, TokenNotFound
 from billplane.models import Project, Tenant, Token
@@ -116,7 +117,11 @@ def update_project(project: str, request: Request, form: OperatorForm, view: For
     return redirect(f"/projects/{project}")
 
 
-def _tokens_of(session: Session, project: Project) -> list[tuple[Token, str | None]]:
+TokenRow = tuple[Token, str | None, dict[str, Question]]
+
+
+def _tokens_of(session: Session, project: Project) -> list[TokenRow]:
+    """Each token with its tenant's key and the questions its Rotate and Revoke buttons ask."""
     rows = tokens.list_tokens(session, project.id, limit=100, starting_after=None).data
     names = {
         t.id: t.key
@@ -124,9 +129,51 @@ def _tokens_of(session: Session, project: Project) -> list[tuple[Token, str | No
     }
     found = [(t, names.get(t.tenant_id) if t.tenant_id else None) for t in rows]
     # Live tokens first, newest first: what an operator looks for.
-    return sorted(
-        found, key=lambda row: (row[0].revoked_at is not None, -row[0].created_at.timestamp())
-    )
+    found.sort(key=lambda row: (row[0].revoked_at is not None, -row[0].created_at.timestamp()))
+    return [(t, tenant, _questions(project.key, t)) for t, tenant in found]
+
+
+def _questions(project: str, token: Token) -> dict[str, Question]:
+    named = f"token “{token.name}” ({token.prefix}…)"
+    base = f"/projects/{project}/tokens/{token.public_id}"
+    back = f"/projects/{project}#tokens"
+    return {
+        "rotate": Question(
+            heading="Rotate a token",
+            question=f"Rotate {named}?",
+            consequence=(
+                "Apps using its current secret stop working at once (401), until they are given "
+                "the new one, shown once next."
+            ),
+            action=f"{base}/rotate",
+            button="Rotate token",
+            back=back,
+        ),
+        "revoke": Question(
+            heading="Revoke a token",
+            question=f"Revoke {named}?",
+            consequence=(
+                "Apps using it stop working at once (401), for good: a revoked token cannot be "
+                "brought back, only replaced by a new one."
+            ),
+            action=f"{base}/revoke",
+            button="Revoke token",
+            back=back,
+            danger=True,
+        ),
+    }
+
+
+def _ask_first(view: View, project: str, token_id: str, what: str) -> Response | None:
+    """The confirmation page for a live token's Rotate or Revoke (a revoked token is left to
+    the service, which refuses a rotation and changes nothing on a second revoke)."""
+    with view.tx.read() as session:
+        token = _token_of(session, project, token_id)
+        if token.revoked_at is not None:
+            return None
+        question = _questions(project, token)[what]
+    view.current_project(project)
+    return confirmation.ask(view, question, page="projects")
 
 
 @router.post("/projects/{project}/features", response_class=HTMLResponse)
@@ -194,8 +241,12 @@ def _project_form_error(
 
 @router.post("/projects/{project}/tokens/{token_id}/rotate")
 def rotate_token(
-    project: str, token_id: str, request: Request, _form: OperatorForm, view: FormView
+    project: str, token_id: str, request: Request, form: OperatorForm, view: FormView
 ) -> Response:
+    if not confirmation.confirmed(form):
+        asked = _ask_first(view, project, token_id, "rotate")
+        if asked is not None:
+            return asked
     with view.tx.write() as session:
         _token_of(session, project, token_id)
         issued = token_service.rotate_token(session, token_id, actor=ACTOR, now=view.now)
@@ -206,8 +257,12 @@ def rotate_token(
 
 @router.post("/projects/{project}/tokens/{token_id}/revoke")
 def revoke_token(
-    project: str, token_id: str, request: Request, _form: OperatorForm, view: FormView
+    project: str, token_id: str, request: Request, form: OperatorForm, view: FormView
 ) -> Response:
+    if not confirmation.confirmed(form):
+        asked = _ask_first(view, project, token_id, "revoke")
+        if asked is not None:
+            return asked
     with view.tx.write() as session:
         token = _token_of(session, project, token_id)
         token_service.revoke_token(session, token_id, actor=ACTOR, now=view.now)

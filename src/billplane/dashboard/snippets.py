@@ -1,7 +1,9 @@
 """The API call builder: ready-to-paste client calls in curl, JavaScript `fetch` and Python.
 
 Every snippet reads the token from the `PROJECT_TOKEN` environment variable, so no real token is
-ever printed in a page, and a pasted snippet keeps the secret out of the app's source.
+ever printed in a page, and a pasted snippet keeps the secret out of the app's source. The usage
+snippet builds its idempotency key from the action's id, fresh on every run until the app puts
+its own id there: a fixed key would count the first paste only, and never reach a limit.
 """
 
 import json
@@ -11,6 +13,16 @@ from typing import Any
 
 LANGUAGES = {"curl": "curl", "js": "JavaScript fetch", "python": "Python"}
 PLACEHOLDER = "PROJECT_TOKEN"
+WHY_ACTION_ID = "the same action sent twice counts once; a new action needs a new key."
+# Stands for the action id inside a rendered body until each language puts its own expression.
+_ACTION = "@@ACTION_ID@@"
+
+
+@dataclass(frozen=True)
+class FromAction:
+    """A body value the app derives from its own id for the action: `prefix` + that id."""
+
+    prefix: str
 
 
 @dataclass(frozen=True)
@@ -52,11 +64,12 @@ def calls(choice: Choice) -> list[Call]:
                 "tenant": choice.tenant,
                 "feature": choice.feature,
                 "quantity": 1,
-                "idempotency_key": f"{choice.feature}-example-1",
+                "idempotency_key": FromAction(f"{choice.feature}-"),
                 "enforce": True,
             },
-            "Use your own id for the action as idempotency_key: a retry is then counted once. "
-            "With enforce, an over-limit call answers 402 and counts nothing.",
+            "The idempotency_key comes from the action's id (your app's own, e.g. the listing's; "
+            "a fresh one on each run until then): a retry of the same action counts once, each "
+            "new action counts. With enforce, an over-limit call answers 402 and counts nothing.",
         ),
         Call(
             "checkout",
@@ -89,23 +102,41 @@ def snippet(language: str, base_url: str, call: Call) -> str:
 
 
 def curl(base_url: str, call: Call) -> str:
+    body = shlex.quote(json.dumps(_marked(call.body), indent=2))
+    # Inside the single-quoted body, the id is spliced in double quotes: '…-'"$ACTION_ID"'…'.
+    body = body.replace(_ACTION, "'\"$ACTION_ID\"'")
+    command = [
+        f"curl -sS -X {call.method} {shlex.quote(base_url + call.path)} \\",
+        f'  -H "Authorization: Bearer ${PLACEHOLDER}" \\',
+        "  -H 'Content-Type: application/json' \\",
+        f"  -d {body}",
+    ]
+    if not _needs_action_id(call):
+        return "\n".join(command)
+    # `date` and `od` answer alike in bash, zsh and sh, on Linux and macOS (no %N, no $RANDOM).
+    fresh = "$(date +%s)-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')"
     return "\n".join(
         [
-            f"curl -sS -X {call.method} {shlex.quote(base_url + call.path)} \\",
-            f'  -H "Authorization: Bearer ${PLACEHOLDER}" \\',
-            "  -H 'Content-Type: application/json' \\",
-            f"  -d {shlex.quote(json.dumps(call.body, indent=2))}",
+            f"# Idempotency: {WHY_ACTION_ID}",
+            f'ACTION_ID="{fresh}"  # or your app\'s own id for the action',
+            *command,
         ]
     )
 
 
 def javascript(base_url: str, call: Call) -> str:
-    body = json.dumps(call.body, indent=2).replace("\n", "\n  ")
+    body = json.dumps(_marked(call.body), indent=2).replace("\n", "\n  ")
+    body = _spliced(body, call, "actionId")
+    action = [
+        f"// Idempotency: {WHY_ACTION_ID}",
+        "const actionId = crypto.randomUUID(); // or your app's own id for the action",
+    ]
     return "\n".join(
         [
             "// Server side only (a Base44/Deno function or Node): keep the token out of browsers.",
             f'const token = globalThis.Deno?.env.get("{PLACEHOLDER}")',
             f"  ?? process.env.{PLACEHOLDER};",
+            *(action if _needs_action_id(call) else []),
             f"const response = await fetch({json.dumps(base_url + call.path)}, {{",
             f'  method: "{call.method}",',
             "  headers: {",
@@ -121,22 +152,50 @@ def javascript(base_url: str, call: Call) -> str:
 
 
 def python(base_url: str, call: Call) -> str:
+    needs_id = _needs_action_id(call)
+    action = [
+        f"# Idempotency: {WHY_ACTION_ID}",
+        "action_id = str(uuid.uuid4())  # or your app's own id for the action",
+    ]
     return "\n".join(
         [
             "import os",
+            *(["import uuid"] if needs_id else []),
             "",
             "import httpx",
             "",
+            *(action if needs_id else []),
             f"response = httpx.{call.method.lower()}(",
             f"    {json.dumps(base_url + call.path)},",
             f'    headers={{"Authorization": f"Bearer {{os.environ[\'{PLACEHOLDER}\']}}"}},',
-            f"    json={_python_literal(call.body)},",
+            f"    json={_spliced(_python_literal(_marked(call.body)), call, 'action_id')},",
             "    timeout=10,",
             ")",
             "result = response.json()",
             "print(response.status_code, result)",
         ]
     )
+
+
+def _needs_action_id(call: Call) -> bool:
+    return any(isinstance(value, FromAction) for value in call.body.values())
+
+
+def _marked(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with each action-derived value as a string holding the `_ACTION` mark."""
+    return {
+        key: value.prefix + _ACTION if isinstance(value, FromAction) else value
+        for key, value in body.items()
+    }
+
+
+def _spliced(rendered: str, call: Call, variable: str) -> str:
+    """JS or Python source of a marked body, each marked string now `"prefix" + variable`."""
+    for value in call.body.values():
+        if isinstance(value, FromAction):
+            marked = json.dumps(value.prefix + _ACTION)
+            rendered = rendered.replace(marked, f"{json.dumps(value.prefix)} + {variable}")
+    return rendered
 
 
 def _python_literal(value: dict[str, Any]) -> str:

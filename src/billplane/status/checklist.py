@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from billplane.status.probes import HANDLED_EVENTS, EndpointStatus, PriceStatus, Status
+from billplane.status.probes import HANDLED_EVENTS, EndpointStatus, KeyStatus, PriceStatus
 from billplane.status.repository import ProjectSetup
 
 State = Literal["done", "open", "unknown"]
@@ -35,7 +35,7 @@ class Item:
 class Stripe:
     """What the server can see of Stripe, for the checklist."""
 
-    key: Status
+    key: KeyStatus
     key_set: bool
     webhook_secret_set: bool
     prices: Mapping[str, PriceStatus]
@@ -140,15 +140,35 @@ def _payments(projects: list[ProjectSetup], stripe: Stripe) -> list[Item]:
 
 def _stripe_key(stripe: Stripe) -> Item:
     title = "Stripe key set and valid"
-    if stripe.key.ok:
-        return Item("stripe_key", PAYMENTS, title, "done", stripe.key.label)
+    key = stripe.key
+
+    def item(state: State, action: str, link: bool = True) -> Item:
+        if not link:
+            return Item("stripe_key", PAYMENTS, title, state, action)
+        return Item("stripe_key", PAYMENTS, title, state, action, STRIPE_KEYS_URL, "Stripe keys")
+
+    if key.ok:
+        return item("done", key.label, link=False)
     if not stripe.key_set:
-        action = "Set STRIPE_SECRET_KEY (sk_test_… to start) in the environment and restart."
-        return Item("stripe_key", PAYMENTS, title, "open", action, STRIPE_KEYS_URL, "Stripe keys")
-    if stripe.key.tone == "bad":
-        action = f"Stripe refused the key ({stripe.key.label}): set a valid STRIPE_SECRET_KEY."
-        return Item("stripe_key", PAYMENTS, title, "open", action, STRIPE_KEYS_URL, "Stripe keys")
-    return Item("stripe_key", PAYMENTS, title, "unknown", stripe.key.detail or stripe.key.label)
+        return item(
+            "open", "Set STRIPE_SECRET_KEY (sk_test_… to start) in the environment and restart."
+        )
+    if key.problem == "refused":
+        return item("open", "Stripe refused the key: set a valid STRIPE_SECRET_KEY and restart.")
+    if key.problem == "forbidden":
+        action = (
+            "Stripe accepts the key but it may not read customers: set a secret key (sk_…) or "
+            "give the restricted key that right, and restart."
+        )
+        return item("open", action)
+    if key.problem == "unreachable":
+        action = (
+            "Stripe could not be reached, so the key is not checked yet: check that this server "
+            "can reach Stripe, then reload."
+        )
+        return item("unknown", action, link=False)
+    # Rate-limited, or an error on Stripe's side: nothing to fix here but to wait.
+    return item("unknown", key.detail or key.label, link=False)
 
 
 def _priced_plan(projects: list[ProjectSetup], stripe: Stripe) -> Item:

@@ -17,10 +17,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from billplane.errors import BillplaneError, StripeUnavailable
+from billplane.errors import BillplaneError
 from billplane.models import StripeEvent
 from billplane.plans import prices
 from billplane.settings import Settings
+from billplane.stripe.errors import (
+    StripeKeyForbidden,
+    StripeKeyRefused,
+    StripeRateLimited,
+    StripeUnreachable,
+)
 from billplane.stripe.gateway import NOT_CONFIGURED, StripeGateway
 from billplane.webhooks import WEBHOOK_PATH
 from billplane.webhooks.handlers import HANDLED_TYPES
@@ -49,6 +55,18 @@ class Status:
     @property
     def ok(self) -> bool:
         return self.tone == "ok"
+
+
+# Why the key is not known good: Stripe refused it or forbade the call (fix the key), or Stripe
+# could not be asked (unreachable, rate-limiting, an error on its side: try again).
+KeyProblem = Literal["refused", "forbidden", "unreachable", "rate_limited", "failed"]
+
+
+@dataclass(frozen=True)
+class KeyStatus(Status):
+    """The Stripe key's status, with what went wrong as a type rather than as words."""
+
+    problem: KeyProblem | None = None
 
 
 @dataclass(frozen=True)
@@ -108,10 +126,11 @@ def webhook_url(settings: Settings) -> str:
     return settings.billplane_public_url + WEBHOOK_PATH
 
 
-def stripe_status(stripe: StripeGateway) -> Status:
-    """`connected — test mode` once Stripe accepts the key; `error: …` when it does not."""
+def stripe_status(stripe: StripeGateway) -> KeyStatus:
+    """`connected — test mode` once Stripe accepts the key; `error: …` when Stripe refuses it;
+    `unknown — …` when Stripe could not say (unreachable, rate-limiting)."""
     if not stripe.configured:
-        return Status("not configured", "idle", "Set STRIPE_SECRET_KEY to connect Stripe.")
+        return KeyStatus("not configured", "idle", "Set STRIPE_SECRET_KEY to connect Stripe.")
     cached = _key_checks.get(stripe)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
@@ -120,30 +139,36 @@ def stripe_status(stripe: StripeGateway) -> Status:
     return status
 
 
-_key_checks: "weakref.WeakKeyDictionary[StripeGateway, tuple[float, Status]]" = (
+_key_checks: "weakref.WeakKeyDictionary[StripeGateway, tuple[float, KeyStatus]]" = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _check_key(stripe: StripeGateway) -> Status:
+def _check_key(stripe: StripeGateway) -> KeyStatus:
     try:
         stripe.verify_key()
     except BillplaneError as exc:
-        return Status(f"error: {_short(exc.message)}", "bad", exc.message)
-    return Status(f"connected — {stripe.mode} mode", "ok")
+        for kind, problem, label, tone in _KEY_PROBLEMS:
+            if isinstance(exc, kind):
+                return KeyStatus(label, tone, exc.message, problem=problem)
+        problem, label, tone = _KEY_FAILED
+        return KeyStatus(label, tone, exc.message, problem=problem)
+    return KeyStatus(f"connected — {stripe.mode} mode", "ok")
 
 
-def _short(message: str) -> str:
-    """A few words for the header; the whole sentence goes in the pill's title."""
-    for words, short in (
-        ("refused billplane's secret key", "key refused"),
-        ("could not be reached", "Stripe unreachable"),
-        ("rate-limiting", "rate limited"),
-        ("may not do this", "key lacks permissions"),
-    ):
-        if words in message:
-            return short
-    return "Stripe answered with an error"
+# What Stripe's answer says of the key: only a refusal by Stripe itself is an `error:` the
+# operator must fix; when Stripe could not answer, whether the key is valid is `unknown`.
+_KEY_PROBLEMS: tuple[tuple[type[BillplaneError], KeyProblem, str, Tone], ...] = (
+    (StripeKeyRefused, "refused", "error: key refused", "bad"),
+    (StripeKeyForbidden, "forbidden", "error: key lacks permissions", "bad"),
+    (StripeUnreachable, "unreachable", "unknown — Stripe unreachable", "warn"),
+    (StripeRateLimited, "rate_limited", "unknown — Stripe rate-limiting", "warn"),
+)
+_KEY_FAILED: tuple[KeyProblem, str, Tone] = (
+    "failed",
+    "unknown — Stripe answered with an error",
+    "warn",
+)
 
 
 def webhook_status(settings: Settings, last: StripeEvent | None, now: datetime) -> Status:
@@ -228,6 +253,7 @@ class PricedPlan:
 class KeyReport(BaseModel):
     valid: bool
     error: str | None
+    problem: KeyProblem | None = None  # why it is not valid, when Stripe was asked
 
 
 class PlanPriceReport(BaseModel):
@@ -285,10 +311,10 @@ def stripe_report(
     if not stripe.configured:
         report.key.error = f"{NOT_CONFIGURED}: set STRIPE_SECRET_KEY."
         return report
-    try:
-        stripe.verify_key()
-    except StripeUnavailable as exc:
-        report.key.error = exc.message
+    key = _check_key(stripe)
+    if not key.ok:
+        report.key.error = key.detail
+        report.key.problem = key.problem
         return report
     report.key.valid = True
     report.plans = _plan_verdicts(stripe, plans, clock)

@@ -16,7 +16,15 @@ from billplane.errors import InvalidInput, StripeUnavailable
 from billplane.logs import billplane_logger, redact
 from billplane.settings import Settings
 from billplane.stripe import facts
-from billplane.stripe.errors import InvalidSignature, StripeNotConfigured, StripeRejected
+from billplane.stripe.errors import (
+    InvalidSignature,
+    StripeKeyForbidden,
+    StripeKeyRefused,
+    StripeNotConfigured,
+    StripeRateLimited,
+    StripeRejected,
+    StripeUnreachable,
+)
 from billplane.stripe.facts import (
     CheckoutSessionFacts,
     CustomerFacts,
@@ -229,15 +237,15 @@ class StripeGateway:
 
 def _translated(exc: stripe.StripeError, action: str) -> Exception:
     if isinstance(exc, stripe.AuthenticationError):
-        return StripeUnavailable(
+        return StripeKeyRefused(
             f"Stripe refused billplane's secret key while {action}: check STRIPE_SECRET_KEY."
         )
     if isinstance(exc, stripe.PermissionError):
-        return StripeUnavailable(f"billplane's Stripe key may not do this ({action}).")
+        return StripeKeyForbidden(f"billplane's Stripe key may not do this ({action}).")
     if isinstance(exc, stripe.APIConnectionError):
-        return StripeUnavailable(f"Stripe could not be reached while {action}; try again later.")
+        return StripeUnreachable(f"Stripe could not be reached while {action}; try again later.")
     if isinstance(exc, stripe.RateLimitError):
-        return StripeUnavailable(f"Stripe is rate-limiting billplane ({action}); try again later.")
+        return StripeRateLimited(f"Stripe is rate-limiting billplane ({action}); try again later.")
     if isinstance(exc, stripe.InvalidRequestError | stripe.IdempotencyError):
         return StripeRejected(f"Stripe refused {action}: {redact(exc.user_message or str(exc))}")
     return StripeUnavailable(
