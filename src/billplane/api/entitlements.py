@@ -48,7 +48,7 @@ async def check(
 
 def _check(
     token: str | None, body: CheckIn, now: datetime, grace_days: int, sql: Sql
-) -> tuple[Found, service.CheckAnswer | service.UnknownCheck]:
+) -> tuple[Found, service.Checked]:
     found, access = _read(token, body.tenant, body.feature, now, grace_days, sql)
     return found, service.check(sql, found, access, body.feature, body.quantity, now)
 

@@ -50,8 +50,8 @@ class Filled:
     token: str
     plans: list[plans.PlanDescription]
     standing: list[str]  # one line per tenant
-    refused: entitlements.CheckAnswer
-    allowed: entitlements.CheckAnswer
+    refused: entitlements.Checked
+    allowed: entitlements.Checked
 
 
 def demo(
@@ -180,11 +180,12 @@ def _record(
 
 def _check(
     session: Session, token: str, tenant: str, feature: str, now: datetime, grace_days: int
-) -> entitlements.CheckAnswer:
+) -> entitlements.Checked:
     """What `POST /v1/check` answers for this tenant and feature now (and changes nothing)."""
     sql = _sql(session)
     found = entitlements.lookup(sql, token, tenant, feature, now)
-    return entitlements.check(entitlements.access_of(sql, found, now, grace_days), feature, 1, now)
+    access = entitlements.access_of(sql, found, now, grace_days)
+    return entitlements.check(sql, found, access, feature, 1, now)
 
 
 def _standing(
@@ -276,7 +277,7 @@ def _login(configured: Settings) -> str:
     return "(BILLPLANE_ADMIN_TOKEN is not set: the dashboard is off until it is)"
 
 
-def _says(answer: entitlements.CheckAnswer) -> str:
+def _says(answer: entitlements.Checked) -> str:
     text = f"{answer['tenant']}: {answer['reason']}"
     if answer.get("limit") is not None:
         text += f", {answer.get('used')} of {answer.get('limit')} {answer['feature']} used"

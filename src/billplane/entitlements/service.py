@@ -80,6 +80,9 @@ class UnknownCheck(CheckHead, Answer):
     message: str
 
 
+Checked = CheckAnswer | UnknownCheck
+
+
 class FeatureHead(TypedDict):
     feature: str
     type: FeatureType
@@ -274,7 +277,7 @@ def _refusal(access: Access) -> str:
 
 def check(
     sql: Sql, found: Found, access: Access, feature_key: str, quantity: int, now: datetime
-) -> CheckAnswer | UnknownCheck:
+) -> Checked:
     """The answer of `/v1/check`: may the tenant use `quantity` of the feature now?"""
     head: CheckHead = {
         "tenant": access.tenant_key,
