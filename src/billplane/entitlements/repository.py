@@ -2,9 +2,10 @@
 
 Token → project → tenant → its current subscription → the plan of the subscribed price and the
 default plan → the feature (or every feature) → both plans' grants and the tenant's override →
-the usage counters that may be the current period's; with the tenant's and each feature's
-status (archived ones are refused), which costs the statement two columns and no join. One statement, SQLAlchemy Core compiled
-once per dialect and run on the driver (see `hotpath`): it sits in front of every paid action.
+the usage counters that may be the current period's, with the tenant's and each feature's
+status (archived ones are refused: two columns, no join). One statement, SQLAlchemy Core
+compiled once per dialect and run on the driver (see `hotpath`): it sits in front of every paid
+action.
 Which plan applies, which grant wins and which counter is current is decided in Python from the
 clock (`rules`), so the statement holds no time arithmetic that would differ between engines.
 """
