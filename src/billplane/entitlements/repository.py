@@ -5,9 +5,9 @@ default plan → the feature (or every feature) → both plans' grants and the t
 the usage counters that may be the current period's, with the tenant's and each feature's
 status (archived ones are refused: two columns, no join). One statement, SQLAlchemy Core
 compiled once per dialect and run on the driver (see `hotpath`): it sits in front of every paid
-action.
-Which plan applies, which grant wins and which counter is current is decided in Python from the
-clock (`rules`), so the statement holds no time arithmetic that would differ between engines.
+action. Which plan applies, which grant wins and which counter is current is decided in Python
+from the clock (`rules`), so the statement holds no time arithmetic that would differ between
+engines.
 """
 
 from dataclasses import dataclass, field
