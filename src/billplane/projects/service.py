@@ -1,4 +1,4 @@
-"""Creating and listing projects and their features."""
+"""Creating and listing projects; creating, editing and archiving their features."""
 
 from dataclasses import dataclass
 from datetime import datetime
