@@ -145,6 +145,7 @@ def used(setup: Setup, feature: str) -> int:
 PATH_VALUES = {
     "project": "realtyos",
     "plan": "pro",
+    "feature": "listings.publish",
     "tenant": "acme",
     "token_id": "tok_0000000000000000",
     "session_id": "cs_test_0000",

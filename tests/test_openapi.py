@@ -22,6 +22,7 @@ API_PREFIXES = ("/v1/", "/admin/api/")
 PATH_VALUES = {
     "project": "realtyos",
     "plan": "pro",
+    "feature": "listings.publish",
     "tenant": "acme",
     "token_id": "tok_0000000000000000",
     "session_id": "cs_test_0000",

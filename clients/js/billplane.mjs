@@ -414,6 +414,8 @@ const REFUSALS = {
   no_plan: "Choose a plan to use {feature}.",
   subscription_inactive: "Your subscription is not active: renew it to use {feature}.",
   unknown_feature: "{feature} is not a feature billplane knows for this project.",
+  tenant_archived: "This account is archived: ask to have it restored to use {feature}.",
+  feature_archived: "{feature} is no longer offered.",
 };
 
 function jsonResponse(status, code, message, details = {}) {

@@ -28,7 +28,9 @@ PageLimit = Annotated[int, Field(ge=1, le=100)]
 # stay `str`: Stripe may add one, and a webhook must never fail on it.)
 FeatureType = Literal["boolean", "limit", "metered"]
 Reset = Literal["never", "day", "month", "billing_period"]
-PlanStatus = Literal["active", "archived"]
+# A plan, a feature or a tenant: an archived one keeps its history but takes on nothing new
+# (a plan is no longer sold; a feature or a tenant refuses checks).
+Status = Literal["active", "archived"]
 # A received Stripe event: `pending` while one transaction applies it.
 EventOutcome = Literal["pending", "processed", "ignored", "failed"]
 

@@ -65,6 +65,7 @@ def test_feature_create_is_audited(admin: Admin, seed: Seed) -> None:
         "name": "listings.publish",
         "type": "limit",
         "unit": "listing",
+        "status": "active",
     }
 
 

@@ -1,4 +1,4 @@
-"""`billplane project …` and `billplane feature …`."""
+"""`billplane project …` and `billplane feature create|list`."""
 
 import secrets
 
@@ -223,7 +223,13 @@ def test_feature_create_json_is_the_feature(project: CliProject, run: Run) -> No
         )
     )
 
-    assert created == {"key": "seats", "name": "seats", "type": "limit", "unit": "seat"}
+    assert created == {
+        "key": "seats",
+        "name": "seats",
+        "type": "limit",
+        "unit": "seat",
+        "status": "active",
+    }
 
 
 def test_feature_list_json_is_what_the_admin_api_answers(
@@ -239,8 +245,14 @@ def test_feature_list_is_a_table_with_headers(project: CliProject, run: Run) -> 
     rows = table_of(run("feature", "list", project.key))
 
     assert rows == [
-        {"KEY": "exports", "NAME": "exports", "TYPE": "boolean", "UNIT": "-"},
-        {"KEY": "listings.publish", "NAME": "listings.publish", "TYPE": "limit", "UNIT": "listing"},
+        {"KEY": "exports", "NAME": "exports", "TYPE": "boolean", "UNIT": "-", "STATUS": "active"},
+        {
+            "KEY": "listings.publish",
+            "NAME": "listings.publish",
+            "TYPE": "limit",
+            "UNIT": "listing",
+            "STATUS": "active",
+        },
     ]
 
 

@@ -124,7 +124,13 @@ def test_tenant_list_is_a_table_with_headers(project: CliProject, run: Run) -> N
     rows = table_of(run("tenant", "list", project.key))
 
     assert rows == [
-        {"KEY": "acme", "NAME": "Acme", "EMAIL": "ops@acme.test", "STRIPE_CUSTOMER_ID": "-"}
+        {
+            "KEY": "acme",
+            "NAME": "Acme",
+            "EMAIL": "ops@acme.test",
+            "STRIPE_CUSTOMER_ID": "-",
+            "STATUS": "active",
+        }
     ]
 
 
@@ -217,3 +223,44 @@ def test_tenant_update_refuses_an_override_that_is_not_a_grant(
     )
 
     assert "exports=lots" in message
+
+
+def test_tenant_archive_and_restore(project: CliProject, run: Run, server: TestClient) -> None:
+    archived = json_of(run("tenant", "archive", project.key, "acme", "--json"))
+    served = admin_get(server, f"/admin/api/projects/{project.key}/tenants")["data"]
+    assert archived == next(t for t in served if t["key"] == "acme")
+    assert archived["status"] == "archived"
+    answer = check(server, project.token).json()
+    assert (answer["allowed"], answer["reason"]) == (False, "tenant_archived")
+
+    restored = record_of(run("tenant", "restore", project.key, "acme"))
+    assert restored["status"] == "active"
+    assert check(server, project.token).json()["reason"] == "ok"
+
+
+def test_tenant_list_shows_the_status(project: CliProject, run: Run) -> None:
+    ok(run("tenant", "create", project.key, "globex"))
+    ok(run("tenant", "archive", project.key, "acme"))
+
+    rows = {row["KEY"]: row["STATUS"] for row in table_of(run("tenant", "list", project.key))}
+
+    assert rows == {"acme": "archived", "globex": "active"}
+
+
+def test_tenant_archive_of_an_unknown_tenant_is_one_line_and_exit_1(
+    project: CliProject, run: Run
+) -> None:
+    message = one_line_error(run("tenant", "archive", project.key, "nobody"), 1)
+
+    assert message == f"error (tenant_not_found): No tenant 'nobody' in project '{project.key}'."
+
+
+def test_tenant_archive_is_audited_as_the_apis_is(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    ok(run("tenant", "archive", project.key, "acme"))
+
+    latest = admin_get(server, f"/admin/api/audit?project={project.key}")["data"][0]
+
+    assert (latest["actor"], latest["action"]) == ("cli", "tenant.update")
+    assert (latest["before"]["status"], latest["after"]["status"]) == ("active", "archived")

@@ -30,11 +30,18 @@ FORMS = [
     ("/projects", {"key": "newco", "name": "NewCo"}),
     ("/projects/realtyos", {"name": "Renamed"}),
     ("/projects/realtyos/features", {"key": "f2", "name": "F2", "type": "boolean"}),
+    ("/projects/realtyos/features/exports", {"name": "Renamed"}),
+    ("/projects/realtyos/features/exports/archive", {}),
+    ("/projects/realtyos/features/exports/restore", {}),
     ("/projects/realtyos/tokens", {"name": "app"}),
     ("/projects/realtyos/plans", {"key": "gold", "name": "Gold", "stripe_price_id": "price_g"}),
     ("/projects/realtyos/plans/pro", {"name": "Renamed"}),
+    ("/projects/realtyos/plans/pro/archive", {}),
+    ("/projects/realtyos/plans/pro/restore", {}),
     ("/projects/realtyos/tenants", {"key": "globex"}),
     ("/projects/realtyos/tenants/acme", {"name": "Renamed"}),
+    ("/projects/realtyos/tenants/acme/archive", {}),
+    ("/projects/realtyos/tenants/acme/restore", {}),
     ("/logout", {}),
 ]
 

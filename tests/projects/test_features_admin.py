@@ -34,6 +34,7 @@ def test_feature_is_created_with_type_and_unit(admin: Admin, project: dict[str, 
         "name": "Listings",
         "type": "limit",
         "unit": "listing",
+        "status": "active",
     }
 
 

@@ -70,8 +70,9 @@ def counted(
         db.dispose()
 
 
-def _seed(client: TestClient, features: int = 1) -> str:
-    """A project with a `limit` feature and `features - 1` on/off ones, 3 tenants; its token."""
+def _seed(client: TestClient, features: int = 1, archived: str | None = None) -> str:
+    """A project with a `limit` feature and `features - 1` on/off ones, 3 tenants (the one named
+    `archived` archived); its token."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     key = f"p{secrets.token_hex(4)}"
 
@@ -89,6 +90,13 @@ def _seed(client: TestClient, features: int = 1) -> str:
     post(f"/{key}/plans", {"key": "free", "name": "Free", "is_default": True, "features": grants})
     for tenant in ("t0", "t1", "t2"):
         post(f"/{key}/tenants", {"key": tenant})
+    if archived is not None:
+        patched = client.patch(
+            f"/admin/api/projects/{key}/tenants/{archived}",
+            json={"status": "archived"},
+            headers=admin,
+        )
+        assert patched.status_code == 200, patched.text
     # Behind us: the one-off "first check" write, and the writer's connection being opened.
     first = client.post("/v1/check", json=_check(), headers=_bearer(token))
     assert first.status_code == 200, first.text
@@ -115,6 +123,18 @@ def test_a_check_is_one_statement(counted: tuple[TestClient, Statements]) -> Non
     statements.take()
     answer = client.post("/v1/check", json=_check(), headers=_bearer(token))
     assert answer.status_code == 200, answer.text
+    assert _kinds(statements.take()) == ["SELECT"]
+
+
+def test_a_check_of_an_archived_tenant_or_feature_is_still_one_statement(
+    counted: tuple[TestClient, Statements],
+) -> None:
+    """Archiving costs the check no statement: the statuses come with the one read."""
+    client, statements = counted
+    token = _seed(client, archived="t1")
+    statements.take()
+    answer = client.post("/v1/check", json=_check("t1"), headers=_bearer(token))
+    assert answer.json()["reason"] == "tenant_archived"
     assert _kinds(statements.take()) == ["SELECT"]
 
 

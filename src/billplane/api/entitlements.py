@@ -37,7 +37,10 @@ TENANT_ERRORS = errors(
 async def check(
     body: CheckIn, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
 ) -> Response:
-    """Answer before a paid action; never changes usage."""
+    """Answer before a paid action; never changes usage.
+
+    An archived tenant is refused with reason `tenant_archived`, an archived feature with
+    `feature_archived`, whatever the plan grants (the usage numbers are still given)."""
     grace_days = settings.billplane_past_due_grace_days
     found, answer = await tx.hot_read(partial(_check, token, body, now, grace_days))
     if found.first_check_pending:
@@ -68,6 +71,9 @@ def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:
 async def entitlements(
     tenant: TenantKey, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
 ) -> Response:
+    """Every feature of the project, archived ones included, each with its answer: an archived
+    feature's is `allowed: false`, reason `feature_archived`; an archived tenant's are all
+    `allowed: false`, reason `tenant_archived`."""
     grace_days = settings.billplane_past_due_grace_days
     _, access = await tx.hot_read(partial(_read, token, tenant, None, now, grace_days))
     return json_response(service.entitlements(access, now))

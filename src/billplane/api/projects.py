@@ -11,6 +11,7 @@ from billplane.projects import repository, service
 from billplane.projects.schemas import (
     FeatureIn,
     FeatureOut,
+    FeaturePatch,
     NewProjectOut,
     ProjectIn,
     ProjectOut,
@@ -28,7 +29,7 @@ def project_out(project: Project) -> ProjectOut:
 
 
 def feature_out(feature: Feature) -> FeatureOut:
-    return FeatureOut(key=feature.key, name=feature.name, type=feature.type, unit=feature.unit)
+    return FeatureOut(**service.describe_feature(feature))
 
 
 @router.post(
@@ -116,3 +117,23 @@ def list_features(
             session, found.id, limit=limit, starting_after=starting_after
         )
         return {"data": [feature_out(f) for f in page.data], "has_more": page.has_more}
+
+
+@router.patch("/projects/{project}/features/{feature}", response_model=FeatureOut)
+def update_feature(
+    project: Key, feature: Key, body: FeaturePatch, actor: Admin, tx: Tx, now: Now
+) -> Any:
+    """Rename a feature, change or remove (`"unit": null`) its unit, or archive or restore it
+    (`status`). Its key and type stay: grants and usage are kept under them. An archived
+    feature keeps its grants and usage; every check of it answers `allowed: false` with reason
+    `feature_archived`."""
+    with tx.write() as session:
+        updated = service.update_feature(
+            session,
+            service.get_project(session, project),
+            feature,
+            service.feature_changes(body),
+            actor=actor,
+            now=now,
+        )
+        return feature_out(updated)

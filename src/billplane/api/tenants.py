@@ -77,6 +77,10 @@ def update_tenant(
     tx: Tx,
     now: Now,
 ) -> Any:
+    """Change a tenant's name, email or overrides, or archive or restore it (`status`).
+
+    An archived tenant keeps its subscription, usage and audit trail; every check of it answers
+    `allowed: false` with reason `tenant_archived`, and enforced usage is refused (402)."""
     with tx.write() as session:
         found = get_project(session, project)
         changes = service.changes_from(body)

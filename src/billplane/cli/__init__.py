@@ -8,8 +8,9 @@ from sqlalchemy.exc import DBAPIError
 
 from billplane.cli.demo import demo
 from billplane.cli.edge import database_error, fail, redacted, settings
+from billplane.cli.features import feature_app
 from billplane.cli.plans import plan_app
-from billplane.cli.projects import feature_app, project_app
+from billplane.cli.projects import project_app
 from billplane.cli.stripe import events_app, stripe_app
 from billplane.cli.tenants import tenant_app
 from billplane.cli.tokens import token_app

@@ -12,7 +12,7 @@ from billplane.clock import utc_now
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch
 from billplane.projects.service import get_project
-from billplane.schemas import PlanStatus
+from billplane.schemas import Status
 from billplane.stripe.gateway import StripeGateway
 
 plan_app = typer.Typer(help="Plans: a Stripe price mapped to features and limits.")
@@ -157,7 +157,7 @@ def plan_restore(project: str, key: str, as_json: AsJson = False) -> None:
     _set_status(project, key, "active", as_json)
 
 
-def _set_status(project: str, key: str, status: PlanStatus, as_json: bool) -> None:
+def _set_status(project: str, key: str, status: Status, as_json: bool) -> None:
     _update(project, key, valid(PlanPatch, status=status), as_json)
 
 

@@ -1,35 +1,23 @@
-"""`billplane project …` and `billplane feature …`: what the admin API does to projects and
-their features, through the same services and answering the same models."""
+"""`billplane project …`: what the admin API does to projects, through the same services and
+answering the same models."""
 
 from functools import partial
 from typing import Annotated
 
 import typer
 
-from billplane.api.projects import feature_out, project_out
+from billplane.api.projects import project_out
 from billplane.cli.edge import ACTOR, every, fail, given, one_of, transaction, valid
 from billplane.cli.output import SHOWN_ONCE, AsJson, Fields, show, show_list
 from billplane.clock import utc_now
 from billplane.projects import repository, service
-from billplane.projects.schemas import (
-    FeatureIn,
-    FeatureOut,
-    NewProjectOut,
-    ProjectIn,
-    ProjectOut,
-    ProjectPatch,
-)
+from billplane.projects.schemas import NewProjectOut, ProjectIn, ProjectOut, ProjectPatch
 
 project_app = typer.Typer(help="Projects (one per product).")
-feature_app = typer.Typer(help="Features a plan can unlock.")
 
 
 def project_fields(out: ProjectOut) -> Fields:
     return {"key": out.key, "name": out.name, "origins": out.origins, "created_at": out.created_at}
-
-
-def feature_fields(out: FeatureOut) -> Fields:
-    return out.model_dump()
 
 
 @project_app.command("create")
@@ -117,39 +105,3 @@ def project_update(
         )
         out = project_out(updated)
     show(out, as_json, project_fields)
-
-
-@feature_app.command("create")
-def feature_create(
-    project: str,
-    key: str,
-    type: Annotated[str, typer.Option(help="boolean, limit or metered")] = "boolean",
-    name: str | None = None,
-    unit: str | None = None,
-    as_json: AsJson = False,
-) -> None:
-    """Add a feature to a project."""
-    body = valid(FeatureIn, key=key, name=name or key, type=type, unit=unit)
-    with transaction() as session:
-        feature = service.create_feature(
-            session,
-            service.get_project(session, project),
-            key=body.key,
-            name=body.name,
-            type=body.type,
-            unit=body.unit,
-            actor=ACTOR,
-            now=utc_now(),
-        )
-        out = feature_out(feature)
-    show(out, as_json, feature_fields)
-
-
-@feature_app.command("list")
-def feature_list(project: str, as_json: AsJson = False) -> None:
-    """A project's features."""
-    with transaction(write=False) as session:
-        found = service.get_project(session, project)
-        rows = every(partial(repository.list_features, session, found.id), lambda f: f.key)
-        outs = [feature_out(f) for f in rows]
-    show_list(outs, as_json, feature_fields, ["key", "name", "type", "unit"])

@@ -11,6 +11,7 @@ from billplane.cli.output import AsJson, Fields, cell, grants_text, record, show
 from billplane.cli.plans import FEATURE_SPEC, grants
 from billplane.clock import utc_now
 from billplane.projects.service import get_project
+from billplane.schemas import Status
 from billplane.tenants import repository, service
 from billplane.tenants.schemas import TenantDetailOut, TenantIn, TenantOut, TenantPatch
 
@@ -24,6 +25,7 @@ def tenant_fields(out: TenantOut) -> Fields:
         "email": out.email,
         "stripe_customer_id": out.stripe_customer_id,
         "overrides": grants_text(out.overrides),
+        "status": out.status,
         "created_at": out.created_at,
     }
 
@@ -55,12 +57,13 @@ def tenant_create(
 
 @tenant_app.command("list")
 def tenant_list(project: str, as_json: AsJson = False) -> None:
-    """A project's tenants."""
+    """A project's tenants, archived ones included."""
     with transaction(write=False) as session:
         found = get_project(session, project)
         rows = every(partial(repository.list_tenants, session, found.id), lambda t: t.key)
         outs = [TenantOut.model_validate(service.describe(session, found, t)) for t in rows]
-    show_list(outs, as_json, tenant_fields, ["key", "name", "email", "stripe_customer_id"])
+    columns = ["key", "name", "email", "stripe_customer_id", "status"]
+    show_list(outs, as_json, tenant_fields, columns)
 
 
 @tenant_app.command("show")
@@ -126,7 +129,28 @@ def tenant_update(
             "error (usage): nothing to change: give --name, --email, --override or --no-overrides.",
             2,
         )
-    body = valid(TenantPatch, **changes)
+    _update(project, key, valid(TenantPatch, **changes), as_json)
+
+
+@tenant_app.command("archive")
+def tenant_archive(project: str, key: str, as_json: AsJson = False) -> None:
+    """Archive a tenant made by mistake (or gone): its subscription, usage and audit trail stay,
+    and every check of it is refused (`tenant_archived`) until it is restored."""
+    _set_status(project, key, "archived", as_json)
+
+
+@tenant_app.command("restore")
+def tenant_restore(project: str, key: str, as_json: AsJson = False) -> None:
+    """Make an archived tenant checkable again, with everything it kept."""
+    _set_status(project, key, "active", as_json)
+
+
+def _set_status(project: str, key: str, status: Status, as_json: bool) -> None:
+    _update(project, key, valid(TenantPatch, status=status), as_json)
+
+
+def _update(project: str, key: str, body: TenantPatch, as_json: bool) -> None:
+    """`PATCH /admin/api/projects/{project}/tenants/{key}` with this body."""
     with transaction() as session:
         found = get_project(session, project)
         updated = service.update_tenant(

@@ -13,6 +13,7 @@ from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanPatch, grant_specs
 from billplane.projects import repository as projects
 from billplane.projects.service import get_project
+from billplane.schemas import Status
 from billplane.status.probes import PriceStatus, price_status
 
 router = APIRouter(include_in_schema=False)
@@ -173,4 +174,44 @@ def update_plan(
             values=form,
         )
     flash(request, f"Plan {plan} saved.")
+    return redirect(f"/projects/{project}/plans")
+
+
+@router.post("/projects/{project}/plans/{plan}/archive")
+def archive_plan(
+    project: str, plan: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    """Stop selling a plan; the default plan is refused, with the reason, on the plans page."""
+    return _set_status(view, request, project, plan, "archived")
+
+
+@router.post("/projects/{project}/plans/{plan}/restore")
+def restore_plan(
+    project: str, plan: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    return _set_status(view, request, project, plan, "active")
+
+
+def _set_status(view: View, request: Request, project: str, plan: str, status: Status) -> Response:
+    try:
+        with view.tx.write() as session:
+            found = get_project(session, project)
+            service.update_plan(
+                session,
+                found,
+                plan,
+                service.PlanChanges(status=status),
+                actor=ACTOR,
+                now=view.now,
+                # The price is not changed: what Stripe said of it is kept.
+                price_lookup=None,
+                stripe_mode=view.stripe.mode,
+            )
+    except BillplaneError as exc:
+        if exc.status == 404:
+            raise
+        flash(request, f"Plan {plan} was not changed: {exc.message}", kind="error")
+        return redirect(f"/projects/{project}/plans")
+    done = "archived: checkout refuses it" if status == "archived" else "restored"
+    flash(request, f"Plan {plan} {done}.")
     return redirect(f"/projects/{project}/plans")

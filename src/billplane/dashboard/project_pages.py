@@ -17,7 +17,8 @@ from billplane.dashboard.view import FormView, PageView, View, flash, redirect, 
 from billplane.errors import BillplaneError, TokenNotFound
 from billplane.models import Project, Tenant, Token
 from billplane.projects import repository, service
-from billplane.projects.schemas import FeatureIn, ProjectIn, ProjectPatch
+from billplane.projects.schemas import FeatureIn, FeaturePatch, ProjectIn, ProjectPatch
+from billplane.schemas import Status
 from billplane.tenants import repository as tenants
 from billplane.tenants.service import get_tenant
 from billplane.tokens import repository as tokens
@@ -201,6 +202,65 @@ def create_feature(project: str, request: Request, form: OperatorForm, view: For
         return _project_form_error(view, project, exc, "feature", form)
     flash(request, f"Feature {body.key} added.")
     return redirect(f"/projects/{project}#features")
+
+
+@router.post("/projects/{project}/features/{feature}", response_class=HTMLResponse)
+def update_feature(
+    project: str, feature: str, request: Request, form: OperatorForm, view: FormView
+) -> Response:
+    """Rename a feature or change its unit (an emptied unit removes it)."""
+    data = {"name": forms.text(form, "name"), "unit": forms.text(form, "unit")}
+    try:
+        body = forms.validated(FeaturePatch, data)
+        with view.tx.write() as session:
+            found = service.get_project(session, project)
+            service.get_feature(session, found, feature)  # an unknown feature is a 404 page
+            service.update_feature(
+                session,
+                found,
+                feature,
+                service.FeatureChanges(
+                    name=body.name, unit=body.unit, clear_unit=body.unit is None
+                ),
+                actor=ACTOR,
+                now=view.now,
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        if isinstance(exc, BillplaneError) and exc.status == 404:
+            raise
+        return _project_form_error(view, project, exc, f"feature:{feature}", form)
+    flash(request, f"Feature {feature} saved.")
+    return redirect(f"/projects/{project}#features")
+
+
+@router.post("/projects/{project}/features/{feature}/archive")
+def archive_feature(
+    project: str, feature: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    _set_feature_status(view, project, feature, "archived")
+    flash(request, f"Feature {feature} archived: checks of it are refused until it is restored.")
+    return redirect(f"/projects/{project}#features")
+
+
+@router.post("/projects/{project}/features/{feature}/restore")
+def restore_feature(
+    project: str, feature: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    _set_feature_status(view, project, feature, "active")
+    flash(request, f"Feature {feature} restored.")
+    return redirect(f"/projects/{project}#features")
+
+
+def _set_feature_status(view: View, project: str, feature: str, status: Status) -> None:
+    with view.tx.write() as session:
+        service.update_feature(
+            session,
+            service.get_project(session, project),
+            feature,
+            service.FeatureChanges(status=status),
+            actor=ACTOR,
+            now=view.now,
+        )
 
 
 @router.post("/projects/{project}/tokens", response_class=HTMLResponse)

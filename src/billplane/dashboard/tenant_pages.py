@@ -12,6 +12,7 @@ from billplane.errors import BillplaneError
 from billplane.plans.schemas import grant_specs
 from billplane.projects import repository as projects
 from billplane.projects.service import get_project
+from billplane.schemas import Status
 from billplane.tenants import repository, service
 from billplane.tenants.schemas import TenantIn, TenantPatch
 
@@ -126,3 +127,33 @@ def update_tenant(
         )
     flash(request, f"Tenant {tenant} saved.")
     return redirect(f"/projects/{project}/tenants/{tenant}")
+
+
+@router.post("/projects/{project}/tenants/{tenant}/archive")
+def archive_tenant(
+    project: str, tenant: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    _set_status(view, project, tenant, "archived")
+    flash(request, f"Tenant {tenant} archived: its checks are refused until it is restored.")
+    return redirect(f"/projects/{project}/tenants/{tenant}")
+
+
+@router.post("/projects/{project}/tenants/{tenant}/restore")
+def restore_tenant(
+    project: str, tenant: str, request: Request, _form: OperatorForm, view: FormView
+) -> Response:
+    _set_status(view, project, tenant, "active")
+    flash(request, f"Tenant {tenant} restored.")
+    return redirect(f"/projects/{project}/tenants/{tenant}")
+
+
+def _set_status(view: View, project: str, tenant: str, status: Status) -> None:
+    with view.tx.write() as session:
+        service.update_tenant(
+            session,
+            get_project(session, project),
+            tenant,
+            service.TenantChanges(status=status),
+            actor=ACTOR,
+            now=view.now,
+        )

@@ -2,10 +2,12 @@
 
 Token → project → tenant → its current subscription → the plan of the subscribed price and the
 default plan → the feature (or every feature) → both plans' grants and the tenant's override →
-the usage counters that may be the current period's. One statement, SQLAlchemy Core compiled
-once per dialect and run on the driver (see `hotpath`): it sits in front of every paid action.
-Which plan applies, which grant wins and which counter is current is decided in Python from the
-clock (`rules`), so the statement holds no time arithmetic that would differ between engines.
+the usage counters that may be the current period's, with the tenant's and each feature's
+status (archived ones are refused: two columns, no join). One statement, SQLAlchemy Core
+compiled once per dialect and run on the driver (see `hotpath`): it sits in front of every paid
+action. Which plan applies, which grant wins and which counter is current is decided in Python
+from the clock (`rules`), so the statement holds no time arithmetic that would differ between
+engines.
 """
 
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ class FeatureRow:
     id: int
     key: str
     type: FeatureType
+    archived: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Found:
     token_scoped: bool
     tenant_id: int | None
     tenant_key: str | None
+    tenant_archived: bool
     subscription: SubscriptionState | None
     price_plan: PlanRow | None
     default_plan: PlanRow | None
@@ -141,6 +145,7 @@ def _access_select(
         g2.c.enabled, g2.c.limit, g2.c.reset,
         o.c.enabled, o.c.limit, o.c.reset,
         c.c.period_key, c.c.used,
+        t.c.status, f.c.status,
     ]  # fmt: skip
     if by_token:
         source = (
@@ -265,6 +270,7 @@ def _found(rows: Any) -> Found:
         token_scoped=scoped_id is not None,
         tenant_id=tenant_id,
         tenant_key=tenant_key,
+        tenant_archived=first[31] == "archived",
         subscription=None
         if status is None
         else SubscriptionState(
@@ -287,7 +293,7 @@ def _found(rows: Any) -> Found:
             continue  # a project without features
         if feature_id not in seen:
             seen.add(feature_id)
-            found.features.append(FeatureRow(feature_id, row[18], row[19]))
+            found.features.append(FeatureRow(feature_id, row[18], row[19], row[32] == "archived"))
             if row[20] is not None:
                 found.price_grants[feature_id] = Grant(bool(row[20]), row[21], row[22])
             if row[23] is not None:

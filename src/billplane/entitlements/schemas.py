@@ -8,7 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from billplane.schemas import FeatureType, Key, Quantity, Request, TenantKey
 
 Reason = Literal[
-    "ok", "no_plan", "not_in_plan", "limit_reached", "subscription_inactive", "unknown_feature"
+    "ok",
+    "no_plan",
+    "not_in_plan",
+    "limit_reached",
+    "subscription_inactive",
+    "unknown_feature",
+    "tenant_archived",
+    "feature_archived",
 ]
 
 

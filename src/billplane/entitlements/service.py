@@ -35,6 +35,7 @@ class Access:
 
     tenant_id: int
     tenant_key: str
+    tenant_archived: bool  # every check of an archived tenant is refused
     plan: PlanRow | None
     subscription: SubscriptionState | None
     features: list[FeatureRow]  # the features asked about, in key order
@@ -203,6 +204,7 @@ def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
     access = Access(
         tenant_id=tenant_id,
         tenant_key=tenant_key,
+        tenant_archived=found.tenant_archived,
         plan=plan,
         subscription=subscription,
         features=found.features,
@@ -254,7 +256,10 @@ def decide(
     grant = access.grants.get(feature.id)
     period = period_of(access, feature, now)
     limit = grant.limit if grant is not None and feature.type == "limit" else None
-    if grant is None or not grant.enabled:
+    if access.tenant_archived or feature.archived:
+        # Archived by an operator: refused whatever the plan says; the numbers still show.
+        allowed, reason = False, "tenant_archived" if access.tenant_archived else "feature_archived"
+    elif grant is None or not grant.enabled:
         allowed, reason = False, _refusal(access)
     elif limit is not None and used + quantity > limit:
         allowed, reason = False, "limit_reached"

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
-from billplane.schemas import PlanStatus, Reset
+from billplane.schemas import Reset, Status
 
 
 class Plan(Base):
@@ -30,7 +30,7 @@ class Plan(Base):
     name: Mapped[str] = mapped_column(String(200))
     stripe_price_id: Mapped[str | None] = mapped_column(String(255), index=True)
     trial_days: Mapped[int] = mapped_column(default=0)
-    status: Mapped[PlanStatus] = mapped_column(String(16), default="active")
+    status: Mapped[Status] = mapped_column(String(16), default="active")
     is_default: Mapped[bool] = mapped_column(default=False)
     # What Stripe said of `stripe_price_id` when the plan was last saved (see plans/prices.py).
     stripe_price: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
-from billplane.schemas import FeatureType
+from billplane.schemas import FeatureType, Status
 
 
 class Project(Base):
@@ -31,4 +31,6 @@ class Feature(Base):
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[FeatureType] = mapped_column(String(16))
     unit: Mapped[str | None] = mapped_column(String(64))
+    # An archived feature keeps its grants and usage, but every check of it is refused.
+    status: Mapped[Status] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime]

@@ -6,7 +6,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
-from billplane.schemas import Reset
+from billplane.schemas import Reset, Status
 
 
 class Tenant(Base):
@@ -19,6 +19,9 @@ class Tenant(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # An archived tenant keeps its subscription, usage and audit trail, but every check of it
+    # is refused.
+    status: Mapped[Status] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -4,7 +4,7 @@ from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from billplane.schemas import Key, Limit, Name, PlanStatus, Request, Reset
+from billplane.schemas import Key, Limit, Name, Request, Reset, Status
 
 PriceId = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")
@@ -57,7 +57,7 @@ class PlanPatch(Request):
     stripe_price_id: PriceId | None = None
     trial_days: Annotated[int, Field(strict=True, ge=0, le=730)] | None = None
     is_default: bool | None = None
-    status: PlanStatus | None = None
+    status: Status | None = None
     features: Grants | None = None
 
 
@@ -66,7 +66,7 @@ class PlanOut(BaseModel):
     name: str
     stripe_price_id: str | None
     trial_days: int
-    status: PlanStatus
+    status: Status
     is_default: bool
     # {feature: true/false, or {"limit": N, "reset": ...}}: pydantic cannot take `GrantSpec` (a
     # `typing.TypedDict`) on Python 3.11, so the answer's model keeps the plain form.

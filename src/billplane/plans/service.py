@@ -14,7 +14,7 @@ from billplane.plans import prices, repository
 from billplane.plans.prices import PriceLookup, PriceVerdict
 from billplane.plans.schemas import GrantSpec, PlanIn, PlanPatch, grant_specs
 from billplane.projects import repository as projects
-from billplane.schemas import PlanStatus
+from billplane.schemas import Status
 
 
 class PlanDescription(TypedDict):
@@ -24,7 +24,7 @@ class PlanDescription(TypedDict):
     name: str
     stripe_price_id: str | None
     trial_days: int
-    status: PlanStatus
+    status: Status
     is_default: bool
     features: dict[str, GrantSpec]
     stripe: PriceVerdict | None  # Stripe's word on the price, as stored
@@ -36,7 +36,7 @@ class PlanChanges:
     stripe_price_id: str | None = None
     clear_price: bool = False
     trial_days: int | None = None
-    status: PlanStatus | None = None
+    status: Status | None = None
     is_default: bool | None = None
     features: dict[str, GrantSpec] | None = None
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from billplane.schemas import NO_NUL_PATTERN, FeatureType, Key, Name, Request
+from billplane.schemas import NO_NUL_PATTERN, FeatureType, Key, Name, Request, Status
 
 
 def _base_urls(urls: list[AnyHttpUrl]) -> list[AnyHttpUrl]:
@@ -14,6 +14,8 @@ def _base_urls(urls: list[AnyHttpUrl]) -> list[AnyHttpUrl]:
             raise ValueError("an origin is a base URL, without query or fragment")
     return urls
 
+
+Unit = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)]
 
 # The app's base URLs: checkout and portal return only under one of them (no open redirect).
 Origins = Annotated[list[AnyHttpUrl], Field(max_length=50), AfterValidator(_base_urls)]
@@ -80,7 +82,21 @@ class FeatureIn(Request):
     key: Key
     name: Name
     type: FeatureType
-    unit: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)] | None = None
+    unit: Unit | None = None
+
+
+class FeaturePatch(Request):
+    """A feature's key and type stay: grants and usage are kept under them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Published listings", "unit": "listing"}, {"status": "archived"}]
+        }
+    )
+
+    name: Name | None = None
+    unit: Unit | None = Field(default=None, description="null removes the unit")
+    status: Status | None = None
 
 
 class FeatureOut(BaseModel):
@@ -88,3 +104,4 @@ class FeatureOut(BaseModel):
     name: str
     type: FeatureType
     unit: str | None
+    status: Status = Field(description="`archived`: every check of it is refused")

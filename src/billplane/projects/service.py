@@ -1,16 +1,37 @@
-"""Creating and listing projects and their features."""
+"""Creating and listing projects; creating, editing and archiving their features."""
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
 from billplane.audit import service as audit
-from billplane.errors import AlreadyExists, ProjectNotFound
+from billplane.errors import AlreadyExists, FeatureNotFound, ProjectNotFound
 from billplane.models import Feature, Project
 from billplane.projects import repository
-from billplane.schemas import FeatureType
+from billplane.projects.schemas import FeaturePatch
+from billplane.schemas import FeatureType, Status
 from billplane.tokens import service as tokens
+
+
+@dataclass(frozen=True)
+class FeatureChanges:
+    name: str | None = None
+    unit: str | None = None
+    clear_unit: bool = False
+    status: Status | None = None
+
+
+def feature_changes(body: FeaturePatch) -> FeatureChanges:
+    """An edit as the admin API and the CLI take it: a `unit` given as null removes the unit,
+    one left out keeps it."""
+    return FeatureChanges(
+        name=body.name,
+        unit=body.unit,
+        clear_unit="unit" in body.model_fields_set and body.unit is None,
+        status=body.status,
+    )
 
 
 @dataclass(frozen=True)
@@ -95,7 +116,13 @@ def create_feature(
             f"Project '{project.key}' already has a feature '{key}'.", extra={"param": "key"}
         )
     feature = Feature(
-        project_id=project.id, key=key, name=name, type=type, unit=unit, created_at=now
+        project_id=project.id,
+        key=key,
+        name=name,
+        type=type,
+        unit=unit,
+        status="active",
+        created_at=now,
     )
     repository.add(session, feature)
     audit.record(
@@ -104,7 +131,68 @@ def create_feature(
         action="feature.create",
         target=f"feature:{project.key}/{key}",
         project_id=project.id,
-        after={"key": key, "name": name, "type": type, "unit": unit},
+        after=describe_feature(feature),
+        now=now,
+    )
+    return feature
+
+
+def get_feature(session: Session, project: Project, key: str) -> Feature:
+    feature = repository.get_feature(session, project.id, key)
+    if feature is None:
+        raise FeatureNotFound(f"No feature '{key}' in project '{project.key}'.")
+    return feature
+
+
+class FeatureDescription(TypedDict):
+    """A feature as the admin API answers it (`schemas.FeatureOut`) and the audit trail keeps
+    it."""
+
+    key: str
+    name: str
+    type: FeatureType
+    unit: str | None
+    status: Status
+
+
+def describe_feature(feature: Feature) -> FeatureDescription:
+    return {
+        "key": feature.key,
+        "name": feature.name,
+        "type": feature.type,
+        "unit": feature.unit,
+        "status": feature.status,
+    }
+
+
+def update_feature(
+    session: Session,
+    project: Project,
+    key: str,
+    changes: FeatureChanges,
+    *,
+    actor: str,
+    now: datetime,
+) -> Feature:
+    """Rename a feature, change its unit, archive or restore it.
+
+    Archiving keeps the feature's grants and usage: checks of it are refused with
+    `feature_archived` until it is restored, and nothing else changes.
+    """
+    feature = get_feature(session, project, key)
+    before = describe_feature(feature)
+    feature.name = changes.name or feature.name
+    feature.unit = None if changes.clear_unit else changes.unit or feature.unit
+    feature.status = changes.status or feature.status
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="feature.update",
+        target=f"feature:{project.key}/{key}",
+        project_id=project.id,
+        before=before,
+        after=describe_feature(feature),
         now=now,
     )
     return feature

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from billplane.plans.schemas import Grants
-from billplane.schemas import Name, Request, TenantKey
+from billplane.schemas import Name, Request, Status, TenantKey
 
 Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
 
@@ -26,13 +26,17 @@ class TenantIn(Request):
 class TenantPatch(Request):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"overrides": {"listings.publish": {"limit": 500, "reset": "month"}}}]
+            "examples": [
+                {"overrides": {"listings.publish": {"limit": 500, "reset": "month"}}},
+                {"status": "archived"},
+            ]
         }
     )
 
     name: Name | None = None
     email: Email | None = None
     overrides: Grants | None = None
+    status: Status | None = None
 
 
 class TenantOut(BaseModel):
@@ -41,6 +45,7 @@ class TenantOut(BaseModel):
     email: str | None
     stripe_customer_id: str | None
     overrides: dict[str, bool | dict[str, Any]]
+    status: Status = Field(description="`archived`: every check of the tenant is refused")
     created_at: datetime
 
 

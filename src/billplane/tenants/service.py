@@ -14,6 +14,7 @@ from billplane.models import Project, Tenant
 from billplane.plans import service as plans
 from billplane.plans.schemas import GrantSpec, grant_specs
 from billplane.projects import repository as projects
+from billplane.schemas import Status
 from billplane.tenants import repository
 from billplane.tenants.schemas import TenantPatch
 from billplane.tokens import service as tokens
@@ -25,6 +26,7 @@ class TenantChanges:
     name: str | None = None
     email: str | None = None
     overrides: dict[str, GrantSpec] | None = None
+    status: Status | None = None
 
 
 def changes_from(body: TenantPatch) -> TenantChanges:
@@ -33,6 +35,7 @@ def changes_from(body: TenantPatch) -> TenantChanges:
         name=body.name,
         email=body.email,
         overrides=None if body.overrides is None else grant_specs(body.overrides),
+        status=body.status,
     )
 
 
@@ -60,6 +63,7 @@ class TenantDescription(TypedDict):
     email: str | None
     stripe_customer_id: str | None
     overrides: dict[str, GrantSpec]
+    status: Status
     created_at: datetime
 
 
@@ -98,6 +102,7 @@ def describe(session: Session, project: Project, tenant: Tenant) -> TenantDescri
         "email": tenant.email,
         "stripe_customer_id": tenant.stripe_customer_id,
         "overrides": plans.render_grants(repository.overrides_of(session, tenant.id), features),
+        "status": tenant.status,
         "created_at": tenant.created_at,
     }
 
@@ -117,7 +122,13 @@ def create_tenant(
             f"Project '{project.key}' already has a tenant '{key}'.", extra={"param": "key"}
         )
     tenant = Tenant(
-        project_id=project.id, key=key, name=name, email=email, created_at=now, updated_at=now
+        project_id=project.id,
+        key=key,
+        name=name,
+        email=email,
+        status="active",
+        created_at=now,
+        updated_at=now,
     )
     repository.add(session, tenant)
     audit.record(
@@ -150,6 +161,9 @@ def update_tenant(
         tenant.name = changes.name
     if changes.email is not None:
         tenant.email = changes.email
+    # Archiving keeps the subscription, usage and overrides: checks are refused with
+    # `tenant_archived` until the tenant is restored.
+    tenant.status = changes.status or tenant.status
     tenant.updated_at = now
     session.flush()
     audit.record(

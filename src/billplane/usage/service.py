@@ -108,7 +108,7 @@ def prepare(
     grant = access.grants.get(feature.id)
     limit = grant.limit if grant and grant.enabled and feature.type == "limit" else None
     used = access.used.get(feature.id, 0)
-    if request.enforce and not _fits(grant, limit, used, request):
+    if request.enforce and not _fits(access, feature, grant, limit, used, request):
         decision = entitlements.decide(access, feature, used, request.quantity, now)
         if not decision.allowed:
             # A retry of a request that was counted before the limit filled is still a repeat.
@@ -128,9 +128,16 @@ def prepare(
     )
 
 
-def _fits(grant: Grant | None, limit: int | None, used: int, request: UsageRequest) -> bool:
+def _fits(
+    access: entitlements.Access,
+    feature: FeatureRow,
+    grant: Grant | None,
+    limit: int | None,
+    used: int,
+    request: UsageRequest,
+) -> bool:
     """The common case of `entitlements.decide`, without building its answer."""
-    if grant is None or not grant.enabled:
+    if grant is None or not grant.enabled or access.tenant_archived or feature.archived:
         return False
     return limit is None or used + request.quantity <= limit
 
@@ -336,6 +343,8 @@ def _refusal(
         "not_in_plan": f"Tenant '{tenant_key}''s plan does not include '{feature.key}'.",
         "no_plan": f"Tenant '{tenant_key}' has no plan.",
         "subscription_inactive": f"Tenant '{tenant_key}''s subscription is not active.",
+        "tenant_archived": f"Tenant '{tenant_key}' is archived; restore it to record usage.",
+        "feature_archived": f"Feature '{feature.key}' is archived; restore it to record usage.",
     }
     extra = {
         "limit": decision.limit,

@@ -29,8 +29,9 @@ class Check:
     """May `tenant` use `quantity` more of `feature` now? (`POST /v1/check`)
 
     `reason` is one of billplane's (`ok`, `no_plan`, `not_in_plan`, `limit_reached`,
-    `subscription_inactive`, `unknown_feature`) or `billplane_unreachable` when the outage policy
-    answered because billplane could not be reached.
+    `subscription_inactive`, `unknown_feature`, `tenant_archived`, `feature_archived`) or
+    `billplane_unreachable` when the outage policy answered because billplane could not be
+    reached.
     """
 
     allowed: bool
