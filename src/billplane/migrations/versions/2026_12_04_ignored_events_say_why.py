@@ -1,7 +1,7 @@
 """stripe events say why they were ignored
 
-Revision ID: 5b8e2f4c1a93
-Revises: 3c1e5a9b7d20
+Revision ID: 8d4a6c2e9f17
+Revises: 5b8e2f4c1a93
 Create Date: 2026-12-04 03:00:00
 
 An ignored event was indistinguishable from one that had nothing to do: an event about another
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "5b8e2f4c1a93"
-down_revision: str | None = "3c1e5a9b7d20"
+revision: str = "8d4a6c2e9f17"
+down_revision: str | None = "5b8e2f4c1a93"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
