@@ -178,6 +178,23 @@ def test_an_archived_plan_cannot_be_bought(shop: Shop) -> None:
     assert answer.json()["error"]["code"] == "plan_not_purchasable"
 
 
+def test_an_archived_tenant_cannot_buy_a_plan_until_restored(shop: Shop) -> None:
+    """Its checks are refused: a subscription bought now would pay for nothing usable."""
+    tenant = "/admin/api/projects/realtyos/tenants/acme"
+    shop.admin.call("PATCH", tenant, json={"status": "archived"})
+    sessions_before = len(shop.double.state.all("checkout.session"))
+
+    refused = shop.checkout()
+    sessions_after_refusal = len(shop.double.state.all("checkout.session"))
+    shop.admin.call("PATCH", tenant, json={"status": "active"})
+    restored = shop.checkout()
+
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "tenant_archived"
+    assert sessions_after_refusal == sessions_before  # Stripe was not asked
+    assert restored.status_code == 200, restored.text
+
+
 def test_a_plan_whose_price_stripe_archived_is_refused_before_stripe_is_asked(
     shop: Shop,
 ) -> None:

@@ -35,8 +35,9 @@ StripeSessionId = Key
         (404, "No such tenant or plan in the project (`tenant_not_found`, `plan_not_found`)."),
         (
             409,
-            "The plan cannot be bought, the tenant already subscribes, or Stripe refused "
-            "(`plan_not_purchasable`, `subscription_exists`, `stripe_rejected`).",
+            "The plan cannot be bought, the tenant is archived or already subscribes, or Stripe "
+            "refused (`plan_not_purchasable`, `tenant_archived`, `subscription_exists`, "
+            "`stripe_rejected`).",
         ),
         503,
     ),

@@ -17,6 +17,7 @@ from billplane.billing.errors import (
     NoStripeCustomer,
     PlanNotPurchasable,
     SubscriptionExists,
+    TenantArchived,
 )
 from billplane.billing.origins import allowed_url, with_session_id
 from billplane.models import Project, Tenant
@@ -60,6 +61,11 @@ def prepare_checkout(
 ) -> CheckoutOrder:
     success = allowed_url(success_url, project.origins, param="success_url")
     cancel = allowed_url(cancel_url, project.origins, param="cancel_url")
+    if tenant.status != "active":
+        # Checks refuse it: a subscription bought now would pay for nothing it could use.
+        raise TenantArchived(
+            f"Tenant '{tenant.key}' is archived: restore it before it can buy a plan."
+        )
     plan = plans.get_plan(session, project, plan_key)
     if plan.status != "active":
         raise PlanNotPurchasable(f"Plan '{plan.key}' is archived: it cannot be bought.")

@@ -22,6 +22,10 @@ class PlanNotPurchasable(Conflict):
     code = "plan_not_purchasable"
 
 
+class TenantArchived(Conflict):
+    code = "tenant_archived"
+
+
 class CheckoutNotComplete(Conflict):
     code = "checkout_not_complete"
 
