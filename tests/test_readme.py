@@ -54,6 +54,20 @@ def test_make_run_migrates_then_serves_on_port_8000() -> None:
     assert "--host 127.0.0.1 --port 8000" in plan
 
 
+def test_the_first_make_run_says_it_installs_and_shows_each_package() -> None:
+    """~85 s of silence on a fresh clone looked like a hang: the set-up says what it does, and
+    pip prints a line per package (no --quiet on the install of billplane's own packages)."""
+    plan = subprocess.run(
+        ["make", "-n", "-B", "run"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    announce = next(i for i, line in enumerate(plan) if "Setting up .venv" in line)
+    install = next(i for i, line in enumerate(plan) if "-c constraints.txt" in line)
+    assert announce < install
+    assert "--quiet" not in plan[install]
+    upgrade = next(i for i, line in enumerate(plan) if "billplane db upgrade" in line)
+    assert install < upgrade
+
+
 def test_make_run_takes_another_port() -> None:
     plan = subprocess.run(
         ["make", "-n", "run", "PORT=8100"], cwd=ROOT, capture_output=True, text=True, check=True
