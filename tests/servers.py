@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -57,9 +57,11 @@ def running_server(
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
     access_log: bool = False,
+    args: Sequence[str] = (),
 ) -> Iterator[str]:
     """Serve billplane on `database_url` until the block ends; yields the base URL. Pass `port`
-    (from `free_port()`) to know the URL beforehand, e.g. for BILLPLANE_PUBLIC_URL."""
+    (from `free_port()`) to know the URL beforehand, e.g. for BILLPLANE_PUBLIC_URL; `args` are
+    more options of `billplane serve`."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -74,6 +76,7 @@ def running_server(
             [
                 *[str(BIN / "billplane"), "serve", "--port", str(port), "--workers", str(workers)],
                 *(["--access-log"] if access_log else []),
+                *args,
             ],
             f"http://127.0.0.1:{port}",
             probe=lambda base_url: httpx.get(f"{base_url}/healthz", timeout=1),

@@ -1,6 +1,9 @@
-"""`billplane serve`'s production defaults: quiet, and within PostgreSQL's connection limit."""
+"""`billplane serve`'s production defaults: quiet, within PostgreSQL's connection limit, and never
+on an unmigrated database."""
 
 import asyncio
+import os
+import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
@@ -11,7 +14,7 @@ import pytest
 
 from billplane.db import CONNECTIONS_PER_WORKER
 from conftest import ADMIN_TOKEN, fresh_database
-from servers import running_server
+from servers import BIN, free_port, running_server
 
 # Several multi-worker servers: one at a time on PostgreSQL (`make test` runs two processes).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("many_connections")]
@@ -99,3 +102,27 @@ def _watch(url: str, database: str, peak: list[int], stop: threading.Event) -> N
 def test_the_budget_is_what_the_readme_promises() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"at most {CONNECTIONS_PER_WORKER} PostgreSQL connections" in readme
+
+
+def test_serve_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    done = subprocess.run(
+        [str(BIN / "billplane"), "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (sentence,) = done.stderr.splitlines()
+    assert sentence.startswith("billplane cannot serve: the database has no billplane schema")
+    assert "run `billplane db upgrade` first, or serve with --migrate." in sentence
+
+
+def test_serve_with_migrate_migrates_first(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with running_server(url, ADMIN_TOKEN, args=["--migrate"]) as base_url:
+        assert httpx.get(f"{base_url}/readyz").status_code == 200

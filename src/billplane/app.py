@@ -10,6 +10,7 @@ from billplane.api import (
     audit,
     billing,
     entitlements,
+    operator,
     plans,
     projects,
     status,
@@ -83,12 +84,9 @@ def create_app(
         webhooks.admin,
         stripe.router,
         status.router,
+        operator.router,
     ):
         app.include_router(router)
-
-    @app.get("/healthz", tags=["meta"], summary="Liveness: answers without touching the database")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
 
     # Last: the dashboard answers only the paths it serves, after every API route.
     mount_dashboard(app)

@@ -97,6 +97,17 @@ class StripeUnavailable(BillplaneError):
     code = "stripe_unavailable"
 
 
+class NotReady(BillplaneError):
+    """The server cannot serve yet: its database does not answer (`database_unreachable`) or is
+    not at the migrations' head (`database_not_migrated`)."""
+
+    status = 503
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def present(value: T | None, what: str) -> T:
     """`value`, which the caller's own reads guarantee is there (say, a row it just wrote or
     holds a lock on). None is a bug, not a caller's mistake: it fails the request as a 500."""

@@ -1,0 +1,88 @@
+"""`billplane serve`: refuse a database that is not migrated, then run uvicorn."""
+
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import DBAPIError
+
+from billplane.cli.edge import database_error, fail, redacted, settings
+from billplane.db import CONNECTIONS_PER_WORKER, create_db_engine
+from billplane.migrate import schema_state, upgrade
+from billplane.settings import Settings
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes: one per CPU core is right for most servers. Each keeps up to "
+            f"{CONNECTIONS_PER_WORKER} PostgreSQL connections; keep workers x "
+            f"{CONNECTIONS_PER_WORKER} under the server's max_connections (100 by default).",
+        ),
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (uvicorn's access log; off: it costs speed)")
+    ] = False,
+    migrate: Annotated[
+        bool,
+        typer.Option(help="Apply the migrations first, instead of refusing an unmigrated database"),
+    ] = False,
+) -> None:
+    """Serve the API (and dashboard) with uvicorn."""
+    import uvicorn
+
+    configured = settings()  # fail with one sentence here, not a traceback in every worker
+    _require_migrated(configured, migrate)
+    for line in _banner(configured, host, port):
+        typer.echo(line)
+    uvicorn.run(
+        "billplane.app:create_served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=access_log,
+        proxy_headers=True,
+        # A worker busy with a burst of requests may answer the supervisor's ping late; it is
+        # not dead, and restarting it would drop the requests it holds.
+        timeout_worker_healthcheck=30,
+    )
+
+
+def _require_migrated(configured: Settings, migrate: bool) -> None:
+    """Every call would fail on a database behind the code: say so before serving (or migrate
+    it, when asked to)."""
+    engine = create_db_engine(configured.sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            state = schema_state(connection)
+        problem = state.problem()
+        if problem is not None and migrate and state.known:
+            upgrade(configured.sqlalchemy_url)
+            typer.echo(f"billplane: migrated {redacted(configured.database_url)} to head")
+        elif problem is not None:
+            advice = "run `billplane db upgrade` first, or serve with --migrate"
+            if not state.known:
+                advice = "serve it with the billplane that migrated it"
+            fail(f"billplane cannot serve: {problem}; {advice}.")
+    except DBAPIError as exc:
+        fail(database_error(configured, exc))
+    finally:
+        engine.dispose()
+
+
+def _banner(configured: Settings, host: str, port: int) -> list[str]:
+    """Where to go once the server is up, before uvicorn's own lines."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 -- a comparison
+    base = f"http://{local}:{port}"
+    login = (
+        "log in with BILLPLANE_ADMIN_TOKEN (`make run` keeps it in .env)"
+        if configured.billplane_admin_token
+        else "BILLPLANE_ADMIN_TOKEN is not set: the dashboard and the admin API are off"
+    )
+    return [f"billplane: dashboard {base}/ ({login})", f"billplane: API docs {base}/docs"]
