@@ -26,6 +26,7 @@ from billplane.db import Database
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.settings import Settings, get_settings
 from billplane.stripe.gateway import StripeGateway
+from billplane.telemetry import observe_requests
 
 DESCRIPTION = """
 billplane answers client apps' question **"can this tenant do this?"** and records **usage**
@@ -70,6 +71,7 @@ def create_app(
     app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
+    observe_requests(app)
     for router in (
         entitlements.router,
         usage.router,

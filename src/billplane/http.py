@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from billplane.clock import Clock
 from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, Unauthorized
-from billplane.logs import billplane_logger
+from billplane.logs import billplane_logger, mark_logged
 from billplane.schemas import ErrorOut
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
@@ -176,11 +176,10 @@ class JsonBodies:
             sent_as = next((v for k, v in headers if k == b"content-type"), None)
             if sent_as is None or sent_as.lower().startswith(self.READ_AS_JSON):
                 kept = [(k, v) for k, v in headers if k != b"content-type"]
-                scope = {
-                    **scope,
-                    "headers": [*kept, (b"content-type", b"application/json")],
-                    SENT_AS: (sent_as or b"").decode("latin-1").split(";")[0].strip(),
-                }
+                # In this scope, not a copy: the router writes the matched route into the scope
+                # it is given, and `telemetry` (outside) reads it from the same one.
+                scope["headers"] = [*kept, (b"content-type", b"application/json")]
+                scope[SENT_AS] = (sent_as or b"").decode("latin-1").split(";")[0].strip()
         await self.app(scope, receive, send)
 
 
@@ -268,8 +267,11 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 def _render_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    # The log filter masks any secret the exception's text or traceback might carry.
+    # The log filter masks any secret the exception's text or traceback might carry. Starlette
+    # raises the exception again once this answer is sent, and uvicorn would log it a second
+    # time: marked, its report is dropped (see `logs.ReportedOnce`).
     log.error("unhandled %s while serving a request", type(exc).__name__, exc_info=exc)
+    mark_logged(exc)
     return JSONResponse(
         error_body("internal_error", "Something went wrong on billplane's side."),
         status_code=500,

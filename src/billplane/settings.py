@@ -1,7 +1,7 @@
 """The one settings object, read from the environment or `.env` once and validated at start."""
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     billplane_admin_token: str | None = None
     billplane_public_url: str = "http://127.0.0.1:8000"
     billplane_past_due_grace_days: Annotated[int, Field(ge=0, le=365)] = 7
+    billplane_log_format: Literal["text", "json"] = "text"
+    # One log line per request (request id, route, status, duration): off by default, as the
+    # client API's hot path would pay for a line per call. `billplane serve --access-log` sets it.
+    billplane_access_log: bool = False
 
     @field_validator("database_url")
     @classmethod

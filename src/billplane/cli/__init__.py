@@ -14,6 +14,8 @@ from billplane.cli.serve import serve
 from billplane.cli.stripe import events_app, stripe_app
 from billplane.cli.tenants import tenant_app
 from billplane.cli.tokens import token_app
+from billplane.logs import configure as configure_logging
+from billplane.settings import SettingsError, load_settings
 
 app = typer.Typer(help="billplane: a billing control plane between Stripe and your apps.")
 db_app = typer.Typer(help="The database schema.")
@@ -30,6 +32,18 @@ for sub, name in [
     app.add_typer(sub, name=name)
 app.command()(demo)
 app.command()(serve)
+
+
+@app.callback()
+def _set_up_logging() -> None:
+    # Before any command: its warnings (Stripe's trouble, say) take the server's format and mask;
+    # `serve` then turns its own records on (INFO). Unreadable settings are the command's to
+    # report, in its own words.
+    try:
+        json = load_settings().billplane_log_format == "json"
+    except SettingsError:
+        json = False
+    configure_logging(json=json, level="WARNING")
 
 
 @db_app.command("upgrade")

@@ -1,5 +1,9 @@
-"""`billplane serve`: refuse a database that is not migrated, then run uvicorn."""
+"""`billplane serve`: refuse a database that is not migrated, set up logs, then run uvicorn."""
 
+import logging
+import logging.config
+import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -7,8 +11,11 @@ from sqlalchemy.exc import DBAPIError
 
 from billplane.cli.edge import database_error, fail, redacted, settings
 from billplane.db import CONNECTIONS_PER_WORKER, create_db_engine
+from billplane.logs import billplane_logger, logging_config
 from billplane.migrate import schema_state, upgrade
 from billplane.settings import Settings
+
+log = billplane_logger()
 
 
 def serve(
@@ -25,7 +32,11 @@ def serve(
         ),
     ] = 1,
     access_log: Annotated[
-        bool, typer.Option(help="Log every request (uvicorn's access log; off: it costs speed)")
+        bool,
+        typer.Option(
+            help="Log every request: id, route, status, duration (BILLPLANE_ACCESS_LOG; off: "
+            "it costs speed)"
+        ),
     ] = False,
     migrate: Annotated[
         bool,
@@ -36,17 +47,27 @@ def serve(
     import uvicorn
 
     configured = settings()  # fail with one sentence here, not a traceback in every worker
-    _require_migrated(configured, migrate)
+    json = configured.billplane_log_format == "json"
+    # The set-up uvicorn applies again in each worker; the supervisor's own lines use it now.
+    log_config = logging_config(json=json)
+    logging.config.dictConfig(log_config)
+    say = log.info if json else typer.echo  # JSON logs stay one object per line, start included
+    _require_migrated(configured, migrate, say)
     for line in _banner(configured, host, port):
-        typer.echo(line)
+        say(line)
+    if access_log:  # read by the workers' settings
+        os.environ["BILLPLANE_ACCESS_LOG"] = "true"
     uvicorn.run(
         "billplane.app:create_served_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        log_config=log_config,
         log_level="info",
-        access_log=access_log,
+        # billplane's own request log (`--access-log`) replaces uvicorn's: one line per
+        # request, with its id, route template and duration, through the same mask.
+        access_log=False,
         proxy_headers=True,
         # A worker busy with a burst of requests may answer the supervisor's ping late; it is
         # not dead, and restarting it would drop the requests it holds.
@@ -54,7 +75,7 @@ def serve(
     )
 
 
-def _require_migrated(configured: Settings, migrate: bool) -> None:
+def _require_migrated(configured: Settings, migrate: bool, say: Callable[[str], None]) -> None:
     """Every call would fail on a database behind the code: say so before serving (or migrate
     it, when asked to)."""
     engine = create_db_engine(configured.sqlalchemy_url)
@@ -64,7 +85,7 @@ def _require_migrated(configured: Settings, migrate: bool) -> None:
         problem = state.problem()
         if problem is not None and migrate and state.known:
             upgrade(configured.sqlalchemy_url)
-            typer.echo(f"billplane: migrated {redacted(configured.database_url)} to head")
+            say(f"billplane: migrated {redacted(configured.database_url)} to head")
         elif problem is not None:
             advice = "run `billplane db upgrade` first, or serve with --migrate"
             if not state.known:
