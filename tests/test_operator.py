@@ -1,10 +1,11 @@
-"""What an operator's tools ask: `/healthz` (alive) and `/readyz` (the database answers and is at
-the migrations' head, else 503 with the reason)."""
+"""What an operator's tools ask: `/healthz` (alive), `/readyz` (the database answers and is at
+the migrations' head, else 503 with the reason) and `/metrics` (behind a token when one is set)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -14,11 +15,17 @@ from billplane.migrate import upgrade
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN
 
+METRICS_TOKEN = "metrics-" + "m" * 24
+
 
 @contextmanager
-def serving(database_url: str) -> Iterator[TestClient]:
+def serving(database_url: str, metrics_token: str | None = None) -> Iterator[TestClient]:
     """The app on its own database (not the tests' shared, rolled-back one)."""
-    configured = Settings(database_url=database_url, billplane_admin_token=ADMIN_TOKEN)
+    configured = Settings(
+        database_url=database_url,
+        billplane_admin_token=ADMIN_TOKEN,
+        billplane_metrics_token=metrics_token,
+    )
     db = Database(configured.sqlalchemy_url)
     try:
         with TestClient(create_app(configured, db=db)) as client:
@@ -73,3 +80,28 @@ def test_readyz_is_503_when_the_database_does_not_answer() -> None:
     error = answer.json()["error"]
     assert error["code"] == "database_unreachable"
     assert "127.0.0.1" not in error["message"]  # the driver's words stay in the log
+
+
+def test_metrics_are_open_without_a_token(client: TestClient) -> None:
+    client.get("/healthz")
+    answer = client.get("/metrics")
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert 'billplane_http_request_duration_seconds_count{method="GET",route="/healthz"' in (
+        answer.text
+    )
+
+
+@pytest.mark.parametrize("sent", [None, "wrong-" + "w" * 24])
+def test_metrics_behind_a_token_refuse_any_other(tmp_path: Path, sent: str | None) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    headers = {"Authorization": f"Bearer {sent}"} if sent else {}
+    with serving(url, metrics_token=METRICS_TOKEN) as client:
+        refused = client.get("/metrics", headers=headers)
+        allowed = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert allowed.status_code == 200

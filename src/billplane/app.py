@@ -5,7 +5,7 @@ import gc
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from billplane import __version__
+from billplane import __version__, metrics
 from billplane.api import (
     audit,
     billing,
@@ -22,7 +22,7 @@ from billplane.api import (
 )
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
-from billplane.db import Database
+from billplane.db import Database, count_pool_use
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.settings import Settings, get_settings
 from billplane.stripe.gateway import StripeGateway
@@ -43,6 +43,8 @@ def create_served_app() -> FastAPI:
     takes it out of the garbage collector's full passes, which otherwise walk the whole heap and
     stall a request for tens of milliseconds now and then.
     """
+    # Live gauges of workers that died before this one started in their place.
+    metrics.forget_dead_processes()
     app = create_app()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -66,7 +68,10 @@ def create_app(
         title="billplane", version=__version__, description=DESCRIPTION, static_url=DOCS_ASSETS
     )
     app.state.settings = settings
-    app.state.db = db or Database(settings.sqlalchemy_url)
+    if db is None:
+        db = Database(settings.sqlalchemy_url)
+        count_pool_use(db.engine)  # the app's own pool; a test's shared one is not its to count
+    app.state.db = db
     app.state.clock = clock
     app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)

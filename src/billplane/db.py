@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from billplane import metrics
 from billplane.hotpath import HotPath, Job
 
 # Write transactions on SQLite must take the write lock when they begin: a deferred transaction
@@ -39,6 +40,23 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", ORM_MAX_OVERFLOW)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def count_pool_use(engine: Engine) -> None:
+    """Keep `/metrics`' gauges of the engine's pool: connections open, and checked out.
+
+    The hot path takes its connections out of the pool for good (`detach`): from then on they
+    are its own, counted in neither gauge."""
+    pool = engine.pool
+    event.listen(pool, "connect", lambda *_: metrics.DB_OPEN.inc())
+    event.listen(pool, "close", lambda *_: metrics.DB_OPEN.dec())
+    event.listen(pool, "checkout", lambda *_: metrics.DB_CHECKED_OUT.inc())
+    event.listen(pool, "checkin", lambda *_: metrics.DB_CHECKED_OUT.dec())
+
+    @event.listens_for(pool, "detach")
+    def _detached(*_: Any) -> None:
+        metrics.DB_OPEN.dec()
+        metrics.DB_CHECKED_OUT.dec()
 
 
 def _prepare_sqlite(engine: Engine) -> None:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # One log line per request (request id, route, status, duration): off by default, as the
     # client API's hot path would pay for a line per call. `billplane serve --access-log` sets it.
     billplane_access_log: bool = False
+    # When set, `GET /metrics` answers only to `Authorization: Bearer <this token>`.
+    billplane_metrics_token: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -50,10 +52,10 @@ class Settings(BaseSettings):
             raise ValueError("is not a valid database URL") from None
         return value
 
-    @field_validator("billplane_admin_token")
+    @field_validator("billplane_admin_token", "billplane_metrics_token")
     @classmethod
-    def _admin_token_long_enough(cls, value: str | None) -> str | None:
-        # A short admin token is guessable; refusing it at start beats a weak dashboard login.
+    def _token_long_enough(cls, value: str | None) -> str | None:
+        # A short token is guessable; refusing it at start beats a weak login.
         if value is not None and len(value) < 16:
             raise ValueError("must be at least 16 characters")
         return value or None

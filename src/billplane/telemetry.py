@@ -1,21 +1,24 @@
-"""What every request leaves for the operator: its id (`X-Request-Id`, in and out) and, when asked,
-one log line with its route template, status and duration.
+"""What every request leaves for the operator: its id (`X-Request-Id`, in and out), its latency in
+`/metrics` per route template and status, and, when asked, one log line.
 
-One pure-ASGI middleware, outside every other (so it tags the 500s Starlette answers too). It is
-on the client API's hot path, so a request costs a header scan and an id from a counter; the log
-line only when asked (`--access-log`).
+One pure-ASGI middleware, outside every other (so it times, and tags, the 500s Starlette answers
+too). It is on the client API's hot path, so a request costs a header scan, an id from a counter,
+two clock reads and one histogram observation through a child bound once per (route, method,
+status); the log line only when asked (`--access-log`).
 """
 
 import itertools
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from time import perf_counter
 
 from fastapi import FastAPI
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from billplane import metrics
 from billplane.logs import REQUEST_ID
 
 log = logging.getLogger("billplane.requests")
@@ -24,16 +27,21 @@ REQUEST_ID_HEADER = b"x-request-id"
 # A client's id is kept if it is short and plain (a UUID, a trace id); anything else could forge
 # log lines or bloat them, and is replaced by one of ours.
 SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
-UNMATCHED = "unmatched"  # a path no route serves: one word, whatever was asked
+UNMATCHED = "unmatched"  # a path no route serves: one label, whatever was asked
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+Observe = Callable[[float], None]
 
 
 class Telemetry:
-    """Tags and (with `log_requests`) logs every HTTP request of `app`."""
+    """Tags, times and (with `log_requests`) logs every HTTP request of `app`."""
 
     def __init__(self, app: ASGIApp, *, log_requests: bool) -> None:
         self.app = app
         self.log_requests = log_requests
+        # (route's id, method, status) -> the histogram child's `observe`. Routes live as long
+        # as the app, so their ids are stable keys; the template is worked out once per route.
+        self._observers: dict[tuple[int, str, int], Observe] = {}
         # Ids unique across processes and servers without a random draw per request: a random
         # prefix per process, then a count.
         prefix = secrets.token_hex(6)
@@ -60,12 +68,23 @@ class Telemetry:
         try:
             await self.app(scope, receive, tagged)
         finally:
+            seconds = perf_counter() - start
+            route: BaseRoute | None = scope.get("route")
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            key = (id(route), method, status)
+            observe = self._observers.get(key)
+            if observe is None:
+                observe = self._bind(key, _template(route, scope, root_path))
+            observe(seconds)
             if self.log_requests:
-                seconds = perf_counter() - start
-                route: BaseRoute | None = scope.get("route")
-                method = scope["method"] if scope["method"] in METHODS else "OTHER"
                 _log_request(method, _template(route, scope, root_path), status, seconds)
             REQUEST_ID.reset(context)
+
+    def _bind(self, key: tuple[int, str, int], template: str) -> Observe:
+        _, method, status = key
+        child = metrics.REQUEST_SECONDS.labels(method, template, str(status))
+        observe = self._observers[key] = child.observe
+        return observe
 
 
 def _given_id(headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -76,8 +95,8 @@ def _given_id(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 
 def _template(route: BaseRoute | None, scope: Scope, root_path: str) -> str:
-    """The route as declared (`/v1/tenants/{tenant}/entitlements`), never the path asked: no
-    tenant key or id in the log."""
+    """The route as declared (`/v1/tenants/{tenant}/entitlements`), never the path asked: one
+    label per route, whatever tenants or ids the paths carry."""
     path = getattr(route, "path", None)
     if path is None:
         return UNMATCHED

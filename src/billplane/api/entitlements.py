@@ -10,6 +10,7 @@ from functools import partial
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
+from billplane import metrics
 from billplane.db import Transactions
 from billplane.entitlements import service
 from billplane.entitlements.repository import Found
@@ -43,6 +44,7 @@ async def check(
     `feature_archived`, whatever the plan grants (the usage numbers are still given)."""
     grace_days = settings.billplane_past_due_grace_days
     found, answer = await tx.hot_read(partial(_check, token, body, now, grace_days))
+    metrics.check_decided(answer["reason"])
     if found.first_check_pending:
         # Once per project, for the setup checklist; its own short write keeps checks read-only.
         await run_in_threadpool(_mark_first_check, tx, found.project_id, now)

@@ -4,6 +4,7 @@ Hot path: one read on the driver, then the write goes to the writer, which commi
 with the writes that arrived at the same time (each answered only after that commit).
 """
 
+from collections import Counter as Tally
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, TypedDict
@@ -11,6 +12,7 @@ from typing import Annotated, Any, TypedDict
 from fastapi import APIRouter, Header, Response
 from pydantic import TypeAdapter, ValidationError
 
+from billplane import metrics
 from billplane.db import Transactions
 from billplane.entitlements import service as entitlements
 from billplane.errors import BillplaneError, InvalidInput
@@ -87,7 +89,12 @@ async def record_usage(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     """With `enforce: true`, the check and the count are one atomic step (402 when over)."""
-    recorded = await _record(tx, token, body, idempotency_key, now, settings)
+    try:
+        recorded = await _record(tx, token, body, idempotency_key, now, settings)
+    except BillplaneError as refused:
+        metrics.usage_refused(refused.code)
+        raise
+    metrics.usage_recorded(recorded.created)
     if recorded.created:
         return json_response(recorded.body, 201)
     # Stripe's word for an idempotent repeat: the body is the first answer (plus `current`).
@@ -162,14 +169,32 @@ async def record_batch(
                 writes.append(prepared)
         return indexes, service.BatchWrite(sql, writes) if writes else None
 
-    indexes, job = await tx.hot_read(read)
+    try:
+        indexes, job = await tx.hot_read(read)
+    except BillplaneError as refused:  # the token: every event refused alike
+        metrics.usage_refused(refused.code, len(results))
+        raise
     if job is not None:
         outcomes = await tx.hot_write(job, min(service.lock_order(w) for w in job.writes))
         for index, outcome in zip(indexes, outcomes, strict=True):
             results[index] = (
                 _refused(outcome) if isinstance(outcome, BillplaneError) else _done(outcome)
             )
+    metrics.usage_counted(_outcomes(results))
     return json_response({"data": results})
+
+
+def _outcomes(results: list[BatchResult | None]) -> Tally[tuple[str, str]]:
+    """A batch's events by (outcome, reason), for `/metrics`."""
+    tally: Tally[tuple[str, str]] = Tally()
+    for result in results:
+        if result is None:
+            continue
+        if result["error"] is not None:
+            tally[metrics.REFUSED, result["error"]["code"]] += 1
+        else:
+            tally[metrics.RECORDED if result["status"] == 201 else metrics.DUPLICATE, ""] += 1
+    return tally
 
 
 # A batch's events validated in one call; only a batch with a bad event is validated one by one.

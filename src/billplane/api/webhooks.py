@@ -5,15 +5,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from billplane import metrics
 from billplane.db import Transactions
-from billplane.errors import EventNotFound, present
+from billplane.errors import BillplaneError, EventNotFound, present
 from billplane.http import Admin, AppClock, CurrentSettings, Stripe, Tx, errors
 from billplane.models import StripeEvent
 from billplane.paging import ListOut
 from billplane.schemas import EventOutcome, Key, PageLimit
 from billplane.settings import Settings
 from billplane.stripe.errors import WebhookFailed, WebhookNotConfigured
-from billplane.stripe.facts import event_from
+from billplane.stripe.facts import EventFacts, event_from
 from billplane.stripe.gateway import StripeGateway
 from billplane.webhooks import WEBHOOK_PATH, pipeline, repository
 from billplane.webhooks.schemas import EventDetailOut, EventOut, WebhookAnswer
@@ -47,6 +48,9 @@ async def stripe_webhook(
     return await run_in_threadpool(_receive, payload, signature, settings, stripe, tx, clock)
 
 
+UNVERIFIED = "unverified"  # the type label of a delivery refused before its event was read
+
+
 def _receive(
     payload: bytes,
     signature: str | None,
@@ -55,13 +59,36 @@ def _receive(
     tx: Transactions,
     clock: AppClock,
 ) -> WebhookAnswer:
+    event_type = UNVERIFIED  # counted under its type once the signature proves it is Stripe's
+    try:
+        event = _verified(payload, signature, settings, stripe)
+        event_type = event.type
+        answer = _apply(event, stripe, tx, clock)
+    except BillplaneError as refused:
+        metrics.webhook_event(event_type, refused.code)
+        raise
+    except Exception:
+        metrics.webhook_event(event_type, "error")
+        raise
+    metrics.webhook_event(event_type, "duplicate" if answer.duplicate else answer.outcome)
+    return answer
+
+
+def _verified(
+    payload: bytes, signature: str | None, settings: Settings, stripe: StripeGateway
+) -> EventFacts:
     secret = settings.stripe_webhook_secret
     if not secret:
         raise WebhookNotConfigured(
             "STRIPE_WEBHOOK_SECRET is not set, so billplane cannot tell Stripe's deliveries "
             "from forgeries and accepts none: set it to the endpoint's signing secret."
         )
-    event = event_from(stripe.verify_webhook(payload, signature, secret))
+    return event_from(stripe.verify_webhook(payload, signature, secret))
+
+
+def _apply(
+    event: EventFacts, stripe: StripeGateway, tx: Transactions, clock: AppClock
+) -> WebhookAnswer:
     pipeline.refuse_other_mode(stripe, event)
     try:
         receipt = pipeline.process(tx, stripe, event, clock)

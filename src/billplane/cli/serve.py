@@ -1,9 +1,13 @@
-"""`billplane serve`: refuse a database that is not migrated, set up logs, then run uvicorn."""
+"""`billplane serve`: refuse a database that is not migrated, set up logs and the workers' metrics
+directory, then run uvicorn."""
 
 import logging
 import logging.config
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +18,8 @@ from billplane.db import CONNECTIONS_PER_WORKER, create_db_engine
 from billplane.logs import billplane_logger, logging_config
 from billplane.migrate import schema_state, upgrade
 from billplane.settings import Settings
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 log = billplane_logger()
 
@@ -57,22 +63,23 @@ def serve(
         say(line)
     if access_log:  # read by the workers' settings
         os.environ["BILLPLANE_ACCESS_LOG"] = "true"
-    uvicorn.run(
-        "billplane.app:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=log_config,
-        log_level="info",
-        # billplane's own request log (`--access-log`) replaces uvicorn's: one line per
-        # request, with its id, route template and duration, through the same mask.
-        access_log=False,
-        proxy_headers=True,
-        # A worker busy with a burst of requests may answer the supervisor's ping late; it is
-        # not dead, and restarting it would drop the requests it holds.
-        timeout_worker_healthcheck=30,
-    )
+    with _metrics_directory(workers):
+        uvicorn.run(
+            "billplane.app:create_served_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config,
+            log_level="info",
+            # billplane's own request log (`--access-log`) replaces uvicorn's: one line per
+            # request, with its id, route template and duration, through the same mask.
+            access_log=False,
+            proxy_headers=True,
+            # A worker busy with a burst of requests may answer the supervisor's ping late; it
+            # is not dead, and restarting it would drop the requests it holds.
+            timeout_worker_healthcheck=30,
+        )
 
 
 def _require_migrated(configured: Settings, migrate: bool, say: Callable[[str], None]) -> None:
@@ -95,6 +102,27 @@ def _require_migrated(configured: Settings, migrate: bool, say: Callable[[str], 
         fail(database_error(configured, exc))
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """Where the workers keep their metrics for `/metrics` to sum: the operator's
+    PROMETHEUS_MULTIPROC_DIR, or a fresh directory for this server, removed when it stops.
+    A server of one process keeps its metrics in memory."""
+    given = os.environ.get(METRICS_DIR)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        yield
+        return
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="billplane-metrics-") as directory:
+        os.environ[METRICS_DIR] = directory
+        try:
+            yield
+        finally:
+            del os.environ[METRICS_DIR]
 
 
 def _banner(configured: Settings, host: str, port: int) -> list[str]:

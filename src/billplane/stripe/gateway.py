@@ -7,11 +7,13 @@ is logged only through the redacting logger.
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import stripe
+from billplane import metrics
 from billplane.errors import InvalidInput, StripeUnavailable
 from billplane.logs import billplane_logger, redact
 from billplane.settings import Settings
@@ -77,16 +79,16 @@ class StripeGateway:
 
     def verify_key(self) -> None:
         """Raises StripeUnavailable unless Stripe accepts the key."""
-        with self._speaking("checking the secret key"):
+        with self._speaking("customers.list", "checking the secret key"):
             self._sdk().v1.customers.list(params={"limit": 1})
 
     def find_price(self, price_id: str) -> PriceFacts | None:
-        with self._speaking(f"looking up price {price_id}"), _missing_is_none():
+        with self._speaking("prices.retrieve", f"looking up price {price_id}"), _missing_is_none():
             return facts.price_from(self._sdk().v1.prices.retrieve(price_id).to_dict())
         return None
 
     def webhook_endpoints(self) -> list[WebhookEndpointFacts]:
-        with self._speaking("listing webhook endpoints"):
+        with self._speaking("webhook_endpoints.list", "listing webhook endpoints"):
             page = self._sdk().v1.webhook_endpoints.list(params={"limit": 100})
             return [facts.webhook_endpoint_from(e.to_dict()) for e in page.auto_paging_iter()]
 
@@ -105,7 +107,7 @@ class StripeGateway:
             params["email"] = email
         if name:
             params["name"] = name
-        with self._speaking("creating a customer"):
+        with self._speaking("customers.create", "creating a customer"):
             created = self._sdk().v1.customers.create(
                 params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key},
@@ -114,12 +116,15 @@ class StripeGateway:
 
     def find_customer(self, customer_id: str) -> CustomerFacts | None:
         """The customer (`deleted` set once it is deleted), or None if Stripe has no such id."""
-        with self._speaking(f"looking up customer {customer_id}"), _missing_is_none():
+        with (
+            self._speaking("customers.retrieve", f"looking up customer {customer_id}"),
+            _missing_is_none(),
+        ):
             return facts.customer_from(self._sdk().v1.customers.retrieve(customer_id).to_dict())
         return None
 
     def customers(self) -> Iterator[CustomerFacts]:
-        with self._speaking("listing customers"):
+        with self._speaking("customers.list", "listing customers"):
             page = self._sdk().v1.customers.list(params={"limit": 100})
             for customer in page.auto_paging_iter():
                 yield facts.customer_from(customer.to_dict())
@@ -127,21 +132,27 @@ class StripeGateway:
     # --- subscriptions and invoices --------------------------------------------------------
 
     def find_subscription(self, subscription_id: str) -> SubscriptionFacts | None:
-        with self._speaking(f"looking up subscription {subscription_id}"), _missing_is_none():
+        with (
+            self._speaking("subscriptions.retrieve", f"looking up subscription {subscription_id}"),
+            _missing_is_none(),
+        ):
             found = self._sdk().v1.subscriptions.retrieve(subscription_id)
             return facts.subscription_from(found.to_dict())
         return None
 
     def subscriptions_of(self, customer_id: str) -> list[SubscriptionFacts]:
         """Every subscription of a customer, ended ones included."""
-        with self._speaking(f"listing the subscriptions of {customer_id}"):
+        with self._speaking("subscriptions.list", f"listing the subscriptions of {customer_id}"):
             page = self._sdk().v1.subscriptions.list(
                 params={"customer": customer_id, "status": "all", "limit": 100}
             )
             return [facts.subscription_from(s.to_dict()) for s in page.auto_paging_iter()]
 
     def find_invoice(self, invoice_id: str) -> InvoiceFacts | None:
-        with self._speaking(f"looking up invoice {invoice_id}"), _missing_is_none():
+        with (
+            self._speaking("invoices.retrieve", f"looking up invoice {invoice_id}"),
+            _missing_is_none(),
+        ):
             return facts.invoice_from(self._sdk().v1.invoices.retrieve(invoice_id).to_dict())
         return None
 
@@ -171,19 +182,24 @@ class StripeGateway:
             "metadata": metadata,
             "subscription_data": subscription_data,
         }
-        with self._speaking("opening a checkout session"):
+        with self._speaking("checkout.sessions.create", "opening a checkout session"):
             opened = self._sdk().v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
             return facts.checkout_session_from(opened.to_dict())
 
     def find_checkout_session(self, session_id: str) -> CheckoutSessionFacts | None:
-        with self._speaking(f"looking up checkout session {session_id}"), _missing_is_none():
+        with (
+            self._speaking(
+                "checkout.sessions.retrieve", f"looking up checkout session {session_id}"
+            ),
+            _missing_is_none(),
+        ):
             found = self._sdk().v1.checkout.sessions.retrieve(session_id)
             return facts.checkout_session_from(found.to_dict())
         return None
 
     def open_portal(self, *, customer: str, return_url: str) -> tuple[str, str]:
         """(id, url) of a customer portal session."""
-        with self._speaking("opening a customer portal session"):
+        with self._speaking("billing_portal.sessions.create", "opening a customer portal session"):
             opened = self._sdk().v1.billing_portal.sessions.create(
                 params={"customer": customer, "return_url": return_url}
             )
@@ -225,14 +241,25 @@ class StripeGateway:
             return self._client
 
     @contextmanager
-    def _speaking(self, action: str) -> Iterator[None]:
+    def _speaking(self, operation: str, action: str) -> Iterator[None]:
         """Stripe's errors told as billplane's: 503 when Stripe cannot serve us, 409 when it
-        refuses what we asked."""
+        refuses what we asked. Each call is timed, and counted when it fails, in `/metrics`
+        under `operation` (the API's resource and method: `action` names ids)."""
+        start = time.perf_counter()
+        failure: str | None = None
+        asked = True
         try:
             yield
+        except StripeNotConfigured:
+            asked = False  # no key: Stripe was not called
+            raise
         except stripe.StripeError as exc:
-            log.warning("stripe: %s failed: %s: %s", action, type(exc).__name__, redact(str(exc)))
+            failure = type(exc).__name__
+            log.warning("stripe: %s failed: %s: %s", action, failure, redact(str(exc)))
             raise _translated(exc, action) from None
+        finally:
+            if asked:
+                metrics.stripe_call(operation, time.perf_counter() - start, failure)
 
 
 def _translated(exc: stripe.StripeError, action: str) -> Exception:

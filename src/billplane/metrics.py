@@ -1,0 +1,177 @@
+"""What `GET /metrics` shows (DESIGN §6), and the few calls that count it.
+
+With several workers, each process keeps its values in files of PROMETHEUS_MULTIPROC_DIR and a
+scrape, whichever worker answers it, sums them all (prometheus-client's multiprocess mode;
+`billplane serve` sets the directory up). Counting sits on the client API's hot path, so each
+call here is a dict lookup of a child bound once per label set, then one increment.
+"""
+
+import os
+import re
+from collections import Counter as Tally
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+# Whether prometheus-client keeps values in files: it decided when it was first imported, from
+# PROMETHEUS_MULTIPROC_DIR. A single-process server may have imported it before `serve` set the
+# directory; its values are then in memory, which is right for one process.
+MULTIPROCESS = values.ValueClass is not values.MutexValue
+DIRECTORY = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if MULTIPROCESS and DIRECTORY:  # each metric below opens its file there as it is made
+    Path(DIRECTORY).mkdir(parents=True, exist_ok=True)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Seconds; the client API answers in milliseconds, Stripe and the dashboard in tenths of seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUEST_SECONDS = Histogram(
+    "billplane_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its answer, per route template and status.",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+CHECK_DECISIONS = Counter(
+    "billplane_check_decisions",
+    "Answers of /v1/check, per reason (`ok` is an allowed check).",
+    ["reason"],
+)
+USAGE_EVENTS = Counter(
+    "billplane_usage_events",
+    "Usage events by outcome: recorded, duplicate (a repeated idempotency key) or refused "
+    "(with the error code as reason).",
+    ["outcome", "reason"],
+)
+STRIPE_WEBHOOK_EVENTS = Counter(
+    "billplane_stripe_webhook_events",
+    "Stripe's webhook deliveries per event type (`unverified` before the signature is checked) "
+    "and outcome: processed, ignored, duplicate, failed, or the error code of a refusal.",
+    ["type", "outcome"],
+)
+STRIPE_API_SECONDS = Histogram(
+    "billplane_stripe_api_duration_seconds",
+    "Time of each call to Stripe's API (retries included), per operation.",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+STRIPE_API_ERRORS = Counter(
+    "billplane_stripe_api_errors",
+    "Calls to Stripe's API that failed, per operation and error (the Stripe SDK's class name).",
+    ["operation", "error"],
+)
+# Gauges of the ORM pool (admin API, dashboard, webhooks), summed over live workers. The client
+# API's hot path holds its own connections outside this pool: one reader and one writer each.
+DB_CHECKED_OUT = Gauge(
+    "billplane_db_pool_checked_out",
+    "Connections of the ORM pool in use by a request or job now.",
+    multiprocess_mode="livesum",
+)
+DB_OPEN = Gauge(
+    "billplane_db_pool_open",
+    "Connections the ORM pool holds open (in use or idle).",
+    multiprocess_mode="livesum",
+)
+# A process starts at zero: in a directory kept across restarts, a new process may have the pid,
+# and so the files, of one that died.
+for _gauge in (DB_CHECKED_OUT, DB_OPEN):
+    _gauge.set(0)
+
+Metric = TypeVar("Metric", Counter, Histogram)
+
+
+class Children(Generic[Metric]):
+    """A labelled metric's children, each bound once: `labels()` takes a lock and builds strings
+    on every call, a lookup here is one dict access."""
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric: Metric = metric
+        self._bound: dict[tuple[str, ...], Metric] = {}
+
+    def __call__(self, *labels: str) -> Metric:
+        child = self._bound.get(labels)
+        if child is None:
+            child = self._bound[labels] = self._metric.labels(*labels)
+        return child
+
+
+decisions = Children(CHECK_DECISIONS)
+usage_events = Children(USAGE_EVENTS)
+webhook_events = Children(STRIPE_WEBHOOK_EVENTS)
+stripe_seconds = Children(STRIPE_API_SECONDS)
+stripe_errors = Children(STRIPE_API_ERRORS)
+
+RECORDED, DUPLICATE, REFUSED = "recorded", "duplicate", "refused"
+
+
+def check_decided(reason: str) -> None:
+    decisions(reason).inc()
+
+
+def usage_counted(outcomes: Tally[tuple[str, str]]) -> None:
+    """Usage events by (outcome, reason); a batch's are tallied first, then counted once each."""
+    for (outcome, reason), count in outcomes.items():
+        usage_events(outcome, reason).inc(count)
+
+
+def usage_recorded(created: bool) -> None:
+    usage_events(RECORDED if created else DUPLICATE, "").inc()
+
+
+def usage_refused(code: str, count: int = 1) -> None:
+    usage_events(REFUSED, code).inc(count)
+
+
+def webhook_event(event_type: str, outcome: str) -> None:
+    webhook_events(event_type, outcome).inc()
+
+
+def stripe_call(operation: str, seconds: float, error: str | None) -> None:
+    stripe_seconds(operation).observe(seconds)
+    if error is not None:
+        stripe_errors(operation, error).inc()
+
+
+def exposition() -> bytes:
+    """The Prometheus text of every worker's metrics (or this process's, when it is alone)."""
+    if not MULTIPROCESS:
+        return generate_latest(REGISTRY)
+    forget_dead_processes()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+_PID = re.compile(r"_(\d+)\.db$")
+
+
+def forget_dead_processes() -> None:
+    """Drop the live gauges of workers that died (uvicorn starts others in their place), as
+    prometheus-client asks of a multiprocess server; their counters stay in the sums."""
+    if not (MULTIPROCESS and DIRECTORY):
+        return
+    pids = {int(m.group(1)) for f in Path(DIRECTORY).glob("*.db") if (m := _PID.search(f.name))}
+    for pid in pids:
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, DIRECTORY)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
