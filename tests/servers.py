@@ -108,7 +108,7 @@ def serving(
         text=True,
     )
     try:
-        _wait_until_up(base_url, process, probe, name)
+        wait_until_up(base_url, process, probe, name)
         yield base_url
     finally:
         process.terminate()
@@ -121,7 +121,7 @@ def serving(
             process.stderr.close()
 
 
-def _wait_until_up(
+def wait_until_up(
     base_url: str,
     process: "subprocess.Popen[str]",
     probe: Callable[[str], httpx.Response],

@@ -1,11 +1,18 @@
-"""`billplane serve`'s production defaults: quiet, within PostgreSQL's connection limit, and never
-on an unmigrated database."""
+"""`billplane serve`'s production defaults: quiet, within PostgreSQL's connection limit, never on
+an unmigrated database, draining requests on SIGTERM, and no worker outliving its supervisor."""
 
 import asyncio
+import fcntl
 import os
+import signal
+import socket
+import sqlite3
 import subprocess
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -14,7 +21,7 @@ import pytest
 
 from billplane.db import CONNECTIONS_PER_WORKER
 from conftest import ADMIN_TOKEN, fresh_database
-from servers import BIN, free_port, running_server
+from servers import BIN, free_port, running_server, wait_until_up
 
 # Several multi-worker servers: one at a time on PostgreSQL (`make test` runs two processes).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("many_connections")]
@@ -126,3 +133,116 @@ def test_serve_with_migrate_migrates_first(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     with running_server(url, ADMIN_TOKEN, args=["--migrate"]) as base_url:
         assert httpx.get(f"{base_url}/readyz").status_code == 200
+
+
+def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
+    """A usage call waits for SQLite's write lock (held here) when the server is told to stop:
+    it still gets its answer, and is counted, before the server exits."""
+    with fresh_database("sqlite", tmp_path) as url, supervisor(url, workers=2) as (server, base):
+        token = _seed(base, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        database = url.removeprefix("sqlite:///")
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        answers: list[httpx.Response] = []
+
+        def record_usage() -> None:
+            body = {"tenant": "acme", "feature": "reports", "idempotency_key": "in-flight"}
+            headers = {"Authorization": f"Bearer {token}"}
+            answers.append(httpx.post(f"{base}/v1/usage", json=body, headers=headers, timeout=60))
+
+        call = threading.Thread(target=record_usage)
+        call.start()
+        _wait_for_the_writer(Path(f"{database}-writer.lock"))
+
+        server.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        assert server.poll() is None, "the server stopped with a request in flight"
+        holder.execute("ROLLBACK")
+        holder.close()
+        call.join(timeout=30)
+        assert server.wait(timeout=30) == 0
+
+    assert [a.status_code for a in answers] == [201]
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM usage_events").fetchone() == (1,)
+
+
+def _wait_for_the_writer(lock: Path) -> None:
+    """Until a worker's writer holds its turn (see `hotpath.WriterTurn`): the call is in flight,
+    waiting for SQLite's lock."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if lock.exists():
+            with lock.open("rb") as file:
+                try:
+                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return
+                fcntl.flock(file, fcntl.LOCK_UN)
+        time.sleep(0.05)
+    raise AssertionError("the usage call never reached the writer")
+
+
+def test_the_workers_die_with_their_supervisor(tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: the kernel tells them, and they
+    leave the port free for the next server."""
+    with fresh_database("sqlite", tmp_path) as url, supervisor(url, workers=2) as (server, base):
+        children = _children(server.pid)
+        assert len(children) >= 2  # the workers (and multiprocessing's resource tracker)
+
+        server.kill()
+        server.wait()
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and [pid for pid in children if _alive(pid)]:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)], "orphaned workers"
+        port = int(base.rsplit(":", 1)[1])
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))  # raises if an orphan still listens
+            sock.listen()
+
+
+@contextmanager
+def supervisor(url: str, *, workers: int) -> Iterator[tuple["subprocess.Popen[str]", str]]:
+    """`billplane serve` and its base URL, in a session of its own: whatever is left of it is
+    killed when the block ends."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "BILLPLANE_ADMIN_TOKEN": ADMIN_TOKEN}
+    argv = [str(BIN / "billplane"), "serve", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, server, lambda u: httpx.get(f"{u}/healthz", timeout=1), "serve")
+        yield server, base
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:  # the parent's pid, after the state
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a parent to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

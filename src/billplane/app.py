@@ -24,6 +24,7 @@ from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
 from billplane.db import Database, count_pool_use
 from billplane.http import JsonBodies, document_errors, install_error_handlers
+from billplane.processes import die_with_parent
 from billplane.settings import Settings, get_settings
 from billplane.stripe.gateway import StripeGateway
 from billplane.telemetry import observe_requests
@@ -43,6 +44,7 @@ def create_served_app() -> FastAPI:
     takes it out of the garbage collector's full passes, which otherwise walk the whole heap and
     stall a request for tens of milliseconds now and then.
     """
+    die_with_parent()
     # Live gauges of workers that died before this one started in their place.
     metrics.forget_dead_processes()
     app = create_app()

@@ -1,5 +1,5 @@
 """`billplane serve`: refuse a database that is not migrated, set up logs and the workers' metrics
-directory, then run uvicorn."""
+directory, then run uvicorn (one supervisor, N workers that die with it)."""
 
 import logging
 import logging.config
@@ -48,6 +48,14 @@ def serve(
         bool,
         typer.Option(help="Apply the migrations first, instead of refusing an unmigrated database"),
     ] = False,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Seconds a stopping worker (SIGTERM) gives the requests it holds to finish; "
+            "keep it under your orchestrator's kill timeout",
+        ),
+    ] = 30,
 ) -> None:
     """Serve the API (and dashboard) with uvicorn."""
     import uvicorn
@@ -76,6 +84,7 @@ def serve(
             # request, with its id, route template and duration, through the same mask.
             access_log=False,
             proxy_headers=True,
+            timeout_graceful_shutdown=graceful_timeout,
             # A worker busy with a burst of requests may answer the supervisor's ping late; it
             # is not dead, and restarting it would drop the requests it holds.
             timeout_worker_healthcheck=30,
