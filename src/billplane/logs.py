@@ -1,8 +1,8 @@
 """Logging that never repeats a secret: Stripe keys, webhook secrets and billplane tokens.
 
 One set-up (`logging_config`) for the server's supervisor, its workers and the CLI: every record,
-uvicorn's included, goes to stderr through one handler whose formatter masks secrets in the whole
-line, as text or as one JSON object per line (`BILLPLANE_LOG_FORMAT`).
+uvicorn's included, goes to stderr through one handler whose formatter masks every secret it
+writes, as text or as one JSON object per line (`BILLPLANE_LOG_FORMAT`).
 """
 
 import logging
@@ -19,7 +19,7 @@ import orjson
 SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[A-Za-z0-9]+|\b(bp_)[A-Za-z0-9_-]{16,}")
 
 # The id of the request being served (see `telemetry`); every record logged while serving it
-# carries it. Read when a record is formatted, which happens in the logging thread and context.
+# carries it. Read when a record is formatted: in the thread, and context, that logged it.
 REQUEST_ID: ContextVar[str | None] = ContextVar("billplane_request_id", default=None)
 
 # Set on an exception billplane has logged: a second report of it is dropped (`ReportedOnce`).
@@ -91,7 +91,7 @@ REQUEST_FIELDS = ("method", "route", "status", "duration_ms")
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC), level, logger, message (with its traceback, if
-    any), the request id, and a request log record's fields. Secrets are masked in the line."""
+    any), the request id, and a request log record's fields; a secret in any value is masked."""
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()

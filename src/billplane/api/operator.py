@@ -53,8 +53,8 @@ def readyz(db: Annotated[Database, Depends(get_db)]) -> dict[str, str]:
         raise NotReady("database_unreachable", "The database does not answer.") from None
     problem = state.problem()
     if problem is not None:
-        message = f"Not ready: {problem}. Run `billplane db upgrade`."
-        raise NotReady("database_not_migrated", message)
+        fix = "Run `billplane db upgrade`." if state.known else "Serve the billplane that did."
+        raise NotReady("database_not_migrated", f"Not ready: {problem}. {fix}")
     return {"status": "ready", "version": __version__, "revision": ", ".join(state.current)}
 
 
