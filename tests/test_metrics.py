@@ -3,22 +3,24 @@ its sums are both workers' (prometheus-client's multiprocess mode, which `serve`
 
 import asyncio
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from billplane import metrics
 from billplane.webhooks import WEBHOOK_PATH
 from conftest import ADMIN_TOKEN, fresh_database
 from servers import running_server
 from stripe_double.events import signature_header
 from stripe_shop import closed_port_url
-
-pytestmark = pytest.mark.e2e
 
 WEBHOOK_SECRET = "whsec_metrics_" + "w" * 16
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -142,6 +144,7 @@ def total(samples: list[Sample], name: str, **labels: str) -> float:
     )
 
 
+@pytest.mark.e2e
 def test_both_workers_answer_scrapes_with_the_same_sums_of_both(served: Served) -> None:
     assert len(served.workers) == 2
     seen: dict[str, float] = {}
@@ -156,6 +159,7 @@ def test_both_workers_answer_scrapes_with_the_same_sums_of_both(served: Served) 
     assert set(seen.values()) == {served.checks}
 
 
+@pytest.mark.e2e
 def test_every_check_is_timed_under_its_route_and_status_and_counted_by_reason(
     served: Served,
 ) -> None:
@@ -172,6 +176,7 @@ def test_every_check_is_timed_under_its_route_and_status_and_counted_by_reason(
     assert max(s.value for s in buckets) == served.checks
 
 
+@pytest.mark.e2e
 def test_usage_is_counted_as_recorded_duplicate_or_refused_with_its_reason(
     served: Served,
 ) -> None:
@@ -184,6 +189,7 @@ def test_usage_is_counted_as_recorded_duplicate_or_refused_with_its_reason(
     assert total(samples, usage, outcome="refused", reason="unknown_feature") == 2
 
 
+@pytest.mark.e2e
 def test_stripe_webhooks_and_api_calls_are_counted(served: Served) -> None:
     _, samples = scrape(served.base_url)
     webhooks = "billplane_stripe_webhook_events_total"
@@ -196,8 +202,24 @@ def test_stripe_webhooks_and_api_calls_are_counted(served: Served) -> None:
     assert total(samples, "billplane_stripe_api_errors_total", error="APIConnectionError") == 1
 
 
+@pytest.mark.e2e
 def test_the_database_pool_is_shown_in_use_and_open(served: Served) -> None:
     _, samples = scrape(served.base_url)
 
     assert total(samples, "billplane_db_pool_checked_out") == 0  # at rest
     assert total(samples, "billplane_db_pool_open") >= 1  # the admin API's connections
+
+
+def test_a_scrape_forgets_the_live_gauges_of_dead_workers(tmp_path: Path) -> None:
+    """What prometheus-client's `mark_process_dead` does when a worker dies, done for uvicorn's
+    workers (which have no exit hook) at each scrape: counters of the dead stay in the sums."""
+    with subprocess.Popen(["true"]) as ended:  # a process that has ended (and been reaped)
+        ended.wait()
+    dead = ended.pid
+    names = [f"gauge_livesum_{dead}.db", f"counter_{dead}.db", f"gauge_livesum_{os.getpid()}.db"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+
+    metrics.forget_dead_processes(str(tmp_path))
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])

@@ -156,15 +156,15 @@ def exposition() -> bytes:
 _PID = re.compile(r"_(\d+)\.db$")
 
 
-def forget_dead_processes() -> None:
+def forget_dead_processes(directory: str | None = DIRECTORY) -> None:
     """Drop the live gauges of workers that died (uvicorn starts others in their place), as
     prometheus-client asks of a multiprocess server; their counters stay in the sums."""
-    if not (MULTIPROCESS and DIRECTORY):
+    if not directory:
         return
-    pids = {int(m.group(1)) for f in Path(DIRECTORY).glob("*.db") if (m := _PID.search(f.name))}
+    pids = {int(m.group(1)) for f in Path(directory).glob("*.db") if (m := _PID.search(f.name))}
     for pid in pids:
         if not _alive(pid):
-            multiprocess.mark_process_dead(pid, DIRECTORY)  # type: ignore[no-untyped-call]
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
 def _alive(pid: int) -> bool:
