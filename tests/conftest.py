@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 import factories
-from billplane.app import create_app
+from apps import lend_app
 from billplane.db import Database, Transactions
 from billplane.hotpath import Job, Sql
 from billplane.http import get_transactions
 from billplane.migrate import upgrade
 from billplane.settings import Settings
-from documented import Answers, undocumented
+from documented import undocumented
 
 ADMIN_TOKEN = "admin-" + "x" * 26
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -148,14 +148,13 @@ def settings(database_url: str) -> Settings:
 def client(
     settings: Settings, database: Database, session: Session, clock: Clock
 ) -> Iterator[TestClient]:
-    app = create_app(settings, db=database, clock=clock)
-    answers: list[tuple[str, str, int]] = []
-    app.add_middleware(Answers, seen=answers)
+    lent = lend_app(settings, database, clock)
+    app = lent.app
     app.dependency_overrides[get_transactions] = lambda: SavepointTransactions(session)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
     # Each answer the test got is one /openapi.json documents (see `documented`).
-    missing = undocumented(app, answers)
+    missing = undocumented(app, lent.answers)
     assert not missing, "answers /openapi.json does not list:\n" + "\n".join(missing)
 
 
