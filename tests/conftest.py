@@ -9,11 +9,13 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import typer.testing
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -54,6 +56,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_built_once() -> Iterator[None]:
+    """Typer's test runner builds the whole click command tree on every `invoke` (about 40 ms,
+    most of a short command's run); billplane's tree never changes while tests run."""
+    built = cache(typer.testing._get_command)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", built)
+        yield
 
 
 def postgres_answers() -> bool:
