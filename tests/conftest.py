@@ -33,6 +33,10 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:54
 REQUIRE_PG = os.environ.get("BILLPLANE_REQUIRE_POSTGRES") == "1"
 
 
+# The fixtures whose parameter is the engine a test runs on.
+ENGINE_PARAMS = ("database_url", "target")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`@pytest.mark.pg_sample(every=n)`: the whole table on SQLite, every n-th case of it on
     PostgreSQL (the engines run the same code; a sample still meets PostgreSQL's own types and
@@ -46,11 +50,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if (
             marker is None
             or callspec is None
-            or callspec.params.get("database_url") != "postgresql"
+            or "postgresql" not in (callspec.params.get(name) for name in ENGINE_PARAMS)
         ):
             kept.append(item)
             continue
-        name = item.originalname if isinstance(item, pytest.Function) else item.name
+        # (A schemathesis case names its operation in `originalname` too.)
+        name = (item.originalname if isinstance(item, pytest.Function) else item.name).split("[")[0]
         index = seen[name] = seen.get(name, -1) + 1
         (kept if index % marker.kwargs["every"] == 0 else dropped).append(item)
     if dropped:
