@@ -5,9 +5,14 @@ event), never from a lock inside one process: two worker processes share nothing
 """
 
 import asyncio
+import itertools
+import os
 import secrets
+import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -173,3 +178,92 @@ def test_concurrent_batches_admit_exactly_what_fits_and_count_a_shared_key_once(
     shared = Counter(r.json()["data"][0]["status"] for r in responses)
     assert shared[201] <= 1, shared
     assert _used(server, token, tenant) == 50
+
+
+def _workers_of(base_url: str) -> list[int]:
+    """The pids of the worker processes of the `billplane serve` listening at `base_url`."""
+    port = base_url.rsplit(":", 1)[1]
+    processes = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        processes[int(stat.parent.name)] = (argv, parent)
+    masters = {
+        pid
+        for pid, (argv, _) in processes.items()
+        if any(arg.endswith(b"billplane") for arg in argv)
+        and b"--port" in argv
+        and argv[argv.index(b"--port") + 1] == port.encode()
+    }
+    # uvicorn spawns its workers (multiprocessing's "spawn"), beside a resource tracker.
+    return [
+        pid
+        for pid, (argv, parent) in processes.items()
+        if parent in masters and any(b"spawn_main" in arg for arg in argv)
+    ]
+
+
+async def _load_while_killing(
+    base_url: str, token: str, tenant: str, kills: int
+) -> tuple[dict[str, int], list[str], list[list[int]]]:
+    """Enforced usage from 16 clients, each key new; once the workers answer, both get SIGKILL
+    (uvicorn's master starts new ones), `kills` times. Returns each answered key's status, the
+    keys whose answer was lost with a killed worker, and the workers killed each time."""
+    answered: dict[str, int] = {}
+    lost: list[str] = []
+    killed: list[list[int]] = []
+    keys = itertools.count()
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+
+        async def send_until_stopped() -> None:
+            while not stop.is_set():
+                key = f"crash-{next(keys)}"
+                body = {"tenant": tenant, "feature": "reports", "idempotency_key": key}
+                try:
+                    response = await client.post("/v1/usage", json={**body, "enforce": True})
+                except httpx.TransportError:
+                    lost.append(key)
+                else:
+                    answered[key] = response.status_code
+
+        async def served(more: int) -> None:
+            wanted, deadline = len(answered) + more, time.monotonic() + 60
+            while len(answered) < wanted:
+                assert time.monotonic() < deadline, "the server did not serve again in 60 s"
+                await asyncio.sleep(0.05)
+
+        senders = [asyncio.create_task(send_until_stopped()) for _ in range(16)]
+        for _ in range(kills):
+            await served(100)  # under load: the (new) workers answer
+            workers = _workers_of(base_url)
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            killed.append(workers)
+        await served(100)
+        stop.set()
+        await asyncio.gather(*senders)
+    return answered, lost, killed
+
+
+def test_killed_workers_lose_no_acknowledged_usage(server: str) -> None:
+    """Crash safety: every usage answered is counted, and every key
+    whose answer died with its worker was counted once or not at all, so a retry settles it."""
+    token, tenant = _seed(server, 2**31 - 1)
+    answered, lost, killed = asyncio.run(_load_while_killing(server, token, tenant, kills=2))
+
+    assert [len(workers) for workers in killed] == [2, 2], killed
+    assert not set(killed[0]) & set(killed[1]), "the second kill found the same workers"
+    assert Counter(answered.values()) == {201: len(answered)}, Counter(answered.values())
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"}) as client:
+        for key in lost:
+            body = {"tenant": tenant, "feature": "reports", "idempotency_key": key}
+            retried = client.post("/v1/usage", json={**body, "enforce": True})
+            # 201: the first attempt died before its commit; 200: it committed, answer lost.
+            assert retried.status_code in (200, 201), retried.text
+    assert _used(server, token, tenant) == len(answered) + len(lost)
