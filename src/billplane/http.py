@@ -284,6 +284,8 @@ ERROR_MEANINGS = {
     403: "A tenant-scoped token named another tenant (`forbidden`).",
     404: "A record the call names does not exist (`project_not_found`, `tenant_not_found`...).",
     409: "The call conflicts with what is stored.",
+    413: "The body is larger than the server accepts (`payload_too_large`; the limit is "
+    "BILLPLANE_MAX_BODY_BYTES, 2 MiB by default): refused before it was read.",
     422: "A field is missing or invalid (`validation_error`; `param` names the field).",
     503: "Stripe is not configured (`stripe_not_configured`) or did not answer "
     "(`stripe_unavailable`).",
@@ -315,7 +317,7 @@ def document_errors(app: FastAPI) -> None:
 
     FastAPI documents a 422 as `{"detail": [...]}`, which billplane never sends. Each operation's
     422 is the envelope instead, and the errors any operation of a kind can answer are added:
-    401 with a bearer token, 400 and 422 with a body, 404 with a record in the path.
+    401 with a bearer token, 400, 413 and 422 with a body, 404 with a record in the path.
     """
     generate = app.openapi
 
@@ -342,7 +344,7 @@ def _document_errors(operation: dict[str, Any]) -> None:
     if operation.get("security"):
         generic.append(401)
     if "requestBody" in operation:
-        generic += [400, 422]
+        generic += [400, 413, 422]
     parameters = operation.get("parameters", [])
     if any(p.get("in") == "path" for p in parameters):
         generic.append(404)

@@ -22,6 +22,10 @@ STRIPE_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+KIB = 1024
+MIB = 1024 * KIB
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -33,6 +37,12 @@ class Settings(BaseSettings):
     billplane_admin_token: str | None = None
     billplane_public_url: str = "http://127.0.0.1:8000"
     billplane_past_due_grace_days: Annotated[int, Field(ge=0, le=365)] = 7
+    # Request bodies past these sizes are refused (413) before they are read whole. The API's
+    # fits a 1,000-event usage batch with every field at its longest, keys in any script (1.9 MB
+    # at most as JSON escapes them), and Stripe's events (a few hundred KB at most) with room.
+    billplane_max_body_bytes: Annotated[int, Field(ge=64 * KIB, le=1024 * MIB)] = 2 * MIB
+    # The dashboard's forms: the largest, a plan's grants, is a few KB.
+    billplane_max_form_bytes: Annotated[int, Field(ge=4 * KIB, le=1024 * MIB)] = 64 * KIB
 
     @field_validator("database_url")
     @classmethod
@@ -73,6 +83,10 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @property
+    def served_over_https(self) -> bool:
+        return self.billplane_public_url.startswith("https://")
 
     @property
     def public_url_set(self) -> bool:
