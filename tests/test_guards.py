@@ -1,13 +1,15 @@
 """Bodies over their limit are refused (413, in the envelope) before they are read whole or a
-token is checked."""
+token is checked; billplane's pages carry the headers that keep browsers from framing them."""
 
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from billplane.app import create_app
 from billplane.db import Database
 from billplane.settings import MIB, Settings
 from conftest import ADMIN_TOKEN, Clock, Setup
@@ -95,3 +97,34 @@ def test_the_limits_are_settings(
         refused(client.post("/v1/check", content=b" " * (100 * 1024 + 1), headers=JSON), "100 KiB")
         refused(client.post("/login", content=streamed(9 * 1024), headers=FORM), "8 KiB")
         assert client.post("/v1/check", content=b"{}", headers=JSON).status_code == 422
+
+
+# --- headers for browsers --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def https_app() -> TestClient:
+    settings = Settings(
+        database_url="sqlite://",
+        billplane_admin_token=ADMIN_TOKEN,
+        billplane_public_url="https://billing.example.com",
+    )
+    return TestClient(create_app(settings), base_url="https://testserver")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/openapi.json", "/login", "/healthz"])
+def test_no_page_of_billplane_may_be_framed_or_sniffed(https_app: TestClient, page: str) -> None:
+    headers = https_app.get(page).headers
+    assert headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
+    assert headers["strict-transport-security"].startswith("max-age=31536000")
+    # One of each: the dashboard's own stricter policy is not doubled.
+    assert len(headers.get_list("content-security-policy")) == 1
+
+
+def test_hsts_only_when_the_public_url_is_https(client: TestClient) -> None:
+    docs = client.get("/docs")
+    assert docs.headers["x-frame-options"] == "DENY"
+    assert "strict-transport-security" not in docs.headers

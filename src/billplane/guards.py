@@ -1,7 +1,10 @@
-"""What stands before every route: a size limit on request bodies.
+"""What stands before every route: a size limit on request bodies, and the headers that tell
+browsers how to treat billplane's pages.
 
-Plain ASGI middleware, outside anything that reads a body or checks a token.
+Both are plain ASGI middleware, outside anything that reads a body or checks a token.
 """
+
+from typing import Any
 
 import orjson
 from fastapi import Request
@@ -10,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billplane.http import error_body
-from billplane.settings import KIB, MIB
+from billplane.settings import KIB, MIB, Settings
 
 # Paths whose bodies are the API's: JSON (a usage batch is the largest) or Stripe's events.
 API_PATHS = ("/v1/", "/admin/api/", "/webhooks/")
@@ -118,3 +121,44 @@ def render_body_too_large(_request: Request, exc: Exception) -> JSONResponse:
     """For an app whose other errors are HTML pages (the dashboard): a 413 is the envelope."""
     detail = exc.detail if isinstance(exc, StarletteHTTPException) else str(exc)
     return JSONResponse(error_body("payload_too_large", str(detail)), status_code=413)
+
+
+# Nothing of billplane may be framed by another site (clickjacking), sniffed as another type, or
+# leak its URLs to another site. The dashboard sets a stricter policy of its own, kept as it is.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+# A year, as browsers' preload lists ask; only ever sent when billplane is served over https.
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+class SecurityHeaders:
+    """Adds `SECURITY_HEADERS` (and HSTS when the public URL is https) to every answer but the
+    client API's: apps, not browsers, read those, and the hot path stays as lean as it was."""
+
+    SKIPPED = ("/v1/",)
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.headers = [*SECURITY_HEADERS, *([HSTS] if settings.served_over_https else [])]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.SKIPPED):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": _added(message.get("headers", []), self.headers)}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _added(headers: Any, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with each of `extra` whose name they do not carry already."""
+    present = {name.lower() for name, _ in headers}
+    return [*headers, *(header for header in extra if header[0] not in present)]
