@@ -475,7 +475,19 @@ USAGE_ERRORS = [
     field("enforce_as_number", "422 validation_error enforce", enforce=1),
     field("timestamp_word", "422 validation_error timestamp", timestamp="yesterday"),
     field("timestamp_naive", "422 validation_error timestamp", timestamp="2026-11-21T11:00:00"),
-    field("timestamp_future", "400 invalid_request timestamp", timestamp="2027-01-01T00:00:00Z"),
+    field(
+        "timestamp_future", "422 timestamp_out_of_range timestamp", timestamp="2027-01-01T00:00:00Z"
+    ),
+    field(
+        "timestamp_too_old",
+        "422 timestamp_out_of_range timestamp",
+        timestamp="2026-01-01T00:00:00Z",
+    ),
+    field(
+        "timestamp_year_one",
+        "422 timestamp_out_of_range timestamp",
+        timestamp="0001-01-01T00:00:00+14:00",
+    ),
     field("feature_unknown", "404 unknown_feature", feature="nope"),
     field("feature_boolean", "400 invalid_request feature", feature="exports"),
     field("over_the_limit", "402 limit_reached", quantity=4, enforce=True),

@@ -24,6 +24,11 @@ class InvalidInput(BillplaneError):
     code = "invalid_request"
 
 
+class TimestampOutOfRange(BillplaneError):
+    status = 422
+    code = "timestamp_out_of_range"
+
+
 class Unauthorized(BillplaneError):
     status = 401
     code = "unauthorized"
