@@ -93,7 +93,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
 
 def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     context: dict[str, Any] = {"title": title, "message": message, "code": status}
-    context["logged_in"] = auth.logged_in(request) if "session" in request.scope else False
+    context["logged_in"] = auth.seen_logged_in(request)
     return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
 
