@@ -1,6 +1,7 @@
 """Bodies over their limit are refused (413, in the envelope) before they are read whole or a
 token is checked; billplane's pages carry the headers that keep browsers from framing them."""
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -8,9 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
+from starlette.types import Message
 
 from billplane.app import create_app
 from billplane.db import Database
+from billplane.guards import BodyLimits
 from billplane.settings import MIB, Settings
 from conftest import ADMIN_TOKEN, Clock, Setup
 from dashboard.conftest import app_client
@@ -82,6 +85,31 @@ def test_a_webhook_body_over_the_limit_is_refused_unread(client: TestClient) -> 
 def test_a_dashboard_form_over_its_smaller_limit_is_refused(client: TestClient) -> None:
     refused(client.post("/login", content=b"t" * (64 * 1024 + 1), headers=FORM), "64 KiB")
     refused(client.post("/login", content=streamed(100 * 1024), headers=FORM), "64 KiB")
+
+
+def test_a_body_framed_chunked_is_counted_whatever_content_length_it_claims() -> None:
+    """A server that let both headers through (request smuggling's favourite) must not get a
+    small Content-Length believed while the chunks keep coming."""
+    read: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (message := await receive())["more_body"]:
+            read.append(len(message["body"]))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b" " * 65536, "more_body": True}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    headers = [(b"content-length", b"10"), (b"transfer-encoding", b"chunked")]
+    scope = {"type": "http", "path": "/v1/usage", "method": "POST", "headers": headers}
+    asyncio.run(BodyLimits(app, api=MIB, forms=MIB)(scope, receive, send))
+
+    assert sum(read) <= MIB
+    assert sent[0]["status"] == 413
 
 
 def test_the_limits_are_settings(
