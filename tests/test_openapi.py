@@ -210,13 +210,13 @@ def test_errors_are_documented_in_the_envelope_the_api_sends(schema: dict[str, A
 @pytest.mark.parametrize(
     ("method", "path", "statuses"),
     [
-        ("post", "/v1/check", {"400", "401", "403", "404", "422"}),
+        ("post", "/v1/check", {"400", "401", "403", "404", "413", "422"}),
         ("get", "/v1/tenants/{tenant}/entitlements", {"401", "403", "404", "422"}),
-        ("post", "/v1/usage", {"400", "401", "402", "403", "404", "409", "422"}),
-        ("post", "/v1/checkout", {"400", "401", "403", "404", "409", "422", "503"}),
-        ("post", "/admin/api/projects", {"400", "401", "409", "422"}),
-        ("get", "/admin/api/projects/{project}", {"401", "404", "422"}),
-        ("post", "/admin/api/stripe/sync", {"401", "503"}),
+        ("post", "/v1/usage", {"400", "401", "402", "403", "404", "409", "413", "422"}),
+        ("post", "/v1/checkout", {"400", "401", "403", "404", "409", "413", "422", "503"}),
+        ("post", "/admin/api/projects", {"400", "401", "409", "413", "422", "429"}),
+        ("get", "/admin/api/projects/{project}", {"401", "404", "422", "429"}),
+        ("post", "/admin/api/stripe/sync", {"401", "429", "503"}),
     ],
 )
 def test_each_route_documents_the_errors_it_answers(
@@ -237,7 +237,7 @@ def test_the_suite_wide_net_catches_an_undocumented_answer(app: FastAPI) -> None
         ("GET", "/v1/no-such-route", 404),  # no operation: not held to any document
     ]
     assert undocumented(app, seen) == [
-        "POST /v1/check answered 409; documented: ['200', '400', '401', '403', '404', '422']"
+        "POST /v1/check answered 409; documented: ['200', '400', '401', '403', '404', '413', '422']"
     ]
 
 

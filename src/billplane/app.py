@@ -22,6 +22,7 @@ from billplane.api import (
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
 from billplane.db import Database
+from billplane.guards import BodyLimits, SecurityHeaders
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.settings import Settings, get_settings
 from billplane.stripe.gateway import StripeGateway
@@ -69,6 +70,11 @@ def create_app(
     app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
+    app.add_middleware(SecurityHeaders, settings=settings)
+    # Outermost: a body too large is refused before anything else reads it or checks a token.
+    app.add_middleware(
+        BodyLimits, api=settings.billplane_max_body_bytes, forms=settings.billplane_max_form_bytes
+    )
     for router in (
         entitlements.router,
         usage.router,

@@ -4,7 +4,6 @@ The request owns the transaction: an endpoint opens it with `tx.read()`/`tx.writ
 committed when the block ends, rolled back when it raises (see `Transactions`).
 """
 
-import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, cast
@@ -22,6 +21,7 @@ from billplane.clock import Clock
 from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, Unauthorized
 from billplane.logs import billplane_logger
+from billplane.operators import service as operators
 from billplane.schemas import ErrorOut
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
@@ -88,13 +88,14 @@ Stripe = Annotated[StripeGateway, Depends(get_stripe)]
 AppClock = Annotated[Clock, Depends(get_clock)]
 
 
+ADMIN_SCHEME = "AdminToken"
 client_bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ProjectToken",
     description="A project token, or a tenant-scoped token (`bp_...`).",
 )
 admin_bearer = HTTPBearer(
-    auto_error=False, scheme_name="AdminToken", description="BILLPLANE_ADMIN_TOKEN."
+    auto_error=False, scheme_name=ADMIN_SCHEME, description="BILLPLANE_ADMIN_TOKEN."
 )
 
 
@@ -109,7 +110,10 @@ ClientToken = Annotated[str | None, Depends(client_token)]
 
 
 def require_admin(
+    request: Request,
     settings: CurrentSettings,
+    tx: Tx,
+    now: Now,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
 ) -> str:
     """The admin API answers only to `BILLPLANE_ADMIN_TOKEN`; returns the actor name."""
@@ -117,9 +121,35 @@ def require_admin(
     if expected is None:
         raise Unauthorized("The admin API is off: set BILLPLANE_ADMIN_TOKEN to turn it on.")
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not admin_token_given(request, tx, now, given, expected):
         raise Unauthorized("Send the admin token as 'Authorization: Bearer <token>'.")
     return "admin"
+
+
+def admin_token_given(
+    request: Request, tx: Transactions, now: datetime, given: str, expected: str | None
+) -> bool:
+    """Whether `given` is the admin token. A client that sent too many wrong ones lately is
+    refused (`TooManyAttempts`, 429) before its token is even compared; each wrong one is
+    noted (see `operators.service`). For the admin API and the dashboard's login alike.
+
+    No token at all is no guess: refused at once, neither throttled nor counted."""
+    if not given:
+        return False
+    client = client_address(request)
+    with tx.read() as session:
+        operators.refuse_if_throttled(session, client, now)
+    if operators.is_admin_token(given, expected):
+        return True
+    with tx.write() as session:
+        operators.note_failure(session, client, now)
+    return False
+
+
+def client_address(request: Request) -> str:
+    """Who is calling: the peer's address, or the one a trusted proxy forwarded (uvicorn
+    rewrites it only for BILLPLANE_TRUSTED_PROXIES; see `billplane serve`)."""
+    return request.client.host if request.client else "unknown"
 
 
 Admin = Annotated[str, Depends(require_admin)]
@@ -144,7 +174,8 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 # Starlette's handler type cannot say: hence the casts.
 def _render_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     exc = cast(BillplaneError, exc)
-    return JSONResponse(error_body(exc.code, exc.message, **exc.extra), status_code=exc.status)
+    body = error_body(exc.code, exc.message, **exc.extra)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers())
 
 
 INVALID_JSON = "The request body is not valid JSON."
@@ -284,7 +315,11 @@ ERROR_MEANINGS = {
     403: "A tenant-scoped token named another tenant (`forbidden`).",
     404: "A record the call names does not exist (`project_not_found`, `tenant_not_found`...).",
     409: "The call conflicts with what is stored.",
+    413: "The body is larger than the server accepts (`payload_too_large`; the limit is "
+    "BILLPLANE_MAX_BODY_BYTES, 2 MiB by default): refused before it was read.",
     422: "A field is missing or invalid (`validation_error`; `param` names the field).",
+    429: "Too many wrong admin tokens from this client in the last minute "
+    "(`too_many_attempts`): wait the `Retry-After` seconds.",
     503: "Stripe is not configured (`stripe_not_configured`) or did not answer "
     "(`stripe_unavailable`).",
 }
@@ -315,7 +350,8 @@ def document_errors(app: FastAPI) -> None:
 
     FastAPI documents a 422 as `{"detail": [...]}`, which billplane never sends. Each operation's
     422 is the envelope instead, and the errors any operation of a kind can answer are added:
-    401 with a bearer token, 400 and 422 with a body, 404 with a record in the path.
+    401 with a bearer token, 400, 413 and 422 with a body, 404 with a record in the path, and
+    429 with the admin token.
     """
     generate = app.openapi
 
@@ -339,10 +375,13 @@ def document_errors(app: FastAPI) -> None:
 def _document_errors(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     generic: list[int] = []
-    if operation.get("security"):
+    security = operation.get("security", [])
+    if security:
         generic.append(401)
+    if any(ADMIN_SCHEME in scheme for scheme in security):
+        generic.append(429)
     if "requestBody" in operation:
-        generic += [400, 422]
+        generic += [400, 413, 422]
     parameters = operation.get("parameters", [])
     if any(p.get("in") == "path" for p in parameters):
         generic.append(404)

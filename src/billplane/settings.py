@@ -1,5 +1,6 @@
 """The one settings object, read from the environment or `.env` once and validated at start."""
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated
 
@@ -22,6 +23,10 @@ STRIPE_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+KIB = 1024
+MIB = 1024 * KIB
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -33,6 +38,15 @@ class Settings(BaseSettings):
     billplane_admin_token: str | None = None
     billplane_public_url: str = "http://127.0.0.1:8000"
     billplane_past_due_grace_days: Annotated[int, Field(ge=0, le=365)] = 7
+    # Request bodies past these sizes are refused (413) before they are read whole. The API's
+    # fits a 1,000-event usage batch with every field at its longest, keys in any script (1.9 MB
+    # at most as JSON escapes them), and Stripe's events (a few hundred KB at most) with room.
+    billplane_max_body_bytes: Annotated[int, Field(ge=64 * KIB, le=1024 * MIB)] = 2 * MIB
+    # The dashboard's forms: the largest, a plan's grants, is a few KB.
+    billplane_max_form_bytes: Annotated[int, Field(ge=4 * KIB, le=1024 * MIB)] = 64 * KIB
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated addresses
+    # or networks (`10.0.0.0/8`), `*` for any. Empty: the peer is the client, whatever it says.
+    billplane_trusted_proxies: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -74,6 +88,30 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("billplane_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        listed = _listed(value)
+        if listed == ["*"]:
+            return value
+        for proxy in listed:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "must be * alone or list IP addresses or networks "
+                    f"(e.g. 10.0.0.1,10.1.0.0/16), not {proxy!r}"
+                ) from None
+        return value
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return _listed(self.billplane_trusted_proxies)
+
+    @property
+    def served_over_https(self) -> bool:
+        return self.billplane_public_url.startswith("https://")
+
     @property
     def public_url_set(self) -> bool:
         """Whether BILLPLANE_PUBLIC_URL was given, rather than left at its local default."""
@@ -85,6 +123,10 @@ class Settings(BaseSettings):
         if self.database_url.startswith("postgresql://"):
             return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
         return self.database_url
+
+
+def _listed(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def load_settings() -> Settings:

@@ -38,6 +38,21 @@ def test_a_stale_signature_is_refused(shop: Shop) -> None:
     assert _event_ids(shop) == []
 
 
+def test_a_signature_dated_far_ahead_is_refused(shop: Shop) -> None:
+    """Stripe's SDK checks only that a signature is not too old: a year ahead is refused too."""
+    shop.subscribe()
+    event = shop.double.events("customer.subscription.created")[0]
+
+    answer = shop.deliver(event, timestamp=int(time.time()) + 365 * 86400)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_signature"
+    assert "future" in answer.json()["error"]["message"]
+    assert _event_ids(shop) == []
+    # A clock a little fast is not refused (Stripe's five minutes, either way).
+    assert shop.deliver(event, timestamp=int(time.time()) + 60).status_code == 200
+
+
 def test_a_body_without_a_signature_header_is_refused(shop: Shop) -> None:
     answer = shop.client.post("/webhooks/stripe", content=b'{"id": "evt_1"}')
 

@@ -65,7 +65,11 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=access_log,
-        proxy_headers=True,
+        # X-Forwarded-For names the client only when a proxy we trust sent it; uvicorn's own
+        # default trusts any local peer (and FORWARDED_ALLOW_IPS), which the throttle on admin
+        # tokens would then count against whatever address a caller made up.
+        proxy_headers=bool(configured.trusted_proxies),
+        forwarded_allow_ips=configured.trusted_proxies,
         # A worker busy with a burst of requests may answer the supervisor's ping late; it is
         # not dead, and restarting it would drop the requests it holds.
         timeout_worker_healthcheck=30,

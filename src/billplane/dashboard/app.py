@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from billplane.dashboard import auth, endpoints, plan_pages, project_pages, tenant_pages
 from billplane.dashboard.view import templates
 from billplane.errors import BillplaneError
+from billplane.guards import BodyTooLarge, render_body_too_large
 from billplane.logs import billplane_logger
 
 log = billplane_logger()
@@ -92,7 +93,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
 
 def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     context: dict[str, Any] = {"title": title, "message": message, "code": status}
-    context["logged_in"] = auth.logged_in(request) if "session" in request.scope else False
+    context["logged_in"] = auth.seen_logged_in(request)
     return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
 
@@ -130,6 +131,7 @@ def _install_error_pages(dashboard: FastAPI) -> None:
     dashboard.add_exception_handler(auth.LoginRequired, login_required)
     dashboard.add_exception_handler(auth.CsrfRejected, csrf_rejected)
     dashboard.add_exception_handler(StarletteHTTPException, http_error)
+    dashboard.add_exception_handler(BodyTooLarge, render_body_too_large)
     dashboard.add_exception_handler(RequestValidationError, not_found)
     dashboard.add_exception_handler(BillplaneError, domain_error)
     dashboard.add_exception_handler(Exception, unexpected)
