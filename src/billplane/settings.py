@@ -22,6 +22,13 @@ STRIPE_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The ORM's pool of PostgreSQL connections in each worker process (admin API, dashboard, Stripe
+# webhooks): kept, allowed beyond that under load, and how long a request waits for one before
+# it is answered 503. The client API's hot path keeps two connections of its own beside it
+# (see `db.CONNECTIONS_PER_WORKER`).
+DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT = 4, 6, 10.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -33,6 +40,13 @@ class Settings(BaseSettings):
     billplane_admin_token: str | None = None
     billplane_public_url: str = "http://127.0.0.1:8000"
     billplane_past_due_grace_days: Annotated[int, Field(ge=0, le=365)] = 7
+    billplane_db_pool_size: Annotated[int, Field(ge=1, le=1000)] = DB_POOL_SIZE
+    billplane_db_max_overflow: Annotated[int, Field(ge=0, le=1000)] = DB_MAX_OVERFLOW
+    billplane_db_pool_timeout: Annotated[float, Field(gt=0, le=600)] = DB_POOL_TIMEOUT
+    # Off behind PgBouncer in transaction mode older than 1.21 (or with max_prepared_statements
+    # = 0): psycopg prepares a statement run five times on one connection, and PgBouncer would
+    # send its next run to a server connection that never saw it prepared.
+    billplane_db_prepared_statements: bool = True
 
     @field_validator("database_url")
     @classmethod
