@@ -1,0 +1,111 @@
+"""Database trouble is a 503 `database_unavailable` with `Retry-After`, never a 500: a pool with
+no free connection, a database that cannot be reached."""
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import errors as pg
+from sqlalchemy import exc as sa
+
+from billplane.app import create_app
+from billplane.db import Database
+from billplane.outage import describe, is_outage
+from billplane.settings import Settings
+from conftest import ADMIN_TOKEN, PG_URL, fresh_database
+from servers import free_port
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _sqlite_error(code: int, name: str) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(name)
+    error.sqlite_errorcode, error.sqlite_errorname = code, name  # as sqlite3 sets them
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (pg.AdminShutdown("terminating connection due to administrator command"), True),
+        (psycopg.OperationalError("consuming input failed: server closed the connection"), True),
+        (pg.TooManyConnections("sorry, too many clients already"), True),
+        (pg.CannotConnectNow("the database system is starting up"), True),
+        (pg.DeadlockDetected("deadlock detected"), True),
+        (pg.LockNotAvailable("could not obtain lock"), True),
+        (sa.TimeoutError("QueuePool limit of size 4 overflow 6 reached"), True),
+        (sa.OperationalError("SELECT 1", {}, pg.AdminShutdown("terminating")), True),
+        (_sqlite_error(5, "SQLITE_BUSY"), True),
+        (_sqlite_error(14, "SQLITE_CANTOPEN"), True),
+        # Bugs, not outages: they stay 500s.
+        (pg.UndefinedTable('relation "tenants" does not exist'), False),
+        (pg.UniqueViolation("duplicate key value"), False),
+        (pg.StatementTooComplex("stack depth limit exceeded"), False),
+        (sa.ProgrammingError("SELECT x", {}, pg.UndefinedColumn("column x")), False),
+        (_sqlite_error(1, "SQLITE_ERROR"), False),  # no such table
+        (ValueError("not a database error"), False),
+    ],
+)
+def test_an_outage_is_told_from_a_bug(error: Exception, outage: bool) -> None:
+    assert is_outage(error) is outage
+
+
+def test_the_log_line_leaves_out_the_statement_and_its_parameters() -> None:
+    error = sa.OperationalError(
+        "SELECT * FROM tokens WHERE digest = %(d)s", {"d": "s3cr3t"}, pg.AdminShutdown("ended")
+    )
+    assert describe(error) == "AdminShutdown: ended"
+
+
+def _assert_unavailable(answer: Any) -> None:
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "database_unavailable"
+    assert answer.headers["Retry-After"] == "1"
+
+
+@pytest.fixture(scope="module")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database("postgresql", tmp_path_factory.mktemp("outage")) as url:
+        yield url
+
+
+def _served(url: str, **engine: Any) -> tuple[TestClient, Database]:
+    settings = Settings(database_url=url, billplane_admin_token=ADMIN_TOKEN)
+    db = Database(settings.sqlalchemy_url, **engine)
+    return TestClient(create_app(settings, db=db), raise_server_exceptions=False), db
+
+
+def test_a_pool_with_no_connection_free_in_time_answers_503(pg_url: str) -> None:
+    client, db = _served(pg_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    with client:
+        held = db.engine.connect()  # the pool's only connection
+        try:
+            _assert_unavailable(client.get("/admin/api/projects", headers=ADMIN))
+        finally:
+            held.close()
+        assert client.get("/admin/api/projects", headers=ADMIN).status_code == 200
+    db.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_database_that_cannot_be_reached_answers_503_to_every_kind_of_call(
+    engine: str, tmp_path: Path
+) -> None:
+    if engine == "sqlite":  # a directory that does not exist: SQLite cannot open the file
+        url = f"sqlite:///{tmp_path / 'gone' / 'billplane.db'}"
+    else:  # nothing listens there: refused, as while PostgreSQL restarts
+        url = f"{PG_URL.rsplit('@', 1)[0]}@127.0.0.1:{free_port()}/billplane"
+    client, db = _served(url)
+    token = {"Authorization": "Bearer bp_" + "x" * 40}
+    with client:
+        _assert_unavailable(
+            client.post("/v1/check", json={"tenant": "a", "feature": "f"}, headers=token)
+        )
+        usage = {"tenant": "a", "feature": "f", "idempotency_key": "k"}
+        _assert_unavailable(client.post("/v1/usage", json=usage, headers=token))
+        _assert_unavailable(client.get("/admin/api/projects", headers=ADMIN))
+    db.dispose()
