@@ -1,6 +1,10 @@
 """Database trouble is a 503 `database_unavailable` with `Retry-After`, never a 500: a pool with
-no free connection, a database that cannot be reached."""
+no free connection, a database that cannot be reached, a backend ended under the hot path (whose
+connections then come back by themselves). Under load, against real servers:
+tests/usage/test_database_faults_e2e.py.
+"""
 
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +83,21 @@ def _served(url: str, **engine: Any) -> tuple[TestClient, Database]:
     return TestClient(create_app(settings, db=db), raise_server_exceptions=False), db
 
 
+def _project(client: TestClient) -> str:
+    """A project with a limit feature of a million, a default plan and the tenant acme."""
+    key = f"p{secrets.token_hex(4)}"
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("", {"key": key, "name": key}),
+        (f"/{key}/features", {"key": "reports", "name": "Reports", "type": "limit"}),
+        (f"/{key}/plans", {"key": "free", "name": "Free", "is_default": True,
+                           "features": {"reports": {"limit": 1_000_000}}}),
+        (f"/{key}/tenants", {"key": "acme"}),
+    ]  # fmt: skip
+    answers = [client.post(f"/admin/api/projects{p}", json=b, headers=ADMIN) for p, b in steps]
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    return str(answers[0].json()["token"])
+
+
 def test_a_pool_with_no_connection_free_in_time_answers_503(pg_url: str) -> None:
     client, db = _served(pg_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
     with client:
@@ -108,4 +127,39 @@ def test_a_database_that_cannot_be_reached_answers_503_to_every_kind_of_call(
         usage = {"tenant": "a", "feature": "f", "idempotency_key": "k"}
         _assert_unavailable(client.post("/v1/usage", json=usage, headers=token))
         _assert_unavailable(client.get("/admin/api/projects", headers=ADMIN))
+    db.dispose()
+
+
+def _end_backends(url: str) -> int:
+    """End every connection to `url`'s database, as `pg_terminate_backend` by an operator or a
+    failover would; how many there were."""
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchall()
+    return len(rows)
+
+
+def test_the_hot_path_comes_back_by_itself_after_its_backends_are_ended(pg_url: str) -> None:
+    """The reader and the writer each keep a connection for good: one found ended while it
+    waited is replaced, and the very next check and usage succeed."""
+    client, db = _served(pg_url)
+    with client:
+        token = {"Authorization": f"Bearer {_project(client)}"}
+        check = {"tenant": "acme", "feature": "reports"}
+        for round_ in range(2):
+            assert client.post("/v1/check", json=check, headers=token).status_code == 200
+            usage = {**check, "idempotency_key": f"before-{round_}", "enforce": True}
+            assert client.post("/v1/usage", json=usage, headers=token).status_code == 201
+
+            assert _end_backends(pg_url) >= 2  # the reader and the writer, at least
+
+            assert client.post("/v1/check", json=check, headers=token).status_code == 200
+            usage = {**check, "idempotency_key": f"after-{round_}", "enforce": True}
+            answer = client.post("/v1/usage", json=usage, headers=token)
+            assert answer.status_code == 201, answer.text
+        assert client.post("/v1/check", json=check, headers=token).json()["used"] == 4
     db.dispose()
