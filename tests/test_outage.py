@@ -18,7 +18,12 @@ from sqlalchemy import exc as sa
 
 from billplane.app import create_app
 from billplane.db import Database
-from billplane.outage import describe, is_outage
+from billplane.outage import (
+    PREPARED_STATEMENT_LOST,
+    describe,
+    is_outage,
+    prepared_statement_lost,
+)
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, PG_URL, fresh_database
 from servers import free_port
@@ -51,11 +56,34 @@ def _sqlite_error(code: int, name: str) -> sqlite3.OperationalError:
         (pg.StatementTooComplex("stack depth limit exceeded"), False),
         (sa.ProgrammingError("SELECT x", {}, pg.UndefinedColumn("column x")), False),
         (_sqlite_error(1, "SQLITE_ERROR"), False),  # no such table
+        # A pooler that does not keep prepared statements: a setting to change (see below).
+        (
+            pg.ProtocolViolation(
+                'bind message supplies 14 parameters, but prepared statement "_pg3_0" requires 10'
+            ),
+            False,
+        ),
         (ValueError("not a database error"), False),
     ],
 )
 def test_an_outage_is_told_from_a_bug(error: Exception, outage: bool) -> None:
     assert is_outage(error) is outage
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pg.DuplicatePreparedStatement('prepared statement "_pg3_0" already exists'),
+        pg.InvalidSqlStatementName('prepared statement "_pg3_2" does not exist'),
+        sa.ProgrammingError("SELECT 1", {}, pg.InvalidSqlStatementName('"_pg3_1" does not exist')),
+    ],
+)
+def test_a_prepared_statement_lost_to_a_pooler_is_told_apart(error: Exception) -> None:
+    """PgBouncer in transaction mode before 1.21 with prepared statements left on: the log
+    names the setting to change (tests/test_scale_out.py runs it with the setting)."""
+    assert prepared_statement_lost(error)
+    assert not is_outage(error)
+    assert "BILLPLANE_DB_PREPARED_STATEMENTS=false" in PREPARED_STATEMENT_LOST
 
 
 def test_the_log_line_leaves_out_the_statement_and_its_parameters() -> None:

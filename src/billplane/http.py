@@ -22,7 +22,15 @@ from billplane.clock import Clock
 from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, Unauthorized
 from billplane.logs import billplane_logger
-from billplane.outage import CANDIDATES, MESSAGE, RETRY_AFTER_SECONDS, describe, is_outage
+from billplane.outage import (
+    CANDIDATES,
+    MESSAGE,
+    PREPARED_STATEMENT_LOST,
+    RETRY_AFTER_SECONDS,
+    describe,
+    is_outage,
+    prepared_statement_lost,
+)
 from billplane.schemas import ErrorOut
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
@@ -273,6 +281,8 @@ async def _render_database_error(_request: Request, exc: Exception) -> JSONRespo
     left to `_render_unexpected`. Async: the threadpool may be full of requests waiting for a
     pooled connection, and this answer must not queue behind them."""
     if not is_outage(exc):
+        if prepared_statement_lost(exc):
+            log.error("%s (%s)", PREPARED_STATEMENT_LOST, describe(exc))
         raise exc
     log.warning("database unavailable, answered 503: %s", describe(exc))
     return JSONResponse(

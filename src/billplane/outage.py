@@ -47,6 +47,8 @@ def is_outage(error: BaseException) -> bool:
             return True
         return error.orig is not None and is_outage(error.orig)
     if isinstance(error, psycopg.Error):
+        if prepared_statement_lost(error):
+            return False  # a setting to change, not an outage to wait out
         state = error.sqlstate
         if state is None:  # psycopg's own: refused, lost, closed or timed out connections
             return isinstance(error, psycopg.OperationalError)
@@ -54,6 +56,22 @@ def is_outage(error: BaseException) -> bool:
     if isinstance(error, sqlite3.OperationalError):
         return getattr(error, "sqlite_errorname", "").startswith(SQLITE_OUTAGES)
     return False
+
+
+# What psycopg names the statements it prepares, and what billplane logs when one went missing.
+PSYCOPG_PREPARED = '"_pg3_'
+PREPARED_STATEMENT_LOST = (
+    "a statement psycopg prepared on one server connection ran on another: behind PgBouncer in "
+    "transaction mode older than 1.21 (or with max_prepared_statements = 0), set "
+    "BILLPLANE_DB_PREPARED_STATEMENTS=false"
+)
+
+
+def prepared_statement_lost(error: BaseException) -> bool:
+    """Whether `error` is psycopg's prepared statement missing (or clashing) on the server
+    connection that ran it: a connection pooler that does not keep prepared statements."""
+    cause = error.orig if isinstance(error, sa.DBAPIError) and error.orig else error
+    return isinstance(cause, psycopg.Error) and PSYCOPG_PREPARED in str(cause)
 
 
 def describe(error: BaseException) -> str:
