@@ -10,9 +10,10 @@ import httpx
 from conftest import ADMIN_TOKEN
 
 
-def seed(base_url: str, limit: int) -> tuple[str, str]:
-    """A fresh project whose default plan allows `limit` units; returns (token, tenant)."""
-    key = f"p{secrets.token_hex(4)}"
+def seed(base_url: str, limit: int, key: str | None = None) -> tuple[str, str]:
+    """A fresh project (`key`, or a random one) whose default plan allows `limit` units;
+    returns (token, tenant)."""
+    key = key or f"p{secrets.token_hex(4)}"
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as admin:
         project = admin.post("/admin/api/projects", json={"key": key, "name": key})
