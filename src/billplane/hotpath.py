@@ -270,9 +270,10 @@ class ReadPool:
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                with self.connection() as fresh:  # a new connection's failure is the answer
-                    return use(fresh)
+            if conn is None:  # a new connection: its failure is the answer
+                conn = self._connect()
+                with self._lent(conn):
+                    return use(conn)
             try:
                 with self._lent(conn):
                     return use(conn)
