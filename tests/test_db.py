@@ -61,3 +61,10 @@ def test_sqlite_takes_the_same_settings_without_complaint(tmp_path: Path) -> Non
         billplane_db_prepared_statements=False,
     )
     Database.from_settings(settings).dispose()
+
+
+def test_the_readme_documents_every_database_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    names = [n.upper() for n in Settings.model_fields if n.startswith("billplane_db_")]
+    assert len(names) == 4
+    assert [n for n in names if f"`{n}`" not in readme] == []

@@ -1,6 +1,7 @@
 """Scale-out, proven here: two billplane servers (two `billplane serve` processes on ports of
 their own, as two machines would run them) behind HAProxy balancing round-robin, both on one
-PostgreSQL database reached through PgBouncer in transaction pooling mode.
+PostgreSQL database reached through PgBouncer in transaction pooling mode — the topology the
+README's "Running in production" describes.
 
 Through the balancer: the enforced race admits exactly the limit, and Stripe's lifecycle
 delivered shuffled and repeated ends as Stripe says. Server by server: a token revoked through
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -157,3 +159,10 @@ def _deliver(balancer: str, payload: bytes, signature: str) -> Any:
     headers = {"Stripe-Signature": signature, "Content-Type": "application/json"}
     return httpx.post(f"{balancer}/webhooks/stripe", content=payload, headers=headers, timeout=60)
 
+
+def test_the_readme_says_what_pgbouncer_needed_here() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    production = readme[readme.index("## Running in production") :]
+    assert "pool_mode = transaction" in production
+    assert "BILLPLANE_DB_PREPARED_STATEMENTS=false" in production
+    assert "1.21" in production  # where PgBouncer keeps prepared statements itself
