@@ -4,6 +4,7 @@ connections then come back by themselves). Under load, against real servers:
 tests/usage/test_database_faults_e2e.py.
 """
 
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -190,4 +191,24 @@ def test_the_hot_path_comes_back_by_itself_after_its_backends_are_ended(pg_url: 
             answer = client.post("/v1/usage", json=usage, headers=token)
             assert answer.status_code == 201, answer.text
         assert client.post("/v1/check", json=check, headers=token).json()["used"] == 4
+    db.dispose()
+
+
+def test_the_dashboard_answers_an_outage_with_a_503_page(pg_url: str) -> None:
+    client, db = _served(pg_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    with client:
+        form = client.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf is not None, form
+        login = {"csrf": csrf[1], "token": ADMIN_TOKEN, "next": "/"}
+        assert client.post("/login", data=login, follow_redirects=False).status_code == 303
+        held = db.engine.connect()  # the pool's only connection
+        try:
+            page = client.get("/projects")
+        finally:
+            held.close()
+        assert page.status_code == 503, page.text[:500]
+        assert page.headers["Retry-After"] == "1"
+        assert "cannot reach its database" in page.text
+        assert client.get("/projects").status_code == 200
     db.dispose()
