@@ -65,7 +65,7 @@ def create_app(
         title="billplane", version=__version__, description=DESCRIPTION, static_url=DOCS_ASSETS
     )
     app.state.settings = settings
-    app.state.db = db or Database(settings.sqlalchemy_url)
+    app.state.db = db or Database.from_settings(settings)
     app.state.clock = clock
     app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)

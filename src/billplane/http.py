@@ -22,6 +22,15 @@ from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, Unauthorized
 from billplane.logs import billplane_logger
 from billplane.operators import service as operators
+from billplane.outage import (
+    CANDIDATES,
+    MESSAGE,
+    PREPARED_STATEMENT_LOST,
+    RETRY_AFTER_SECONDS,
+    describe,
+    is_outage,
+    prepared_statement_lost,
+)
 from billplane.schemas import ErrorOut
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
@@ -298,6 +307,22 @@ def _allowed_methods(request: Request) -> list[str]:
     return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if served(m)]
 
 
+async def _render_database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A database outage is a 503 the caller may retry; any other database error is a bug,
+    left to `_render_unexpected`. Async: the threadpool may be full of requests waiting for a
+    pooled connection, and this answer must not queue behind them."""
+    if not is_outage(exc):
+        if prepared_statement_lost(exc):
+            log.error("%s (%s)", PREPARED_STATEMENT_LOST, describe(exc))
+        raise exc
+    log.warning("database unavailable, answered 503: %s", describe(exc))
+    return JSONResponse(
+        error_body("database_unavailable", MESSAGE),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _render_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     # The log filter masks any secret the exception's text or traceback might carry.
     log.error("unhandled %s while serving a request", type(exc).__name__, exc_info=exc)
@@ -389,6 +414,8 @@ def _document_errors(operation: dict[str, Any]) -> None:
         generic.append(422)
     for code in generic:
         responses.setdefault(str(code), {"description": ERROR_MEANINGS[code]})
+    if operation.get("security") or "503" in responses:  # it reads the database
+        _document_outage(responses)
     if "422" in responses:  # FastAPI's own, or one added above
         responses["422"]["description"] = ERROR_MEANINGS[422]
     for status, response in responses.items():
@@ -396,8 +423,25 @@ def _document_errors(operation: dict[str, Any]) -> None:
             response["content"] = {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}}
 
 
+DATABASE_UNAVAILABLE = (
+    "The database is unavailable for a moment (`database_unavailable`): retry after "
+    "`Retry-After` seconds; a usage call retried with the same idempotency key counts once."
+)
+
+
+def _document_outage(responses: dict[str, Any]) -> None:
+    said = responses.get("503", {}).get("description")
+    also = f"{said} Or t{DATABASE_UNAVAILABLE[1:]}" if said else DATABASE_UNAVAILABLE
+    responses["503"] = {
+        "description": also,
+        "headers": {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}},
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BillplaneError, _render_domain_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
+    for database_error in CANDIDATES:
+        app.add_exception_handler(database_error, _render_database_error)
     app.add_exception_handler(Exception, _render_unexpected)

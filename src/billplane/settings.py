@@ -25,6 +25,11 @@ STRIPE_PREFIXES: dict[str, tuple[str, ...]] = {
 
 KIB = 1024
 MIB = 1024 * KIB
+# The ORM's pool of PostgreSQL connections in each worker process (admin API, dashboard, Stripe
+# webhooks): kept, allowed beyond that under load, and how long a request waits for one before
+# it is answered 503. The client API's hot path keeps two connections of its own beside it
+# (see `db.CONNECTIONS_PER_WORKER`).
+DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT = 4, 6, 10.0
 
 
 class Settings(BaseSettings):
@@ -47,6 +52,13 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated addresses
     # or networks (`10.0.0.0/8`), `*` for any. Empty: the peer is the client, whatever it says.
     billplane_trusted_proxies: str = ""
+    billplane_db_pool_size: Annotated[int, Field(ge=1, le=1000)] = DB_POOL_SIZE
+    billplane_db_max_overflow: Annotated[int, Field(ge=0, le=1000)] = DB_MAX_OVERFLOW
+    billplane_db_pool_timeout: Annotated[float, Field(gt=0, le=600)] = DB_POOL_TIMEOUT
+    # Off behind PgBouncer in transaction mode older than 1.21 (or with max_prepared_statements
+    # = 0): psycopg prepares a statement run five times on one connection, and PgBouncer would
+    # send its next run to a server connection that never saw it prepared.
+    billplane_db_prepared_statements: bool = True
 
     @field_validator("database_url")
     @classmethod

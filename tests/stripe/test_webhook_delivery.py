@@ -5,8 +5,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import errors as pg
+from sqlalchemy import exc as sa
 
 from billplane.stripe.gateway import StripeGateway
+from billplane.webhooks import handlers
 from conftest import ADMIN_TOKEN
 from stripe_shop import Shop, closed_port_url
 
@@ -185,6 +188,30 @@ def test_a_failure_rolls_back_answers_500_and_the_retry_is_processed(shop: Shop)
     assert shop.events()[0]["outcome"] == "processed"
     assert shop.events()[0]["error"] is None
     assert shop.tenant()["subscription"]["status"] == "active"
+
+
+def test_a_database_outage_while_applying_is_a_503_and_nothing_is_recorded(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """There is nowhere to record the failure, nor need to: Stripe delivers the event again,
+    and that delivery is processed as the first."""
+    shop.subscribe()
+    event = shop.double.events("customer.subscription.created")[0]
+    ended = sa.OperationalError("UPDATE tenants ...", {}, pg.AdminShutdown("terminating"))
+
+    def outage(*_args: Any) -> Any:
+        raise ended
+
+    with monkeypatch.context() as patched:
+        patched.setattr(handlers, "apply", outage)
+        refused = shop.deliver(event)
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "database_unavailable"
+    assert refused.headers["Retry-After"] == "1"
+    assert shop.events() == []
+    retried = shop.deliver(event)
+    assert (retried.status_code, retried.json()["outcome"]) == (200, "processed")
 
 
 def test_a_failed_event_can_be_replayed_by_the_operator(shop: Shop) -> None:

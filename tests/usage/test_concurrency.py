@@ -7,7 +7,6 @@ event), never from a lock inside one process: two worker processes share nothing
 import asyncio
 import itertools
 import os
-import secrets
 import signal
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import ADMIN_TOKEN, fresh_database
+from races import fire, seed, used
 from servers import running_server
 
 # Several multi-worker servers: one at a time on PostgreSQL (`make test` runs two processes).
@@ -38,95 +38,36 @@ def server(
         yield base_url
 
 
-def _seed(base_url: str, limit: int) -> tuple[str, str]:
-    """A fresh project whose default plan allows `limit` units; returns (token, tenant)."""
-    key = f"p{secrets.token_hex(4)}"
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    with httpx.Client(base_url=base_url, headers=headers) as admin:
-        project = admin.post("/admin/api/projects", json={"key": key, "name": key})
-        assert project.status_code == 201, project.text
-        for path, body in _setup_steps(limit):
-            response = admin.post(f"/admin/api/projects/{key}/{path}", json=body)
-            assert response.status_code == 201, response.text
-    return project.json()["token"], "acme"
-
-
-def _setup_steps(limit: int) -> list[tuple[str, dict[str, object]]]:
-    return [
-        ("features", {"key": "reports", "name": "Reports", "type": "limit"}),
-        (
-            "plans",
-            {
-                "key": "free",
-                "name": "Free",
-                "is_default": True,
-                "features": {"reports": {"limit": limit, "reset": "never"}},
-            },
-        ),
-        ("tenants", {"key": "acme"}),
-    ]
-
-
-async def _fire(base_url: str, token: str, bodies: list[dict[str, object]]) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
-    async with httpx.AsyncClient(
-        base_url=base_url,
-        limits=limits,
-        timeout=120,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        start = asyncio.Event()
-
-        async def one(body: dict[str, object]) -> httpx.Response:
-            await start.wait()
-            return await client.post("/v1/usage", json=body)
-
-        tasks = [asyncio.create_task(one(b)) for b in bodies]
-        await asyncio.sleep(0.2)  # every task is parked at the gate before any request leaves
-        start.set()
-        return await asyncio.gather(*tasks)
-
-
-def _used(base_url: str, token: str, tenant: str) -> int:
-    answer = httpx.post(
-        f"{base_url}/v1/check",
-        json={"tenant": tenant, "feature": "reports"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert answer.status_code == 200, answer.text
-    return int(answer.json()["used"])
-
-
 def test_enforced_usage_under_concurrency_never_passes_the_limit(server: str) -> None:
-    token, tenant = _seed(server, LIMIT)
+    token, tenant = seed(server, LIMIT)
     bodies = [
         {"tenant": tenant, "feature": "reports", "idempotency_key": f"k{i}", "enforce": True}
         for i in range(CONCURRENCY)
     ]
-    responses = asyncio.run(_fire(server, token, bodies))
+    responses = asyncio.run(fire(server, token, bodies))
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: LIMIT, 402: CONCURRENCY - LIMIT}, statuses
     refused = next(r for r in responses if r.status_code == 402).json()
     assert refused["error"]["code"] == "limit_reached"
-    assert _used(server, token, tenant) == LIMIT
+    assert used(server, token, tenant) == LIMIT
 
 
 def test_same_idempotency_key_under_concurrency_counts_once(server: str) -> None:
-    token, tenant = _seed(server, 1000)
+    token, tenant = seed(server, 1000)
     body = {"tenant": tenant, "feature": "reports", "idempotency_key": "once", "quantity": 3}
-    responses = asyncio.run(_fire(server, token, [body] * 100))
+    responses = asyncio.run(fire(server, token, [body] * 100))
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 1, 200: 99}, statuses
     assert {r.json()["used"] for r in responses} == {3}
     assert all(r.json()["duplicate"] for r in responses if r.status_code == 200)
-    assert _used(server, token, tenant) == 3
+    assert used(server, token, tenant) == 3
 
 
 def test_partial_room_admits_only_what_fits(server: str) -> None:
     """Quantities of 3 against 20 units: exactly six fit, whatever the interleaving."""
-    token, tenant = _seed(server, LIMIT)
+    token, tenant = seed(server, LIMIT)
     bodies = [
         {
             "tenant": tenant,
@@ -137,11 +78,11 @@ def test_partial_room_admits_only_what_fits(server: str) -> None:
         }
         for i in range(200)
     ]
-    responses = asyncio.run(_fire(server, token, bodies))
+    responses = asyncio.run(fire(server, token, bodies))
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 6, 402: 194}, statuses
-    assert _used(server, token, tenant) == 18
+    assert used(server, token, tenant) == 18
 
 
 async def _fire_batches(
@@ -159,7 +100,7 @@ def test_concurrent_batches_admit_exactly_what_fits_and_count_a_shared_key_once(
     server: str,
 ) -> None:
     """Eight batches at once, each crossing the limit on its own and all naming one key."""
-    token, tenant = _seed(server, 50)
+    token, tenant = seed(server, 50)
     event = {"tenant": tenant, "feature": "reports", "enforce": True}
     batches = [
         [{**event, "idempotency_key": "shared"}]
@@ -177,7 +118,7 @@ def test_concurrent_batches_admit_exactly_what_fits_and_count_a_shared_key_once(
     assert refusals == {"limit_reached"}
     shared = Counter(r.json()["data"][0]["status"] for r in responses)
     assert shared[201] <= 1, shared
-    assert _used(server, token, tenant) == 50
+    assert used(server, token, tenant) == 50
 
 
 def _workers_of(base_url: str) -> list[int]:
@@ -254,7 +195,7 @@ async def _load_while_killing(
 def test_killed_workers_lose_no_acknowledged_usage(server: str) -> None:
     """Crash safety: every usage answered is counted, and every key
     whose answer died with its worker was counted once or not at all, so a retry settles it."""
-    token, tenant = _seed(server, 2**31 - 1)
+    token, tenant = seed(server, 2**31 - 1)
     answered, lost, killed = asyncio.run(_load_while_killing(server, token, tenant, kills=2))
 
     assert [len(workers) for workers in killed] == [2, 2], killed
@@ -266,4 +207,5 @@ def test_killed_workers_lose_no_acknowledged_usage(server: str) -> None:
             retried = client.post("/v1/usage", json={**body, "enforce": True})
             # 201: the first attempt died before its commit; 200: it committed, answer lost.
             assert retried.status_code in (200, 201), retried.text
-    assert _used(server, token, tenant) == len(answered) + len(lost)
+    assert used(server, token, tenant) == len(answered) + len(lost)
+    assert used(server, token, tenant) == 50

@@ -22,6 +22,7 @@ from billplane.dashboard.view import templates
 from billplane.errors import BillplaneError
 from billplane.guards import BodyTooLarge, render_body_too_large
 from billplane.logs import billplane_logger
+from billplane.outage import CANDIDATES, RETRY_AFTER_SECONDS, describe, is_outage
 
 log = billplane_logger()
 
@@ -123,6 +124,15 @@ def _install_error_pages(dashboard: FastAPI) -> None:
         exc = cast(BillplaneError, exc)  # registered for this class only
         return error_page(request, exc.status, "Not possible", exc.message)
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if not is_outage(exc):
+            raise exc  # a bug: `unexpected` below
+        log.warning("database unavailable, answered 503: %s", describe(exc))
+        message = "billplane cannot reach its database right now; try again in a moment."
+        page = error_page(request, 503, "Database unavailable", message)
+        page.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return page
+
     def unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled %s on a dashboard page", type(exc).__name__, exc_info=exc)
         message = "Something went wrong on billplane's side; the server log has the details."
@@ -134,4 +144,6 @@ def _install_error_pages(dashboard: FastAPI) -> None:
     dashboard.add_exception_handler(BodyTooLarge, render_body_too_large)
     dashboard.add_exception_handler(RequestValidationError, not_found)
     dashboard.add_exception_handler(BillplaneError, domain_error)
+    for kind in CANDIDATES:
+        dashboard.add_exception_handler(kind, database_error)
     dashboard.add_exception_handler(Exception, unexpected)
