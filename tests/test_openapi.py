@@ -210,13 +210,14 @@ def test_errors_are_documented_in_the_envelope_the_api_sends(schema: dict[str, A
 @pytest.mark.parametrize(
     ("method", "path", "statuses"),
     [
-        ("post", "/v1/check", {"400", "401", "403", "404", "422"}),
-        ("get", "/v1/tenants/{tenant}/entitlements", {"401", "403", "404", "422"}),
-        ("post", "/v1/usage", {"400", "401", "402", "403", "404", "409", "422"}),
-        ("post", "/v1/checkout", {"400", "401", "403", "404", "409", "422", "503"}),
-        ("post", "/admin/api/projects", {"400", "401", "409", "422"}),
-        ("get", "/admin/api/projects/{project}", {"401", "404", "422"}),
-        ("post", "/admin/api/stripe/sync", {"401", "503"}),
+        ("post", "/v1/check", {"400", "401", "403", "404", "413", "422", "503"}),
+        ("get", "/v1/tenants/{tenant}/entitlements", {"401", "403", "404", "422", "503"}),
+        ("post", "/v1/usage", {"400", "401", "402", "403", "404", "409", "413", "422", "503"}),
+        ("post", "/v1/checkout", {"400", "401", "403", "404", "409", "413", "422", "503"}),
+        ("post", "/admin/api/projects", {"400", "401", "409", "413", "422", "429", "503"}),
+        ("get", "/admin/api/projects/{project}", {"401", "404", "422", "429", "503"}),
+        ("post", "/admin/api/stripe/sync", {"401", "429", "503"}),
+        ("post", "/webhooks/stripe", {"400", "413", "500", "503"}),
     ],
 )
 def test_each_route_documents_the_errors_it_answers(
@@ -228,6 +229,24 @@ def test_each_route_documents_the_errors_it_answers(
     assert "409" not in schema["paths"]["/v1/check"]["post"]["responses"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "also"),
+    [
+        ("post", "/v1/usage", None),
+        ("get", "/admin/api/audit", None),
+        ("post", "/v1/checkout", "stripe_unavailable"),
+        ("post", "/webhooks/stripe", "webhook_not_configured"),
+    ],
+)
+def test_a_route_that_reads_the_database_documents_its_outage(
+    schema: dict[str, Any], method: str, path: str, also: str | None
+) -> None:
+    outage = schema["paths"][path][method]["responses"]["503"]
+    assert "`database_unavailable`" in outage["description"]
+    assert also is None or f"`{also}`" in outage["description"]
+    assert set(outage["headers"]) == {"Retry-After"}
+
+
 def test_the_suite_wide_net_catches_an_undocumented_answer(app: FastAPI) -> None:
     seen = [
         ("POST", "/v1/check", 409),  # not a check's error
@@ -237,7 +256,8 @@ def test_the_suite_wide_net_catches_an_undocumented_answer(app: FastAPI) -> None
         ("GET", "/v1/no-such-route", 404),  # no operation: not held to any document
     ]
     assert undocumented(app, seen) == [
-        "POST /v1/check answered 409; documented: ['200', '400', '401', '403', '404', '422']"
+        "POST /v1/check answered 409; documented: "
+        "['200', '400', '401', '403', '404', '413', '422', '503']"
     ]
 
 

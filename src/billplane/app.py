@@ -23,6 +23,7 @@ from billplane.api import (
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
 from billplane.db import Database, count_pool_use
+from billplane.guards import BodyLimits, SecurityHeaders
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.processes import die_with_parent
 from billplane.settings import Settings, get_settings
@@ -71,13 +72,19 @@ def create_app(
     )
     app.state.settings = settings
     if db is None:
-        db = Database(settings.sqlalchemy_url)
+        db = Database.from_settings(settings)
         count_pool_use(db.engine)  # the app's own pool; a test's shared one is not its to count
     app.state.db = db
     app.state.clock = clock
     app.state.stripe = StripeGateway.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
+    app.add_middleware(SecurityHeaders, settings=settings)
+    # Outermost of these: a body too large is refused before anything else reads it or checks a
+    # token (`telemetry`, outside them all, reads no body).
+    app.add_middleware(
+        BodyLimits, api=settings.billplane_max_body_bytes, forms=settings.billplane_max_form_bytes
+    )
     observe_requests(app)
     for router in (
         entitlements.router,

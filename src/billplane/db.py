@@ -16,30 +16,67 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from billplane import metrics
 from billplane.hotpath import HotPath, Job
+from billplane.settings import DB_MAX_OVERFLOW, DB_POOL_SIZE, DB_POOL_TIMEOUT, Settings
 
 # Write transactions on SQLite must take the write lock when they begin: a deferred transaction
 # that reads first and writes later cannot wait for the lock (SQLITE_BUSY_SNAPSHOT), so under
 # concurrency it would fail instead of queueing behind the other writer.
 WRITE = {"billplane_write": True}
 
-# PostgreSQL connections one process keeps at most: the ORM's pool (admin API, dashboard,
-# webhooks) plus the hot path's reader and writer. `billplane serve --workers N` then needs
-# N x this under the server's max_connections (100 by default).
-ORM_POOL_SIZE, ORM_MAX_OVERFLOW = 4, 6
-CONNECTIONS_PER_WORKER = ORM_POOL_SIZE + ORM_MAX_OVERFLOW + 2  # + the reader and the writer
+# PostgreSQL connections one process keeps at most, by default: the ORM's pool (admin API,
+# dashboard, webhooks) plus the hot path's reader and writer. `billplane serve --workers N` then
+# needs N x this under the server's max_connections (100 by default): 8 workers fit.
+HOT_CONNECTIONS = 2  # the reader and the writer
+CONNECTIONS_PER_WORKER = DB_POOL_SIZE + DB_MAX_OVERFLOW + HOT_CONNECTIONS
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def connections_per_worker(settings: Settings) -> int:
+    """The most PostgreSQL connections one worker process keeps with these settings."""
+    return settings.billplane_db_pool_size + settings.billplane_db_max_overflow + HOT_CONNECTIONS
+
+
+def create_db_engine(
+    url: str,
+    *,
+    pool_size: int = DB_POOL_SIZE,
+    max_overflow: int = DB_MAX_OVERFLOW,
+    pool_timeout: float = DB_POOL_TIMEOUT,
+    prepared_statements: bool = True,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for `url`; the pool's sizes and `prepared_statements` apply to PostgreSQL."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
         _prepare_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", ORM_POOL_SIZE)
-    kwargs.setdefault("max_overflow", ORM_MAX_OVERFLOW)
+    connect_args = kwargs.pop("connect_args", {})
+    if not prepared_statements:
+        # psycopg prepares a statement run five times on a connection (see the setting).
+        connect_args = {**connect_args, "prepare_threshold": None}
+    # A pre-ping costs the ORM a round trip per checkout (the hot path keeps its own
+    # connections and never pays it): after a restart of PostgreSQL, an operator's click or a
+    # Stripe delivery gets a fresh connection instead of a 503.
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
+        **kwargs,
+    )
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """`create_db_engine`'s options as the settings give them."""
+    return {
+        "pool_size": settings.billplane_db_pool_size,
+        "max_overflow": settings.billplane_db_max_overflow,
+        "pool_timeout": settings.billplane_db_pool_timeout,
+        "prepared_statements": settings.billplane_db_prepared_statements,
+    }
 
 
 def count_pool_use(engine: Engine) -> None:
@@ -79,6 +116,11 @@ def _prepare_sqlite(engine: Engine) -> None:
 
 class Database:
     """An engine and its session factory."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Database":
+        """The configured database, its pool sized as the settings say."""
+        return cls(settings.sqlalchemy_url, **engine_options(settings))
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url

@@ -18,10 +18,19 @@ class BillplaneError(Exception):
         self.message = message
         self.extra = extra or {}
 
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers the answer carries besides the envelope."""
+        return None
+
 
 class InvalidInput(BillplaneError):
     status = 400
     code = "invalid_request"
+
+
+class TimestampOutOfRange(BillplaneError):
+    status = 422
+    code = "timestamp_out_of_range"
 
 
 class Unauthorized(BillplaneError):
@@ -90,6 +99,20 @@ class PaymentRequired(BillplaneError):
     def __init__(self, code: str, message: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message, extra=extra)
         self.code = code
+
+
+class TooManyAttempts(BillplaneError):
+    """Too many wrong admin tokens from one client lately: it may try again after a while."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class StripeUnavailable(BillplaneError):

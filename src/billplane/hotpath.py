@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from typing import cast as typed
 
 import orjson
@@ -65,6 +65,7 @@ class Cursor(Protocol):
 
 
 Job = Callable[["Sql"], Any]
+T = TypeVar("T")
 
 
 class Statement:
@@ -242,6 +243,13 @@ def _pg_json(value: Any) -> Any:
     return Json(value)
 
 
+def lost(conn: Any) -> bool:
+    """Whether the driver found the connection gone: psycopg's `broken` (the server closed it,
+    restarted, or an operator ended its backend), which stays true once the connection is
+    closed, unlike a connection closed on purpose. sqlite3's connections are never lost."""
+    return bool(getattr(conn, "broken", False))
+
+
 class ReadPool:
     """Idle DBAPI connections for reads, in autocommit mode; one per thread that reads at once.
 
@@ -255,14 +263,38 @@ class ReadPool:
         self._lock = threading.Lock()
         self._closed = False
 
+    def run(self, use: Callable[[Any], T]) -> T:
+        """`use(conn)` on a connection; if one kept idle turns out lost (PostgreSQL restarted,
+        or its backend was ended, while it waited), once more on a new one: a read has nothing
+        to undo, and the first read after an outage then succeeds instead of failing."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:  # a new connection: its failure is the answer
+                conn = self._connect()
+                with self._lent(conn):
+                    return use(conn)
+            try:
+                with self._lent(conn):
+                    return use(conn)
+            except self._driver_error:
+                if not lost(conn):
+                    raise
+                self._drop_idle()  # lost with it, most likely; the loop ends at a new one
+
     @contextmanager
     def connection(self) -> Iterator[Any]:
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self._connect()
-        try:
+        with self._lent(conn):
             yield conn
+
+    @contextmanager
+    def _lent(self, conn: Any) -> Iterator[None]:
+        try:
+            yield
         except BaseException as exc:
             if not isinstance(exc, Exception) or isinstance(exc, self._driver_error):
                 # It may be broken (a server restart, say): never hand it out again.
@@ -272,6 +304,13 @@ class ReadPool:
             self._give_back(conn)  # an answer of the caller's (401, 404...): the connection is fine
             raise
         self._give_back(conn)
+
+    def _drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with suppress(Exception):
+                conn.close()
 
     def _give_back(self, conn: Any) -> None:
         with self._lock:
@@ -283,10 +322,7 @@ class ReadPool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            with suppress(Exception):
-                conn.close()
+        self._drop_idle()
 
 
 @dataclass
@@ -299,6 +335,10 @@ class _Pending:
 
 
 _STOP = object()
+
+
+class _LostWhileIdle(Exception):
+    """The writer's connection was gone at a group's first BEGIN (see `Writer._run`)."""
 
 
 class Writer:
@@ -369,24 +409,41 @@ class Writer:
                     self._queue.put(_STOP)
                     break
                 group.append(more)
+            conn = self._run(conn, group)
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
+    def _run(self, conn: Any, group: list[_Pending]) -> Any:
+        """Run a group on `conn` (None: a new connection); returns the connection to keep.
+
+        A connection found gone at the group's first BEGIN died while it waited (PostgreSQL
+        restarted, or an operator ended its backend): nothing of the group ran, so the group
+        runs on a new connection. Lost later, the group's jobs not yet answered get the error
+        (a 503): a COMMIT cut off may or may not have landed, and only the caller's retry with
+        the same idempotency key can tell.
+        """
+        while True:
+            fresh = conn is None
             try:
                 if conn is None:
                     conn = self._connect()
                 self._run_group(conn, group)
-            except Exception as exc:  # the connection itself failed: answer, reconnect later
+            except Exception as exc:
                 with suppress(Exception):
                     if conn is not None:
                         conn.close()
                 conn = None
+                if isinstance(exc, _LostWhileIdle) and not fresh:
+                    continue
+                error = exc.__cause__ if isinstance(exc, _LostWhileIdle) else exc
                 for pending in group:
                     if not pending.answered:
-                        _answer(pending, False, exc)
-            else:
-                if getattr(conn, "broken", False) or getattr(conn, "closed", False):
-                    conn = None  # psycopg noticed the server went away: reconnect next time
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
+                        _answer(pending, False, error)
+                return None
+            if lost(conn) or getattr(conn, "closed", False):
+                return None  # psycopg noticed the server went away: reconnect next time
+            return conn
 
     def _run_group(self, conn: Any, group: list[_Pending]) -> None:
         with self._turn():
@@ -394,12 +451,12 @@ class Writer:
 
     def _run_group_in_turn(self, conn: Any, group: list[_Pending]) -> None:
         sql = Sql(conn.cursor(), self._dialect)
+        # Row locks in one order across workers: no transaction waits for another in a circle
+        # (a deadlock PostgreSQL would break only after a second).
+        group.sort(key=lambda pending: pending.order)
+        self._begin_first(conn, sql)
         if len(group) > 1:
-            # Row locks in one order across workers: no transaction waits for another in a
-            # circle (a deadlock PostgreSQL would break only after a second).
-            group.sort(key=lambda pending: pending.order)
             try:
-                sql.cursor.execute(self._begin)
                 results = [pending.job(sql) for pending in group]
                 sql.cursor.execute("COMMIT")
             except Exception:
@@ -408,16 +465,28 @@ class Writer:
                 for pending, result in zip(group, results, strict=True):
                     _answer(pending, True, result)
                 return
+        begun = len(group) == 1  # a lone job runs in the transaction just begun
         for pending in group:  # alone: a lone job, or each job of a failed group
-            self._run_alone(sql, pending)
+            self._run_alone(sql, pending, begun=begun)
 
-    def _run_alone(self, sql: Sql, pending: _Pending) -> None:
-        """One job in its own transaction. A job whose insert lost a race for a unique key to
-        another transaction (committed after the job looked) runs once more: it now sees the
-        other's row, e.g. answers a usage event as the repeat it is."""
+    def _begin_first(self, conn: Any, sql: Sql) -> None:
+        """BEGIN the group's first transaction on `conn`, which may have died while idle."""
+        try:
+            sql.cursor.execute(self._begin)
+        except Exception as exc:
+            if lost(conn):
+                raise _LostWhileIdle from exc
+            raise
+
+    def _run_alone(self, sql: Sql, pending: _Pending, *, begun: bool = False) -> None:
+        """One job in its own transaction (`begun` already). A job whose insert lost a race
+        for a unique key to another transaction (committed after the job looked) runs once
+        more: it now sees the other's row, e.g. answers a usage event as the repeat it is."""
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
-                sql.cursor.execute(self._begin)
+                if not begun:
+                    sql.cursor.execute(self._begin)
+                begun = False
                 result = pending.job(sql)
                 sql.cursor.execute("COMMIT")
             except Exception as exc:
@@ -519,8 +588,7 @@ class HotPath:
         (0.57-0.63x of /healthz against 0.35-0.48x for /v1/check, `make bench` on 2 cores),
         as the hop costs more CPU than the loop would win back while the database answers.
         """
-        with self.reading() as sql:
-            return job(sql)
+        return self.reads.run(lambda conn: job(Sql(conn.cursor(), self.dialect)))
 
     async def write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
         return await self.writer.run(job, order)

@@ -4,7 +4,6 @@ The request owns the transaction: an endpoint opens it with `tx.read()`/`tx.writ
 committed when the block ends, rolled back when it raises (see `Transactions`).
 """
 
-import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, cast
@@ -22,6 +21,16 @@ from billplane.clock import Clock
 from billplane.db import Database, Transactions
 from billplane.errors import BillplaneError, Unauthorized
 from billplane.logs import billplane_logger, mark_logged
+from billplane.operators import service as operators
+from billplane.outage import (
+    CANDIDATES,
+    MESSAGE,
+    PREPARED_STATEMENT_LOST,
+    RETRY_AFTER_SECONDS,
+    describe,
+    is_outage,
+    prepared_statement_lost,
+)
 from billplane.schemas import ErrorOut
 from billplane.settings import Settings
 from billplane.stripe.gateway import StripeGateway
@@ -88,13 +97,14 @@ Stripe = Annotated[StripeGateway, Depends(get_stripe)]
 AppClock = Annotated[Clock, Depends(get_clock)]
 
 
+ADMIN_SCHEME = "AdminToken"
 client_bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ProjectToken",
     description="A project token, or a tenant-scoped token (`bp_...`).",
 )
 admin_bearer = HTTPBearer(
-    auto_error=False, scheme_name="AdminToken", description="BILLPLANE_ADMIN_TOKEN."
+    auto_error=False, scheme_name=ADMIN_SCHEME, description="BILLPLANE_ADMIN_TOKEN."
 )
 
 
@@ -109,7 +119,10 @@ ClientToken = Annotated[str | None, Depends(client_token)]
 
 
 def require_admin(
+    request: Request,
     settings: CurrentSettings,
+    tx: Tx,
+    now: Now,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
 ) -> str:
     """The admin API answers only to `BILLPLANE_ADMIN_TOKEN`; returns the actor name."""
@@ -117,9 +130,35 @@ def require_admin(
     if expected is None:
         raise Unauthorized("The admin API is off: set BILLPLANE_ADMIN_TOKEN to turn it on.")
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not admin_token_given(request, tx, now, given, expected):
         raise Unauthorized("Send the admin token as 'Authorization: Bearer <token>'.")
     return "admin"
+
+
+def admin_token_given(
+    request: Request, tx: Transactions, now: datetime, given: str, expected: str | None
+) -> bool:
+    """Whether `given` is the admin token. A client that sent too many wrong ones lately is
+    refused (`TooManyAttempts`, 429) before its token is even compared; each wrong one is
+    noted (see `operators.service`). For the admin API and the dashboard's login alike.
+
+    No token at all is no guess: refused at once, neither throttled nor counted."""
+    if not given:
+        return False
+    client = client_address(request)
+    with tx.read() as session:
+        operators.refuse_if_throttled(session, client, now)
+    if operators.is_admin_token(given, expected):
+        return True
+    with tx.write() as session:
+        operators.note_failure(session, client, now)
+    return False
+
+
+def client_address(request: Request) -> str:
+    """Who is calling: the peer's address, or the one a trusted proxy forwarded (uvicorn
+    rewrites it only for BILLPLANE_TRUSTED_PROXIES; see `billplane serve`)."""
+    return request.client.host if request.client else "unknown"
 
 
 Admin = Annotated[str, Depends(require_admin)]
@@ -144,7 +183,8 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 # Starlette's handler type cannot say: hence the casts.
 def _render_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     exc = cast(BillplaneError, exc)
-    return JSONResponse(error_body(exc.code, exc.message, **exc.extra), status_code=exc.status)
+    body = error_body(exc.code, exc.message, **exc.extra)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers())
 
 
 INVALID_JSON = "The request body is not valid JSON."
@@ -266,6 +306,22 @@ def _allowed_methods(request: Request) -> list[str]:
     return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if served(m)]
 
 
+async def _render_database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A database outage is a 503 the caller may retry; any other database error is a bug,
+    left to `_render_unexpected`. Async: the threadpool may be full of requests waiting for a
+    pooled connection, and this answer must not queue behind them."""
+    if not is_outage(exc):
+        if prepared_statement_lost(exc):
+            log.error("%s (%s)", PREPARED_STATEMENT_LOST, describe(exc))
+        raise exc
+    log.warning("database unavailable, answered 503: %s", describe(exc))
+    return JSONResponse(
+        error_body("database_unavailable", MESSAGE),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _render_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     # The log filter masks any secret the exception's text or traceback might carry. Starlette
     # raises the exception again once this answer is sent, and uvicorn would log it a second
@@ -286,7 +342,11 @@ ERROR_MEANINGS = {
     403: "A tenant-scoped token named another tenant (`forbidden`).",
     404: "A record the call names does not exist (`project_not_found`, `tenant_not_found`...).",
     409: "The call conflicts with what is stored.",
+    413: "The body is larger than the server accepts (`payload_too_large`; the limit is "
+    "BILLPLANE_MAX_BODY_BYTES, 2 MiB by default): refused before it was read.",
     422: "A field is missing or invalid (`validation_error`; `param` names the field).",
+    429: "Too many wrong admin tokens from this client in the last minute "
+    "(`too_many_attempts`): wait the `Retry-After` seconds.",
     503: "Stripe is not configured (`stripe_not_configured`) or did not answer "
     "(`stripe_unavailable`).",
 }
@@ -317,7 +377,8 @@ def document_errors(app: FastAPI) -> None:
 
     FastAPI documents a 422 as `{"detail": [...]}`, which billplane never sends. Each operation's
     422 is the envelope instead, and the errors any operation of a kind can answer are added:
-    401 with a bearer token, 400 and 422 with a body, 404 with a record in the path.
+    401 with a bearer token, 400, 413 and 422 with a body, 404 with a record in the path, and
+    429 with the admin token.
     """
     generate = app.openapi
 
@@ -341,10 +402,13 @@ def document_errors(app: FastAPI) -> None:
 def _document_errors(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     generic: list[int] = []
-    if operation.get("security"):
+    security = operation.get("security", [])
+    if security:
         generic.append(401)
+    if any(ADMIN_SCHEME in scheme for scheme in security):
+        generic.append(429)
     if "requestBody" in operation:
-        generic += [400, 422]
+        generic += [400, 413, 422]
     parameters = operation.get("parameters", [])
     if any(p.get("in") == "path" for p in parameters):
         generic.append(404)
@@ -352,6 +416,8 @@ def _document_errors(operation: dict[str, Any]) -> None:
         generic.append(422)
     for code in generic:
         responses.setdefault(str(code), {"description": ERROR_MEANINGS[code]})
+    if operation.get("security") or "503" in responses:  # it reads the database
+        _document_outage(responses)
     if "422" in responses:  # FastAPI's own, or one added above
         responses["422"]["description"] = ERROR_MEANINGS[422]
     for status, response in responses.items():
@@ -359,8 +425,25 @@ def _document_errors(operation: dict[str, Any]) -> None:
             response["content"] = {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}}
 
 
+DATABASE_UNAVAILABLE = (
+    "The database is unavailable for a moment (`database_unavailable`): retry after "
+    "`Retry-After` seconds; a usage call retried with the same idempotency key counts once."
+)
+
+
+def _document_outage(responses: dict[str, Any]) -> None:
+    said = responses.get("503", {}).get("description")
+    also = f"{said} Or t{DATABASE_UNAVAILABLE[1:]}" if said else DATABASE_UNAVAILABLE
+    responses["503"] = {
+        "description": also,
+        "headers": {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}},
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BillplaneError, _render_domain_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
+    for database_error in CANDIDATES:
+        app.add_exception_handler(database_error, _render_database_error)
     app.add_exception_handler(Exception, _render_unexpected)

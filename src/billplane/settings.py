@@ -1,5 +1,6 @@
 """The one settings object, read from the environment or `.env` once and validated at start."""
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -22,6 +23,15 @@ STRIPE_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+KIB = 1024
+MIB = 1024 * KIB
+# The ORM's pool of PostgreSQL connections in each worker process (admin API, dashboard, Stripe
+# webhooks): kept, allowed beyond that under load, and how long a request waits for one before
+# it is answered 503. The client API's hot path keeps two connections of its own beside it
+# (see `db.CONNECTIONS_PER_WORKER`).
+DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT = 4, 6, 10.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -39,6 +49,22 @@ class Settings(BaseSettings):
     billplane_access_log: bool = False
     # When set, `GET /metrics` answers only to `Authorization: Bearer <this token>`.
     billplane_metrics_token: str | None = None
+    # Request bodies past these sizes are refused (413) before they are read whole. The API's
+    # fits a 1,000-event usage batch with every field at its longest, keys in any script (1.9 MB
+    # at most as JSON escapes them), and Stripe's events (a few hundred KB at most) with room.
+    billplane_max_body_bytes: Annotated[int, Field(ge=64 * KIB, le=1024 * MIB)] = 2 * MIB
+    # The dashboard's forms: the largest, a plan's grants, is a few KB.
+    billplane_max_form_bytes: Annotated[int, Field(ge=4 * KIB, le=1024 * MIB)] = 64 * KIB
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated addresses
+    # or networks (`10.0.0.0/8`), `*` for any. Empty: the peer is the client, whatever it says.
+    billplane_trusted_proxies: str = ""
+    billplane_db_pool_size: Annotated[int, Field(ge=1, le=1000)] = DB_POOL_SIZE
+    billplane_db_max_overflow: Annotated[int, Field(ge=0, le=1000)] = DB_MAX_OVERFLOW
+    billplane_db_pool_timeout: Annotated[float, Field(gt=0, le=600)] = DB_POOL_TIMEOUT
+    # Off behind PgBouncer in transaction mode older than 1.21 (or with max_prepared_statements
+    # = 0): psycopg prepares a statement run five times on one connection, and PgBouncer would
+    # send its next run to a server connection that never saw it prepared.
+    billplane_db_prepared_statements: bool = True
 
     @field_validator("database_url")
     @classmethod
@@ -80,6 +106,30 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("billplane_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        listed = _listed(value)
+        if listed == ["*"]:
+            return value
+        for proxy in listed:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "must be * alone or list IP addresses or networks "
+                    f"(e.g. 10.0.0.1,10.1.0.0/16), not {proxy!r}"
+                ) from None
+        return value
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return _listed(self.billplane_trusted_proxies)
+
+    @property
+    def served_over_https(self) -> bool:
+        return self.billplane_public_url.startswith("https://")
+
     @property
     def public_url_set(self) -> bool:
         """Whether BILLPLANE_PUBLIC_URL was given, rather than left at its local default."""
@@ -91,6 +141,10 @@ class Settings(BaseSettings):
         if self.database_url.startswith("postgresql://"):
             return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
         return self.database_url
+
+
+def _listed(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def load_settings() -> Settings:

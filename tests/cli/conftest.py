@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
@@ -89,13 +90,19 @@ def record_of(result: Result) -> dict[str, str]:
     return dict(line.split(None, 1) for line in view.splitlines() if "  " in line)
 
 
-@pytest.fixture
-def server(database_url: str) -> Iterator[TestClient]:
-    """A server on the same database, without the test-session override: it sees only commits."""
+@pytest.fixture(scope="package")
+def server_app(database_url: str) -> Iterator[FastAPI]:
+    """A server on the same database, without the test-session override: it sees only commits.
+    One for the package: the tests only read through it (see `apps` for what a new app costs)."""
     app = create_app(Settings(database_url=database_url, billplane_admin_token=ADMIN_TOKEN))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+    yield app
     app.state.db.dispose()
+
+
+@pytest.fixture
+def server(server_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(server_app, raise_server_exceptions=False) as client:
+        yield client
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from billplane.app import create_app
+from apps import lend_app
 from billplane.db import Database
 from billplane.http import get_transactions
 from billplane.settings import Settings
@@ -161,7 +161,7 @@ def app_client(
     clock: Clock,
     base_url: str | None = None,
 ) -> TestClient:
-    app = create_app(settings, db=database, clock=clock)
+    app = lend_app(settings, database, clock).app
     app.dependency_overrides[get_transactions] = lambda: SavepointTransactions(session)
     # A Secure cookie (public URL on https) comes back only over https.
     scheme = "https" if settings.billplane_public_url.startswith("https") else "http"

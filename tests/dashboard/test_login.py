@@ -1,6 +1,8 @@
 """The dashboard's door: login with the admin token, a signed HttpOnly session cookie, CSRF on
 every form, logout, and nothing shown or changed without a session."""
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -190,6 +192,70 @@ def test_logout_ends_the_session(operator: Operator) -> None:
     response = operator.post("/logout", {})
     assert response.headers["location"] == "/login"
     assert operator.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_saved_cookie_opens_nothing_after_logout(operator: Operator, realtyos: object) -> None:
+    """The issue's case: a copy of the cookie kept working (and issuing tokens) for 12 hours."""
+    saved = operator.client.cookies["billplane_session"]
+    operator.post("/logout", {})
+
+    operator.client.cookies.clear()
+    operator.client.cookies.set("billplane_session", saved)
+
+    assert operator.client.get("/", follow_redirects=False).status_code == 303
+    issued = operator.client.post(
+        "/projects/realtyos/tokens",
+        data={"csrf": operator.csrf, "name": "stolen"},
+        follow_redirects=False,
+    )
+    assert issued.status_code == 403
+
+
+def test_logging_out_ends_that_session_only(operator: Operator, client: TestClient) -> None:
+    with TestClient(client.app, raise_server_exceptions=False) as other_browser:
+        colleague = Operator(other_browser)
+        assert colleague.log_in().status_code == 303
+        operator.post("/logout", {})
+        colleague.page("/")
+    assert operator.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_session_ends_twelve_hours_after_login(operator: Operator, clock: Clock) -> None:
+    clock.advance(hours=11, minutes=59)
+    operator.page("/")
+    clock.advance(minutes=1)
+    assert operator.client.get("/", follow_redirects=False).status_code == 303
+
+
+def wrong_login(client: TestClient, token: str = "wrong-" + "y" * 20) -> Any:
+    page = client.get("/login").text
+    return client.post("/login", data={"csrf": csrf_of(page), "token": token, "next": "/"})
+
+
+def test_ten_wrong_tokens_a_minute_then_even_the_right_one_waits(
+    client: TestClient, clock: Clock
+) -> None:
+    for _ in range(10):
+        assert wrong_login(client).status_code == 401
+        clock.advance(seconds=3)
+
+    refused = wrong_login(client, ADMIN_TOKEN)
+
+    assert refused.status_code == 429
+    # The first failure leaves the minute 60 s after it: 30 s have passed.
+    assert refused.headers["retry-after"] == "30"
+    assert "try again in 30 seconds" in (field_error(refused.text, "login-token") or "")
+    assert client.get("/", follow_redirects=False).status_code == 303
+    clock.advance(seconds=30)
+    assert Operator(client).log_in().status_code == 303
+
+
+def test_the_login_throttle_counts_per_client(client: TestClient) -> None:
+    for _ in range(10):
+        wrong_login(client)
+    with TestClient(client.app, client=("203.0.113.9", 50000)) as elsewhere:
+        assert Operator(elsewhere).log_in().status_code == 303
+    assert wrong_login(client, ADMIN_TOKEN).status_code == 429
 
 
 def test_without_an_admin_token_the_dashboard_is_off(

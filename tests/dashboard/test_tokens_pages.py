@@ -1,6 +1,7 @@
 """Projects and tokens in the dashboard: a new or rotated token is shown exactly once, right
 after the POST that made it, and then on no page at all; it works like one from the admin API."""
 
+import base64
 import html
 import re
 
@@ -9,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billplane.models import AuditEntry
+from billplane.models import AuditEntry, OneTimeSecret
 from conftest import Admin
 from dashboard.conftest import Operator, one_time_secret
 from factories import Seed
@@ -83,6 +84,40 @@ def test_a_new_project_shows_its_token_once_and_never_again(
     seeded_rest(operator)
     assert_on_no_page(operator, secret)
     assert check(client, secret) == 200
+
+
+def test_a_new_token_never_travels_in_the_cookie_nor_rests_in_the_database(
+    operator: Operator, session: Session
+) -> None:
+    """The cookie is signed, not encrypted: anyone holding it reads it. The token waits for its
+    page in a row of its own, sealed with a pad only the cookie holds, and is gone once shown."""
+    response = operator.post("/projects", {"key": "realtyos", "name": "RealtyOS"})
+    cookie = (
+        response.cookies.get("billplane_session") or operator.client.cookies["billplane_session"]
+    )
+    waiting = session.scalars(select(OneTimeSecret)).all()
+    assert len(waiting) == 1
+
+    secret = one_time_secret(operator.follow(response))
+
+    assert secret not in _readable(cookie)
+    assert secret not in waiting[0].sealed
+    assert secret not in _readable(waiting[0].sealed)
+    assert session.scalars(select(OneTimeSecret)).all() == []
+
+
+def _readable(signed: str) -> str:
+    """What a signed value says once its base64 is undone (the cookie: JSON, then a signature)."""
+    payload = signed.split(".")[0]
+    return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("latin-1")
+
+
+def test_a_token_waiting_for_its_page_is_lost_with_the_session(
+    operator: Operator, session: Session
+) -> None:
+    operator.post("/projects", {"key": "realtyos", "name": "RealtyOS"})
+    operator.post("/logout", {})
+    assert session.scalars(select(OneTimeSecret)).all() == []
 
 
 # What the Rotate and Revoke forms send once the operator confirmed (in the dialog or on the page).

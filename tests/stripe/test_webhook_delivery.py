@@ -5,8 +5,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import errors as pg
+from sqlalchemy import exc as sa
 
 from billplane.stripe.gateway import StripeGateway
+from billplane.webhooks import handlers
 from conftest import ADMIN_TOKEN
 from stripe_shop import Shop, closed_port_url
 
@@ -36,6 +39,21 @@ def test_a_stale_signature_is_refused(shop: Shop) -> None:
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_signature"
     assert _event_ids(shop) == []
+
+
+def test_a_signature_dated_far_ahead_is_refused(shop: Shop) -> None:
+    """Stripe's SDK checks only that a signature is not too old: a year ahead is refused too."""
+    shop.subscribe()
+    event = shop.double.events("customer.subscription.created")[0]
+
+    answer = shop.deliver(event, timestamp=int(time.time()) + 365 * 86400)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_signature"
+    assert "future" in answer.json()["error"]["message"]
+    assert _event_ids(shop) == []
+    # A clock a little fast is not refused (Stripe's five minutes, either way).
+    assert shop.deliver(event, timestamp=int(time.time()) + 60).status_code == 200
 
 
 def test_a_body_without_a_signature_header_is_refused(shop: Shop) -> None:
@@ -170,6 +188,30 @@ def test_a_failure_rolls_back_answers_500_and_the_retry_is_processed(shop: Shop)
     assert shop.events()[0]["outcome"] == "processed"
     assert shop.events()[0]["error"] is None
     assert shop.tenant()["subscription"]["status"] == "active"
+
+
+def test_a_database_outage_while_applying_is_a_503_and_nothing_is_recorded(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """There is nowhere to record the failure, nor need to: Stripe delivers the event again,
+    and that delivery is processed as the first."""
+    shop.subscribe()
+    event = shop.double.events("customer.subscription.created")[0]
+    ended = sa.OperationalError("UPDATE tenants ...", {}, pg.AdminShutdown("terminating"))
+
+    def outage(*_args: Any) -> Any:
+        raise ended
+
+    with monkeypatch.context() as patched:
+        patched.setattr(handlers, "apply", outage)
+        refused = shop.deliver(event)
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "database_unavailable"
+    assert refused.headers["Retry-After"] == "1"
+    assert shop.events() == []
+    retried = shop.deliver(event)
+    assert (retried.status_code, retried.json()["outcome"]) == (200, "processed")
 
 
 def test_a_failed_event_can_be_replayed_by_the_operator(shop: Shop) -> None:

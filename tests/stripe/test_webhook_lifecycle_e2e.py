@@ -5,12 +5,9 @@ checkout → active → renewal → payment failed (past_due) → recovered → 
 and the same without the cancellation for a second one, their events mixed in one batch.
 """
 
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,22 +16,11 @@ import pytest
 import stripe
 from conftest import ADMIN_TOKEN, fresh_database
 from servers import running_server
-from stripe_double import StripeDouble, running_double
-from stripe_shop import API_KEY, WEBHOOK_SECRET, create_price
+from stripe_double import running_double
+from stripe_lifecycle import Project, Stack, assert_final, lifecycle
+from stripe_shop import API_KEY, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.e2e
-
-ORIGIN = "https://app.example.test"
-
-
-@dataclass
-class Stack:
-    """A real billplane server, the double it calls, and the double delivering to it."""
-
-    base_url: str
-    double: StripeDouble
-    sdk: stripe.StripeClient
-    admin: httpx.Client
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -66,101 +52,6 @@ def stack(
             yield Stack(base_url, double, sdk, admin)
 
 
-class Project:
-    """A fresh project on the shared server: a free default plan, a Pro plan, two tenants."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.key = f"p{secrets.token_hex(4)}"
-        self.subscriptions: dict[str, str] = {}
-        created = self._post(
-            "/admin/api/projects", {"key": self.key, "name": self.key, "origins": [ORIGIN]}
-        )
-        self.client_headers = {"Authorization": f"Bearer {created['token']}"}
-        base = f"/admin/api/projects/{self.key}"
-        self._post(f"{base}/features", {"key": "exports", "name": "Exports", "type": "boolean"})
-        self._post(f"{base}/plans", {"key": "free", "name": "Free", "is_default": True})
-        price = create_price(stack.sdk, 2000)
-        plan = {
-            "key": "pro",
-            "name": "Pro",
-            "stripe_price_id": price,
-            "features": {"exports": True},
-        }
-        assert self._post(f"{base}/plans", plan)["stripe"]["usable"] is True
-        for tenant in ("acme", "globex"):
-            self._post(f"{base}/tenants", {"key": tenant})
-
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        answer = self.stack.admin.post(path, json=body)
-        assert answer.status_code == 201, answer.text
-        return answer.json()
-
-    def subscribe(self, tenant: str) -> str:
-        body = {
-            "tenant": tenant,
-            "plan": "pro",
-            "success_url": f"{ORIGIN}/done",
-            "cancel_url": f"{ORIGIN}/billing",
-        }
-        opened = self.stack.admin.post("/v1/checkout", json=body, headers=self.client_headers)
-        assert opened.status_code == 200, opened.text
-        completed = self.stack.double.complete_checkout(opened.json()["id"])
-        self.subscriptions[tenant] = str(completed["subscription"])
-        return self.subscriptions[tenant]
-
-    def state(self, tenant: str) -> dict[str, Any]:
-        """What the tenant's app and its operator see; ids left out so runs compare."""
-        detail = self.stack.admin.get(f"/admin/api/projects/{self.key}/tenants/{tenant}").json()
-        check = self.stack.admin.post(
-            "/v1/check",
-            json={"tenant": tenant, "feature": "exports"},
-            headers=self.client_headers,
-        )
-        invoices = self.stack.admin.get(
-            f"/admin/api/projects/{self.key}/tenants/{tenant}/invoices"
-        ).json()["data"]
-        sub = detail["subscription"]
-        return {
-            "status": sub["status"] if sub else None,
-            "current_period_end": sub["current_period_end"] if sub else None,
-            "cancel_at_period_end": sub["cancel_at_period_end"] if sub else None,
-            "plan": check.json()["plan"],
-            "allowed": check.json()["allowed"],
-            "invoices": sorted((i["status"], i["amount_paid"]) for i in invoices),
-        }
-
-
-def _lifecycle(project: Project) -> None:
-    """Both tenants subscribe, renew, fail a payment and recover; acme then cancels."""
-    double = project.stack.double
-    subscriptions = [project.subscribe("acme"), project.subscribe("globex")]
-    for step in (double.renew, double.fail_payment, double.recover):
-        for subscription in subscriptions:
-            step(subscription)
-    double.cancel(subscriptions[0])
-
-
-EXPECTED_INVOICES = [("paid", 2000)] * 3
-
-
-def _assert_final(project: Project) -> dict[str, Any]:
-    acme, globex = project.state("acme"), project.state("globex")
-    assert (acme["status"], acme["plan"], acme["allowed"]) == ("canceled", "free", False)
-    assert (globex["status"], globex["plan"], globex["allowed"]) == ("active", "pro", True)
-    assert acme["invoices"] == globex["invoices"] == EXPECTED_INVOICES
-    for tenant, seen in (("acme", acme), ("globex", globex)):
-        found = project.stack.sdk.v1.subscriptions.retrieve(project.subscriptions[tenant])
-        end = max(item["current_period_end"] for item in found["items"]["data"])
-        assert seen["status"] == found.status
-        assert datetime.fromisoformat(seen["current_period_end"]) == datetime.fromtimestamp(
-            end, UTC
-        )
-    failed = project.stack.admin.get("/admin/api/events", params={"outcome": "failed"}).json()
-    assert failed["data"] == []
-    return {"acme": acme, "globex": globex}
-
-
 @pytest.fixture(scope="module")
 def in_order(stack: Stack) -> dict[str, Any]:
     """The lifecycle with every event delivered at once, in order, step by step."""
@@ -189,8 +80,8 @@ def in_order(stack: Stack) -> dict[str, Any]:
 
     # Then the full two-tenant lifecycle on a fresh project, as the reference outcome.
     reference = Project(stack)
-    _lifecycle(reference)
-    return _assert_final(reference)
+    lifecycle(reference)
+    return assert_final(reference)
 
 
 def test_the_lifecycle_delivered_in_order_ends_as_stripe_says(in_order: dict[str, Any]) -> None:
@@ -214,7 +105,7 @@ def test_the_lifecycle_ends_the_same_whatever_the_delivery(
     project = Project(stack)
     stack.double.hold_deliveries()
     try:
-        _lifecycle(project)
+        lifecycle(project)
         held = [e["id"] for e in stack.double.pending_events()]
         deliveries = stack.double.deliver(order=order, duplicate=duplicate, seed=seed)
     finally:
@@ -222,7 +113,7 @@ def test_the_lifecycle_ends_the_same_whatever_the_delivery(
 
     assert [d.status_code for d in deliveries] == [200] * len(deliveries)
     assert Counter(d.event_id for d in deliveries) == {e: 2 if duplicate else 1 for e in held}
-    assert _assert_final(project) == in_order
+    assert assert_final(project) == in_order
 
 
 def test_concurrent_deliveries_apply_each_event_once(
@@ -233,7 +124,7 @@ def test_concurrent_deliveries_apply_each_event_once(
     project = Project(stack)
     stack.double.hold_deliveries()
     try:
-        _lifecycle(project)
+        lifecycle(project)
         pending = stack.double.pending_events()
         signed = [stack.double.signed(event) for event in pending + pending]
         with httpx.Client(base_url=stack.base_url, timeout=120) as http:
@@ -249,7 +140,7 @@ def test_concurrent_deliveries_apply_each_event_once(
         stack.double.resume_deliveries()  # the held originals arrive too: repeats by now
 
     assert statuses == [200] * len(signed)
-    assert _assert_final(project) == in_order
+    assert assert_final(project) == in_order
     events = stack.admin.get("/admin/api/events", params={"limit": 100}).json()["data"]
     mine = {e["id"] for e in pending}
     assert Counter(e["id"] for e in events if e["id"] in mine) == dict.fromkeys(mine, 1)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from billplane.app import create_app
 from billplane.db import Database
 from billplane.settings import Settings
-from conftest import ADMIN_TOKEN, Admin, Setup
+from conftest import ADMIN_TOKEN, Admin, Clock, Setup
 
 
 def _routes(app: FastAPI) -> list[tuple[str, set[str]]]:
@@ -97,3 +97,44 @@ def test_admin_api_is_off_without_an_admin_token(database: Database) -> None:
         response = off.get("/admin/api/projects", headers={"Authorization": "Bearer "})
 
     _assert_401(response)
+
+
+WRONG = {"Authorization": "Bearer " + "w" * 32}
+
+
+def test_repeated_wrong_admin_tokens_are_answered_429_with_retry_after(
+    client: TestClient, clock: Clock
+) -> None:
+    """The issue's case: 200 wrong admin tokens in a row, each answered in milliseconds."""
+    for _ in range(10):
+        _assert_401(client.get("/admin/api/projects", headers=WRONG))
+        clock.advance(seconds=1)
+
+    refused = client.get("/admin/api/projects", headers=WRONG)
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_many_attempts"
+    assert refused.headers["retry-after"] == "50"
+    # Refused before the token is compared: the right one waits too, then works.
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.get("/admin/api/projects", headers=right).status_code == 429
+    clock.advance(seconds=50)
+    assert client.get("/admin/api/projects", headers=right).status_code == 200
+
+
+def test_the_login_form_and_the_admin_api_share_one_count(client: TestClient, clock: Clock) -> None:
+    """Both guess the same token: five at the form and five at the API use up the ten."""
+    for _ in range(5):
+        page = client.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        client.post("/login", data={"csrf": csrf.group(1), "token": "w" * 32})
+        _assert_401(client.get("/admin/api/projects", headers=WRONG))
+    assert client.get("/admin/api/projects", headers=WRONG).status_code == 429
+
+
+def test_a_missing_token_is_no_guess(client: TestClient) -> None:
+    for _ in range(20):
+        _assert_401(client.get("/admin/api/projects"))
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.get("/admin/api/projects", headers=right).status_code == 200

@@ -5,14 +5,19 @@ event), never from a lock inside one process: two worker processes share nothing
 """
 
 import asyncio
-import secrets
+import itertools
+import os
+import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import ADMIN_TOKEN, fresh_database
+from races import fire, seed, used
 from servers import running_server
 
 # Several multi-worker servers: one at a time on PostgreSQL (`make test` runs two processes).
@@ -33,95 +38,36 @@ def server(
         yield base_url
 
 
-def _seed(base_url: str, limit: int) -> tuple[str, str]:
-    """A fresh project whose default plan allows `limit` units; returns (token, tenant)."""
-    key = f"p{secrets.token_hex(4)}"
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    with httpx.Client(base_url=base_url, headers=headers) as admin:
-        project = admin.post("/admin/api/projects", json={"key": key, "name": key})
-        assert project.status_code == 201, project.text
-        for path, body in _setup_steps(limit):
-            response = admin.post(f"/admin/api/projects/{key}/{path}", json=body)
-            assert response.status_code == 201, response.text
-    return project.json()["token"], "acme"
-
-
-def _setup_steps(limit: int) -> list[tuple[str, dict[str, object]]]:
-    return [
-        ("features", {"key": "reports", "name": "Reports", "type": "limit"}),
-        (
-            "plans",
-            {
-                "key": "free",
-                "name": "Free",
-                "is_default": True,
-                "features": {"reports": {"limit": limit, "reset": "never"}},
-            },
-        ),
-        ("tenants", {"key": "acme"}),
-    ]
-
-
-async def _fire(base_url: str, token: str, bodies: list[dict[str, object]]) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
-    async with httpx.AsyncClient(
-        base_url=base_url,
-        limits=limits,
-        timeout=120,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        start = asyncio.Event()
-
-        async def one(body: dict[str, object]) -> httpx.Response:
-            await start.wait()
-            return await client.post("/v1/usage", json=body)
-
-        tasks = [asyncio.create_task(one(b)) for b in bodies]
-        await asyncio.sleep(0.2)  # every task is parked at the gate before any request leaves
-        start.set()
-        return await asyncio.gather(*tasks)
-
-
-def _used(base_url: str, token: str, tenant: str) -> int:
-    answer = httpx.post(
-        f"{base_url}/v1/check",
-        json={"tenant": tenant, "feature": "reports"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert answer.status_code == 200, answer.text
-    return int(answer.json()["used"])
-
-
 def test_enforced_usage_under_concurrency_never_passes_the_limit(server: str) -> None:
-    token, tenant = _seed(server, LIMIT)
+    token, tenant = seed(server, LIMIT)
     bodies = [
         {"tenant": tenant, "feature": "reports", "idempotency_key": f"k{i}", "enforce": True}
         for i in range(CONCURRENCY)
     ]
-    responses = asyncio.run(_fire(server, token, bodies))
+    responses = asyncio.run(fire(server, token, bodies))
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: LIMIT, 402: CONCURRENCY - LIMIT}, statuses
     refused = next(r for r in responses if r.status_code == 402).json()
     assert refused["error"]["code"] == "limit_reached"
-    assert _used(server, token, tenant) == LIMIT
+    assert used(server, token, tenant) == LIMIT
 
 
 def test_same_idempotency_key_under_concurrency_counts_once(server: str) -> None:
-    token, tenant = _seed(server, 1000)
+    token, tenant = seed(server, 1000)
     body = {"tenant": tenant, "feature": "reports", "idempotency_key": "once", "quantity": 3}
-    responses = asyncio.run(_fire(server, token, [body] * 100))
+    responses = asyncio.run(fire(server, token, [body] * 100))
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 1, 200: 99}, statuses
     assert {r.json()["used"] for r in responses} == {3}
     assert all(r.json()["duplicate"] for r in responses if r.status_code == 200)
-    assert _used(server, token, tenant) == 3
+    assert used(server, token, tenant) == 3
 
 
 def test_partial_room_admits_only_what_fits(server: str) -> None:
     """Quantities of 3 against 20 units: exactly six fit, whatever the interleaving."""
-    token, tenant = _seed(server, LIMIT)
+    token, tenant = seed(server, LIMIT)
     bodies = [
         {
             "tenant": tenant,
@@ -132,11 +78,11 @@ def test_partial_room_admits_only_what_fits(server: str) -> None:
         }
         for i in range(200)
     ]
-    responses = asyncio.run(_fire(server, token, bodies))
+    responses = asyncio.run(fire(server, token, bodies))
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 6, 402: 194}, statuses
-    assert _used(server, token, tenant) == 18
+    assert used(server, token, tenant) == 18
 
 
 async def _fire_batches(
@@ -154,7 +100,7 @@ def test_concurrent_batches_admit_exactly_what_fits_and_count_a_shared_key_once(
     server: str,
 ) -> None:
     """Eight batches at once, each crossing the limit on its own and all naming one key."""
-    token, tenant = _seed(server, 50)
+    token, tenant = seed(server, 50)
     event = {"tenant": tenant, "feature": "reports", "enforce": True}
     batches = [
         [{**event, "idempotency_key": "shared"}]
@@ -172,4 +118,94 @@ def test_concurrent_batches_admit_exactly_what_fits_and_count_a_shared_key_once(
     assert refusals == {"limit_reached"}
     shared = Counter(r.json()["data"][0]["status"] for r in responses)
     assert shared[201] <= 1, shared
-    assert _used(server, token, tenant) == 50
+    assert used(server, token, tenant) == 50
+
+
+def _workers_of(base_url: str) -> list[int]:
+    """The pids of the worker processes of the `billplane serve` listening at `base_url`."""
+    port = base_url.rsplit(":", 1)[1]
+    processes = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        processes[int(stat.parent.name)] = (argv, parent)
+    masters = {
+        pid
+        for pid, (argv, _) in processes.items()
+        if any(arg.endswith(b"billplane") for arg in argv)
+        and b"--port" in argv
+        and argv[argv.index(b"--port") + 1] == port.encode()
+    }
+    # uvicorn spawns its workers (multiprocessing's "spawn"), beside a resource tracker.
+    return [
+        pid
+        for pid, (argv, parent) in processes.items()
+        if parent in masters and any(b"spawn_main" in arg for arg in argv)
+    ]
+
+
+async def _load_while_killing(
+    base_url: str, token: str, tenant: str, kills: int
+) -> tuple[dict[str, int], list[str], list[list[int]]]:
+    """Enforced usage from 16 clients, each key new; once the workers answer, both get SIGKILL
+    (uvicorn's master starts new ones), `kills` times. Returns each answered key's status, the
+    keys whose answer was lost with a killed worker, and the workers killed each time."""
+    answered: dict[str, int] = {}
+    lost: list[str] = []
+    killed: list[list[int]] = []
+    keys = itertools.count()
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+
+        async def send_until_stopped() -> None:
+            while not stop.is_set():
+                key = f"crash-{next(keys)}"
+                body = {"tenant": tenant, "feature": "reports", "idempotency_key": key}
+                try:
+                    response = await client.post("/v1/usage", json={**body, "enforce": True})
+                except httpx.TransportError:
+                    lost.append(key)
+                else:
+                    answered[key] = response.status_code
+
+        async def served(more: int) -> None:
+            wanted, deadline = len(answered) + more, time.monotonic() + 60
+            while len(answered) < wanted:
+                assert time.monotonic() < deadline, "the server did not serve again in 60 s"
+                await asyncio.sleep(0.05)
+
+        senders = [asyncio.create_task(send_until_stopped()) for _ in range(16)]
+        for _ in range(kills):
+            await served(100)  # under load: the (new) workers answer
+            workers = _workers_of(base_url)
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            killed.append(workers)
+        await served(100)
+        stop.set()
+        await asyncio.gather(*senders)
+    return answered, lost, killed
+
+
+def test_killed_workers_lose_no_acknowledged_usage(server: str) -> None:
+    """Crash safety: every usage answered is counted, and every key
+    whose answer died with its worker was counted once or not at all, so a retry settles it."""
+    token, tenant = seed(server, 2**31 - 1)
+    answered, lost, killed = asyncio.run(_load_while_killing(server, token, tenant, kills=2))
+
+    assert [len(workers) for workers in killed] == [2, 2], killed
+    assert not set(killed[0]) & set(killed[1]), "the second kill found the same workers"
+    assert Counter(answered.values()) == {201: len(answered)}, Counter(answered.values())
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"}) as client:
+        for key in lost:
+            body = {"tenant": tenant, "feature": "reports", "idempotency_key": key}
+            retried = client.post("/v1/usage", json={**body, "enforce": True})
+            # 201: the first attempt died before its commit; 200: it committed, answer lost.
+            assert retried.status_code in (200, 201), retried.text
+    assert used(server, token, tenant) == len(answered) + len(lost)
+    assert used(server, token, tenant) == 50

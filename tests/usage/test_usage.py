@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 
 def usage(setup: Any, expect: int, headers: dict[str, str] | None = None, **body: Any) -> Any:
     body = {"tenant": "acme", "feature": "listings.publish"} | body
@@ -201,9 +203,28 @@ def test_usage_for_an_unknown_tenant_is_404(realtyos: Any) -> None:
     assert error["code"] == "tenant_not_found"
 
 
-def test_usage_timestamp_in_the_future_is_refused(realtyos: Any) -> None:
-    error = usage(realtyos, 400, idempotency_key="k1", timestamp="2026-11-21T13:00:00Z")["error"]
-    assert error["param"] == "timestamp"
+def test_usage_timestamp_more_than_five_minutes_ahead_is_refused(realtyos: Any) -> None:
+    error = usage(realtyos, 422, idempotency_key="k1", timestamp="2026-11-21T12:05:01Z")["error"]
+    assert (error["code"], error["param"]) == ("timestamp_out_of_range", "timestamp")
+    assert "in the future" in error["message"]
+    assert used(realtyos) == 0
+    # A client clock a little fast is not refused (the test clock stands at 12:00).
+    usage(realtyos, 201, idempotency_key="k1", timestamp="2026-11-21T12:04:59Z")
+
+
+def test_usage_timestamp_older_than_35_days_is_refused(realtyos: Any) -> None:
+    error = usage(realtyos, 422, idempotency_key="k1", timestamp="2026-10-17T11:59:59Z")["error"]
+    assert (error["code"], error["param"]) == ("timestamp_out_of_range", "timestamp")
+    assert "too long ago" in error["message"]
+    usage(realtyos, 201, idempotency_key="k1", timestamp="2026-10-17T12:00:00Z")
+    assert used(realtyos) == 1
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_usage_dated_at_the_ends_of_the_calendar_is_422_not_500(realtyos: Any, moment: str) -> None:
+    """Year 1 at +14:00 is before year 1 in UTC: converting it overflowed into a 500."""
+    error = usage(realtyos, 422, idempotency_key="k1", timestamp=moment)["error"]
+    assert error["code"] == "timestamp_out_of_range"
     assert used(realtyos) == 0
 
 
@@ -245,6 +266,27 @@ def test_batch_answers_each_event_in_order(realtyos: Any) -> None:
     assert results[6]["result"]["used"] == 2
     assert used(realtyos) == 2
     assert used(realtyos, "ai.tokens") == 7
+
+
+def test_batch_refuses_only_its_events_dated_out_of_range(realtyos: Any) -> None:
+    moments = [
+        "2026-11-21T11:00:00Z",
+        "0001-01-01T00:00:00+14:00",  # was a 500 for the whole batch, its first event kept
+        "2026-11-01T00:00:00+02:00",
+        "2027-11-21T12:00:00Z",
+        "2026-09-01T00:00:00Z",
+        None,
+    ]
+    events = [
+        {"tenant": "acme", "feature": "ai.tokens", "idempotency_key": f"t{i}", "timestamp": moment}
+        for i, moment in enumerate(moments)
+    ]
+    response = realtyos.api.post("/v1/usage/batch", {"events": events})
+    assert response.status_code == 200, response.text
+    results = response.json()["data"]
+    assert [r["status"] for r in results] == [201, 422, 201, 422, 422, 201]
+    assert {r["error"]["code"] for r in results if r["error"]} == {"timestamp_out_of_range"}
+    assert used(realtyos, "ai.tokens") == 3
 
 
 def test_batch_event_needs_its_own_idempotency_key(realtyos: Any) -> None:

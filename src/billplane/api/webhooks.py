@@ -32,6 +32,11 @@ admin = APIRouter(prefix="/admin/api/events", tags=["admin"])
             "The signature does not verify, or the event's mode is not the key's "
             "(`invalid_signature`, `livemode_mismatch`): nothing was kept.",
         ),
+        (
+            413,
+            "The body is larger than BILLPLANE_MAX_BODY_BYTES (`payload_too_large`; 2 MiB by "
+            "default, several times Stripe's largest events): refused unread.",
+        ),
         (500, "Processing failed (`webhook_failed`): Stripe delivers the event again."),
         (503, "STRIPE_WEBHOOK_SECRET is not set (`webhook_not_configured`)."),
     ),

@@ -66,7 +66,7 @@ def transaction(*, write: bool = True) -> Iterator[Session]:
     """One transaction on the configured database; expected failures become one line."""
     configured = settings()
     try:
-        db = Database(configured.sqlalchemy_url)
+        db = Database.from_settings(configured)
     except ArgumentError:
         fail(BAD_DATABASE_URL, 2)
     try:

@@ -14,7 +14,7 @@ import typer
 from sqlalchemy.exc import DBAPIError
 
 from billplane.cli.edge import database_error, fail, redacted, settings
-from billplane.db import CONNECTIONS_PER_WORKER, create_db_engine
+from billplane.db import CONNECTIONS_PER_WORKER, create_db_engine, engine_options
 from billplane.logs import billplane_logger, logging_config
 from billplane.migrate import schema_state, upgrade
 from billplane.settings import Settings
@@ -83,7 +83,11 @@ def serve(
             # billplane's own request log (`--access-log`) replaces uvicorn's: one line per
             # request, with its id, route template and duration, through the same mask.
             access_log=False,
-            proxy_headers=True,
+            # X-Forwarded-For names the client only when a proxy we trust sent it; uvicorn's
+            # own default trusts any local peer (and FORWARDED_ALLOW_IPS), which the throttle on
+            # admin tokens would then count against whatever address a caller made up.
+            proxy_headers=bool(configured.trusted_proxies),
+            forwarded_allow_ips=configured.trusted_proxies,
             timeout_graceful_shutdown=graceful_timeout,
             # A worker busy with a burst of requests may answer the supervisor's ping late; it
             # is not dead, and restarting it would drop the requests it holds.
@@ -94,7 +98,7 @@ def serve(
 def _require_migrated(configured: Settings, migrate: bool, say: Callable[[str], None]) -> None:
     """Every call would fail on a database behind the code: say so before serving (or migrate
     it, when asked to)."""
-    engine = create_db_engine(configured.sqlalchemy_url)
+    engine = create_db_engine(configured.sqlalchemy_url, **engine_options(configured))
     try:
         with engine.connect() as connection:
             state = schema_state(connection)

@@ -40,7 +40,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _edge() -> Iterator[tuple[Settings, Transactions, StripeGateway]]:
     try:
         settings = load_settings()
-        db = Database(settings.sqlalchemy_url)
+        db = Database.from_settings(settings)
     except SettingsError as exc:
         _fail(str(exc), 2)
     except (ArgumentError, ValueError):

@@ -20,7 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from billplane.dashboard import auth, endpoints, plan_pages, project_pages, tenant_pages
 from billplane.dashboard.view import templates
 from billplane.errors import BillplaneError
+from billplane.guards import BodyTooLarge, render_body_too_large
 from billplane.logs import billplane_logger
+from billplane.outage import CANDIDATES, RETRY_AFTER_SECONDS, describe, is_outage
 
 log = billplane_logger()
 
@@ -92,7 +94,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
 
 def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     context: dict[str, Any] = {"title": title, "message": message, "code": status}
-    context["logged_in"] = auth.logged_in(request) if "session" in request.scope else False
+    context["logged_in"] = auth.seen_logged_in(request)
     return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
 
@@ -122,6 +124,15 @@ def _install_error_pages(dashboard: FastAPI) -> None:
         exc = cast(BillplaneError, exc)  # registered for this class only
         return error_page(request, exc.status, "Not possible", exc.message)
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if not is_outage(exc):
+            raise exc  # a bug: `unexpected` below
+        log.warning("database unavailable, answered 503: %s", describe(exc))
+        message = "billplane cannot reach its database right now; try again in a moment."
+        page = error_page(request, 503, "Database unavailable", message)
+        page.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return page
+
     def unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled %s on a dashboard page", type(exc).__name__, exc_info=exc)
         message = "Something went wrong on billplane's side; the server log has the details."
@@ -130,6 +141,9 @@ def _install_error_pages(dashboard: FastAPI) -> None:
     dashboard.add_exception_handler(auth.LoginRequired, login_required)
     dashboard.add_exception_handler(auth.CsrfRejected, csrf_rejected)
     dashboard.add_exception_handler(StarletteHTTPException, http_error)
+    dashboard.add_exception_handler(BodyTooLarge, render_body_too_large)
     dashboard.add_exception_handler(RequestValidationError, not_found)
     dashboard.add_exception_handler(BillplaneError, domain_error)
+    for kind in CANDIDATES:
+        dashboard.add_exception_handler(kind, database_error)
     dashboard.add_exception_handler(Exception, unexpected)

@@ -1,21 +1,29 @@
-"""The dashboard's login: a signed session cookie, and a per-session CSRF token on every form.
+"""The dashboard's login: a server-side session named by a signed cookie, a per-session CSRF
+token on every form, and the same throttle on wrong admin tokens as the admin API.
 
 The cookie is signed with a key derived from BILLPLANE_ADMIN_TOKEN, so changing the admin token
-logs every operator out, and any worker can check any session (workers share nothing else).
+logs every operator out; it names a session row (see `operators.service`), so logging out ends
+that session for every copy of the cookie, on any worker.
 """
 
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from billplane.db import Transactions
+from billplane.http import Now, Tx, admin_token_given
+from billplane.operators import service as operators
 from billplane.settings import Settings
 
 SESSION_COOKIE = "billplane_session"
-SESSION_SECONDS = 12 * 3600
+SESSION_SECONDS = int(operators.SESSION_LIFETIME.total_seconds())
 CSRF_FIELD = "csrf"
+SESSION_FIELD = "session"  # the session row's secret
 
 
 class LoginRequired(Exception):
@@ -33,7 +41,7 @@ def session_options(settings: Settings) -> dict[str, Any]:
         "session_cookie": SESSION_COOKIE,
         "max_age": SESSION_SECONDS,
         "same_site": "lax",
-        "https_only": settings.billplane_public_url.startswith("https://"),
+        "https_only": settings.served_over_https,
     }
 
 
@@ -54,27 +62,58 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def logged_in(request: Request) -> bool:
-    return request.session.get("operator") is True
+def session_secret(request: Request) -> str | None:
+    secret = request.session.get(SESSION_FIELD)
+    return secret if isinstance(secret, str) else None
 
 
-def log_in(request: Request, settings: Settings, given: str) -> bool:
-    expected = settings.billplane_admin_token
-    if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+def logged_in(request: Request, tx: Transactions, now: datetime) -> bool:
+    """Whether the cookie names a live session (asked of the database once per request)."""
+    known: bool | None = getattr(request.state, "operator", None)
+    if known is None:
+        secret = session_secret(request)
+        if secret is None:
+            known = False
+        else:
+            with tx.read() as session:
+                known = operators.session_alive(session, secret, now)
+        request.state.operator = known
+    return known
+
+
+def seen_logged_in(request: Request) -> bool:
+    """What this request already found out (for an error page's links): no database call."""
+    return getattr(request.state, "operator", False) is True
+
+
+def log_in(
+    request: Request, tx: Transactions, settings: Settings, given: str, now: datetime
+) -> bool:
+    """Open a session if `given` is the admin token; raises `TooManyAttempts` for a client that
+    guessed wrong too often lately."""
+    if not admin_token_given(request, tx, now, given, settings.billplane_admin_token):
         return False
+    with tx.write() as session:
+        secret = operators.open_session(session, now)
     # A fresh session (and CSRF token) at login: nothing set before it survives (no fixation).
     request.session.clear()
-    request.session["operator"] = True
+    request.session[SESSION_FIELD] = secret
+    request.state.operator = True
     csrf_token(request)
     return True
 
 
-def log_out(request: Request) -> None:
+def log_out(request: Request, tx: Transactions) -> None:
+    secret = session_secret(request)
+    if secret is not None:
+        with tx.write() as session:
+            operators.close_session(session, secret)
     request.session.clear()
+    request.state.operator = False
 
 
-def require_operator(request: Request) -> None:
-    if not logged_in(request):
+def require_operator(request: Request, tx: Transactions, now: datetime) -> None:
+    if not logged_in(request, tx, now):
         raise LoginRequired
 
 
@@ -89,10 +128,11 @@ async def checked_form(request: Request) -> dict[str, str]:
     return fields
 
 
-async def operator_form(request: Request) -> dict[str, str]:
+async def operator_form(request: Request, tx: Tx, now: Now) -> dict[str, str]:
     """A form of a logged-in operator: every form but the login form."""
     fields = await checked_form(request)
-    if not logged_in(request):
+    # The session's row is read off the event loop, as every other database call.
+    if not await run_in_threadpool(logged_in, request, tx, now):
         raise CsrfRejected
     return fields
 

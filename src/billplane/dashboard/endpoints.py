@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from billplane.dashboard import auth, snippets
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect, templates
-from billplane.errors import BillplaneError
-from billplane.http import CurrentSettings
+from billplane.errors import BillplaneError, TooManyAttempts
+from billplane.http import CurrentSettings, Now, Tx
 from billplane.models import Feature, Plan, Project, Tenant
 from billplane.plans import repository as plans
 from billplane.projects import repository as projects
@@ -29,23 +29,34 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, settings: CurrentSettings, next: str = "/") -> Response:
-    if auth.logged_in(request):
+def login_page(
+    request: Request, settings: CurrentSettings, tx: Tx, now: Now, next: str = "/"
+) -> Response:
+    if auth.logged_in(request, tx, now):
         return redirect(_local(next))
     return _login(request, settings, next, status_code=200)
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, form: auth.LoginForm, settings: CurrentSettings) -> Response:
+def login(
+    request: Request, form: auth.LoginForm, settings: CurrentSettings, tx: Tx, now: Now
+) -> Response:
     target = _local(form.get("next", "/"))
-    if auth.log_in(request, settings, form.get("token", "")):
-        return redirect(target)
+    try:
+        if auth.log_in(request, tx, settings, form.get("token", ""), now):
+            return redirect(target)
+    except TooManyAttempts as exc:
+        errors = {"token": exc.message}
+        return _login(
+            request, settings, target, status_code=429, errors=errors, headers=exc.headers()
+        )
     error = "That is not the admin token (BILLPLANE_ADMIN_TOKEN)."
     return _login(request, settings, target, status_code=401, errors={"token": error})
 
 
 def _login(request: Request, settings: CurrentSettings, target: str, **kw: Any) -> Response:
     status_code = kw.pop("status_code")
+    headers = kw.pop("headers", None)
     context = {
         "csrf": auth.csrf_token(request),
         "next": _local(target),
@@ -53,7 +64,9 @@ def _login(request: Request, settings: CurrentSettings, target: str, **kw: Any) 
         "errors": {},
         **kw,
     }
-    return templates.TemplateResponse(request, "login.html", context, status_code=status_code)
+    return templates.TemplateResponse(
+        request, "login.html", context, status_code=status_code, headers=headers
+    )
 
 
 def _local(target: str) -> str:
@@ -64,8 +77,8 @@ def _local(target: str) -> str:
 
 
 @router.post("/logout")
-def logout(request: Request, _form: auth.OperatorForm) -> Response:
-    auth.log_out(request)
+def logout(request: Request, _form: auth.OperatorForm, tx: Tx) -> Response:
+    auth.log_out(request, tx)
     return redirect("/login")
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from billplane.dashboard import confirmation, forms
 from billplane.dashboard.auth import OperatorForm
 from billplane.dashboard.confirmation import Question
-from billplane.dashboard.view import FormView, PageView, View, flash, redirect, reveal
+from billplane.dashboard.view import FormView, PageView, View, flash, redirect
 from billplane.errors import BillplaneError, TokenNotFound
 from billplane.models import Project, Tenant, Token
 from billplane.projects import repository, service
@@ -67,7 +67,7 @@ def create_project(request: Request, form: OperatorForm, view: FormView) -> Resp
         return _projects(
             view, status_code=422, errors=invalid.fields, general=invalid.general, values=form
         )
-    reveal(request, secret=secret, what=f"The project token of {body.key}")
+    view.reveal(secret=secret, what=f"The project token of {body.key}")
     flash(request, f"Project {body.key} created.")
     return redirect(f"/projects/{body.key}#secret")
 
@@ -278,7 +278,7 @@ def issue_token(project: str, request: Request, form: OperatorForm, view: FormVi
     except (forms.Invalid, BillplaneError) as exc:
         return _project_form_error(view, project, exc, "token", form)
     scope = f"tenant {body.tenant}" if body.tenant else f"project {project}"
-    reveal(request, secret=secret, what=f"Token “{body.name}” for {scope}")
+    view.reveal(secret=secret, what=f"Token “{body.name}” for {scope}")
     return redirect(f"/projects/{project}#secret")
 
 
@@ -311,7 +311,7 @@ def rotate_token(
         _token_of(session, project, token_id)
         issued = token_service.rotate_token(session, token_id, actor=ACTOR, now=view.now)
         secret, name = issued.secret, issued.token.name
-    reveal(request, secret=secret, what=f"Token “{name}”, rotated: the old secret no longer works")
+    view.reveal(secret=secret, what=f"Token “{name}”, rotated: the old secret no longer works")
     return redirect(f"/projects/{project}#secret")
 
 

@@ -25,7 +25,12 @@ connection = config.attributes.get("connection")
 if connection is not None:
     run_on(connection)
 else:
-    engine = create_db_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_db_engine(
+        # Migrations run once: nothing to gain from prepared statements, and they may go
+        # through PgBouncer in transaction mode too.
+        config.get_main_option("sqlalchemy.url") or "",
+        prepared_statements=False,
+    )
     with engine.connect() as conn:
         run_on(conn)
     engine.dispose()

@@ -2,6 +2,7 @@
 
 from billplane.models.base import Base
 from billplane.models.invoice import Invoice
+from billplane.models.operator import AdminTokenFailure, OneTimeSecret, OperatorSession
 from billplane.models.plan import Plan, PlanGrant
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
@@ -10,10 +11,13 @@ from billplane.models.token import Token
 from billplane.models.usage import UsageCounter, UsageEvent
 
 __all__ = [
+    "AdminTokenFailure",
     "AuditEntry",
     "Base",
     "Feature",
     "Invoice",
+    "OneTimeSecret",
+    "OperatorSession",
     "Plan",
     "PlanGrant",
     "Project",

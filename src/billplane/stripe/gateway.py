@@ -14,7 +14,7 @@ from typing import Any
 
 import stripe
 from billplane import metrics
-from billplane.errors import InvalidInput, StripeUnavailable
+from billplane.errors import InvalidInput, StripeUnavailable, present
 from billplane.logs import billplane_logger, redact
 from billplane.settings import Settings
 from billplane.stripe import facts
@@ -219,6 +219,15 @@ class StripeGateway:
                 "The Stripe-Signature header does not match this body and "
                 "STRIPE_WEBHOOK_SECRET, or its timestamp is too old."
             ) from None
+        # The SDK refuses only old timestamps; one far ahead would let a captured delivery be
+        # replayed until then (a signing secret leaked once keeps working for a year, say).
+        if _signed_at(present(header, "a verified signature")) > time.time() + (
+            SIGNATURE_TOLERANCE_SECONDS
+        ):
+            raise InvalidSignature(
+                "The Stripe-Signature timestamp lies in the future: check the clocks of this "
+                "server and of whatever sent it."
+            )
         try:
             decoded: dict[str, Any] = json.loads(payload)
         except ValueError:
@@ -278,6 +287,16 @@ def _translated(exc: stripe.StripeError, action: str) -> Exception:
     return StripeUnavailable(
         f"Stripe answered with an error while {action} (HTTP {exc.http_status or '?'})."
     )
+
+
+def _signed_at(header: str) -> int:
+    """The `t=` of a Stripe-Signature header the SDK has verified (so it has one)."""
+    stamps = [
+        value
+        for key, _, value in (item.partition("=") for item in header.split(","))
+        if key.strip() == "t"
+    ]
+    return int(stamps[0])
 
 
 @contextmanager

@@ -26,7 +26,11 @@ class UsageIn(Request):
         default=None, description="Required here or as the Idempotency-Key header."
     )
     enforce: bool = Field(default=False, strict=True)
-    timestamp: AwareDatetime | None = None
+    timestamp: AwareDatetime | None = Field(
+        default=None,
+        description="When the usage happened (default: now), with its offset: at most 35 days "
+        "back and 5 minutes ahead of billplane's clock, else 422 `timestamp_out_of_range`.",
+    )
 
 
 class UsageNow(BaseModel):

@@ -20,12 +20,16 @@ from billplane.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     PaymentRequired,
+    TimestampOutOfRange,
     present,
 )
 from billplane.hotpath import Sql
 from billplane.usage import repository
 
-# A client clock may run a little fast; anything further ahead is a bug on the caller's side.
+# When usage may say it happened: Stripe's rule for meter events. A client clock may run a little
+# fast; anything further ahead, or older than a billing month and a bit, is a bug on the caller's
+# side (and a year 1 or 9999 would not even survive the conversion to UTC).
+PAST_WINDOW = timedelta(days=35)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
@@ -96,12 +100,13 @@ def prepare(
 ) -> Write | Recorded:
     """Validate the request against what was read; a refusal that is a repeat is answered now.
 
-    Raises the request's errors (404 feature, 400 on/off feature or future timestamp, 402).
+    Raises the request's errors (404 feature, 400 on/off feature, 422 timestamp, 402).
     `access` may be given when already worked out from `found` (a batch's events share it).
     """
     feature = countable_feature(sql, found, request.feature)
-    if request.timestamp is not None and request.timestamp > now + FUTURE_TOLERANCE:
-        raise InvalidInput("'timestamp' lies in the future.", extra={"param": "timestamp"})
+    moment = request.timestamp
+    if moment is not None and not now - PAST_WINDOW <= moment <= now + FUTURE_TOLERANCE:
+        raise _out_of_range(moment, now)
     access = access or entitlements.access_of(sql, found, now, grace_days)
     # A countable feature always has a period.
     period = present(entitlements.period_of(access, feature, now), f"{feature.key}'s period")
@@ -125,6 +130,17 @@ def prepare(
         shown_limit=limit,
         now=now,
         counter=repository.CounterKey(access.tenant_id, feature.id, period.key),
+    )
+
+
+def _out_of_range(moment: datetime, now: datetime) -> TimestampOutOfRange:
+    # Comparing aware datetimes never overflows; converting year 1 at +14:00 to UTC would.
+    when = "in the future" if moment > now else "too long ago"
+    return TimestampOutOfRange(
+        f"'timestamp' lies {when}: usage may be dated at most {PAST_WINDOW.days} days back and "
+        f"{FUTURE_TOLERANCE.seconds // 60} minutes ahead of billplane's clock "
+        f"({now.isoformat(timespec='seconds').replace('+00:00', 'Z')}).",
+        extra={"param": "timestamp"},
     )
 
 

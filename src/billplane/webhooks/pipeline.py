@@ -16,6 +16,7 @@ from billplane.db import Transactions
 from billplane.errors import BillplaneError, EventNotFound
 from billplane.logs import billplane_logger, redact
 from billplane.models import StripeEvent
+from billplane.outage import is_outage
 from billplane.schemas import EventOutcome
 from billplane.stripe.errors import LivemodeMismatch, WebhookFailed
 from billplane.stripe.facts import EventFacts, event_from
@@ -89,6 +90,8 @@ def process(
             _finish(row, "processed", None, now)
             return Receipt(event.id, event.type, row.outcome, changes=len(changes))
     except Exception as exc:
+        if is_outage(exc):
+            raise  # nowhere to record it, and nothing to: Stripe delivers it again after a 503
         error = _describe(exc)
         _record_failure(tx, event, error, clock())
         raise EventFailed(event, exc, error) from exc

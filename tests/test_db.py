@@ -1,0 +1,70 @@
+"""The database's settings reach its engine: pool sizes, the wait for a connection, and whether
+psycopg may prepare statements (off behind an older PgBouncer in transaction mode)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.pool import QueuePool
+
+from billplane.db import CONNECTIONS_PER_WORKER, Database, connections_per_worker
+from billplane.settings import Settings
+from conftest import fresh_database
+
+
+def test_the_pool_is_sized_and_timed_as_the_settings_say() -> None:
+    settings = Settings(
+        database_url="postgresql://billplane@db.internal/billplane",
+        billplane_db_pool_size=3,
+        billplane_db_max_overflow=1,
+        billplane_db_pool_timeout=2.5,
+    )
+    pool = Database.from_settings(settings).engine.pool
+    assert isinstance(pool, QueuePool)
+    assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 1, 2.5)
+    assert connections_per_worker(settings) == 3 + 1 + 2  # + the hot path's reader and writer
+
+
+def test_the_default_budget_fits_eight_workers_under_postgres_default_limit() -> None:
+    defaults = Settings(database_url="postgresql://billplane@db.internal/billplane")
+    assert connections_per_worker(defaults) == CONNECTIONS_PER_WORKER == 12
+    assert 8 * CONNECTIONS_PER_WORKER <= 100 - 3  # max_connections less the superuser's reserve
+
+
+@pytest.fixture(scope="module")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database("postgresql", tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_prepared_statements_can_be_turned_off(prepared: bool, pg_url: str) -> None:
+    """Everywhere: the ORM's pool and the hot path's own connections."""
+    db = Database.from_settings(
+        Settings(database_url=pg_url, billplane_db_prepared_statements=prepared)
+    )
+    try:
+        with db.engine.connect() as conn:
+            driver: Any = conn.connection.dbapi_connection
+            assert (driver.prepare_threshold is not None) is prepared
+        with db.hot.reads.connection() as hot:
+            assert (hot.prepare_threshold is not None) is prepared
+    finally:
+        db.dispose()
+
+
+def test_sqlite_takes_the_same_settings_without_complaint(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'b.db'}",
+        billplane_db_pool_size=1,
+        billplane_db_prepared_statements=False,
+    )
+    Database.from_settings(settings).dispose()
+
+
+def test_the_readme_documents_every_database_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    names = [n.upper() for n in Settings.model_fields if n.startswith("billplane_db_")]
+    assert len(names) == 4
+    assert [n for n in names if f"`{n}`" not in readme] == []
