@@ -67,7 +67,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _cli_built_once() -> Iterator[None]:
     """Typer's test runner builds the whole click command tree on every `invoke` (about 40 ms,
     most of a short command's run); billplane's tree never changes while tests run."""
-    built = cache(typer.testing._get_command)
+    built = cache(typer.testing._get_command)  # type: ignore[attr-defined]  # private to Typer
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.testing, "_get_command", built)
         yield
