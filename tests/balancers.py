@@ -113,7 +113,7 @@ frontend billplane
 
 backend servers
     balance roundrobin
-    option httpchk GET /healthz
+    option httpchk GET /readyz
     # Which server answered, for the tests to see that both did.
     http-response set-header X-Served-By %s
 {servers}
