@@ -148,10 +148,7 @@ def feature(
         return projects.create_feature(
             session,
             projects.get_project(session, project),
-            key=body.key,
-            name=body.name,
-            type=body.type,
-            unit=body.unit,
+            body,
             actor=ACTOR,
             now=now,
         )

@@ -93,10 +93,7 @@ def create_feature(project: Key, body: FeatureIn, actor: Admin, tx: Tx, now: Now
         feature = service.create_feature(
             session,
             service.get_project(session, project),
-            key=body.key,
-            name=body.name,
-            type=body.type,
-            unit=body.unit,
+            body,
             actor=actor,
             now=now,
         )

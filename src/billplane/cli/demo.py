@@ -103,10 +103,7 @@ def _fill(
         projects.create_feature(
             session,
             project,
-            key=feature.key,
-            name=feature.name,
-            type=feature.type,
-            unit=feature.unit,
+            feature,
             actor=ACTOR,
             now=now,
         )

@@ -36,10 +36,7 @@ def feature_create(
         feature = service.create_feature(
             session,
             service.get_project(session, project),
-            key=body.key,
-            name=body.name,
-            type=body.type,
-            unit=body.unit,
+            body,
             actor=ACTOR,
             now=utc_now(),
         )

@@ -191,10 +191,7 @@ def create_feature(project: str, request: Request, form: OperatorForm, view: For
             service.create_feature(
                 session,
                 service.get_project(session, project),
-                key=body.key,
-                name=body.name,
-                type=body.type,
-                unit=body.unit,
+                body,
                 actor=ACTOR,
                 now=view.now,
             )

@@ -10,7 +10,7 @@ from billplane.audit import service as audit
 from billplane.errors import AlreadyExists, FeatureNotFound, ProjectNotFound
 from billplane.models import Feature, Project
 from billplane.projects import repository
-from billplane.projects.schemas import FeaturePatch
+from billplane.projects.schemas import FeatureIn, FeaturePatch
 from billplane.schemas import FeatureType, Status
 from billplane.tokens import service as tokens
 
@@ -101,16 +101,9 @@ def update_project(
 
 
 def create_feature(
-    session: Session,
-    project: Project,
-    *,
-    key: str,
-    name: str,
-    type: FeatureType,
-    unit: str | None,
-    actor: str,
-    now: datetime,
+    session: Session, project: Project, body: FeatureIn, *, actor: str, now: datetime
 ) -> Feature:
+    key = body.key
     if repository.get_feature(session, project.id, key) is not None:
         raise AlreadyExists(
             f"Project '{project.key}' already has a feature '{key}'.", extra={"param": "key"}
@@ -118,9 +111,9 @@ def create_feature(
     feature = Feature(
         project_id=project.id,
         key=key,
-        name=name,
-        type=type,
-        unit=unit,
+        name=body.name,
+        type=body.type,
+        unit=body.unit,
         status="active",
         created_at=now,
     )
