@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from typing import cast as typed
 
 import orjson
@@ -76,17 +76,31 @@ class Statement:
 
     def __init__(self, build: Callable[[str], ClauseElement]) -> None:
         self._build = build
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._compiled: dict[str, Compiled] = {}
 
-    def compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+    def compiled(self, dialect: Dialect) -> "Compiled":
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = typed(SQLCompiler, self._build(dialect.name).compile(dialect=dialect))
             # Positional drivers (sqlite3's qmark) need the names in order; named ones the dict.
             positions = compiled.positiontup if compiled.positional else None
             names = tuple(positions) if positions is not None else None
-            found = self._compiled[dialect.name] = (compiled.string, names, compiled.params)
+            # Known here rather than asked of the cursor per call: psycopg builds a `Column` per
+            # result column each time `description` is read (a tenth of an entitlements call).
+            writes = compiled.isinsert or compiled.isupdate or compiled.isdelete
+            returns_rows = not writes or bool(compiled.effective_returning)
+            found = Compiled(compiled.string, names, compiled.params, returns_rows)
+            self._compiled[dialect.name] = found
         return found
+
+
+class Compiled(NamedTuple):
+    """A statement as the driver runs it."""
+
+    sql: str
+    names: tuple[str, ...] | None  # the parameters' order, for a positional paramstyle
+    constants: dict[str, Any]  # values written into the statement (a LIMIT, a fixed string)
+    returns_rows: bool  # a SELECT, or a write with RETURNING
 
 
 def one_of(dialect: str, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
@@ -127,10 +141,10 @@ class Sql:
         self.is_sqlite = dialect.name == "sqlite"
 
     def run(self, statement: Statement, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        sql, names, constants = statement.compiled(self.dialect)
+        sql, names, constants, returns_rows = statement.compiled(self.dialect)
         self.cursor.execute(sql, _params(values, names, constants))
         # A statement without RETURNING has no rows to fetch (psycopg would raise).
-        return self.cursor.fetchall() if self.cursor.description is not None else ()
+        return self.cursor.fetchall() if returns_rows else ()
 
     def insert_rows(
         self, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
@@ -145,7 +159,7 @@ class Sql:
         if not rows:
             return
         if self.is_sqlite:
-            text, names, _ = _insert_statement(table, columns).compiled(self.dialect)
+            text, names, _, _ = _insert_statement(table, columns).compiled(self.dialect)
             if names != columns:  # the rows' tuples bind in `columns`' order
                 raise ValueError(f"{table.name}: binds {names}, rows hold {columns}")
             self.cursor.executemany(text, rows)
