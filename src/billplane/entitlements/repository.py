@@ -11,7 +11,7 @@ engines.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -46,16 +46,14 @@ from billplane.stripe.facts import ENDED_STATUSES
 BILLING_PERIOD_KEYS = ("bp:", "bp;")
 
 
-@dataclass(frozen=True)
-class FeatureRow:
+class FeatureRow(NamedTuple):
     id: int
     key: str
     type: FeatureType
     archived: bool = False
 
 
-@dataclass(frozen=True)
-class PlanRow:
+class PlanRow(NamedTuple):
     id: int
     key: str
 

@@ -7,7 +7,7 @@ one feature.
 
 import difflib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypedDict
 
 from sqlalchemy.orm import Session
@@ -18,14 +18,16 @@ from billplane.entitlements.rules import (
     Grant,
     Period,
     SubscriptionState,
+    day_key,
     default_reset,
+    month_key,
     period_for,
     subscription_grants_access,
 )
 from billplane.errors import UnknownFeature, present
 from billplane.hotpath import Sql
 from billplane.models import Project, Tenant
-from billplane.schemas import FeatureType
+from billplane.schemas import FeatureType, Reset
 from billplane.tokens import service as tokens
 
 
@@ -180,10 +182,8 @@ def lookup_many(
 
 def _period_keys(now: datetime) -> dict[str, str]:
     """The keys a `day` and a `month` counter of `now` have (the statement fetches those)."""
-    return {
-        "day_key": period_for("day", now, None).key,
-        "month_key": period_for("month", now, None).key,
-    }
+    now = now.astimezone(UTC)
+    return {"day_key": day_key(now), "month_key": month_key(now)}
 
 
 def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
@@ -212,12 +212,16 @@ def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
         used={},
         periods={},
     )
+    periods: dict[Reset, Period] = {}  # an entitlements answer has a few resets, many features
     for feature in found.features:
         if feature.type == "boolean":
             continue
         grant = access.grants.get(feature.id)
         reset = (grant.reset if grant else None) or default_reset(feature.type)
-        period = access.periods[feature.id] = period_for(reset, now, subscription)
+        period = periods.get(reset)
+        if period is None:
+            period = periods[reset] = period_for(reset, now, subscription)
+        access.periods[feature.id] = period
         access.used[feature.id] = _used_in(sql, found, feature.id, period.key)
     return access
 
