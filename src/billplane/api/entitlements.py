@@ -7,7 +7,7 @@ the driver (see `repository`), and the answer written straight to JSON.
 from datetime import datetime
 from functools import partial
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from billplane import metrics
@@ -16,7 +16,7 @@ from billplane.entitlements import service
 from billplane.entitlements.repository import Found
 from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
 from billplane.hotpath import Sql
-from billplane.http import ClientToken, CurrentSettings, Now, Tx, errors, json_response
+from billplane.http import CLIENT_SECURITY, Tx, client_call, errors, json_response
 from billplane.projects import repository as projects
 from billplane.schemas import TenantKey
 
@@ -34,20 +34,20 @@ TENANT_ERRORS = errors(
     response_model_exclude_unset=True,
     responses=TENANT_ERRORS,
     summary="Can this tenant do this?",
+    openapi_extra=CLIENT_SECURITY,
 )
-async def check(
-    body: CheckIn, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
-) -> Response:
+async def check(body: CheckIn, request: Request, tx: Tx) -> Response:
     """Answer before a paid action; never changes usage.
 
     An archived tenant is refused with reason `tenant_archived`, an archived feature with
     `feature_archived`, whatever the plan grants (the usage numbers are still given)."""
-    grace_days = settings.billplane_past_due_grace_days
-    found, answer = await tx.hot_read(partial(_check, token, body, now, grace_days))
+    call = client_call(request, tx)
+    grace_days = call.settings.billplane_past_due_grace_days
+    found, answer = await call.tx.hot_read(partial(_check, call.token, body, call.now, grace_days))
     metrics.check_decided(answer["reason"])
     if found.first_check_pending:
         # Once per project, for the setup checklist; its own short write keeps checks read-only.
-        await run_in_threadpool(_mark_first_check, tx, found.project_id, now)
+        await run_in_threadpool(_mark_first_check, call.tx, found.project_id, call.now)
     return json_response(answer)
 
 
@@ -69,16 +69,18 @@ def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:
     response_model_exclude_unset=True,
     responses=TENANT_ERRORS,
     summary="Everything a tenant may do, with usage",
+    openapi_extra=CLIENT_SECURITY,
 )
-async def entitlements(
-    tenant: TenantKey, token: ClientToken, tx: Tx, now: Now, settings: CurrentSettings
-) -> Response:
+async def entitlements(tenant: TenantKey, request: Request, tx: Tx) -> Response:
     """Every feature of the project, archived ones included, each with its answer: an archived
     feature's is `allowed: false`, reason `feature_archived`; an archived tenant's are all
     `allowed: false`, reason `tenant_archived`."""
-    grace_days = settings.billplane_past_due_grace_days
-    _, access = await tx.hot_read(partial(_read, token, tenant, None, now, grace_days))
-    return json_response(service.entitlements(access, now))
+    call = client_call(request, tx)
+    grace_days = call.settings.billplane_past_due_grace_days
+    _, access = await call.tx.hot_read(
+        partial(_read, call.token, tenant, None, call.now, grace_days)
+    )
+    return json_response(service.entitlements(access, call.now))
 
 
 def _read(

@@ -5,23 +5,21 @@ with the writes that arrived at the same time (each answered only after that com
 """
 
 from collections import Counter as Tally
-from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, TypedDict
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from billplane import metrics
-from billplane.db import Transactions
 from billplane.entitlements import service as entitlements
 from billplane.errors import BillplaneError, InvalidInput
 from billplane.hotpath import Sql
 from billplane.http import (
-    ClientToken,
-    CurrentSettings,
-    Now,
+    CLIENT_SECURITY,
+    ClientCall,
     Tx,
+    client_call,
     error_body,
     errors,
     json_response,
@@ -79,18 +77,18 @@ REPLAYED = {"Idempotent-Replayed": "true"}
         **ERRORS,
     },
     summary="Record usage, exactly once per idempotency key",
+    openapi_extra=CLIENT_SECURITY,
 )
 async def record_usage(
     body: UsageIn,
-    token: ClientToken,
+    request: Request,
     tx: Tx,
-    now: Now,
-    settings: CurrentSettings,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     """With `enforce: true`, the check and the count are one atomic step (402 when over)."""
+    call = client_call(request, tx)
     try:
-        recorded = await _record(tx, token, body, idempotency_key, now, settings)
+        recorded = await _record(call, body, idempotency_key)
     except BillplaneError as refused:
         metrics.usage_refused(refused.code)
         raise
@@ -101,23 +99,18 @@ async def record_usage(
     return json_response(recorded.body, 200, headers=REPLAYED)
 
 
-async def _record(
-    tx: Transactions,
-    token: str | None,
-    body: UsageIn,
-    header_key: str | None,
-    now: datetime,
-    settings: CurrentSettings,
-) -> service.Recorded:
-    def read(sql: Sql) -> service.Write | service.Recorded:
-        found = entitlements.lookup(sql, token, body.tenant, body.feature, now)
-        request = _usage_request(body, header_key)
-        return service.prepare(sql, found, request, now, settings.billplane_past_due_grace_days)
+async def _record(call: ClientCall, body: UsageIn, header_key: str | None) -> service.Recorded:
+    now, grace_days = call.now, call.settings.billplane_past_due_grace_days
 
-    prepared = await tx.hot_read(read)
+    def read(sql: Sql) -> service.Write | service.Recorded:
+        found = entitlements.lookup(sql, call.token, body.tenant, body.feature, now)
+        request = _usage_request(body, header_key)
+        return service.prepare(sql, found, request, now, grace_days)
+
+    prepared = await call.tx.hot_read(read)
     if isinstance(prepared, service.Recorded):
         return prepared
-    outcome: service.Recorded | BillplaneError = await tx.hot_write(
+    outcome: service.Recorded | BillplaneError = await call.tx.hot_write(
         partial(service.record, write=prepared), service.lock_order(prepared)
     )
     if isinstance(outcome, BillplaneError):
@@ -125,14 +118,13 @@ async def _record(
     return outcome
 
 
-@router.post("/usage/batch", response_model=BatchOut, summary="Record up to 1,000 usage events")
-async def record_batch(
-    body: BatchIn,
-    token: ClientToken,
-    tx: Tx,
-    now: Now,
-    settings: CurrentSettings,
-) -> Response:
+@router.post(
+    "/usage/batch",
+    response_model=BatchOut,
+    summary="Record up to 1,000 usage events",
+    openapi_extra=CLIENT_SECURITY,
+)
+async def record_batch(body: BatchIn, request: Request, tx: Tx) -> Response:
     """Each event is judged on its own, in order: one bad event never loses (or holds back)
     the others, and a batch that crosses a limit admits exactly what fits.
 
@@ -140,7 +132,8 @@ async def record_batch(
     """
     results: list[BatchResult | None] = [None] * len(body.events)
     events = _validated(body.events, results)
-    grace_days = settings.billplane_past_due_grace_days
+    call = client_call(request, tx)
+    token, now, grace_days = call.token, call.now, call.settings.billplane_past_due_grace_days
 
     def read(sql: Sql) -> tuple[list[int], service.BatchWrite | None]:
         writes: list[service.Write] = []
