@@ -60,23 +60,31 @@ def subscription_grants_access(
     return False
 
 
-@lru_cache(maxsize=4096)  # a batch asks the same question for each of its events
 def period_for(
     reset: Reset | None, now: datetime, subscription: SubscriptionState | None
 ) -> Period:
     """The reset period `now` falls in, named by a stable key, and when it ends (UTC)."""
-    now = now.astimezone(UTC)
     if reset in (None, "never"):
-        return Period("never", None)
-    if reset == "day":
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return Period(day_key(start), start + timedelta(days=1))
+        return NEVER
+    now = now.astimezone(UTC)
     if reset == "billing_period" and subscription is not None:
         period = _billing_period(subscription, now)
         if period is not None:
             return period
-    # "month", and a billing period for a tenant without one (e.g. on a free default plan).
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        reset = "month"  # a subscription without a usable period counts by the month
+    # "day" and "month", and a billing period for a tenant without one (e.g. a free plan).
+    return _calendar_period(reset == "day", now.year, now.month, now.day)
+
+
+NEVER = Period("never", None)
+
+
+@lru_cache(maxsize=64)  # the same few days and months, asked on every call
+def _calendar_period(daily: bool, year: int, month: int, day: int) -> Period:
+    if daily:
+        start = datetime(year, month, day, tzinfo=UTC)
+        return Period(day_key(start), start + timedelta(days=1))
+    start = datetime(year, month, 1, tzinfo=UTC)
     return Period(month_key(start), _add_month(start))
 
 
