@@ -6,12 +6,14 @@ the driver (see `repository`), and the answer written straight to JSON.
 
 from datetime import datetime
 from functools import partial
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from billplane import metrics
 from billplane.db import Transactions
+from billplane.entitlements import explain as explaining
 from billplane.entitlements import service
 from billplane.entitlements.repository import Found
 from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
@@ -21,6 +23,14 @@ from billplane.projects import repository as projects
 from billplane.schemas import TenantKey
 
 router = APIRouter(prefix="/v1", tags=["client"])
+
+ExplainFlag = Annotated[
+    bool,
+    Query(
+        description="Also say how each answer was reached (`explain`): the subscription "
+        "considered, the plan chosen and why, each grant's source, period and counter."
+    ),
+]
 
 TENANT_ERRORS = errors(
     403, (404, "No tenant with this key in the token's project (`tenant_not_found`).")
@@ -53,9 +63,15 @@ async def check(body: CheckIn, request: Request, tx: Tx) -> Response:
 
 def _check(
     token: str | None, body: CheckIn, now: datetime, grace_days: int, sql: Sql
-) -> tuple[Found, service.Checked]:
+) -> tuple[Found, dict[str, Any]]:
     found, access = _read(token, body.tenant, body.feature, now, grace_days, sql)
-    return found, service.check(sql, found, access, body.feature, body.quantity, now)
+    answer: dict[str, Any] = {**service.check(sql, found, access, body.feature, body.quantity, now)}
+    if body.explain:
+        why: dict[str, Any] = {**explaining.considered(found, access, now, grace_days)}
+        if access.features:  # a key the project has (`unknown_feature` has no feature side)
+            why |= explaining.feature(access, access.features[0], now)
+        answer["explain"] = why
+    return found, answer
 
 
 def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:
@@ -71,16 +87,26 @@ def _mark_first_check(tx: Transactions, project_id: int, now: datetime) -> None:
     summary="Everything a tenant may do, with usage",
     openapi_extra=CLIENT_SECURITY,
 )
-async def entitlements(tenant: TenantKey, request: Request, tx: Tx) -> Response:
+async def entitlements(
+    tenant: TenantKey, request: Request, tx: Tx, explain: ExplainFlag = False
+) -> Response:
     """Every feature of the project, archived ones included, each with its answer: an archived
     feature's is `allowed: false`, reason `feature_archived`; an archived tenant's are all
     `allowed: false`, reason `tenant_archived`."""
     call = client_call(request, tx)
     grace_days = call.settings.billplane_past_due_grace_days
-    _, access = await call.tx.hot_read(
+    found, access = await call.tx.hot_read(
         partial(_read, call.token, tenant, None, call.now, grace_days)
     )
-    return json_response(service.entitlements(access, call.now))
+    answer = service.entitlements(access, call.now)
+    if not explain:
+        return json_response(answer)
+    features = [
+        {**entitlement, "explain": explaining.feature(access, row, call.now)}
+        for entitlement, row in zip(answer["features"], access.features, strict=True)
+    ]
+    why = explaining.considered(found, access, call.now, grace_days)
+    return json_response({**answer, "features": features, "explain": why})
 
 
 def _read(

@@ -50,14 +50,18 @@ def subscription_grants_access(
         return False
     if subscription.status in ACCESS_STATUSES:
         return True
-    if subscription.status in GRACE_STATUSES:
-        # Stripe marks a subscription past_due when the renewal invoice fails, which happens at
-        # the end of the paid period; the grace window counts from there.
-        started = subscription.current_period_start or subscription.current_period_end
-        if started is None:
-            return False
-        return now < started + timedelta(days=grace_days)
-    return False
+    until = grace_until(subscription, grace_days)
+    return until is not None and now < until
+
+
+def grace_until(subscription: SubscriptionState, grace_days: int) -> datetime | None:
+    """When a `past_due` subscription stops granting access (None for other statuses)."""
+    if subscription.status not in GRACE_STATUSES:
+        return None
+    # Stripe marks a subscription past_due when the renewal invoice fails, which happens at
+    # the end of the paid period; the grace window counts from there.
+    started = subscription.current_period_start or subscription.current_period_end
+    return None if started is None else started + timedelta(days=grace_days)
 
 
 def period_for(
@@ -115,6 +119,11 @@ def _add_month(moment: datetime) -> datetime:
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
+
+
+def effective_reset(grant: Grant | None, feature_type: FeatureType) -> Reset:
+    """When a counted feature's usage starts again: the grant's reset, or the type's default."""
+    return (grant.reset if grant else None) or default_reset(feature_type)
 
 
 def default_reset(feature_type: FeatureType) -> Reset:

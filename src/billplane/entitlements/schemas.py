@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from billplane.schemas import FeatureType, Key, Quantity, Request, TenantKey
+from billplane.schemas import FeatureType, Key, Quantity, Request, Reset, TenantKey
 
 Reason = Literal[
     "ok",
@@ -27,6 +27,67 @@ class CheckIn(Request):
     tenant: TenantKey
     feature: Key
     quantity: Quantity = 1
+    explain: bool = Field(
+        default=False,
+        description="Also say how the answer was reached, in `explain`. The answer itself is the"
+        " same either way.",
+    )
+
+
+class SubscriptionExplained(BaseModel):
+    status: str
+    stripe_price_id: str | None
+    grants_access: bool = Field(description="Whether this status gives the plan's grants now.")
+    grace_until: datetime | None = Field(
+        description="For `past_due`: the last moment of access (the past-due grace window)."
+    )
+
+
+class PlanExplained(BaseModel):
+    key: str | None
+    source: Literal["price", "default", "none"] = Field(
+        description="`price`: the plan of the subscribed price; `default`: the project's default"
+        " plan (no subscription, one that grants no access, or a price no plan has); `none`:"
+        " no plan applies."
+    )
+    why: str = Field(description="The same, as a sentence for a person.")
+
+
+class GrantExplained(BaseModel):
+    source: Literal["override", "plan", "none"] = Field(
+        description="`override`: the tenant's own grant, which replaces the plan's; `plan`: the"
+        " chosen plan's; `none`: nothing grants the feature."
+    )
+    enabled: bool | None
+    limit: int | None
+    reset: Reset | None
+
+
+class PeriodExplained(BaseModel):
+    reset: Reset = Field(description="The grant's reset, or the feature type's default.")
+    key: str = Field(description="The usage counter's period key, e.g. `m:2026-12`.")
+    resets_at: datetime | None
+    used: int = Field(description="What the counter of this period held when read.")
+
+
+class FeatureExplained(BaseModel):
+    feature_archived: bool
+    grant: GrantExplained
+    period: PeriodExplained | None = Field(description="None for an on/off feature.")
+
+
+class Considered(BaseModel):
+    subscription: SubscriptionExplained | None
+    plan: PlanExplained
+    tenant_archived: bool
+
+
+class CheckExplained(Considered):
+    """The tenant's side, and (for a key the project has) the feature's."""
+
+    feature_archived: bool | None = None
+    grant: GrantExplained | None = None
+    period: PeriodExplained | None = None
 
 
 class CheckOut(BaseModel):
@@ -64,6 +125,7 @@ class CheckOut(BaseModel):
         description="Only with `unknown_feature`: the key not found and the closest one the"
         " project has — the same sentence `/v1/usage` refuses the key with (404).",
     )
+    explain: CheckExplained | None = Field(default=None, description="Only when asked.")
 
 
 class FeatureEntitlement(BaseModel):
@@ -75,6 +137,7 @@ class FeatureEntitlement(BaseModel):
     used: int | None = None
     remaining: int | None = None
     resets_at: datetime | None = None
+    explain: FeatureExplained | None = Field(default=None, description="Only when asked.")
 
 
 class SubscriptionSummary(BaseModel):
@@ -119,3 +182,4 @@ class EntitlementsOut(BaseModel):
     plan: str | None
     subscription: SubscriptionSummary | None
     features: list[FeatureEntitlement]
+    explain: Considered | None = Field(default=None, description="Only when asked.")

@@ -8,7 +8,7 @@ one feature.
 import difflib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from billplane.entitlements.rules import (
     Period,
     SubscriptionState,
     day_key,
-    default_reset,
+    effective_reset,
     month_key,
     period_for,
     subscription_grants_access,
@@ -30,6 +30,8 @@ from billplane.models import Project, Tenant
 from billplane.schemas import FeatureType, Reset
 from billplane.tokens import service as tokens
 
+PlanSource = Literal["price", "default", "none"]
+
 
 @dataclass(frozen=True)
 class Access:
@@ -39,9 +41,11 @@ class Access:
     tenant_key: str
     tenant_archived: bool  # every check of an archived tenant is refused
     plan: PlanRow | None
+    plan_source: PlanSource  # how `plan` was chosen (`explain` says it)
     subscription: SubscriptionState | None
     features: list[FeatureRow]  # the features asked about, in key order
     grants: dict[int, Grant]  # feature id -> effective grant (overrides already applied)
+    overrides: dict[int, Grant]  # the tenant's own grants, which replaced the plan's
     used: dict[int, int]  # counted feature id -> what was used in its current period
     periods: dict[int, Period]  # counted feature id -> its current period
 
@@ -199,16 +203,20 @@ def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
     granting = subscription_grants_access(subscription, now, grace_days)
     plan: PlanRow | None = found.price_plan
     grants = found.price_grants
+    source: PlanSource = "price"
     if not granting or plan is None:
         plan, grants = found.default_plan, found.default_grants
+        source = "none" if plan is None else "default"
     access = Access(
         tenant_id=tenant_id,
         tenant_key=tenant_key,
         tenant_archived=found.tenant_archived,
         plan=plan,
+        plan_source=source,
         subscription=subscription,
         features=found.features,
         grants={**grants, **found.overrides},
+        overrides=found.overrides,
         used={},
         periods={},
     )
@@ -216,8 +224,7 @@ def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
     for feature in found.features:
         if feature.type == "boolean":
             continue
-        grant = access.grants.get(feature.id)
-        reset = (grant.reset if grant else None) or default_reset(feature.type)
+        reset = effective_reset(access.grants.get(feature.id), feature.type)
         period = periods.get(reset)
         if period is None:
             period = periods[reset] = period_for(reset, now, subscription)
