@@ -57,6 +57,7 @@ async def check(body: CheckIn, request: Request, tx: Tx) -> Response:
     grace_days = call.settings.billplane_past_due_grace_days
     found, answer = await call.tx.hot_read(partial(_check, call.token, body, call.now, grace_days))
     metrics.check_decided(answer["reason"])
+    refusals.count_check(call.tx, found.project_id, call.now, refused=not answer["allowed"])
     if not answer["allowed"]:
         refused = Noted(
             found.project_id,

@@ -6,7 +6,7 @@ from billplane.models.operator import AdminTokenFailure, OneTimeSecret, Operator
 from billplane.models.plan import Plan, PlanGrant
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
-from billplane.models.refusal import Refusal
+from billplane.models.refusal import DailyChecks, Refusal
 from billplane.models.tenant import Subscription, Tenant, TenantOverride
 from billplane.models.token import Token
 from billplane.models.usage import UsageCounter, UsageEvent
@@ -15,6 +15,7 @@ __all__ = [
     "AdminTokenFailure",
     "AuditEntry",
     "Base",
+    "DailyChecks",
     "Feature",
     "Invoice",
     "OneTimeSecret",

@@ -1,4 +1,5 @@
-"""Refused checks and usage calls, kept a while to answer "why was this refused?" after the fact."""
+"""What client apps were answered: refused checks and usage calls, kept a while to answer "why
+was this refused?" after the fact, and how many checks each project got per day."""
 
 from datetime import datetime
 
@@ -28,3 +29,17 @@ class Refusal(Base):
     limit: Mapped[int | None] = mapped_column(BigInteger)
     used: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class DailyChecks(Base):
+    """How many checks a project got on a UTC day, and how many of them were refused: counted
+    in each worker and added here in the background (see `refusals`)."""
+
+    __tablename__ = "daily_checks"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    checks: Mapped[int] = mapped_column(BigInteger, default=0)
+    refused: Mapped[int] = mapped_column(BigInteger, default=0)

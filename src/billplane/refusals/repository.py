@@ -4,11 +4,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, select
+from sqlalchemy import Select, Table, bindparam, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from billplane.hotpath import Sql, Statement
-from billplane.models import Refusal
+from billplane.models import DailyChecks, Project, Refusal
+from billplane.sql import utc_day
 
 
 class Noted(NamedTuple):
@@ -90,3 +92,54 @@ def recent(
     if starting_after is not None:
         query = query.where(Refusal.id < starting_after)
     return list(session.scalars(query.order_by(Refusal.id.desc()).limit(limit + 1)))
+
+
+def _add_checks(dialect: str) -> Any:
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(DailyChecks).values(
+        project_id=bindparam("project_id"),
+        day=bindparam("day"),
+        checks=bindparam("checks"),
+        refused=bindparam("refused"),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["project_id", "day"],
+        set_={
+            "checks": DailyChecks.checks + insert.excluded.checks,
+            "refused": DailyChecks.refused + insert.excluded.refused,
+        },
+    )
+
+
+ADD_CHECKS = Statement(_add_checks)
+
+
+def add_checks(sql: Sql, project_id: int, day: str, checks: int, refused: int) -> None:
+    values = {"project_id": project_id, "day": day, "checks": checks, "refused": refused}
+    sql.run(ADD_CHECKS, values)
+
+
+def daily_checks(session: Session, since: str) -> list[tuple[str, str, int, int]]:
+    """Every project's days from `since` (YYYY-MM-DD) on: (project key, day, checks, refused)."""
+    query = (
+        select(Project.key, DailyChecks.day, DailyChecks.checks, DailyChecks.refused)
+        .join(Project, Project.id == DailyChecks.project_id)
+        .where(DailyChecks.day >= since)
+    )
+    return [
+        (key, day, int(checks), int(refused))
+        for key, day, checks, refused in session.execute(query)
+    ]
+
+
+def daily_refusals(
+    session: Session, project_id: int, tenant: str, since: datetime
+) -> list[tuple[str, str, int]]:
+    """A tenant's refusals since `since`, counted per (feature, UTC day)."""
+    day = utc_day(session.get_bind().dialect.name, Refusal.at)
+    query = (
+        select(Refusal.feature, day, func.count())
+        .where(Refusal.project_id == project_id, Refusal.tenant == tenant, Refusal.at >= since)
+        .group_by(Refusal.feature, day)
+    )
+    return [(feature, day_, int(count)) for feature, day_, count in session.execute(query)]

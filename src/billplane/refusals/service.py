@@ -8,9 +8,10 @@ its own. A crash loses the refusals of the last second or so. Rows older than
 """
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from billplane.refusals.repository import Noted
 from billplane.settings import Settings
 
 LATER = "refusals"
+CHECKS = "checks"
 FLUSH_SECONDS = 1.0  # how long a refusal waits in memory at most
 FLUSH_AT = 500  # ... or until this many wait
 CAP_EVERY_SECONDS = 600.0  # how often a worker trims a project to its most rows
@@ -34,6 +36,27 @@ def note(tx: Transactions, settings: Settings, noted: Noted) -> None:
         settings.billplane_refusals_keep_days, settings.billplane_refusals_max_per_project
     )
     tx.later(LATER, keep, noted, every=FLUSH_SECONDS, most=FLUSH_AT)
+
+
+def count_check(tx: Transactions, project_id: int, now: datetime, *, refused: bool) -> None:
+    """Count a check in its project's day (for the dashboard), soon: as `note`."""
+    day = now.astimezone(UTC).date().isoformat()
+    tx.later(CHECKS, _count_checks, (project_id, day, refused), every=FLUSH_SECONDS, most=FLUSH_AT)
+
+
+def _count_checks(items: list[tuple[int, str, bool]]) -> Job:
+    checks: Counter[tuple[int, str]] = Counter()
+    refused: Counter[tuple[int, str]] = Counter()
+    for project_id, day, was_refused in items:
+        checks[project_id, day] += 1
+        refused[project_id, day] += was_refused
+
+    def job(sql: Sql) -> None:
+        for project_id, day in sorted(checks):
+            added = checks[project_id, day], refused[project_id, day]
+            repository.add_checks(sql, project_id, day, *added)
+
+    return job
 
 
 @dataclass
@@ -82,3 +105,21 @@ def recent(
         starting_after=starting_after,
     )
     return Page(data=rows[:limit], has_more=len(rows) > limit)
+
+
+def daily_checks(session: Session, since: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per project key, its days from `since` (YYYY-MM-DD) on: (checks, refused)."""
+    days: dict[str, dict[str, tuple[int, int]]] = {}
+    for key, day, checks, refused in repository.daily_checks(session, since):
+        days.setdefault(key, {})[day] = (checks, refused)
+    return days
+
+
+def daily_refusals(
+    session: Session, project_id: int, tenant: str, since: datetime
+) -> dict[str, dict[str, int]]:
+    """Per feature key, a tenant's refusals per UTC day since `since`."""
+    days: dict[str, dict[str, int]] = {}
+    for feature, day, count in repository.daily_refusals(session, project_id, tenant, since):
+        days.setdefault(feature, {})[day] = count
+    return days
