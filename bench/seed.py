@@ -54,17 +54,23 @@ def tenant_key(index: int) -> str:
     return f"t{index:04d}"
 
 
+def plan_grants() -> dict[str, Any]:
+    """What the free default plan grants: every feature, the extra limits at `PLAN_LIMIT`."""
+    grants: dict[str, Any] = {FEATURE: {"limit": HUGE_LIMIT, "reset": "month"}}
+    for key, kind in EXTRA_FEATURES:
+        grants[key] = {"limit": PLAN_LIMIT, "reset": "month"} if kind == "limit" else True
+    return grants
+
+
 def seed(base_url: str, admin_token: str) -> Fixture:
     headers = {"Authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30.0) as admin:
         project = _post(admin, "/admin/api/projects", {"key": PROJECT, "name": "Bench"})
         api = f"/admin/api/projects/{PROJECT}"
-        grants: dict[str, Any] = {FEATURE: {"limit": HUGE_LIMIT, "reset": "month"}}
         _post(admin, f"{api}/features", {"key": FEATURE, "name": "API calls", "type": "limit"})
         for key, kind in EXTRA_FEATURES:
             _post(admin, f"{api}/features", {"key": key, "name": key, "type": kind})
-            grants[key] = {"limit": PLAN_LIMIT, "reset": "month"} if kind == "limit" else True
-        plan = {"key": "free", "name": "Free", "is_default": True, "features": grants}
+        plan = {"key": "free", "name": "Free", "is_default": True, "features": plan_grants()}
         _post(admin, f"{api}/plans", plan)
         _post(admin, f"{api}/tenants", {"key": TENANT})
         _patch(admin, f"{api}/tenants/{TENANT}", {"overrides": OVERRIDES})
