@@ -1,9 +1,12 @@
 """The ASGI application: client API, admin API and the operator dashboard, on one stack."""
 
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 
 from billplane import __version__, metrics
 from billplane.api import (
@@ -62,6 +65,14 @@ GC_THRESHOLDS = (10_000, 20, 20)
 DOCS_ASSETS = "/docs-assets"
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Shutting down (uvicorn has let the requests in flight finish): what the hot path keeps to
+    # write later (the refusal log, the day's check counts) is written now, not lost.
+    await run_in_threadpool(app.state.db.drain)
+
+
 def create_app(
     settings: Settings | None = None, *, db: Database | None = None, clock: Clock = utc_now
 ) -> FastAPI:
@@ -69,7 +80,11 @@ def create_app(
     # `/docs` and `/redoc` load Swagger UI and ReDoc from billplane itself (fastapi-offline
     # ships them), not from a CDN: they work on a server without internet.
     app = FastAPIOffline(
-        title="billplane", version=__version__, description=DESCRIPTION, static_url=DOCS_ASSETS
+        title="billplane",
+        version=__version__,
+        description=DESCRIPTION,
+        static_url=DOCS_ASSETS,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     if db is None:

@@ -152,6 +152,12 @@ class Database:
                 session.rollback()
                 raise
 
+    def drain(self) -> None:
+        """Write what the hot path keeps for later (see `hotpath.Later`) before the process
+        ends; nothing to do if it never served a client call."""
+        if "hot" in self.__dict__:
+            self.hot.drain()
+
     def dispose(self) -> None:
         if "hot" in self.__dict__:
             self.hot.close()

@@ -584,6 +584,11 @@ class Later:
         if items:
             self._writer.run_later(self._job_of(items))
 
+    def close(self) -> None:
+        """Hand what waits to the writer; from now on items are written at once."""
+        self._most = 1
+        self.flush()
+
     def _take(self) -> list[Any]:
         items, self._items = self._items, []
         if self._timer is not None:
@@ -677,9 +682,19 @@ class HotPath:
     async def write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
         return await self.writer.run(job, order)
 
+    def drain(self, timeout: float = 10.0) -> None:
+        """Write what waits in every `Later` now, and return once the writer has (a server
+        shutting down loses none of it)."""
+        if not self._later:
+            return
+        for later in list(self._later.values()):
+            later.close()
+        written = threading.Event()
+        self.writer.run_later(lambda _sql: written.set())  # after every job queued before it
+        written.wait(timeout)
+
     def close(self) -> None:
-        for later in list(self._later.values()):  # handed to the writer before it stops
-            later.flush()
+        self.drain()
         self.writer.close()
         self.reads.close()
         if self.turn is not None:
