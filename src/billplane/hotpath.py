@@ -350,6 +350,7 @@ class _Pending:
     loop: asyncio.AbstractEventLoop | None  # None: nobody waits (see `Writer.run_later`)
     future: "asyncio.Future[Any] | None"
     answered: bool = False
+    done: threading.Event | None = None  # set once a job run later is committed (or failed)
 
 
 _STOP = object()
@@ -395,10 +396,11 @@ class Writer:
         self._submit(pending)
         return await typed("asyncio.Future[Any]", pending.future)
 
-    def run_later(self, job: Job) -> None:
+    def run_later(self, job: Job, done: threading.Event | None = None) -> None:
         """Run `job` in a coming transaction, with nobody waiting for it (see `Later`); it
-        shares a group with the hot writes like any job. A failure is logged, not raised."""
-        self._submit(_Pending(job, (), None, None))
+        shares a group with the hot writes like any job. A failure is logged, not raised;
+        `done` is set once it is committed or has failed."""
+        self._submit(_Pending(job, (), None, None, done=done))
 
     def _submit(self, pending: _Pending) -> None:
         if self._thread is None:
@@ -533,6 +535,8 @@ def _answer(pending: _Pending, ok: bool, value: Any) -> None:
     if future is None or pending.loop is None:  # run later, nobody waiting: only a failure tells
         if not ok:
             log.error("A background write failed: %s", value)
+        if pending.done is not None:
+            pending.done.set()
         return
 
     def settle() -> None:
@@ -583,11 +587,6 @@ class Later:
             items = self._take()
         if items:
             self._writer.run_later(self._job_of(items))
-
-    def close(self) -> None:
-        """Hand what waits to the writer; from now on items are written at once."""
-        self._most = 1
-        self.flush()
 
     def _take(self) -> list[Any]:
         items, self._items = self._items, []
@@ -688,9 +687,9 @@ class HotPath:
         if not self._later:
             return
         for later in list(self._later.values()):
-            later.close()
-        written = threading.Event()
-        self.writer.run_later(lambda _sql: written.set())  # after every job queued before it
+            later.flush()
+        written = threading.Event()  # set once committed, with every job queued before it
+        self.writer.run_later(lambda _sql: None, done=written)
         written.wait(timeout)
 
     def close(self) -> None:
