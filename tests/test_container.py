@@ -212,7 +212,7 @@ def test_the_server_runs_as_a_user_without_privileges(
     container = _served(servers, database).container
     assert docker("exec", container, "id", "-u", env=engine).strip() not in ("", "0")
     # Every process of the container, the server and its workers, not only what `exec` starts.
-    uids = [line.split()[0] for line in _processes(container, engine)]
+    uids = [uid for uid, _ in _processes(container, engine)]
     assert uids
     assert not {"0", "root"} & set(uids), uids
 
@@ -222,13 +222,18 @@ def test_the_container_starts_the_workers_its_environment_asks(
     servers: dict[str, Served], engine: dict[str, str]
 ) -> None:
     container = _served(servers, "postgresql").container
-    workers = [line for line in _processes(container, engine) if "multiprocessing-fork" in line]
-    assert len(workers) == WORKERS["postgresql"]
+    processes = _processes(container, engine)
+    workers = [args for _, args in processes if "multiprocessing-fork" in args]
+    assert len(workers) == WORKERS["postgresql"], processes
 
 
-def _processes(container: str, engine: dict[str, str]) -> list[str]:
-    """`docker top`'s lines, one per process: UID first, the command line last."""
-    return docker("top", container, env=engine).splitlines()[1:]
+def _processes(container: str, engine: dict[str, str]) -> list[tuple[str, str]]:
+    """Each process of the container: its uid and its whole command line (`ww`: ps cuts it to
+    the width of a terminal it guesses otherwise)."""
+    listed = docker("top", container, "-eww", "-o", "pid,uid,args", env=engine)
+    return [
+        (uid, args) for _, uid, args in (line.split(maxsplit=2) for line in listed.splitlines()[1:])
+    ]
 
 
 @needs_docker
