@@ -45,8 +45,6 @@ needs_docker = pytest.mark.skipif(
 )
 
 DATABASES = ["sqlite", "postgresql"]
-# The PostgreSQL container serves as production would, with several workers.
-WORKERS = {"sqlite": 1, "postgresql": 2}
 # What the Dockerfile copies from the checkout (the rest is left out by .dockerignore anyway).
 BUILD_FILES = ["Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt"]
 
@@ -106,19 +104,20 @@ def servers(engine: dict[str, str], image: str) -> Iterator[dict[str, Served]]:
             if database is not None:
                 with psycopg.connect(PG_URL, autocommit=True) as admin:
                     admin.execute(f'CREATE DATABASE "{database}"')
-            containers[kind] = _run(image, engine, database, WORKERS[kind])
+            containers[kind] = _run(image, engine, database)
         for served in containers.values():
             _wait_ready(served, engine)
         yield containers
     finally:
-        for served in containers.values():
-            docker("rm", "--force", "--volumes", served.container, env=engine, check=False)
+        if containers:
+            ids = [served.container for served in containers.values()]
+            docker("rm", "--force", "--volumes", *ids, env=engine, check=False)
         if databases.get("postgresql"):
             with psycopg.connect(PG_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{databases["postgresql"]}" WITH (FORCE)')
 
 
-def _run(image: str, engine: dict[str, str], database: str | None, workers: int) -> Served:
+def _run(image: str, engine: dict[str, str], database: str | None) -> Served:
     port = free_port()
     # Secrets reach the container through `docker`'s environment (`--env NAME`), never through
     # its command line.
@@ -128,7 +127,6 @@ def _run(image: str, engine: dict[str, str], database: str | None, workers: int)
         "--network=host",  # the host's PostgreSQL listens on its loopback only
         "--health-interval=1s",  # the image's check, asked sooner than every 10 s
         f"--env=BILLPLANE_PORT={port}",
-        f"--env=BILLPLANE_WORKERS={workers}",
         "--env=BILLPLANE_ADMIN_TOKEN",
     ]
     if database is not None:
@@ -211,29 +209,16 @@ def test_the_server_runs_as_a_user_without_privileges(
 ) -> None:
     container = _served(servers, database).container
     assert docker("exec", container, "id", "-u", env=engine).strip() not in ("", "0")
-    # Every process of the container, the server and its workers, not only what `exec` starts.
-    uids = [uid for uid, _ in _processes(container, engine)]
+    # Every process of the container, the server itself included, not only what `exec` starts.
+    uids = _uids(container, engine)
     assert uids
     assert not {"0", "root"} & set(uids), uids
 
 
-@needs_docker
-def test_the_container_starts_the_workers_its_environment_asks(
-    servers: dict[str, Served], engine: dict[str, str]
-) -> None:
-    container = _served(servers, "postgresql").container
-    processes = _processes(container, engine)
-    workers = [args for _, args in processes if "multiprocessing-fork" in args]
-    assert len(workers) == WORKERS["postgresql"], processes
-
-
-def _processes(container: str, engine: dict[str, str]) -> list[tuple[str, str]]:
-    """Each process of the container: its uid and its whole command line (`ww`: ps cuts it to
-    the width of a terminal it guesses otherwise)."""
-    listed = docker("top", container, "-eww", "-o", "pid,uid,args", env=engine)
-    return [
-        (uid, args) for _, uid, args in (line.split(maxsplit=2) for line in listed.splitlines()[1:])
-    ]
+def _uids(container: str, engine: dict[str, str]) -> list[str]:
+    """The uid of each process of the container."""
+    listed = docker("top", container, "-eo", "pid,uid", env=engine)
+    return [line.split()[1] for line in listed.splitlines()[1:]]
 
 
 @needs_docker
