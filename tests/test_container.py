@@ -10,7 +10,6 @@ at all (`--network=none`); tests/containers.py makes both, once per machine.
 
 import json
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from containers import (
     DEBOOTSTRAP,
     DOCKER,
     DOCKERD,
-    ROOT,
+    build_image,
     docker,
     docker_environment,
     docker_logs,
     ensure_base_image,
-    ensure_wheelhouse,
     has_image,
+    image_context,
     start_engine,
     stop_engine,
 )
@@ -45,8 +44,6 @@ needs_docker = pytest.mark.skipif(
 )
 
 DATABASES = ["sqlite", "postgresql"]
-# What the Dockerfile copies from the checkout (the rest is left out by .dockerignore anyway).
-BUILD_FILES = ["Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt"]
 
 
 @dataclass
@@ -72,18 +69,10 @@ def image(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     """billplane's image, built from this checkout as the Dockerfile says, offline."""
     if not DEBOOTSTRAP and not has_image(BASE_IMAGE, engine):
         pytest.skip("needs Debian's debootstrap for the base image (apt-get install debootstrap)")
-    base = ensure_base_image(engine)
-    context = tmp_path_factory.mktemp("image")
-    for name in BUILD_FILES:
-        shutil.copy(ROOT / name, context / name)
-    shutil.copytree(
-        ROOT / "src", context / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
-    shutil.copytree(ensure_wheelhouse(), context / "wheelhouse")
+    ensure_base_image(engine)
     # A tag of this run's own; BuildKit keeps the layers for the next run once it is removed.
     tag = f"billplane-test:{secrets.token_hex(6)}"
-    build = ["--network=none", f"--build-arg=BASE={base}", "--build-arg=WHEELHOUSE=wheelhouse"]
-    docker("build", "--quiet", *build, f"--tag={tag}", str(context), env=engine)
+    build_image(image_context(tmp_path_factory.mktemp("image")), tag, engine)
     try:
         yield tag
     finally:
