@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import typer
 
+from billplane.cli import app as cli
 from billplane.db import CONNECTIONS_PER_WORKER
 from conftest import ADMIN_TOKEN, fresh_database
 from servers import BIN, free_port, running_server, wait_until_up
@@ -104,6 +106,20 @@ def _watch(url: str, database: str, peak: list[int], stop: threading.Event) -> N
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
             ).fetchone()
             peak[0] = max(peak[0], int(row[0]) if row else 0)
+
+
+def test_serve_takes_its_port_and_workers_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A container is configured by its environment alone (tests/test_container.py serves on
+    BILLPLANE_PORT): the variables stand for the options, which still win when given."""
+    serve = typer.main.get_command(cli).commands["serve"]  # type: ignore[attr-defined]
+    monkeypatch.setenv("BILLPLANE_PORT", "9123")
+    monkeypatch.setenv("BILLPLANE_WORKERS", "3")
+
+    params = serve.make_context("serve", []).params
+    assert (params["port"], params["workers"]) == (9123, 3)
+    assert serve.make_context("serve", ["--port", "9000"]).params["port"] == 9000
 
 
 def test_the_budget_is_what_the_readme_promises() -> None:

@@ -26,10 +26,13 @@ log = billplane_logger()
 
 def serve(
     host: str = "127.0.0.1",
-    port: int = 8000,
+    # The port and the workers come from the environment too: a container is configured by its
+    # environment alone (see the Dockerfile).
+    port: Annotated[int, typer.Option(envvar="BILLPLANE_PORT")] = 8000,
     workers: Annotated[
         int,
         typer.Option(
+            envvar="BILLPLANE_WORKERS",
             min=1,
             max=64,
             help="Worker processes: one per CPU core is right for most servers. Each keeps up to "
