@@ -1,7 +1,7 @@
 /**
  * billplane's JavaScript client: one dependency-free ES module for Node 18+, Deno and Base44
  * functions. It uses only web-standard globals: `fetch`, `AbortController`, `crypto.randomUUID`,
- * and `Request`/`Response` for the gating helper.
+ * and `Request`/`Response` for the gating helper (`FileStore` alone imports `node:fs`, when used).
  *
  *   import { Billplane } from "./billplane.mjs";
  *   const bp = new Billplane({ url: "https://billing.example.com", token: PROJECT_TOKEN });
@@ -102,7 +102,10 @@ function environment() {
  * network errors and 5xx, default 2) with `backoffMs` (default 200, doubled each retry, full
  * jitter), `cacheTtlMs` (how long a tenant's entitlements answer `check()`, default 5000; 0 asks
  * `/v1/check` every time), `outage` (`{ default: "closed" | "open", features: { key: "open" } }`),
- * `fetch` and `now` (to substitute the global fetch or the clock).
+ * `outbox` (where usage billplane could not be told waits to be replayed: a store, by default a
+ * `MemoryStore`; a `FileStore(path)` on Node keeps it across restarts; `false` throws instead),
+ * `replayIntervalMs` (how long usage goes straight to the outbox after billplane failed to
+ * answer, default 5000), `fetch` and `now` (to substitute the global fetch or the clock).
  */
 export class Billplane {
   constructor({
@@ -113,6 +116,8 @@ export class Billplane {
     backoffMs = 200,
     cacheTtlMs = 5000,
     outage = {},
+    outbox = new MemoryStore(),
+    replayIntervalMs = 5000,
     fetch: fetchImpl = globalThis.fetch,
     now = () => Date.now(),
   } = {}) {
@@ -129,6 +134,10 @@ export class Billplane {
     this.now = now;
     this.cache = new EntitlementsCache(cacheTtlMs, now);
     this.inFlight = new Map();
+    this.outbox = outbox ? new Outbox(outbox) : null;
+    this.replayIntervalMs = replayIntervalMs;
+    this.awayUntil = -Infinity; // usage goes straight to the outbox until then
+    this.replaying = null;
   }
 
   /** A client for BILLPLANE_URL with BILLPLANE_TOKEN (Node's or Deno's environment). */
@@ -142,21 +151,29 @@ export class Billplane {
    * policy answers then, with `reason: "billplane_unreachable"`; `onOutage` overrides it.
    */
   async check({ tenant, feature, quantity = 1, onOutage } = {}) {
+    await this.#replaySoon();
     try {
       if (this.cacheTtlMs > 0) {
         const { entitlements, hit } = await this.#cachedEntitlements(tenant);
-        return checkFromEntitlements(entitlements, feature, quantity, hit);
+        const local = await this.#localUsage(tenant, feature);
+        return checkFromEntitlements(entitlements, feature, quantity, hit, local);
       }
-      return await this.#send("POST", "/v1/check", { tenant, feature, quantity });
+      const local = await this.#localUsage(tenant, feature);
+      const answer = await this.#send("POST", "/v1/check", {
+        tenant,
+        feature,
+        quantity: quantity + local,
+      });
+      return local ? withLocalUsage(answer, local) : answer;
     } catch (error) {
       if (!isOutage(error)) throw error;
-      const choice = onOutage ?? this.outage.features[feature] ?? this.outage.default;
-      return outageAnswer(tenant, feature, choice);
+      return this.#offlineCheck(tenant, feature, quantity, onOutage);
     }
   }
 
   /** Every project feature for `tenant`, fetched now (and kept in the cache). */
   async entitlements(tenant) {
+    await this.#replaySoon();
     const generation = this.cache.generation(tenant);
     const path = `/v1/tenants/${encodeURIComponent(tenant)}/entitlements`;
     const entitlements = await this.#send("GET", path);
@@ -167,20 +184,50 @@ export class Billplane {
   /**
    * Count usage exactly once per `idempotencyKey` (generated when not given, and the same on
    * every retry). With `enforce: true`, throws `PaymentRequired` instead of passing a limit.
+   * When billplane cannot be reached, the event goes to the outbox (`queued: true`) and is
+   * replayed later with the same key; an enforced one only if the offline check allows it.
    */
   async recordUsage(event) {
     const body = await usageBody(event);
-    return this.#sendUsage("/v1/usage", body, [event.tenant]);
+    await this.#replaySoon();
+    if (this.outbox && this.#away()) return this.#queue(body, null);
+    try {
+      return await this.#sendUsage("/v1/usage", body, [event.tenant]);
+    } catch (error) {
+      if (!this.outbox || !isOutage(error)) throw error;
+      return this.#queue(body, error);
+    }
   }
 
-  /** Up to 1,000 events in one request: `{ data: [{ status, result | error }] }`, in order. */
+  /**
+   * Up to 1,000 events in one request: `{ data: [{ status, result | error }] }`, in order;
+   * while billplane cannot be reached, status 202 and a `queued` result for each event kept.
+   */
   async recordUsageBatch(events) {
     const bodies = await Promise.all(events.map(usageBody));
-    return this.#sendUsage(
-      "/v1/usage/batch",
-      { events: bodies },
-      events.map((e) => e.tenant),
-    );
+    await this.#replaySoon();
+    if (this.outbox && this.#away()) return this.#queueBatch(bodies, null);
+    try {
+      return await this.#sendUsage(
+        "/v1/usage/batch",
+        { events: bodies },
+        events.map((e) => e.tenant),
+      );
+    } catch (error) {
+      if (!this.outbox || !isOutage(error)) throw error;
+      return this.#queueBatch(bodies, error);
+    }
+  }
+
+  /**
+   * Replay every event of the outbox now, oldest first, in batches: `{ delivered, keptAside,
+   * pending }`. Throws what stopped it (`BillplaneUnreachable`, say) once what was answered
+   * before is settled.
+   */
+  async flush() {
+    if (!this.outbox) return { delivered: 0, keptAside: 0, pending: 0 };
+    while (this.replaying) await this.replaying.catch(() => {});
+    return this.#replaying(this.#replay(true));
   }
 
   /** A Stripe Checkout session for `plan`: `{ id, url }`; send the person to `url`. */
@@ -216,9 +263,13 @@ export class Billplane {
         failure = error; // network error or timeout: try again
         continue;
       }
-      if (answer.status < 500) return decode(answer);
+      if (answer.status < 500) {
+        this.awayUntil = -Infinity;
+        return decode(answer);
+      }
       failure = answer;
     }
+    this.awayUntil = this.now() + this.replayIntervalMs;
     if (failure.text !== undefined) return decode(failure); // a 5xx: throws its ServerError
     throw new BillplaneUnreachable(
       `billplane at ${this.url} could not be reached (${failure.name}: ${failure.message})`,
@@ -262,6 +313,130 @@ export class Billplane {
         tenants.forEach((t) => this.cache.invalidate(t));
       throw error;
     }
+  }
+
+  // --- billplane away, and the outbox ---------------------------------------------------------
+
+  #away() {
+    return this.now() < this.awayUntil;
+  }
+
+  async #localUsage(tenant, feature) {
+    return this.outbox ? this.outbox.queuedQuantity(tenant, feature) : 0;
+  }
+
+  /** What a check answers when billplane cannot: the feature's outage policy. */
+  #offlineCheck(tenant, feature, quantity, onOutage) {
+    const choice = onOutage ?? this.outage.features[feature] ?? this.outage.default;
+    return outageAnswer(tenant, feature, choice);
+  }
+
+  /** Keep an event billplane could not be asked about; an enforced one is decided first, as a
+   * check would be answered offline (a refusal throws and queues nothing). */
+  async #queue(body, error) {
+    if (body.enforce) {
+      const answer = await this.#offlineCheck(body.tenant, body.feature, body.quantity);
+      if (!answer.allowed) {
+        if (answer.reason === UNREACHABLE) {
+          throw (
+            error ??
+            new BillplaneUnreachable(
+              `billplane at ${this.url} was unreachable moments ago; enforced usage of ` +
+                `${body.feature} fails closed`,
+            )
+          );
+        }
+        throw new PaymentRequired(
+          answer.reason,
+          `Recording ${body.quantity} more of '${body.feature}' would pass the limit ` +
+            "(decided offline, billplane being unreachable).",
+          {
+            status: 402,
+            details: {
+              limit: answer.limit,
+              used: answer.used,
+              remaining: answer.remaining,
+              offline: true,
+            },
+          },
+        );
+      }
+    }
+    // The moment it happened goes with it: replayed later, it still counts in its own period.
+    const queued = await this.outbox.add({
+      ...body,
+      timestamp: body.timestamp ?? new Date().toISOString(),
+    });
+    return {
+      tenant: queued.tenant,
+      feature: queued.feature,
+      idempotency_key: queued.idempotency_key,
+      quantity: queued.quantity,
+      recorded: false,
+      duplicate: false,
+      queued: true,
+      used: null,
+      limit: null,
+      remaining: null,
+      resets_at: null,
+    };
+  }
+
+  async #queueBatch(bodies, error) {
+    const data = [];
+    for (const body of bodies) {
+      try {
+        data.push({ status: 202, result: await this.#queue(body, error), error: null });
+      } catch (refused) {
+        const { code, message, details } = refused;
+        const status = refused.status ?? 503;
+        data.push({ status, result: null, error: { code, message, ...details } });
+      }
+    }
+    return { data };
+  }
+
+  /** Before a call: one batch of the outbox, if events wait and billplane is not known to be
+   * away (and no replay is under way). Never throws: the call goes on. */
+  async #replaySoon() {
+    if (!this.outbox || this.replaying || this.#away()) return;
+    if (!(await this.outbox.hasPending())) return;
+    if (this.replaying) return;
+    await this.#replaying(this.#replay(false)).catch(() => {});
+  }
+
+  #replaying(promise) {
+    this.replaying = promise;
+    return promise.finally(() => {
+      if (this.replaying === promise) this.replaying = null;
+    });
+  }
+
+  async #replay(everything) {
+    let delivered = 0;
+    let keptAside = 0;
+    for (;;) {
+      const events = await this.outbox.oldest(REPLAY_BATCH);
+      if (events.length === 0) break;
+      // Replayed without `enforce`: the action it stood for has happened (an enforced event is
+      // queued only once the offline check allowed it), so the counter must show it.
+      const bodies = events.map(({ queued_at, ...event }) => ({ ...event, enforce: false }));
+      const answer = await this.#send("POST", "/v1/usage/batch", { events: bodies });
+      const done = [];
+      const refused = [];
+      let stuck = false;
+      answer.data.forEach((result, index) => {
+        if (!result.error) done.push(events[index]);
+        else if (result.status < 500) refused.push({ event: events[index], ...result });
+        else stuck = true;
+      });
+      await this.outbox.settle(done, refused);
+      new Set(done.map((e) => e.tenant)).forEach((t) => this.cache.invalidate(t));
+      delivered += done.length;
+      keptAside += refused.length;
+      if (!everything || stuck) break;
+    }
+    return { delivered, keptAside, pending: await this.outbox.count() };
   }
 
   async #cachedEntitlements(tenant) {
@@ -348,9 +523,19 @@ class EntitlementsCache {
   }
 }
 
-/** The answer `/v1/check` would give, computed from a tenant's entitlements. */
-export function checkFromEntitlements(entitlements, feature, quantity = 1, fromCache = true) {
-  const entry = entitlements.features.find((f) => f.feature === feature);
+/**
+ * The answer `/v1/check` would give, computed from a tenant's entitlements, with `local` more
+ * used: usage this client recorded that the entitlements do not count yet.
+ */
+export function checkFromEntitlements(
+  entitlements,
+  feature,
+  quantity = 1,
+  fromCache = true,
+  local = 0,
+) {
+  const found = entitlements.features.find((f) => f.feature === feature);
+  const entry = found && local ? withLocalUsage(found, local) : found;
   let allowed = entry ? entry.allowed : false;
   let reason = entry ? entry.reason : "unknown_feature";
   // Entitlements are computed for a quantity of 1: the limit is applied again for `quantity`.
@@ -377,6 +562,14 @@ export function checkFromEntitlements(entitlements, feature, quantity = 1, fromC
   return { ...answer, from_cache: fromCache };
 }
 
+/** An answer's numbers with `local` more used (a check's, or a feature's entitlement). */
+function withLocalUsage(answer, local) {
+  if (answer.used == null) return answer;
+  const used = answer.used + local;
+  const remaining = answer.limit == null ? answer.remaining : Math.max(answer.limit - used, 0);
+  return { ...answer, used, remaining };
+}
+
 function outageAnswer(tenant, feature, choice) {
   if (choice !== "open" && choice !== "closed") {
     throw new TypeError(`billplane: outage policy must be "open" or "closed", not ${choice}`);
@@ -390,6 +583,263 @@ function outageAnswer(tenant, feature, choice) {
     subscription_status: null,
     from_cache: false,
   };
+}
+
+// --- the outbox: usage billplane has not confirmed yet -----------------------------------------
+
+// The most a replay sends at once: one batch request, the API's own limit.
+const REPLAY_BATCH = 1000;
+
+/**
+ * Undelivered usage, oldest first, kept by a store until billplane counts it. An event billplane
+ * refuses for good on replay (a 4xx: unknown tenant, a key reused, a timestamp too old) is kept
+ * aside with the reason, never sent again unless `retry()` puts it back.
+ *
+ * A store keeps a log of what happened to the outbox: `read()` resolves to every record written
+ * (oldest first), `append(records)` adds some, `rewrite(records)` replaces them all (to compact
+ * the log). `MemoryStore` (the default) lasts as long as the process; `FileStore(path)` writes a
+ * JSON-lines file on Node or Deno. Any store of those three methods will do (Deno KV, Redis...).
+ */
+export class Outbox {
+  constructor(store) {
+    this.store = store;
+    this.events = new Map(); // pending, by "tenant\u0000key", in the order they were queued
+    this.aside = new Map(); // kept aside, by the same key
+    this.ready = false; // the store read
+    this.chain = Promise.resolve(); // one change at a time, in the order asked
+  }
+
+  /** Every event waiting for billplane, oldest first. */
+  async pending() {
+    await this.#loaded();
+    return [...this.events.values()];
+  }
+
+  /** Every event billplane refused for good: `{ event, status, code, message, refused_at }`. */
+  async keptAside() {
+    await this.#loaded();
+    return [...this.aside.values()];
+  }
+
+  /** Put a kept-aside event back in line (its cause fixed); false if there is none. */
+  async retry(tenant, idempotencyKey) {
+    return this.#change(() => this.#takeAside(tenant, idempotencyKey, "retry"));
+  }
+
+  /** Drop a kept-aside event for good; false if there is none. */
+  async discard(tenant, idempotencyKey) {
+    return this.#change(() => this.#takeAside(tenant, idempotencyKey, "discard"));
+  }
+
+  async add(body) {
+    return this.#change(async () => {
+      const id = ident(body);
+      if (!this.events.has(id)) {
+        const event = {
+          tenant: body.tenant,
+          feature: body.feature,
+          quantity: body.quantity,
+          idempotency_key: body.idempotency_key,
+          timestamp: body.timestamp,
+          queued_at: new Date().toISOString(),
+        };
+        await this.store.append([{ op: "queue", event }]);
+        this.events.set(id, event);
+      }
+      return this.events.get(id);
+    });
+  }
+
+  async hasPending() {
+    await this.#loaded();
+    return this.events.size > 0;
+  }
+
+  async count() {
+    await this.#loaded();
+    return this.events.size;
+  }
+
+  async oldest(limit) {
+    await this.#loaded();
+    return [...this.events.values()].slice(0, limit);
+  }
+
+  async queuedQuantity(tenant, feature) {
+    await this.#loaded();
+    let total = 0;
+    for (const event of this.events.values()) {
+      if (event.tenant === tenant && event.feature === feature) total += event.quantity;
+    }
+    return total;
+  }
+
+  /** Forget what billplane counted; keep aside what it refused (`{ event, status, error }`). */
+  async settle(delivered, refused) {
+    return this.#change(async () => {
+      const at = new Date().toISOString();
+      const records = [
+        ...delivered.map((event) => ({ op: "done", id: ident(event) })),
+        ...refused.map(({ event, status, error }) => ({
+          op: "aside",
+          id: ident(event),
+          status,
+          code: error.code,
+          message: error.message ?? error.code,
+          refused_at: at,
+        })),
+      ];
+      if (records.length === 0) return;
+      for (const record of records) this.#apply(record);
+      if (this.events.size === 0 && this.aside.size === 0) await this.store.rewrite([]);
+      else await this.store.append(records);
+    });
+  }
+
+  async #takeAside(tenant, key, op) {
+    const id = ident({ tenant, idempotency_key: key });
+    if (!this.aside.has(id)) return false;
+    await this.store.append([{ op, id }]);
+    this.#apply({ op, id });
+    return true;
+  }
+
+  #change(work) {
+    const next = this.chain.then(() => this.#loaded()).then(work);
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  async #loaded() {
+    if (this.ready) return;
+    this.loading ??= this.#load();
+    await this.loading;
+  }
+
+  async #load() {
+    this.events = new Map();
+    this.aside = new Map();
+    const records = (await this.store.read()) ?? [];
+    for (const record of records) this.#apply(record);
+    if (records.length > 2 * (this.events.size + this.aside.size) + 100) {
+      // Mostly settled records: write the live ones alone.
+      await this.store.rewrite([
+        ...[...this.events.values()].map((event) => ({ op: "queue", event })),
+        ...[...this.aside.entries()].map(([id, entry]) => ({ op: "aside", id, ...entry })),
+      ]);
+    }
+    this.ready = true;
+  }
+
+  #apply(record) {
+    switch (record.op) {
+      case "queue":
+        this.events.set(ident(record.event), record.event);
+        break;
+      case "done":
+        this.events.delete(record.id);
+        break;
+      case "aside": {
+        const event = this.events.get(record.id) ?? record.event;
+        this.events.delete(record.id);
+        if (!event) break;
+        const { status, code, message, refused_at } = record;
+        this.aside.set(record.id, { event, status, code, message, refused_at });
+        break;
+      }
+      case "retry": {
+        const entry = this.aside.get(record.id);
+        this.aside.delete(record.id);
+        if (entry) this.events.set(record.id, entry.event);
+        break;
+      }
+      case "discard":
+        this.aside.delete(record.id);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function ident({ tenant, idempotency_key }) {
+  return `${tenant}\u0000${idempotency_key}`;
+}
+
+/** An outbox store in memory: the default; what it holds ends with the process. */
+export class MemoryStore {
+  constructor() {
+    this.records = [];
+  }
+
+  async read() {
+    return [...this.records];
+  }
+
+  async append(records) {
+    this.records.push(...records);
+  }
+
+  async rewrite(records) {
+    this.records = [...records];
+  }
+}
+
+/**
+ * An outbox store in a file of JSON lines (Node or Deno, through `node:fs`), synced to disk on
+ * every write: what the client said it queued survives a crash or a restart. One process per
+ * file: two writing one file would each miss the other's records.
+ */
+export class FileStore {
+  constructor(path) {
+    if (!path) throw new TypeError("billplane: FileStore needs a path");
+    this.path = String(path);
+  }
+
+  async read() {
+    const fs = await import("node:fs/promises");
+    let text;
+    try {
+      text = await fs.readFile(this.path, "utf8");
+    } catch (error) {
+      if (error.code === "ENOENT") return [];
+      throw error;
+    }
+    const records = [];
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        records.push(JSON.parse(line));
+      } catch {
+        // A line cut short by a crash mid-write: the record it began was never acknowledged.
+      }
+    }
+    return records;
+  }
+
+  async append(records) {
+    await this.#write(records, "a");
+  }
+
+  async rewrite(records) {
+    // A new file put in place whole: a crash leaves the old one or the new one, never half.
+    const pid = globalThis.process?.pid ?? globalThis.Deno?.pid ?? 0;
+    await this.#write(records, "w", `${this.path}.${pid}.tmp`);
+  }
+
+  async #write(records, flags, temporary = null) {
+    const fs = await import("node:fs/promises");
+    const path = await import("node:path");
+    await fs.mkdir(path.dirname(this.path), { recursive: true });
+    const file = await fs.open(temporary ?? this.path, flags);
+    try {
+      await file.writeFile(records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    if (temporary) await fs.rename(temporary, this.path);
+  }
 }
 
 // --- gating fetch-style handlers (Deno.serve, Base44 functions, Node with Request) ------------

@@ -41,7 +41,7 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         stripe_billplane.url,
         origins=[APP_ORIGIN],
         pro_price=stripe_billplane.new_price(),
-        tenants=("acme", "globex", "initech"),
+        tenants=("acme", "globex", "initech", "hooli"),
     )
     env = {
         **os.environ,
