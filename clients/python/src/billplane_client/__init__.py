@@ -31,6 +31,7 @@ from billplane_client.gating import Gate
 from billplane_client.outbox import Flushed, KeptAside, Outbox, QueuedEvent
 from billplane_client.policy import OutagePolicy
 from billplane_client.recording import records_usage
+from billplane_client.snapshots import SnapshotRefused
 from billplane_client.types import (
     BatchResult,
     Check,
@@ -69,6 +70,7 @@ __all__ = [
     "QueuedEvent",
     "ServerError",
     "ServiceUnavailable",
+    "SnapshotRefused",
     "Subscription",
     "Unauthorized",
     "Usage",

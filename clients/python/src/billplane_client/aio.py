@@ -18,6 +18,7 @@ from billplane_client.calls import Call
 from billplane_client.errors import BillplaneError, BillplaneUnreachable, is_outage
 from billplane_client.outbox import Flushed
 from billplane_client.policy import OnOutage, check_from_entitlements, with_local_usage
+from billplane_client.snapshots import SnapshotRefused
 from billplane_client.types import (
     BatchResult,
     Check,
@@ -52,7 +53,7 @@ class AsyncBillplane(ClientBase):
         """As `Billplane.check`: the outage policy answers when billplane cannot be reached."""
         await self._replay_soon()
         try:
-            if self.cache.enabled:
+            if self.cache.enabled or self.snapshots is not None:
                 entitlements, hit = await self._cached_entitlements(tenant)
                 local = await self._local(tenant, feature)
                 return check_from_entitlements(
@@ -61,6 +62,11 @@ class AsyncBillplane(ClientBase):
             local = await self._local(tenant, feature)
             call = calls.check(tenant, feature, quantity + local)
             return with_local_usage(Check.from_json(await self._send(call)), local)
+        except SnapshotRefused as refused:
+            log.warning("billplane: %s; the check is answered as if billplane were away", refused)
+            return await asyncio.to_thread(
+                self._offline_check, tenant, feature, quantity, on_outage, refused
+            )
         except BillplaneError as error:
             if not is_outage(error):
                 raise
@@ -71,7 +77,11 @@ class AsyncBillplane(ClientBase):
     async def entitlements(self, tenant: str) -> Entitlements:
         await self._replay_soon()
         generation = self.cache.generation(tenant)
-        entitlements = Entitlements.from_json(await self._send(calls.entitlements(tenant)))
+        held = self.snapshots.generation(tenant) if self.snapshots else 0
+        answer = await self._send(calls.entitlements(tenant, signed=self.snapshots is not None))
+        if isinstance(answer, str) and self._needs_jwks(answer):
+            self._snapshots().verifier.load(await self._send(calls.jwks()), self.clock())
+        entitlements = self._entitlements_of(tenant, answer, held)
         if self.cache.enabled:
             self.cache.put(entitlements, generation)
         return entitlements
@@ -91,11 +101,13 @@ class AsyncBillplane(ClientBase):
         if self.outbox is not None and self._away():
             return await asyncio.to_thread(self._queue, event, None)
         try:
-            return Usage.from_json(await self._send_usage(calls.usage(event), [tenant]))
+            usage = Usage.from_json(await self._send_usage(calls.usage(event), [tenant]))
         except BillplaneError as error:
             if self.outbox is None or not is_outage(error):
                 raise
             return await asyncio.to_thread(self._queue, event, error)
+        self._counted([usage] if usage.recorded and not usage.duplicate else [])
+        return usage
 
     async def record_usage_batch(
         self, events: Iterable[UsageEvent | dict[str, Any]]
@@ -110,7 +122,9 @@ class AsyncBillplane(ClientBase):
             if self.outbox is None or not is_outage(error):
                 raise
             return await asyncio.to_thread(self._queue_batch, batch, error)
-        return [BatchResult.from_json(item) for item in answer["data"]]
+        results = [BatchResult.from_json(item) for item in answer["data"]]
+        self._counted(r.usage for r in results if r.usage and not r.usage.duplicate)
+        return results
 
     async def flush(self) -> Flushed:
         """As `Billplane.flush`: every event of the outbox replayed now, oldest first."""

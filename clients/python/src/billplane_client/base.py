@@ -20,7 +20,8 @@ from billplane_client.errors import (
 )
 from billplane_client.outbox import Outbox, QueuedEvent, default_path
 from billplane_client.policy import OnOutage, OutagePolicy
-from billplane_client.types import BatchResult, Check, Usage, UsageEvent
+from billplane_client.snapshots import Snapshots, Verifier, WallClock
+from billplane_client.types import BatchResult, Check, Entitlements, Usage, UsageEvent
 from billplane_client.version import __version__
 
 log = logging.getLogger("billplane_client")
@@ -51,6 +52,7 @@ class ClientBase:
         replay_interval: float = DEFAULT_REPLAY_INTERVAL,
         project: str | None = None,
         clock: Clock = time.monotonic,
+        wall_clock: WallClock = time.time,
     ) -> None:
         if not token:
             raise ValueError("a billplane project or tenant token is required")
@@ -59,6 +61,8 @@ class ClientBase:
         self.cache = EntitlementsCache(cache_ttl, clock)
         self.outage = outage or OutagePolicy()
         self.project = project
+        # With the project's key, entitlements are fetched signed and kept to answer offline.
+        self.snapshots = Snapshots(Verifier(project), wall_clock) if project else None
         self.outbox = _outbox(outbox, self.base_url, project or token)
         self.replay_interval = replay_interval
         self.clock = clock
@@ -102,6 +106,37 @@ class ClientBase:
             self.cache.invalidate(tenant)
 
     # --- billplane away, and the outbox --------------------------------------------------------
+
+    # --- snapshots -----------------------------------------------------------------------------
+
+    def _snapshots(self) -> Snapshots:
+        if self.snapshots is None:
+            raise RuntimeError("this client keeps no snapshots (no project=)")
+        return self.snapshots
+
+    def _needs_jwks(self, token: str) -> bool:
+        """Whether billplane's JWKS must be fetched (again) to verify this snapshot."""
+        verifier = self._snapshots().verifier
+        return not verifier.knows(verifier.kid_of(token)) and verifier.may_refresh(self.clock())
+
+    def _entitlements_of(self, tenant: str, answer: Any, generation: int) -> Entitlements:
+        """The entitlements an answer carries: a signed snapshot is verified (raising
+        `SnapshotRefused`) and held for offline checks; plain JSON is taken as it is."""
+        if not isinstance(answer, str):
+            return Entitlements.from_json(answer)
+        snapshots = self._snapshots()
+        snapshot = snapshots.verifier.verify(answer, tenant, snapshots.wall_clock())
+        snapshots.put(snapshot, generation)
+        return snapshot.entitlements
+
+    def _counted(self, usages: Iterable[Usage | QueuedEvent]) -> None:
+        """billplane counted these: cached entitlements are out of date, and held snapshots
+        do not show them."""
+        usages = list(usages)
+        self._forget(u.tenant for u in usages)
+        if self.snapshots is not None:
+            for usage in usages:
+                self.snapshots.counted(usage.tenant, usage.feature, usage.quantity)
 
     def _outbox(self) -> Outbox:
         if self.outbox is None:
@@ -192,7 +227,14 @@ class ClientBase:
         override: OnOutage | None,
         error: BillplaneError | None = None,
     ) -> Check:
-        """What a check answers when billplane cannot: the feature's outage policy."""
+        """What a check answers when billplane cannot: the tenant's signed snapshot while it is
+        valid, with the usage recorded since counted against its limits; else the feature's
+        outage policy."""
+        if self.snapshots is not None:
+            local = self._local_usage(tenant, feature)
+            answer = self.snapshots.answer(tenant, feature, quantity, local)
+            if answer is not None:
+                return answer
         if error is None:
             return self.outage.answer(tenant, feature, override)
         return self._outage_answer(tenant, feature, error, override)
@@ -219,7 +261,7 @@ class ClientBase:
                     event.idempotency_key,
                 )
         outbox.settle(delivered, refused)
-        self._forget(e.tenant for e in delivered)
+        self._counted(delivered)
         return len(delivered), len(refused), len(delivered) + len(refused) < len(events)
 
 

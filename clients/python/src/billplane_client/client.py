@@ -20,6 +20,7 @@ from billplane_client.calls import Call
 from billplane_client.errors import BillplaneError, BillplaneUnreachable, is_outage
 from billplane_client.outbox import Flushed
 from billplane_client.policy import OnOutage, check_from_entitlements, with_local_usage
+from billplane_client.snapshots import SnapshotRefused
 from billplane_client.types import (
     BatchResult,
     Check,
@@ -68,7 +69,7 @@ class Billplane(ClientBase):
         Usage waiting in the outbox counts against the limit."""
         self._replay_soon()
         try:
-            if self.cache.enabled:
+            if self.cache.enabled or self.snapshots is not None:
                 entitlements, hit = self._cached_entitlements(tenant)
                 local = self._local_usage(tenant, feature)
                 return check_from_entitlements(
@@ -77,16 +78,25 @@ class Billplane(ClientBase):
             local = self._local_usage(tenant, feature)
             answer = Check.from_json(self._send(calls.check(tenant, feature, quantity + local)))
             return with_local_usage(answer, local)
+        except SnapshotRefused as refused:
+            log.warning("billplane: %s; the check is answered as if billplane were away", refused)
+            return self._offline_check(tenant, feature, quantity, on_outage, refused)
         except BillplaneError as error:
             if not is_outage(error):
                 raise
             return self._offline_check(tenant, feature, quantity, on_outage, error)
 
     def entitlements(self, tenant: str) -> Entitlements:
-        """Every feature of the project for `tenant`, fetched now (and kept in the cache)."""
+        """Every feature of the project for `tenant`, fetched now (and kept in the cache). With
+        `project=`, billplane's signed snapshot of them, verified (`SnapshotRefused` if it does
+        not hold) and kept to answer checks while billplane is away."""
         self._replay_soon()
         generation = self.cache.generation(tenant)
-        entitlements = Entitlements.from_json(self._send(calls.entitlements(tenant)))
+        held = self.snapshots.generation(tenant) if self.snapshots else 0
+        answer = self._send(calls.entitlements(tenant, signed=self.snapshots is not None))
+        if isinstance(answer, str) and self._needs_jwks(answer):
+            self._snapshots().verifier.load(self._send(calls.jwks()), self.clock())
+        entitlements = self._entitlements_of(tenant, answer, held)
         if self.cache.enabled:
             self.cache.put(entitlements, generation)
         return entitlements
@@ -113,11 +123,13 @@ class Billplane(ClientBase):
         if self.outbox is not None and self._away():
             return self._queue(event, None)
         try:
-            return Usage.from_json(self._send_usage(calls.usage(event), [tenant]))
+            usage = Usage.from_json(self._send_usage(calls.usage(event), [tenant]))
         except BillplaneError as error:
             if self.outbox is None or not is_outage(error):
                 raise
             return self._queue(event, error)
+        self._counted([usage] if usage.recorded and not usage.duplicate else [])
+        return usage
 
     def record_usage_batch(
         self, events: Iterable[UsageEvent | dict[str, Any]]
@@ -134,7 +146,9 @@ class Billplane(ClientBase):
             if self.outbox is None or not is_outage(error):
                 raise
             return self._queue_batch(batch, error)
-        return [BatchResult.from_json(item) for item in answer["data"]]
+        results = [BatchResult.from_json(item) for item in answer["data"]]
+        self._counted(r.usage for r in results if r.usage and not r.usage.duplicate)
+        return results
 
     def flush(self) -> Flushed:
         """Replay every event of the outbox now, oldest first, in batches; raises what stopped
