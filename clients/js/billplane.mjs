@@ -118,6 +118,7 @@ export class Billplane {
     outage = {},
     outbox = new MemoryStore(),
     replayIntervalMs = 5000,
+    project,
     fetch: fetchImpl = globalThis.fetch,
     now = () => Date.now(),
   } = {}) {
@@ -135,6 +136,9 @@ export class Billplane {
     this.cache = new EntitlementsCache(cacheTtlMs, now);
     this.inFlight = new Map();
     this.outbox = outbox ? new Outbox(outbox) : null;
+    // With the project's key, entitlements are fetched signed and kept to answer offline.
+    this.project = project ?? null;
+    this.snapshots = project ? new Snapshots(new SnapshotVerifier(project)) : null;
     this.replayIntervalMs = replayIntervalMs;
     this.awayUntil = -Infinity; // usage goes straight to the outbox until then
     this.replaying = null;
@@ -153,7 +157,7 @@ export class Billplane {
   async check({ tenant, feature, quantity = 1, onOutage } = {}) {
     await this.#replaySoon();
     try {
-      if (this.cacheTtlMs > 0) {
+      if (this.cacheTtlMs > 0 || this.snapshots) {
         const { entitlements, hit } = await this.#cachedEntitlements(tenant);
         const local = await this.#localUsage(tenant, feature);
         return checkFromEntitlements(entitlements, feature, quantity, hit, local);
@@ -166,17 +170,34 @@ export class Billplane {
       });
       return local ? withLocalUsage(answer, local) : answer;
     } catch (error) {
-      if (!isOutage(error)) throw error;
+      // A snapshot that does not verify is never used: the check goes on as if billplane were
+      // away (a valid older snapshot, else the policy).
+      if (!isOutage(error) && !(error instanceof SnapshotRefused)) throw error;
       return this.#offlineCheck(tenant, feature, quantity, onOutage);
     }
   }
 
-  /** Every project feature for `tenant`, fetched now (and kept in the cache). */
+  /**
+   * Every project feature for `tenant`, fetched now (and kept in the cache). With `project`,
+   * billplane's signed snapshot of them, verified (`SnapshotRefused` when it does not hold) and
+   * kept to answer checks while billplane is away.
+   */
   async entitlements(tenant) {
     await this.#replaySoon();
     const generation = this.cache.generation(tenant);
+    const held = this.snapshots?.generation(tenant) ?? 0;
     const path = `/v1/tenants/${encodeURIComponent(tenant)}/entitlements`;
-    const entitlements = await this.#send("GET", path);
+    const answer = await this.#send("GET", path, undefined, this.snapshots ? JWT : undefined);
+    let entitlements = answer;
+    if (typeof answer === "string") {
+      const verifier = this.snapshots.verifier;
+      if (!verifier.knows(verifier.kidOf(answer)) && verifier.mayRefresh(this.now())) {
+        await verifier.load(await this.#send("GET", "/.well-known/jwks.json"), this.now());
+      }
+      const snapshot = await verifier.verify(answer, tenant, this.now());
+      this.snapshots.put(snapshot, held);
+      entitlements = snapshot.entitlements;
+    }
     this.cache.put(entitlements, generation);
     return entitlements;
   }
@@ -191,12 +212,15 @@ export class Billplane {
     const body = await usageBody(event);
     await this.#replaySoon();
     if (this.outbox && this.#away()) return this.#queue(body, null);
+    let usage;
     try {
-      return await this.#sendUsage("/v1/usage", body, [event.tenant]);
+      usage = await this.#sendUsage("/v1/usage", body, [event.tenant]);
     } catch (error) {
       if (!this.outbox || !isOutage(error)) throw error;
       return this.#queue(body, error);
     }
+    if (usage.recorded && !usage.duplicate) this.#counted([usage]);
+    return usage;
   }
 
   /**
@@ -207,8 +231,9 @@ export class Billplane {
     const bodies = await Promise.all(events.map(usageBody));
     await this.#replaySoon();
     if (this.outbox && this.#away()) return this.#queueBatch(bodies, null);
+    let answer;
     try {
-      return await this.#sendUsage(
+      answer = await this.#sendUsage(
         "/v1/usage/batch",
         { events: bodies },
         events.map((e) => e.tenant),
@@ -217,6 +242,8 @@ export class Billplane {
       if (!this.outbox || !isOutage(error)) throw error;
       return this.#queueBatch(bodies, error);
     }
+    this.#counted(answer.data.map((r) => r.result).filter((u) => u && !u.duplicate));
+    return answer;
   }
 
   /**
@@ -252,13 +279,13 @@ export class Billplane {
 
   // --- sending -------------------------------------------------------------------------------
 
-  async #send(method, path, body) {
+  async #send(method, path, body, accept = "application/json") {
     let failure;
     for (let attempt = 0; attempt <= this.retries; attempt += 1) {
       if (attempt > 0) await sleep(this.#backoff(attempt));
       let answer;
       try {
-        answer = await this.#attempt(method, path, body);
+        answer = await this.#attempt(method, path, body, accept);
       } catch (error) {
         failure = error; // network error or timeout: try again
         continue;
@@ -280,8 +307,8 @@ export class Billplane {
     return Math.random() * Math.min(2000, this.backoffMs * 2 ** (attempt - 1));
   }
 
-  /** One try: `{ status, text }`, or a thrown network error or timeout (AbortError). */
-  async #attempt(method, path, body) {
+  /** One try: `{ status, type, text }`, or a thrown network error or timeout (AbortError). */
+  async #attempt(method, path, body, accept) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
     try {
@@ -289,14 +316,15 @@ export class Billplane {
         method,
         headers: {
           Authorization: `Bearer ${this.token}`,
-          Accept: "application/json",
+          Accept: accept,
           ...(body === undefined ? {} : { "Content-Type": "application/json" }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
       });
       // The body is read under the same timeout: a server that stalls mid-answer is away too.
-      return { status: response.status, text: await response.text() };
+      const type = response.headers?.get?.("content-type") ?? "";
+      return { status: response.status, type, text: await response.text() };
     } finally {
       clearTimeout(timer);
     }
@@ -325,8 +353,23 @@ export class Billplane {
     return this.outbox ? this.outbox.queuedQuantity(tenant, feature) : 0;
   }
 
-  /** What a check answers when billplane cannot: the feature's outage policy. */
-  #offlineCheck(tenant, feature, quantity, onOutage) {
+  /** billplane counted these: held snapshots do not show them. */
+  #counted(usages) {
+    for (const { tenant, feature, quantity } of usages) {
+      this.snapshots?.counted(tenant, feature, quantity);
+    }
+  }
+
+  /**
+   * What a check answers when billplane cannot: the tenant's signed snapshot while it is valid,
+   * the usage recorded since counted against its limits; else the feature's outage policy.
+   */
+  async #offlineCheck(tenant, feature, quantity, onOutage) {
+    if (this.snapshots) {
+      const queued = await this.#localUsage(tenant, feature);
+      const answer = this.snapshots.answer(tenant, feature, quantity, queued, this.now());
+      if (answer) return answer;
+    }
     const choice = onOutage ?? this.outage.features[feature] ?? this.outage.default;
     return outageAnswer(tenant, feature, choice);
   }
@@ -432,6 +475,7 @@ export class Billplane {
       });
       await this.outbox.settle(done, refused);
       new Set(done.map((e) => e.tenant)).forEach((t) => this.cache.invalidate(t));
+      this.#counted(done);
       delivered += done.length;
       keptAside += refused.length;
       if (!everything || stuck) break;
@@ -452,8 +496,10 @@ export class Billplane {
   }
 }
 
-/** The answer's JSON, or the API's error thrown as its `BillplaneError` subclass. */
-function decode({ status, text }) {
+/** The answer's JSON (a signed snapshot's compact JWS as text), or the API's error thrown as its
+ * `BillplaneError` subclass. */
+function decode({ status, type, text }) {
+  if (status >= 200 && status < 300 && type?.startsWith(JWT)) return text;
   let body = null;
   try {
     body = text ? JSON.parse(text) : null;
@@ -583,6 +629,166 @@ function outageAnswer(tenant, feature, choice) {
     subscription_status: null,
     from_cache: false,
   };
+}
+
+// --- signed snapshots: checks answered while billplane is away ---------------------------------
+
+const JWT = "application/jwt";
+// A kid billplane's JWKS does not hold sends the client back to it at most this often.
+const JWKS_REFRESH_MS = 60_000;
+
+/**
+ * billplane's signed snapshot failed verification; it is never used. `code` says why:
+ * `snapshot_malformed`, `snapshot_unknown_kid`, `snapshot_bad_signature`,
+ * `snapshot_wrong_audience`, `snapshot_wrong_tenant` or `snapshot_expired`.
+ */
+export class SnapshotRefused extends BillplaneError {
+  constructor(code, why) {
+    super(code, `billplane's signed snapshot is refused: ${why}`);
+  }
+}
+
+async function subtleCrypto() {
+  // Node 18 has no global `crypto` without a flag; its module has the same Web Crypto.
+  return (globalThis.crypto ?? (await import("node:crypto")).webcrypto).subtle;
+}
+
+function base64urlBytes(text) {
+  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+function base64urlJson(text) {
+  return JSON.parse(new TextDecoder().decode(base64urlBytes(text)));
+}
+
+/** Checks snapshots for one project against the Ed25519 keys of billplane's JWKS (WebCrypto). */
+export class SnapshotVerifier {
+  constructor(project) {
+    this.project = project;
+    this.keys = new Map();
+    this.fetchedAt = null;
+  }
+
+  /** The key id a snapshot names (before it is trusted: only to pick the key). */
+  kidOf(token) {
+    let header;
+    try {
+      header = base64urlJson(String(token).split(".")[0]);
+    } catch {
+      throw new SnapshotRefused("snapshot_malformed", "not a compact JWS");
+    }
+    if (header?.alg !== "EdDSA" || typeof header.kid !== "string") {
+      throw new SnapshotRefused("snapshot_malformed", "EdDSA with a kid expected");
+    }
+    return header.kid;
+  }
+
+  knows(kid) {
+    return this.keys.has(kid);
+  }
+
+  mayRefresh(now) {
+    return this.fetchedAt === null || now - this.fetchedAt >= JWKS_REFRESH_MS;
+  }
+
+  /** billplane's JWKS, as fetched: its Ed25519 signing keys replace those known. */
+  async load(jwks, now) {
+    const subtle = await subtleCrypto();
+    const keys = new Map();
+    for (const jwk of jwks?.keys ?? []) {
+      if (jwk?.kty !== "OKP" || jwk.crv !== "Ed25519" || (jwk.use ?? "sig") !== "sig") continue;
+      try {
+        const material = { kty: "OKP", crv: "Ed25519", x: jwk.x };
+        const key = await subtle.importKey("jwk", material, { name: "Ed25519" }, false, ["verify"]);
+        keys.set(String(jwk.kid), key);
+      } catch {
+        // A key this runtime cannot read: snapshots naming it are refused as unknown.
+      }
+    }
+    this.keys = keys;
+    this.fetchedAt = now;
+  }
+
+  /**
+   * `{ entitlements, issuedAt, expiresAt, kid }` (milliseconds), if the snapshot's kid,
+   * signature, `aud`, `sub` and `exp` hold; else throws `SnapshotRefused` for the first that
+   * does not.
+   */
+  async verify(token, tenant, now) {
+    const kid = this.kidOf(token);
+    const parts = token.split(".");
+    if (parts.length !== 3) throw new SnapshotRefused("snapshot_malformed", "not a compact JWS");
+    const key = this.keys.get(kid);
+    if (!key) throw new SnapshotRefused("snapshot_unknown_kid", `kid ${kid} is not in the JWKS`);
+    let valid = false;
+    let claims;
+    try {
+      const signed = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
+      const subtle = await subtleCrypto();
+      valid = await subtle.verify({ name: "Ed25519" }, key, base64urlBytes(parts[2]), signed);
+      claims = base64urlJson(parts[1]);
+    } catch {
+      valid = false;
+    }
+    if (!valid)
+      throw new SnapshotRefused("snapshot_bad_signature", "its signature does not verify");
+    const { aud, sub, iat, exp } = claims ?? {};
+    if (typeof exp !== "number" || typeof iat !== "number" || !Array.isArray(claims.features)) {
+      throw new SnapshotRefused("snapshot_malformed", "exp, iat and features expected");
+    }
+    if (!(aud === this.project || (Array.isArray(aud) && aud.includes(this.project)))) {
+      throw new SnapshotRefused("snapshot_wrong_audience", `it is not for ${this.project}`);
+    }
+    if (sub !== tenant || claims.tenant !== tenant) {
+      throw new SnapshotRefused("snapshot_wrong_tenant", `it is not tenant ${tenant}'s`);
+    }
+    if (exp * 1000 <= now) throw new SnapshotRefused("snapshot_expired", "it has expired");
+    return { entitlements: claims, issuedAt: iat * 1000, expiresAt: exp * 1000, kid };
+  }
+}
+
+/** The latest verified snapshot of each tenant, and the usage billplane counted since. */
+class Snapshots {
+  constructor(verifier) {
+    this.verifier = verifier;
+    this.held = new Map(); // tenant -> { snapshot, since: Map(feature -> quantity) }
+    this.generations = new Map();
+  }
+
+  generation(tenant) {
+    return this.generations.get(tenant) ?? 0;
+  }
+
+  /** Hold a snapshot fetched at `generation`; usage counted meanwhile may or may not be in it,
+   * so what was counted since the older one is kept (maybe twice, never missed). */
+  put(snapshot, generation) {
+    const tenant = snapshot.entitlements.tenant;
+    const held = this.held.get(tenant);
+    if (held && held.snapshot.issuedAt > snapshot.issuedAt) return;
+    const since = held && generation !== this.generation(tenant) ? held.since : new Map();
+    this.held.set(tenant, { snapshot, since });
+  }
+
+  counted(tenant, feature, quantity) {
+    this.generations.set(tenant, this.generation(tenant) + 1);
+    const since = this.held.get(tenant)?.since;
+    since?.set(feature, (since.get(feature) ?? 0) + quantity);
+  }
+
+  /** The check's answer from a valid snapshot, or null (none, expired, or its period over). */
+  answer(tenant, feature, quantity, queued, now) {
+    const held = this.held.get(tenant);
+    if (!held || held.snapshot.expiresAt <= now) return null;
+    const { entitlements } = held.snapshot;
+    const entry = entitlements.features.find((f) => f.feature === feature);
+    if (entry?.resets_at && Date.parse(entry.resets_at) <= now) return null;
+    const local = (held.since.get(feature) ?? 0) + queued;
+    return {
+      ...checkFromEntitlements(entitlements, feature, quantity, true, local),
+      offline: true,
+    };
+  }
 }
 
 // --- the outbox: usage billplane has not confirmed yet -----------------------------------------
