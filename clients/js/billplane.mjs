@@ -139,6 +139,7 @@ export class Billplane {
     // With the project's key, entitlements are fetched signed and kept to answer offline.
     this.project = project ?? null;
     this.snapshots = project ? new Snapshots(new SnapshotVerifier(project)) : null;
+    this.unsignedUntil = -Infinity;
     this.replayIntervalMs = replayIntervalMs;
     this.awayUntil = -Infinity; // usage goes straight to the outbox until then
     this.replaying = null;
@@ -187,7 +188,16 @@ export class Billplane {
     const generation = this.cache.generation(tenant);
     const held = this.snapshots?.generation(tenant) ?? 0;
     const path = `/v1/tenants/${encodeURIComponent(tenant)}/entitlements`;
-    const answer = await this.#send("GET", path, undefined, this.snapshots ? JWT : undefined);
+    const signed = this.snapshots && this.now() >= this.unsignedUntil;
+    let answer;
+    try {
+      answer = await this.#send("GET", path, undefined, signed ? JWT : undefined);
+    } catch (error) {
+      if (!signed || !SIGNING_UNAVAILABLE.includes(error.code)) throw error;
+      // billplane cannot sign (no BILLPLANE_SECRET_KEY): unsigned for a while, no offline checks.
+      this.unsignedUntil = this.now() + UNSIGNED_FOR_MS;
+      answer = await this.#send("GET", path);
+    }
     let entitlements = answer;
     if (typeof answer === "string") {
       const verifier = this.snapshots.verifier;
@@ -290,7 +300,7 @@ export class Billplane {
         failure = error; // network error or timeout: try again
         continue;
       }
-      if (answer.status < 500) {
+      if (answer.status < 500 || cannotSign(answer)) {
         this.awayUntil = -Infinity;
         return decode(answer);
       }
@@ -634,6 +644,18 @@ function outageAnswer(tenant, feature, choice) {
 // --- signed snapshots: checks answered while billplane is away ---------------------------------
 
 const JWT = "application/jwt";
+// What billplane answers (503) when it cannot sign a snapshot, and how long it is not asked again.
+const SIGNING_UNAVAILABLE = ["signing_not_configured", "signing_key_unreadable"];
+const UNSIGNED_FOR_MS = 300_000;
+
+function cannotSign({ status, text }) {
+  if (status !== 503) return false;
+  try {
+    return SIGNING_UNAVAILABLE.includes(JSON.parse(text)?.error?.code);
+  } catch {
+    return false;
+  }
+}
 // A kid billplane's JWKS does not hold sends the client back to it at most this often.
 const JWKS_REFRESH_MS = 60_000;
 

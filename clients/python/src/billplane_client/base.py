@@ -32,6 +32,9 @@ DEFAULT_REPLAY_INTERVAL = 5.0
 # The most a replay sends at once: one batch request, the API's own limit.
 REPLAY_BATCH = 1000
 
+# How long a billplane that cannot sign snapshots is not asked for one again.
+UNSIGNED_FOR = 300.0
+
 OutboxOption = bool | str | os.PathLike[str] | Outbox
 
 
@@ -63,6 +66,7 @@ class ClientBase:
         self.project = project
         # With the project's key, entitlements are fetched signed and kept to answer offline.
         self.snapshots = Snapshots(Verifier(project), wall_clock) if project else None
+        self._unsigned_until = float("-inf")
         self.outbox = _outbox(outbox, self.base_url, project or token)
         self.replay_interval = replay_interval
         self.clock = clock
@@ -113,6 +117,20 @@ class ClientBase:
         if self.snapshots is None:
             raise RuntimeError("this client keeps no snapshots (no project=)")
         return self.snapshots
+
+    def _signed(self) -> bool:
+        """Whether to ask for a signed snapshot: with `project=`, unless billplane said lately
+        that it cannot sign (no BILLPLANE_SECRET_KEY)."""
+        return self.snapshots is not None and self.clock() >= self._unsigned_until
+
+    def _unsigned_for_a_while(self, refused: BillplaneError) -> None:
+        log.warning(
+            "billplane cannot sign snapshots (%s): entitlements are fetched unsigned for %d s, "
+            "and checks cannot be answered offline meanwhile",
+            refused,
+            UNSIGNED_FOR,
+        )
+        self._unsigned_until = self.clock() + UNSIGNED_FOR
 
     def _needs_jwks(self, token: str) -> bool:
         """Whether billplane's JWKS must be fetched (again) to verify this snapshot."""

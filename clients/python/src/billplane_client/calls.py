@@ -52,8 +52,22 @@ class RetryPolicy:
             yield random.uniform(0, min(self.max_backoff, self.backoff * 2**retry))  # noqa: S311
 
 
+# What billplane answers (503) when it cannot sign a snapshot: asking again changes nothing.
+SIGNING_UNAVAILABLE = frozenset({"signing_not_configured", "signing_key_unreadable"})
+
+
 def is_retryable(response: httpx.Response) -> bool:
-    return response.status_code >= 500
+    return response.status_code >= 500 and not _cannot_sign(response)
+
+
+def _cannot_sign(response: httpx.Response) -> bool:
+    if response.status_code != 503 or "entitlements" not in response.request.url.path:
+        return False
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(error, dict) and error.get("code") in SIGNING_UNAVAILABLE
 
 
 def decode(response: httpx.Response) -> Any:

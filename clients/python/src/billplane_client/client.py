@@ -17,7 +17,12 @@ import httpx
 from billplane_client import calls
 from billplane_client.base import REPLAY_BATCH, ClientBase, keyed, log
 from billplane_client.calls import Call
-from billplane_client.errors import BillplaneError, BillplaneUnreachable, is_outage
+from billplane_client.errors import (
+    BillplaneError,
+    BillplaneUnreachable,
+    ServiceUnavailable,
+    is_outage,
+)
 from billplane_client.outbox import Flushed
 from billplane_client.policy import OnOutage, check_from_entitlements, with_local_usage
 from billplane_client.snapshots import SnapshotRefused
@@ -93,7 +98,14 @@ class Billplane(ClientBase):
         self._replay_soon()
         generation = self.cache.generation(tenant)
         held = self.snapshots.generation(tenant) if self.snapshots else 0
-        answer = self._send(calls.entitlements(tenant, signed=self.snapshots is not None))
+        signed = self._signed()
+        try:
+            answer = self._send(calls.entitlements(tenant, signed=signed))
+        except ServiceUnavailable as refused:
+            if not signed or refused.code not in calls.SIGNING_UNAVAILABLE:
+                raise
+            self._unsigned_for_a_while(refused)
+            answer = self._send(calls.entitlements(tenant))
         if isinstance(answer, str) and self._needs_jwks(answer):
             self._snapshots().verifier.load(self._send(calls.jwks()), self.clock())
         entitlements = self._entitlements_of(tenant, answer, held)
