@@ -163,6 +163,8 @@ class AsyncBillplane(ClientBase):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self.outbox is not None:
+            await asyncio.to_thread(self.outbox.close)  # (reopened if used again)
 
     async def __aenter__(self) -> Self:
         return self

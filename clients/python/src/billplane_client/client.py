@@ -196,6 +196,8 @@ class Billplane(ClientBase):
 
     def close(self) -> None:
         self._http.close()
+        if self.outbox is not None:
+            self.outbox.close()  # (reopened if used again)
 
     def __enter__(self) -> Self:
         return self

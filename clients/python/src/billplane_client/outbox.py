@@ -148,6 +148,7 @@ class Outbox:
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._count: int | None = None  # pending events, as far as this process knows
+        self._pid = os.getpid()
 
     # --- what the client asks -------------------------------------------------------------------
 
@@ -286,6 +287,7 @@ class Outbox:
     def _file(self) -> Iterator[sqlite3.Connection]:
         """The connection, under the lock, the file created if need be."""
         with self._lock:
+            self._after_fork()
             if self._connection is None:
                 self._connection = self._open(create=True)
             if self._connection is None:
@@ -297,9 +299,15 @@ class Outbox:
         """The connection, under the lock; None when the file does not exist and `create` is
         False (a client that never met an outage leaves no file behind)."""
         with self._lock:
+            self._after_fork()
             if self._connection is None:
                 self._connection = self._open(create)
             yield self._connection
+
+    def _after_fork(self) -> None:
+        # A connection opened before a fork (a server's workers) is not the child's to use.
+        if self._pid != os.getpid():
+            self._connection, self._count, self._pid = None, None, os.getpid()
 
     def _open(self, create: bool) -> sqlite3.Connection | None:
         if self.path != MEMORY:
