@@ -657,7 +657,7 @@ function cannotSign({ status, text }) {
   }
 }
 // A kid billplane's JWKS does not hold sends the client back to it at most this often.
-const JWKS_REFRESH_MS = 60_000;
+const JWKS_REFRESH_MS = 10_000;
 
 /**
  * billplane's signed snapshot failed verification; it is never used. `code` says why:

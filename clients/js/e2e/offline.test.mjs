@@ -88,7 +88,10 @@ test("a valid snapshot answers while billplane is stopped, never past its limit"
     (error) => error instanceof PaymentRequired && error.code === "limit_reached",
   );
   const exports = await good.check({ tenant: "globex", feature: "exports" });
-  assert.deepEqual([exports.allowed, exports.reason, exports.offline], [false, "not_in_plan", true]);
+  assert.deepEqual(
+    [exports.allowed, exports.reason, exports.offline],
+    [false, "not_in_plan", true],
+  );
 });
 
 test("without a valid snapshot the outage policy answers", async () => {

@@ -20,8 +20,9 @@ from billplane_client.policy import check_from_entitlements
 from billplane_client.types import Check, Entitlements
 
 ALGORITHM = "EdDSA"
-# A kid billplane's JWKS does not hold sends the client back to it at most this often.
-JWKS_REFRESH = 60.0
+# A kid billplane's JWKS does not hold sends the client back to it at most this often (a
+# rotated key is learnt within seconds; a stream of forged kids costs one fetch per period).
+JWKS_REFRESH = 10.0
 
 WallClock = Callable[[], float]
 
@@ -73,7 +74,7 @@ class Verifier:
         return kid in self._keys
 
     def may_refresh(self, now: float) -> bool:
-        """Whether the JWKS may be fetched again (never fetched, or not in the last minute)."""
+        """Whether the JWKS may be fetched again (never fetched, or not for `JWKS_REFRESH` seconds)."""
         return self._fetched_at is None or now - self._fetched_at >= JWKS_REFRESH
 
     def load(self, jwks: Mapping[str, Any], now: float) -> None:
