@@ -59,6 +59,12 @@ class EngineRun:
             return None
         return hot.requests_per_s / self.pgbench_tps
 
+    def refused_versus_allowed(self) -> float | None:
+        allowed, refused = self.measurement("check"), self.measurement("check-refused")
+        if allowed is None or refused is None or not allowed.requests_per_s:
+            return None
+        return refused.requests_per_s / allowed.requests_per_s
+
     def ceiling(self) -> float | None:
         for m in self.measurements:
             if m.target == CEILING:
@@ -101,6 +107,12 @@ def table(runs: list[EngineRun]) -> str:
 
     lines = [line(header), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
     for run in runs:
+        refused = run.refused_versus_allowed()
+        if refused is not None:
+            lines.append(
+                f"{run.engine}: a refused check (kept in the refusal log) runs at "
+                f"{refused:.2f}x of an allowed one"
+            )
         versus = run.versus_pgbench()
         if versus is not None and run.pgbench_tps:
             lines.append(
@@ -145,6 +157,7 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
         "error": run.error,
         "pgbench_tps": run.pgbench_tps,
         "usage_hot_vs_pgbench": run.versus_pgbench(),
+        "check_refused_vs_allowed": run.refused_versus_allowed(),
         "server_error_lines": run.server_errors[:50],
         "usage_audit": None
         if run.usage_audit is None

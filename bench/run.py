@@ -94,10 +94,12 @@ def targets(fixture: seed.Fixture) -> list[Target]:
     """The ceiling first, then the reads (check, entitlements), then the usage writes."""
     token, feature = fixture.project_token, fixture.feature
     check = json.dumps(fixture.check_body())
+    refused = json.dumps(fixture.refused_check_body())
     many = str(fixture.many_tenants)
     return [
         Target(report.CEILING, "/healthz", "static.lua", ["GET", "", ""]),
         Target("check", "/v1/check", "static.lua", ["POST", check, token]),
+        Target("check-refused", "/v1/check", "static.lua", ["POST", refused, token]),
         Target(
             "entitlements",
             f"/v1/tenants/{fixture.tenant}/entitlements",

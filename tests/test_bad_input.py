@@ -123,15 +123,16 @@ def assert_error(
 
 
 def rows(session: Session) -> dict[str, list[Any]]:
-    """Every row of every table, in primary-key order: what a half-write would change. (A wrong
-    admin token is noted in `admin_token_failures` on purpose: that is the throttle counting.)"""
+    """Every row of every table, in primary-key order: what a half-write would change. (Two
+    tables are written on purpose: a wrong admin token is noted in `admin_token_failures` for
+    the throttle, and a 402 in `refusals`, the refusal log.)"""
     return {
         table.name: [
             tuple(row)
             for row in session.execute(select(table).order_by(*table.primary_key.columns))
         ]
         for table in Base.metadata.sorted_tables
-        if table.name != "admin_token_failures"
+        if table.name not in ("admin_token_failures", "refusals")
     }
 
 
@@ -688,6 +689,7 @@ new_project = writes(
     PROJECTS,
     {"key": "reeltours", "name": "ReelTours", "origins": ["https://app.reeltours.test"]},
 )
+edit_realtyos = writes("project_edit", "PATCH", f"{PROJECTS}/realtyos", {})
 new_feature = writes(
     "feature",
     "POST",
@@ -711,6 +713,14 @@ edit_globex = writes("unknown_tenant", "PATCH", f"{TENANTS}/globex", {})
 new_token = writes("token", "POST", TOKENS, {"name": "globex app"})
 
 ADMIN_ERRORS = [
+    edit_realtyos(
+        "snapshot_ttl_59", "422 validation_error snapshot_ttl_seconds", snapshot_ttl_seconds=59
+    ),
+    edit_realtyos(
+        "snapshot_ttl_over_a_day",
+        "422 validation_error snapshot_ttl_seconds",
+        snapshot_ttl_seconds=86_401,
+    ),
     new_project("key_too_long", "422 validation_error key", key="p" * 65),
     new_project("key_slash", "422 validation_error key", key="reel/tours"),
     new_project("key_space", "422 validation_error key", key="reel tours"),

@@ -13,6 +13,8 @@ from billplane.api import (
     operator,
     plans,
     projects,
+    refusals,
+    signing,
     status,
     stripe,
     tenants,
@@ -27,6 +29,7 @@ from billplane.guards import BodyLimits, SecurityHeaders
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.processes import die_with_parent
 from billplane.settings import Settings, get_settings
+from billplane.signing.service import KeyRing
 from billplane.stripe.gateway import StripeGateway
 from billplane.telemetry import observe_requests
 
@@ -77,6 +80,7 @@ def create_app(
     app.state.db = db
     app.state.clock = clock
     app.state.stripe = StripeGateway.from_settings(settings)
+    app.state.signing_keys = KeyRing(settings.billplane_secret_key)
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
     app.add_middleware(SecurityHeaders, settings=settings)
@@ -94,6 +98,9 @@ def create_app(
         tenants.router,
         tokens.router,
         audit.router,
+        refusals.router,
+        signing.router,
+        signing.admin,
         billing.router,
         billing.admin,
         webhooks.router,

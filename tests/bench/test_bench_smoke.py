@@ -46,5 +46,6 @@ def test_bench_reports_every_endpoint_on_both_engines() -> None:
     for engine in ("sqlite", "postgresql"):
         rows = [line for line in result.stdout.splitlines() if line.lstrip().startswith(engine)]
         endpoints = {word for line in rows for word in line.split()}
-        expected = {"healthz", "check", "entitlements", "usage-many", "usage-hot", "batch"}
+        expected = {"healthz", "check", "check-refused", "entitlements", "usage-many"}
+        expected |= {"usage-hot", "batch"}
         assert expected <= endpoints, result.stdout

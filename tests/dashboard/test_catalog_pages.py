@@ -128,6 +128,17 @@ def test_tenant_page_and_overrides(operator: Operator, realtyos: Setup) -> None:
     assert "override" in page
 
 
+def test_tenant_page_shows_its_refusals(operator: Operator, realtyos: Setup) -> None:
+    page = operator.page("/projects/realtyos/tenants/acme")
+    assert "No refused check or usage call in the last 30 days." in page
+    body = {"tenant": "acme", "feature": "listings.publish", "quantity": 7}
+    assert realtyos.api.post("/v1/check", body).json()["reason"] == "limit_reached"
+    page = operator.page("/projects/realtyos/tenants/acme")
+    refusals = page.split('id="refusals-title"')[1]
+    assert "limit_reached" in refusals
+    assert "0 / 3" in refusals
+
+
 def test_plans_and_tenants_links_go_to_the_current_project(
     operator: Operator, realtyos: Setup
 ) -> None:

@@ -12,6 +12,8 @@ from billplane.errors import BillplaneError
 from billplane.plans.schemas import grant_specs
 from billplane.projects import repository as projects
 from billplane.projects.service import get_project
+from billplane.refusals import service as refusals
+from billplane.refusals.schemas import RefusalOut
 from billplane.schemas import Status
 from billplane.tenants import repository, service
 from billplane.tenants.schemas import TenantIn, TenantPatch
@@ -80,6 +82,10 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
         tenant = service.get_tenant(session, found, tenant_key)
         detail = service.detail(session, found, tenant, view.now, grace)
         features = list(projects.features_of(session, found.id))
+        refused = [
+            RefusalOut.model_validate(r, from_attributes=True)
+            for r in refusals.recent(session, found.id, tenant=tenant.key, limit=20).data
+        ]
     view.current_project(found.key)
     return view.render(
         "tenant.html",
@@ -88,6 +94,8 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
         tenant=detail,
         features=features,
         resets=forms.RESETS,
+        refusals=refused,
+        keep_days=view.settings.billplane_refusals_keep_days,
         **context,
     )
 

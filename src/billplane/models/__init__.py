@@ -6,6 +6,8 @@ from billplane.models.operator import AdminTokenFailure, OneTimeSecret, Operator
 from billplane.models.plan import Plan, PlanGrant
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
+from billplane.models.refusal import Refusal
+from billplane.models.signing_key import SigningKey
 from billplane.models.tenant import Subscription, Tenant, TenantOverride
 from billplane.models.token import Token
 from billplane.models.usage import UsageCounter, UsageEvent
@@ -21,6 +23,8 @@ __all__ = [
     "Plan",
     "PlanGrant",
     "Project",
+    "Refusal",
+    "SigningKey",
     "StripeEvent",
     "Subscription",
     "Tenant",
