@@ -9,7 +9,6 @@ is stopped, and every test here runs against a billplane that no longer answers.
 
 import asyncio
 import base64
-import importlib.util
 import json
 import os
 import shutil
@@ -40,15 +39,7 @@ from node_tests import NodeRun
 from servers import running_server
 from stripe_double import BackgroundServer
 
-pytestmark = [
-    pytest.mark.e2e,
-    # The server side of signed snapshots comes with `billplane.signing` (branch `snapshots`):
-    # until this code base has it, there is no billplane to sign them. Once it has, these run.
-    pytest.mark.skipif(
-        importlib.util.find_spec("billplane.signing") is None,
-        reason="billplane does not sign snapshots yet (billplane.signing)",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_TEST = ROOT / "clients" / "js" / "e2e" / "offline.test.mjs"
