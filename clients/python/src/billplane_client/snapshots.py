@@ -74,7 +74,7 @@ class Verifier:
         return kid in self._keys
 
     def may_refresh(self, now: float) -> bool:
-        """Whether the JWKS may be fetched again (never fetched, or not for `JWKS_REFRESH` seconds)."""
+        """Whether the JWKS may be fetched again (never yet, or not for `JWKS_REFRESH` s)."""
         return self._fetched_at is None or now - self._fetched_at >= JWKS_REFRESH
 
     def load(self, jwks: Mapping[str, Any], now: float) -> None:
