@@ -50,9 +50,3 @@ def test_rotate_on_the_page_makes_a_new_key_and_keeps_the_old_one_published(
         select(AuditEntry.actor).where(AuditEntry.action == "signing_key.rotate")
     ).all()
     assert actors == ["dashboard", "dashboard"]
-
-
-def test_rotate_without_a_session_form_is_refused(operator: Operator) -> None:
-    operator.csrf = "forged"
-    operator.post("/signing-keys/rotate", {}, expect=403)
-    assert kids_by_state(operator.page("/signing-keys")) == {}
