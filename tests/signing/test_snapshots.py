@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billplane.db import Database
+from billplane.errors import SigningKeyUnreadable
 from billplane.models import SigningKey
 from billplane.settings import Settings
 from billplane.signing import keys
@@ -200,7 +201,9 @@ def test_the_private_key_is_sealed_at_rest(
     assert raw.hex() not in row.private_key_sealed
     assert row.private_key_sealed.startswith("v1.")
     assert keys.b64url(private_key.public_key().public_bytes_raw()) == row.public_key
-    with pytest.raises(Exception, match="cannot be decrypted with this BILLPLANE_SECRET_KEY"):
+    with pytest.raises(
+        SigningKeyUnreadable, match="cannot be decrypted with this BILLPLANE_SECRET_KEY"
+    ):
         keys.unseal(row.private_key_sealed, "another-secret-" + "k" * 32, kid)
 
 

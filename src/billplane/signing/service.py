@@ -48,19 +48,16 @@ def required(secret: str | None) -> str:
 
 
 class KeyRing:
-    """The private keys this process has opened, by key id, sealed as they are at rest.
+    """The private keys this process has decrypted, by key id: one per process (`app.state`).
 
-    Only the opening is saved (AES-GCM per snapshot would cost little, but nothing): a key id is
-    the thumbprint of its public key, so an opened key can never be the wrong one for its id.
+    It never keeps which key signs (see `signing_of`), only the decryption, which would be
+    redone per snapshot otherwise. A key id is the thumbprint of its public key, so a key
+    decrypted once is the right one for its id for good.
     """
 
     def __init__(self, secret: str | None) -> None:
         self._secret = secret
         self._opened: dict[str, Ed25519PrivateKey] = {}
-
-    @property
-    def configured(self) -> bool:
-        return self._secret is not None
 
     def private_key(self, kid: str, sealed: str) -> Ed25519PrivateKey:
         opened = self._opened.get(kid)
