@@ -11,15 +11,17 @@ $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml devtools/
 	@echo "Setting up $(VENV) (once, about a minute): billplane and what it needs, one line each..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -c constraints.txt -e '.[dev]' -e clients/python -e devtools/stripe-double
+	$(BIN)/pip install --progress-bar off -c constraints.txt -e '.[dev]' -e 'clients/python[offline]' -e devtools/stripe-double
 	touch $(STAMP)
 	@echo "$(VENV) is ready."
 
 install: $(STAMP)
 
+# The admin token logs in to the dashboard; the secret key encrypts the keys that sign
+# entitlement snapshots (keep it: another one cannot read them).
 .env: | $(STAMP)
-	@$(BIN)/python -c "import secrets; print('BILLPLANE_ADMIN_TOKEN=' + secrets.token_urlsafe(24))" > .env
-	@echo "Created .env with a new admin token (log in to the dashboard with it):"
+	@$(BIN)/python -c "import secrets; print('BILLPLANE_ADMIN_TOKEN=' + secrets.token_urlsafe(24)); print('BILLPLANE_SECRET_KEY=' + secrets.token_urlsafe(32))" > .env
+	@echo "Created .env with a new admin token (log in to the dashboard with it) and a secret key:"
 	@grep BILLPLANE_ADMIN_TOKEN .env
 
 # `make run PORT=8100` serves on another port (set BILLPLANE_PUBLIC_URL to match for Stripe).

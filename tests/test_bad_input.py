@@ -689,6 +689,7 @@ new_project = writes(
     PROJECTS,
     {"key": "reeltours", "name": "ReelTours", "origins": ["https://app.reeltours.test"]},
 )
+edit_realtyos = writes("project_edit", "PATCH", f"{PROJECTS}/realtyos", {})
 new_feature = writes(
     "feature",
     "POST",
@@ -712,6 +713,14 @@ edit_globex = writes("unknown_tenant", "PATCH", f"{TENANTS}/globex", {})
 new_token = writes("token", "POST", TOKENS, {"name": "globex app"})
 
 ADMIN_ERRORS = [
+    edit_realtyos(
+        "snapshot_ttl_59", "422 validation_error snapshot_ttl_seconds", snapshot_ttl_seconds=59
+    ),
+    edit_realtyos(
+        "snapshot_ttl_over_a_day",
+        "422 validation_error snapshot_ttl_seconds",
+        snapshot_ttl_seconds=86_401,
+    ),
     new_project("key_too_long", "422 validation_error key", key="p" * 65),
     new_project("key_slash", "422 validation_error key", key="reel/tours"),
     new_project("key_space", "422 validation_error key", key="reel tours"),

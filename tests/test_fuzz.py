@@ -141,6 +141,8 @@ def target(
                 billplane_admin_token=ADMIN_TOKEN,
                 # Deliveries are verified (and, unsigned, refused); no Stripe API key is set.
                 stripe_webhook_secret="whsec_fuzz",
+                # Signing keys can be made and rotated (snapshots are signed).
+                billplane_secret_key="fuzz-secret-" + "k" * 32,
             ),
             db=database,
             clock=Clock(datetime(2026, 11, 21, 12, 0, tzinfo=UTC)),

@@ -51,6 +51,8 @@ DOCUMENTED = {
     ("POST", "/admin/api/projects/{project}/tokens"),
     ("POST", "/admin/api/tokens/{token_id}/rotate"),
     ("DELETE", "/admin/api/tokens/{token_id}"),
+    ("GET", "/admin/api/signing-keys"),
+    ("POST", "/admin/api/signing-keys/rotate"),
 }
 
 
@@ -186,6 +188,23 @@ def test_every_request_example_passes_validation(
     if response.status_code >= 400:
         code = response.json()["error"]["code"]
         assert code not in ("validation_error", "invalid_json"), response.text
+
+
+def test_entitlements_are_documented_as_json_or_a_signed_snapshot(schema: dict[str, Any]) -> None:
+    answer = schema["paths"]["/v1/tenants/{tenant}/entitlements"]["get"]["responses"]["200"]
+    assert set(answer["content"]) == {"application/json", "application/jwt"}
+    assert answer["content"]["application/jwt"]["schema"]["type"] == "string"
+    assert (
+        "`signing_not_configured`"
+        in schema["paths"]["/v1/tenants/{tenant}/entitlements"]["get"]["responses"]["503"][
+            "description"
+        ]
+    )
+    jwks = schema["paths"]["/.well-known/jwks.json"]["get"]
+    assert "security" not in jwks
+    assert _resolve(schema, jwks["responses"]["200"]["content"]["application/json"]["schema"])[
+        "properties"
+    ]["keys"]
 
 
 def test_errors_are_documented_in_the_envelope_the_api_sends(schema: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 /**
  * billplane's JavaScript client: one dependency-free ES module for Node 18+, Deno and Base44
  * functions. It uses only web-standard globals: `fetch`, `AbortController`, `crypto.randomUUID`,
- * and `Request`/`Response` for the gating helper.
+ * and `Request`/`Response` for the gating helper (`FileStore` alone imports `node:fs`, when used).
  *
  *   import { Billplane } from "./billplane.mjs";
  *   const bp = new Billplane({ url: "https://billing.example.com", token: PROJECT_TOKEN });
@@ -102,7 +102,10 @@ function environment() {
  * network errors and 5xx, default 2) with `backoffMs` (default 200, doubled each retry, full
  * jitter), `cacheTtlMs` (how long a tenant's entitlements answer `check()`, default 5000; 0 asks
  * `/v1/check` every time), `outage` (`{ default: "closed" | "open", features: { key: "open" } }`),
- * `fetch` and `now` (to substitute the global fetch or the clock).
+ * `outbox` (where usage billplane could not be told waits to be replayed: a store, by default a
+ * `MemoryStore`; a `FileStore(path)` on Node keeps it across restarts; `false` throws instead),
+ * `replayIntervalMs` (how long usage goes straight to the outbox after billplane failed to
+ * answer, default 5000), `fetch` and `now` (to substitute the global fetch or the clock).
  */
 export class Billplane {
   constructor({
@@ -113,6 +116,9 @@ export class Billplane {
     backoffMs = 200,
     cacheTtlMs = 5000,
     outage = {},
+    outbox = new MemoryStore(),
+    replayIntervalMs = 5000,
+    project,
     fetch: fetchImpl = globalThis.fetch,
     now = () => Date.now(),
   } = {}) {
@@ -129,6 +135,14 @@ export class Billplane {
     this.now = now;
     this.cache = new EntitlementsCache(cacheTtlMs, now);
     this.inFlight = new Map();
+    this.outbox = outbox ? new Outbox(outbox) : null;
+    // With the project's key, entitlements are fetched signed and kept to answer offline.
+    this.project = project ?? null;
+    this.snapshots = project ? new Snapshots(new SnapshotVerifier(project)) : null;
+    this.unsignedUntil = -Infinity;
+    this.replayIntervalMs = replayIntervalMs;
+    this.awayUntil = -Infinity; // usage goes straight to the outbox until then
+    this.replaying = null;
   }
 
   /** A client for BILLPLANE_URL with BILLPLANE_TOKEN (Node's or Deno's environment). */
@@ -142,24 +156,58 @@ export class Billplane {
    * policy answers then, with `reason: "billplane_unreachable"`; `onOutage` overrides it.
    */
   async check({ tenant, feature, quantity = 1, onOutage } = {}) {
+    await this.#replaySoon();
     try {
-      if (this.cacheTtlMs > 0) {
+      if (this.cacheTtlMs > 0 || this.snapshots) {
         const { entitlements, hit } = await this.#cachedEntitlements(tenant);
-        return checkFromEntitlements(entitlements, feature, quantity, hit);
+        const local = await this.#localUsage(tenant, feature);
+        return checkFromEntitlements(entitlements, feature, quantity, hit, local);
       }
-      return await this.#send("POST", "/v1/check", { tenant, feature, quantity });
+      const local = await this.#localUsage(tenant, feature);
+      const answer = await this.#send("POST", "/v1/check", {
+        tenant,
+        feature,
+        quantity: quantity + local,
+      });
+      return local ? withLocalUsage(answer, local) : answer;
     } catch (error) {
-      if (!isOutage(error)) throw error;
-      const choice = onOutage ?? this.outage.features[feature] ?? this.outage.default;
-      return outageAnswer(tenant, feature, choice);
+      // A snapshot that does not verify is never used: the check goes on as if billplane were
+      // away (a valid older snapshot, else the policy).
+      if (!isOutage(error) && !(error instanceof SnapshotRefused)) throw error;
+      return this.#offlineCheck(tenant, feature, quantity, onOutage);
     }
   }
 
-  /** Every project feature for `tenant`, fetched now (and kept in the cache). */
+  /**
+   * Every project feature for `tenant`, fetched now (and kept in the cache). With `project`,
+   * billplane's signed snapshot of them, verified (`SnapshotRefused` when it does not hold) and
+   * kept to answer checks while billplane is away.
+   */
   async entitlements(tenant) {
+    await this.#replaySoon();
     const generation = this.cache.generation(tenant);
+    const held = this.snapshots?.generation(tenant) ?? 0;
     const path = `/v1/tenants/${encodeURIComponent(tenant)}/entitlements`;
-    const entitlements = await this.#send("GET", path);
+    const signed = this.snapshots && this.now() >= this.unsignedUntil;
+    let answer;
+    try {
+      answer = await this.#send("GET", path, undefined, signed ? JWT : undefined);
+    } catch (error) {
+      if (!signed || !SIGNING_UNAVAILABLE.includes(error.code)) throw error;
+      // billplane cannot sign (no BILLPLANE_SECRET_KEY): unsigned for a while, no offline checks.
+      this.unsignedUntil = this.now() + UNSIGNED_FOR_MS;
+      answer = await this.#send("GET", path);
+    }
+    let entitlements = answer;
+    if (typeof answer === "string") {
+      const verifier = this.snapshots.verifier;
+      if (!verifier.knows(verifier.kidOf(answer)) && verifier.mayRefresh(this.now())) {
+        await verifier.load(await this.#send("GET", "/.well-known/jwks.json"), this.now());
+      }
+      const snapshot = await verifier.verify(answer, tenant, this.now());
+      this.snapshots.put(snapshot, held);
+      entitlements = snapshot.entitlements;
+    }
     this.cache.put(entitlements, generation);
     return entitlements;
   }
@@ -167,20 +215,56 @@ export class Billplane {
   /**
    * Count usage exactly once per `idempotencyKey` (generated when not given, and the same on
    * every retry). With `enforce: true`, throws `PaymentRequired` instead of passing a limit.
+   * When billplane cannot be reached, the event goes to the outbox (`queued: true`) and is
+   * replayed later with the same key; an enforced one only if the offline check allows it.
    */
   async recordUsage(event) {
     const body = await usageBody(event);
-    return this.#sendUsage("/v1/usage", body, [event.tenant]);
+    await this.#replaySoon();
+    if (this.outbox && this.#away()) return this.#queue(body, null);
+    let usage;
+    try {
+      usage = await this.#sendUsage("/v1/usage", body, [event.tenant]);
+    } catch (error) {
+      if (!this.outbox || !isOutage(error)) throw error;
+      return this.#queue(body, error);
+    }
+    if (usage.recorded && !usage.duplicate) this.#counted([usage]);
+    return usage;
   }
 
-  /** Up to 1,000 events in one request: `{ data: [{ status, result | error }] }`, in order. */
+  /**
+   * Up to 1,000 events in one request: `{ data: [{ status, result | error }] }`, in order;
+   * while billplane cannot be reached, status 202 and a `queued` result for each event kept.
+   */
   async recordUsageBatch(events) {
     const bodies = await Promise.all(events.map(usageBody));
-    return this.#sendUsage(
-      "/v1/usage/batch",
-      { events: bodies },
-      events.map((e) => e.tenant),
-    );
+    await this.#replaySoon();
+    if (this.outbox && this.#away()) return this.#queueBatch(bodies, null);
+    let answer;
+    try {
+      answer = await this.#sendUsage(
+        "/v1/usage/batch",
+        { events: bodies },
+        events.map((e) => e.tenant),
+      );
+    } catch (error) {
+      if (!this.outbox || !isOutage(error)) throw error;
+      return this.#queueBatch(bodies, error);
+    }
+    this.#counted(answer.data.map((r) => r.result).filter((u) => u && !u.duplicate));
+    return answer;
+  }
+
+  /**
+   * Replay every event of the outbox now, oldest first, in batches: `{ delivered, keptAside,
+   * pending }`. Throws what stopped it (`BillplaneUnreachable`, say) once what was answered
+   * before is settled.
+   */
+  async flush() {
+    if (!this.outbox) return { delivered: 0, keptAside: 0, pending: 0 };
+    while (this.replaying) await this.replaying.catch(() => {});
+    return this.#replaying(this.#replay(true));
   }
 
   /** A Stripe Checkout session for `plan`: `{ id, url }`; send the person to `url`. */
@@ -205,20 +289,24 @@ export class Billplane {
 
   // --- sending -------------------------------------------------------------------------------
 
-  async #send(method, path, body) {
+  async #send(method, path, body, accept = "application/json") {
     let failure;
     for (let attempt = 0; attempt <= this.retries; attempt += 1) {
       if (attempt > 0) await sleep(this.#backoff(attempt));
       let answer;
       try {
-        answer = await this.#attempt(method, path, body);
+        answer = await this.#attempt(method, path, body, accept);
       } catch (error) {
         failure = error; // network error or timeout: try again
         continue;
       }
-      if (answer.status < 500) return decode(answer);
+      if (answer.status < 500 || cannotSign(answer)) {
+        this.awayUntil = -Infinity;
+        return decode(answer);
+      }
       failure = answer;
     }
+    this.awayUntil = this.now() + this.replayIntervalMs;
     if (failure.text !== undefined) return decode(failure); // a 5xx: throws its ServerError
     throw new BillplaneUnreachable(
       `billplane at ${this.url} could not be reached (${failure.name}: ${failure.message})`,
@@ -229,8 +317,8 @@ export class Billplane {
     return Math.random() * Math.min(2000, this.backoffMs * 2 ** (attempt - 1));
   }
 
-  /** One try: `{ status, text }`, or a thrown network error or timeout (AbortError). */
-  async #attempt(method, path, body) {
+  /** One try: `{ status, type, text }`, or a thrown network error or timeout (AbortError). */
+  async #attempt(method, path, body, accept) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
     try {
@@ -238,14 +326,15 @@ export class Billplane {
         method,
         headers: {
           Authorization: `Bearer ${this.token}`,
-          Accept: "application/json",
+          Accept: accept,
           ...(body === undefined ? {} : { "Content-Type": "application/json" }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
       });
       // The body is read under the same timeout: a server that stalls mid-answer is away too.
-      return { status: response.status, text: await response.text() };
+      const type = response.headers?.get?.("content-type") ?? "";
+      return { status: response.status, type, text: await response.text() };
     } finally {
       clearTimeout(timer);
     }
@@ -264,6 +353,146 @@ export class Billplane {
     }
   }
 
+  // --- billplane away, and the outbox ---------------------------------------------------------
+
+  #away() {
+    return this.now() < this.awayUntil;
+  }
+
+  async #localUsage(tenant, feature) {
+    return this.outbox ? this.outbox.queuedQuantity(tenant, feature) : 0;
+  }
+
+  /** billplane counted these: held snapshots do not show them. */
+  #counted(usages) {
+    for (const { tenant, feature, quantity } of usages) {
+      this.snapshots?.counted(tenant, feature, quantity);
+    }
+  }
+
+  /**
+   * What a check answers when billplane cannot: the tenant's signed snapshot while it is valid,
+   * the usage recorded since counted against its limits; else the feature's outage policy.
+   */
+  async #offlineCheck(tenant, feature, quantity, onOutage) {
+    if (this.snapshots) {
+      const queued = await this.#localUsage(tenant, feature);
+      const answer = this.snapshots.answer(tenant, feature, quantity, queued, this.now());
+      if (answer) return answer;
+    }
+    const choice = onOutage ?? this.outage.features[feature] ?? this.outage.default;
+    return outageAnswer(tenant, feature, choice);
+  }
+
+  /** Keep an event billplane could not be asked about; an enforced one is decided first, as a
+   * check would be answered offline (a refusal throws and queues nothing). */
+  async #queue(body, error) {
+    if (body.enforce) {
+      const answer = await this.#offlineCheck(body.tenant, body.feature, body.quantity);
+      if (!answer.allowed) {
+        if (answer.reason === UNREACHABLE) {
+          throw (
+            error ??
+            new BillplaneUnreachable(
+              `billplane at ${this.url} was unreachable moments ago; enforced usage of ` +
+                `${body.feature} fails closed`,
+            )
+          );
+        }
+        throw new PaymentRequired(
+          answer.reason,
+          `Recording ${body.quantity} more of '${body.feature}' would pass the limit ` +
+            "(decided offline, billplane being unreachable).",
+          {
+            status: 402,
+            details: {
+              limit: answer.limit,
+              used: answer.used,
+              remaining: answer.remaining,
+              offline: true,
+            },
+          },
+        );
+      }
+    }
+    // The moment it happened goes with it: replayed later, it still counts in its own period.
+    const queued = await this.outbox.add({
+      ...body,
+      timestamp: body.timestamp ?? new Date().toISOString(),
+    });
+    return {
+      tenant: queued.tenant,
+      feature: queued.feature,
+      idempotency_key: queued.idempotency_key,
+      quantity: queued.quantity,
+      recorded: false,
+      duplicate: false,
+      queued: true,
+      used: null,
+      limit: null,
+      remaining: null,
+      resets_at: null,
+    };
+  }
+
+  async #queueBatch(bodies, error) {
+    const data = [];
+    for (const body of bodies) {
+      try {
+        data.push({ status: 202, result: await this.#queue(body, error), error: null });
+      } catch (refused) {
+        const { code, message, details } = refused;
+        const status = refused.status ?? 503;
+        data.push({ status, result: null, error: { code, message, ...details } });
+      }
+    }
+    return { data };
+  }
+
+  /** Before a call: one batch of the outbox, if events wait and billplane is not known to be
+   * away (and no replay is under way). Never throws: the call goes on. */
+  async #replaySoon() {
+    if (!this.outbox || this.replaying || this.#away()) return;
+    if (!(await this.outbox.hasPending())) return;
+    if (this.replaying) return;
+    await this.#replaying(this.#replay(false)).catch(() => {});
+  }
+
+  #replaying(promise) {
+    this.replaying = promise;
+    return promise.finally(() => {
+      if (this.replaying === promise) this.replaying = null;
+    });
+  }
+
+  async #replay(everything) {
+    let delivered = 0;
+    let keptAside = 0;
+    for (;;) {
+      const events = await this.outbox.oldest(REPLAY_BATCH);
+      if (events.length === 0) break;
+      // Replayed without `enforce`: the action it stood for has happened (an enforced event is
+      // queued only once the offline check allowed it), so the counter must show it.
+      const bodies = events.map(({ queued_at, ...event }) => ({ ...event, enforce: false }));
+      const answer = await this.#send("POST", "/v1/usage/batch", { events: bodies });
+      const done = [];
+      const refused = [];
+      let stuck = false;
+      answer.data.forEach((result, index) => {
+        if (!result.error) done.push(events[index]);
+        else if (result.status < 500) refused.push({ event: events[index], ...result });
+        else stuck = true;
+      });
+      await this.outbox.settle(done, refused);
+      new Set(done.map((e) => e.tenant)).forEach((t) => this.cache.invalidate(t));
+      this.#counted(done);
+      delivered += done.length;
+      keptAside += refused.length;
+      if (!everything || stuck) break;
+    }
+    return { delivered, keptAside, pending: await this.outbox.count() };
+  }
+
   async #cachedEntitlements(tenant) {
     const cached = this.cache.get(tenant);
     if (cached) return { entitlements: cached, hit: true };
@@ -277,8 +506,10 @@ export class Billplane {
   }
 }
 
-/** The answer's JSON, or the API's error thrown as its `BillplaneError` subclass. */
-function decode({ status, text }) {
+/** The answer's JSON (a signed snapshot's compact JWS as text), or the API's error thrown as its
+ * `BillplaneError` subclass. */
+function decode({ status, type, text }) {
+  if (status >= 200 && status < 300 && type?.startsWith(JWT)) return text;
   let body = null;
   try {
     body = text ? JSON.parse(text) : null;
@@ -348,9 +579,19 @@ class EntitlementsCache {
   }
 }
 
-/** The answer `/v1/check` would give, computed from a tenant's entitlements. */
-export function checkFromEntitlements(entitlements, feature, quantity = 1, fromCache = true) {
-  const entry = entitlements.features.find((f) => f.feature === feature);
+/**
+ * The answer `/v1/check` would give, computed from a tenant's entitlements, with `local` more
+ * used: usage this client recorded that the entitlements do not count yet.
+ */
+export function checkFromEntitlements(
+  entitlements,
+  feature,
+  quantity = 1,
+  fromCache = true,
+  local = 0,
+) {
+  const found = entitlements.features.find((f) => f.feature === feature);
+  const entry = found && local ? withLocalUsage(found, local) : found;
   let allowed = entry ? entry.allowed : false;
   let reason = entry ? entry.reason : "unknown_feature";
   // Entitlements are computed for a quantity of 1: the limit is applied again for `quantity`.
@@ -377,6 +618,14 @@ export function checkFromEntitlements(entitlements, feature, quantity = 1, fromC
   return { ...answer, from_cache: fromCache };
 }
 
+/** An answer's numbers with `local` more used (a check's, or a feature's entitlement). */
+function withLocalUsage(answer, local) {
+  if (answer.used == null) return answer;
+  const used = answer.used + local;
+  const remaining = answer.limit == null ? answer.remaining : Math.max(answer.limit - used, 0);
+  return { ...answer, used, remaining };
+}
+
 function outageAnswer(tenant, feature, choice) {
   if (choice !== "open" && choice !== "closed") {
     throw new TypeError(`billplane: outage policy must be "open" or "closed", not ${choice}`);
@@ -390,6 +639,435 @@ function outageAnswer(tenant, feature, choice) {
     subscription_status: null,
     from_cache: false,
   };
+}
+
+// --- signed snapshots: checks answered while billplane is away ---------------------------------
+
+const JWT = "application/jwt";
+// What billplane answers (503) when it cannot sign a snapshot, and how long it is not asked again.
+const SIGNING_UNAVAILABLE = ["signing_not_configured", "signing_key_unreadable"];
+const UNSIGNED_FOR_MS = 300_000;
+
+function cannotSign({ status, text }) {
+  if (status !== 503) return false;
+  try {
+    return SIGNING_UNAVAILABLE.includes(JSON.parse(text)?.error?.code);
+  } catch {
+    return false;
+  }
+}
+// A kid billplane's JWKS does not hold sends the client back to it at most this often.
+const JWKS_REFRESH_MS = 10_000;
+
+/**
+ * billplane's signed snapshot failed verification; it is never used. `code` says why:
+ * `snapshot_malformed`, `snapshot_unknown_kid`, `snapshot_bad_signature`,
+ * `snapshot_wrong_audience`, `snapshot_wrong_tenant` or `snapshot_expired`.
+ */
+export class SnapshotRefused extends BillplaneError {
+  constructor(code, why) {
+    super(code, `billplane's signed snapshot is refused: ${why}`);
+  }
+}
+
+async function subtleCrypto() {
+  // Node 18 has no global `crypto` without a flag; its module has the same Web Crypto.
+  return (globalThis.crypto ?? (await import("node:crypto")).webcrypto).subtle;
+}
+
+function base64urlBytes(text) {
+  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+function base64urlJson(text) {
+  return JSON.parse(new TextDecoder().decode(base64urlBytes(text)));
+}
+
+/** Checks snapshots for one project against the Ed25519 keys of billplane's JWKS (WebCrypto). */
+export class SnapshotVerifier {
+  constructor(project) {
+    this.project = project;
+    this.keys = new Map();
+    this.fetchedAt = null;
+  }
+
+  /** The key id a snapshot names (before it is trusted: only to pick the key). */
+  kidOf(token) {
+    let header;
+    try {
+      header = base64urlJson(String(token).split(".")[0]);
+    } catch {
+      throw new SnapshotRefused("snapshot_malformed", "not a compact JWS");
+    }
+    if (header?.alg !== "EdDSA" || typeof header.kid !== "string") {
+      throw new SnapshotRefused("snapshot_malformed", "EdDSA with a kid expected");
+    }
+    return header.kid;
+  }
+
+  knows(kid) {
+    return this.keys.has(kid);
+  }
+
+  mayRefresh(now) {
+    return this.fetchedAt === null || now - this.fetchedAt >= JWKS_REFRESH_MS;
+  }
+
+  /** billplane's JWKS, as fetched: its Ed25519 signing keys replace those known. */
+  async load(jwks, now) {
+    const subtle = await subtleCrypto();
+    const keys = new Map();
+    for (const jwk of jwks?.keys ?? []) {
+      if (jwk?.kty !== "OKP" || jwk.crv !== "Ed25519" || (jwk.use ?? "sig") !== "sig") continue;
+      try {
+        const material = { kty: "OKP", crv: "Ed25519", x: jwk.x };
+        const key = await subtle.importKey("jwk", material, { name: "Ed25519" }, false, ["verify"]);
+        keys.set(String(jwk.kid), key);
+      } catch {
+        // A key this runtime cannot read: snapshots naming it are refused as unknown.
+      }
+    }
+    this.keys = keys;
+    this.fetchedAt = now;
+  }
+
+  /**
+   * `{ entitlements, issuedAt, expiresAt, kid }` (milliseconds), if the snapshot's kid,
+   * signature, `aud`, `sub` and `exp` hold; else throws `SnapshotRefused` for the first that
+   * does not.
+   */
+  async verify(token, tenant, now) {
+    const kid = this.kidOf(token);
+    const parts = token.split(".");
+    if (parts.length !== 3) throw new SnapshotRefused("snapshot_malformed", "not a compact JWS");
+    const key = this.keys.get(kid);
+    if (!key) throw new SnapshotRefused("snapshot_unknown_kid", `kid ${kid} is not in the JWKS`);
+    let valid = false;
+    let claims;
+    try {
+      const signed = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
+      const subtle = await subtleCrypto();
+      valid = await subtle.verify({ name: "Ed25519" }, key, base64urlBytes(parts[2]), signed);
+      claims = base64urlJson(parts[1]);
+    } catch {
+      valid = false;
+    }
+    if (!valid)
+      throw new SnapshotRefused("snapshot_bad_signature", "its signature does not verify");
+    const { aud, sub, iat, exp } = claims ?? {};
+    if (typeof exp !== "number" || typeof iat !== "number" || !Array.isArray(claims.features)) {
+      throw new SnapshotRefused("snapshot_malformed", "exp, iat and features expected");
+    }
+    if (!(aud === this.project || (Array.isArray(aud) && aud.includes(this.project)))) {
+      throw new SnapshotRefused("snapshot_wrong_audience", `it is not for ${this.project}`);
+    }
+    if (sub !== tenant || claims.tenant !== tenant) {
+      throw new SnapshotRefused("snapshot_wrong_tenant", `it is not tenant ${tenant}'s`);
+    }
+    if (exp * 1000 <= now) throw new SnapshotRefused("snapshot_expired", "it has expired");
+    return { entitlements: claims, issuedAt: iat * 1000, expiresAt: exp * 1000, kid };
+  }
+}
+
+/** The latest verified snapshot of each tenant, and the usage billplane counted since. */
+class Snapshots {
+  constructor(verifier) {
+    this.verifier = verifier;
+    this.held = new Map(); // tenant -> { snapshot, since: Map(feature -> quantity) }
+    this.generations = new Map();
+  }
+
+  generation(tenant) {
+    return this.generations.get(tenant) ?? 0;
+  }
+
+  /** Hold a snapshot fetched at `generation`; usage counted meanwhile may or may not be in it,
+   * so what was counted since the older one is kept (maybe twice, never missed). */
+  put(snapshot, generation) {
+    const tenant = snapshot.entitlements.tenant;
+    const held = this.held.get(tenant);
+    if (held && held.snapshot.issuedAt > snapshot.issuedAt) return;
+    const since = held && generation !== this.generation(tenant) ? held.since : new Map();
+    this.held.set(tenant, { snapshot, since });
+  }
+
+  counted(tenant, feature, quantity) {
+    this.generations.set(tenant, this.generation(tenant) + 1);
+    const since = this.held.get(tenant)?.since;
+    since?.set(feature, (since.get(feature) ?? 0) + quantity);
+  }
+
+  /** The check's answer from a valid snapshot, or null (none, expired, or its period over). */
+  answer(tenant, feature, quantity, queued, now) {
+    const held = this.held.get(tenant);
+    if (!held || held.snapshot.expiresAt <= now) return null;
+    const { entitlements } = held.snapshot;
+    const entry = entitlements.features.find((f) => f.feature === feature);
+    if (entry?.resets_at && Date.parse(entry.resets_at) <= now) return null;
+    const local = (held.since.get(feature) ?? 0) + queued;
+    return {
+      ...checkFromEntitlements(entitlements, feature, quantity, true, local),
+      offline: true,
+    };
+  }
+}
+
+// --- the outbox: usage billplane has not confirmed yet -----------------------------------------
+
+// The most a replay sends at once: one batch request, the API's own limit.
+const REPLAY_BATCH = 1000;
+
+/**
+ * Undelivered usage, oldest first, kept by a store until billplane counts it. An event billplane
+ * refuses for good on replay (a 4xx: unknown tenant, a key reused, a timestamp too old) is kept
+ * aside with the reason, never sent again unless `retry()` puts it back.
+ *
+ * A store keeps a log of what happened to the outbox: `read()` resolves to every record written
+ * (oldest first), `append(records)` adds some, `rewrite(records)` replaces them all (to compact
+ * the log). `MemoryStore` (the default) lasts as long as the process; `FileStore(path)` writes a
+ * JSON-lines file on Node or Deno. Any store of those three methods will do (Deno KV, Redis...).
+ */
+export class Outbox {
+  constructor(store) {
+    this.store = store;
+    this.events = new Map(); // pending, by "tenant\u0000key", in the order they were queued
+    this.aside = new Map(); // kept aside, by the same key
+    this.ready = false; // the store read
+    this.chain = Promise.resolve(); // one change at a time, in the order asked
+  }
+
+  /** Every event waiting for billplane, oldest first. */
+  async pending() {
+    await this.#loaded();
+    return [...this.events.values()];
+  }
+
+  /** Every event billplane refused for good: `{ event, status, code, message, refused_at }`. */
+  async keptAside() {
+    await this.#loaded();
+    return [...this.aside.values()];
+  }
+
+  /** Put a kept-aside event back in line (its cause fixed); false if there is none. */
+  async retry(tenant, idempotencyKey) {
+    return this.#change(() => this.#takeAside(tenant, idempotencyKey, "retry"));
+  }
+
+  /** Drop a kept-aside event for good; false if there is none. */
+  async discard(tenant, idempotencyKey) {
+    return this.#change(() => this.#takeAside(tenant, idempotencyKey, "discard"));
+  }
+
+  async add(body) {
+    return this.#change(async () => {
+      const id = ident(body);
+      if (!this.events.has(id)) {
+        const event = {
+          tenant: body.tenant,
+          feature: body.feature,
+          quantity: body.quantity,
+          idempotency_key: body.idempotency_key,
+          timestamp: body.timestamp,
+          queued_at: new Date().toISOString(),
+        };
+        await this.store.append([{ op: "queue", event }]);
+        this.events.set(id, event);
+      }
+      return this.events.get(id);
+    });
+  }
+
+  async hasPending() {
+    await this.#loaded();
+    return this.events.size > 0;
+  }
+
+  async count() {
+    await this.#loaded();
+    return this.events.size;
+  }
+
+  async oldest(limit) {
+    await this.#loaded();
+    return [...this.events.values()].slice(0, limit);
+  }
+
+  async queuedQuantity(tenant, feature) {
+    await this.#loaded();
+    let total = 0;
+    for (const event of this.events.values()) {
+      if (event.tenant === tenant && event.feature === feature) total += event.quantity;
+    }
+    return total;
+  }
+
+  /** Forget what billplane counted; keep aside what it refused (`{ event, status, error }`). */
+  async settle(delivered, refused) {
+    return this.#change(async () => {
+      const at = new Date().toISOString();
+      const records = [
+        ...delivered.map((event) => ({ op: "done", id: ident(event) })),
+        ...refused.map(({ event, status, error }) => ({
+          op: "aside",
+          id: ident(event),
+          status,
+          code: error.code,
+          message: error.message ?? error.code,
+          refused_at: at,
+        })),
+      ];
+      if (records.length === 0) return;
+      for (const record of records) this.#apply(record);
+      if (this.events.size === 0 && this.aside.size === 0) await this.store.rewrite([]);
+      else await this.store.append(records);
+    });
+  }
+
+  async #takeAside(tenant, key, op) {
+    const id = ident({ tenant, idempotency_key: key });
+    if (!this.aside.has(id)) return false;
+    await this.store.append([{ op, id }]);
+    this.#apply({ op, id });
+    return true;
+  }
+
+  #change(work) {
+    const next = this.chain.then(() => this.#loaded()).then(work);
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  async #loaded() {
+    if (this.ready) return;
+    this.loading ??= this.#load();
+    await this.loading;
+  }
+
+  async #load() {
+    this.events = new Map();
+    this.aside = new Map();
+    const records = (await this.store.read()) ?? [];
+    for (const record of records) this.#apply(record);
+    if (records.length > 2 * (this.events.size + this.aside.size) + 100) {
+      // Mostly settled records: write the live ones alone.
+      await this.store.rewrite([
+        ...[...this.events.values()].map((event) => ({ op: "queue", event })),
+        ...[...this.aside.entries()].map(([id, entry]) => ({ op: "aside", id, ...entry })),
+      ]);
+    }
+    this.ready = true;
+  }
+
+  #apply(record) {
+    switch (record.op) {
+      case "queue":
+        this.events.set(ident(record.event), record.event);
+        break;
+      case "done":
+        this.events.delete(record.id);
+        break;
+      case "aside": {
+        const event = this.events.get(record.id) ?? record.event;
+        this.events.delete(record.id);
+        if (!event) break;
+        const { status, code, message, refused_at } = record;
+        this.aside.set(record.id, { event, status, code, message, refused_at });
+        break;
+      }
+      case "retry": {
+        const entry = this.aside.get(record.id);
+        this.aside.delete(record.id);
+        if (entry) this.events.set(record.id, entry.event);
+        break;
+      }
+      case "discard":
+        this.aside.delete(record.id);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function ident({ tenant, idempotency_key }) {
+  return `${tenant}\u0000${idempotency_key}`;
+}
+
+/** An outbox store in memory: the default; what it holds ends with the process. */
+export class MemoryStore {
+  constructor() {
+    this.records = [];
+  }
+
+  async read() {
+    return [...this.records];
+  }
+
+  async append(records) {
+    this.records.push(...records);
+  }
+
+  async rewrite(records) {
+    this.records = [...records];
+  }
+}
+
+/**
+ * An outbox store in a file of JSON lines (Node or Deno, through `node:fs`), synced to disk on
+ * every write: what the client said it queued survives a crash or a restart. One process per
+ * file: two writing one file would each miss the other's records.
+ */
+export class FileStore {
+  constructor(path) {
+    if (!path) throw new TypeError("billplane: FileStore needs a path");
+    this.path = String(path);
+  }
+
+  async read() {
+    const fs = await import("node:fs/promises");
+    let text;
+    try {
+      text = await fs.readFile(this.path, "utf8");
+    } catch (error) {
+      if (error.code === "ENOENT") return [];
+      throw error;
+    }
+    const records = [];
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        records.push(JSON.parse(line));
+      } catch {
+        // A line cut short by a crash mid-write: the record it began was never acknowledged.
+      }
+    }
+    return records;
+  }
+
+  async append(records) {
+    await this.#write(records, "a");
+  }
+
+  async rewrite(records) {
+    // A new file put in place whole: a crash leaves the old one or the new one, never half.
+    const pid = globalThis.process?.pid ?? globalThis.Deno?.pid ?? 0;
+    await this.#write(records, "w", `${this.path}.${pid}.tmp`);
+  }
+
+  async #write(records, flags, temporary = null) {
+    const fs = await import("node:fs/promises");
+    const path = await import("node:path");
+    await fs.mkdir(path.dirname(this.path), { recursive: true });
+    const file = await fs.open(temporary ?? this.path, flags);
+    try {
+      await file.writeFile(records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    if (temporary) await fs.rename(temporary, this.path);
+  }
 }
 
 // --- gating fetch-style handlers (Deno.serve, Base44 functions, Node with Request) ------------

@@ -92,6 +92,61 @@ export async function proxy(upstream, { failures = 0 } = {}) {
   };
 }
 
+/**
+ * A stand-in for billplane's address that can go away and come back on the same port: `down()`
+ * refuses every connection (as a stopped server does) until `up()`; `bodies` keeps each request
+ * body it passed on. `close()` when done.
+ */
+export async function switchable(upstream) {
+  const bodies = [];
+  const server = http.createServer(async (request, response) => {
+    const chunks = [];
+    for await (const chunk of request) chunks.push(chunk);
+    const body = Buffer.concat(chunks).toString();
+    bodies.push({ method: request.method, path: request.url, body });
+    const answer = await fetch(upstream + request.url, {
+      method: request.method,
+      headers: {
+        authorization: request.headers.authorization,
+        accept: request.headers.accept ?? "application/json",
+        "content-type": "application/json",
+      },
+      body: body || undefined,
+    });
+    const type = answer.headers.get("content-type") ?? "application/json";
+    response.writeHead(answer.status, { "content-type": type }).end(await answer.text());
+  });
+  server.keepAliveTimeout = 1;
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  let listening = true;
+  const down = async () => {
+    if (!listening) return;
+    listening = false;
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    bodies,
+    down,
+    up: async () => {
+      if (listening) return;
+      await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+      listening = true;
+    },
+    close: down,
+  };
+}
+
+/** A fresh directory for files a test writes (an outbox's, say). */
+export async function temporaryDirectory() {
+  const { mkdtemp } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  return mkdtemp(join(tmpdir(), "billplane-js-"));
+}
+
 /** A clock the test moves by hand (milliseconds). */
 export function manualClock(start = 1_000_000) {
   const clock = () => clock.now;

@@ -17,6 +17,7 @@ from billplane.api import (
     plans,
     projects,
     refusals,
+    signing,
     status,
     stripe,
     tenants,
@@ -31,6 +32,7 @@ from billplane.guards import BodyLimits, SecurityHeaders
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.processes import die_with_parent
 from billplane.settings import Settings, get_settings
+from billplane.signing.service import KeyRing
 from billplane.stripe.gateway import StripeGateway
 from billplane.telemetry import observe_requests
 
@@ -93,6 +95,7 @@ def create_app(
     app.state.db = db
     app.state.clock = clock
     app.state.stripe = StripeGateway.from_settings(settings)
+    app.state.signing_keys = KeyRing(settings.billplane_secret_key)
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
     app.add_middleware(SecurityHeaders, settings=settings)
@@ -111,6 +114,8 @@ def create_app(
         tokens.router,
         audit.router,
         refusals.router,
+        signing.router,
+        signing.admin,
         billing.router,
         billing.admin,
         webhooks.router,

@@ -120,6 +120,20 @@ class StripeUnavailable(BillplaneError):
     code = "stripe_unavailable"
 
 
+class SigningNotConfigured(BillplaneError):
+    """Signed snapshots were asked for, or a signing key, without BILLPLANE_SECRET_KEY."""
+
+    status = 503
+    code = "signing_not_configured"
+
+
+class SigningKeyUnreadable(BillplaneError):
+    """The current signing key was sealed under another BILLPLANE_SECRET_KEY than this one."""
+
+    status = 503
+    code = "signing_key_unreadable"
+
+
 class NotReady(BillplaneError):
     """The server cannot serve yet: its database does not answer (`database_unreachable`) or is
     not at the migrations' head (`database_not_migrated`)."""

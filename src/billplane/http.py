@@ -89,8 +89,14 @@ async def get_served_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     if settings.public_url_set:
         return settings
-    served = str(request.base_url).rstrip("/")
-    return settings.model_copy(update={"billplane_public_url": served})
+    return settings.model_copy(update={"billplane_public_url": public_url(request, settings)})
+
+
+def public_url(request: Request, settings: Settings) -> str:
+    """BILLPLANE_PUBLIC_URL, or without it the base URL the request came to."""
+    if settings.public_url_set:
+        return settings.billplane_public_url
+    return str(request.base_url).rstrip("/")
 
 
 ServedSettings = Annotated[Settings, Depends(get_served_settings)]

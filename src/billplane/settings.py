@@ -31,6 +31,10 @@ MIB = 1024 * KIB
 # (see `db.CONNECTIONS_PER_WORKER`).
 DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT = 4, 6, 10.0
 
+# The bounds of a signed snapshot's lifetime, in seconds (a project's own, or the setting). The
+# upper one also bounds how long a retired signing key stays published (`signing.service`).
+SNAPSHOT_TTL_MIN, SNAPSHOT_TTL_MAX = 60, 86_400
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -69,6 +73,11 @@ class Settings(BaseSettings):
     # is kept, and how many a project keeps at most (the newest).
     billplane_refusals_keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
     billplane_refusals_max_per_project: Annotated[int, Field(ge=100, le=100_000_000)] = 100_000
+    # Encrypts the signing keys of snapshots at rest (see `signing.keys`). Unset: snapshots are
+    # refused with `signing_not_configured`. Changed: the stored keys cannot be read any more.
+    billplane_secret_key: str | None = None
+    # How long a signed snapshot is valid, for projects that do not set their own.
+    billplane_snapshot_ttl: Annotated[int, Field(ge=SNAPSHOT_TTL_MIN, le=SNAPSHOT_TTL_MAX)] = 3600
 
     @field_validator("database_url")
     @classmethod
@@ -88,6 +97,18 @@ class Settings(BaseSettings):
         # A short token is guessable; refusing it at start beats a weak login.
         if value is not None and len(value) < 16:
             raise ValueError("must be at least 16 characters")
+        return value or None
+
+    @field_validator("billplane_secret_key")
+    @classmethod
+    def _secret_key_long_enough(cls, value: str | None) -> str | None:
+        # The key that encrypts the signing keys: a short one could be guessed offline from a
+        # copy of the database.
+        if value and len(value) < 32:
+            raise ValueError(
+                "must be at least 32 characters (e.g. python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
         return value or None
 
     @field_validator("stripe_secret_key", "stripe_publishable_key", "stripe_webhook_secret")

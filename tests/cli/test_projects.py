@@ -137,7 +137,8 @@ def test_project_show_is_a_key_value_view(project: CliProject, run: Run) -> None
     assert view["key"] == project.key
     assert view["name"] == "CLI Co"
     assert view["origins"] == "https://cli.test"
-    assert set(view) == {"key", "name", "origins", "created_at"}
+    assert set(view) == {"key", "name", "origins", "created_at", "snapshot_ttl_seconds"}
+    assert view["snapshot_ttl_seconds"] == "server default"
 
 
 def test_project_list_json_lists_projects_as_the_admin_api_does(
@@ -187,6 +188,18 @@ def test_project_update_keeps_what_is_not_given_and_no_origins_clears(
 
     assert (view["name"], view["origins"]) == ("CLI Co", "-")
     assert admin_get(server, f"/admin/api/projects/{project.key}")["origins"] == []
+
+
+def test_project_update_sets_and_unsets_the_snapshot_lifetime(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    updated = json_of(run("project", "update", project.key, "--snapshot-ttl", "900", "--json"))
+
+    assert updated["snapshot_ttl_seconds"] == 900
+    assert updated == admin_get(server, f"/admin/api/projects/{project.key}")
+    view = record_of(run("project", "update", project.key, "--default-snapshot-ttl"))
+    assert view["snapshot_ttl_seconds"] == "server default"
+    assert admin_get(server, f"/admin/api/projects/{project.key}")["snapshot_ttl_seconds"] is None
 
 
 def test_project_update_without_a_change_is_a_usage_error(project: CliProject, run: Run) -> None:

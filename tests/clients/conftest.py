@@ -39,6 +39,15 @@ Project = dict[str, str]
 Seed = Callable[..., Project]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _outboxes_in_a_temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A client's default outbox lives in the user's cache ($XDG_CACHE_HOME): here, a temporary
+    one, so the tests write nothing outside their own directories."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def billplane_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real billplane server (SQLite) for the whole test module."""

@@ -8,11 +8,12 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from node_tests import NodeRun
 
 pytestmark = pytest.mark.e2e
 
@@ -25,14 +26,6 @@ CHECKOUT_TESTS = {
 APP_ORIGIN = "https://app.realtyos.test"
 
 
-@dataclass(frozen=True)
-class NodeRun:
-    returncode: int
-    output: str
-    summary: dict[str, int]
-    outcomes: dict[str, str]  # top-level test name -> "ok", "not ok" or "skip"
-
-
 @pytest.fixture(scope="module")
 def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
     node = shutil.which("node")
@@ -41,7 +34,7 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         stripe_billplane.url,
         origins=[APP_ORIGIN],
         pro_price=stripe_billplane.new_price(),
-        tenants=("acme", "globex", "initech"),
+        tenants=("acme", "globex", "initech", "hooli"),
     )
     env = {
         **os.environ,
@@ -60,19 +53,7 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         timeout=600,
         check=False,
     )
-    output = done.stdout + done.stderr
-    return NodeRun(done.returncode, output, _summary(output), _outcomes(output))
-
-
-def _summary(tap: str) -> dict[str, int]:
-    return {k: int(v) for k, v in re.findall(r"^# (\w+) (\d+)$", tap, re.MULTILINE)}
-
-
-def _outcomes(tap: str) -> dict[str, str]:
-    outcomes = {}
-    for status, name, skip in re.findall(r"^(ok|not ok) \d+ - (.+?)( # SKIP.*)?$", tap, re.M):
-        outcomes[name] = "skip" if skip else status
-    return outcomes
+    return NodeRun.of(done.returncode, done.stdout + done.stderr)
 
 
 def _written_tests() -> set[str]:

@@ -69,9 +69,9 @@ def stopped(tmp_path_factory: pytest.TempPathFactory, seed: Any) -> Iterator[Sto
 def _warm(
     base_url: str, token: str, loop: asyncio.AbstractEventLoop, cleanup: ExitStack
 ) -> StoppedServer:
-    def client(policy: OutagePolicy, clock: Clock | None = None) -> Billplane:
+    def client(policy: OutagePolicy, clock: Clock | None = None, **options: Any) -> Billplane:
         bp = Billplane(
-            base_url, token, cache_ttl=TTL, outage=policy, clock=clock or Clock(), **FAST
+            base_url, token, cache_ttl=TTL, outage=policy, clock=clock or Clock(), **FAST, **options
         )
         cleanup.callback(bp.close)
         assert bp.check("acme", "listings.publish").from_cache is False
@@ -91,7 +91,10 @@ def _warm(
     return StoppedServer(
         url=base_url,
         fails_open=client(OutagePolicy(default="open")),
-        fails_closed=client(OutagePolicy(default="closed", features={"ai.tokens": "open"})),
+        # Without an outbox: usage billplane cannot be told about raises (see test_outbox.py).
+        fails_closed=client(
+            OutagePolicy(default="closed", features={"ai.tokens": "open"}), outbox=False
+        ),
         expiring=client(OutagePolicy(default="closed"), expiring_clock),
         expiring_clock=expiring_clock,
         async_client=async_client,
@@ -144,7 +147,9 @@ def test_once_the_cache_expires_the_policy_answers(stopped: StoppedServer) -> No
     assert (expired.allowed, expired.reason) == (False, "billplane_unreachable")
 
 
-def test_other_calls_raise_unreachable_and_usage_keeps_the_cache(stopped: StoppedServer) -> None:
+def test_without_an_outbox_other_calls_raise_unreachable_and_usage_keeps_the_cache(
+    stopped: StoppedServer,
+) -> None:
     bp = stopped.fails_closed
     with pytest.raises(BillplaneUnreachable) as failed:
         bp.record_usage("acme", "listings.publish")
@@ -197,7 +202,7 @@ def test_a_closed_port_from_the_start_gets_the_policy_answer(
 
 
 def test_a_closed_port_makes_every_other_call_raise_unreachable(closed_port: str) -> None:
-    with Billplane(closed_port, "bp_x", retries=0) as bp:
+    with Billplane(closed_port, "bp_x", retries=0, outbox=False) as bp:
         calls: list[Callable[[], object]] = [
             lambda: bp.entitlements("acme"),
             lambda: bp.record_usage("acme", "ai.tokens"),
@@ -216,7 +221,7 @@ def test_a_closed_port_makes_every_other_call_raise_unreachable(closed_port: str
 def test_the_async_client_on_a_closed_port(closed_port: str) -> None:
     async def scenario() -> tuple[Any, Any]:
         policy = OutagePolicy(default="open")
-        async with AsyncBillplane(closed_port, "bp_x", outage=policy, **FAST) as bp:
+        async with AsyncBillplane(closed_port, "bp_x", outage=policy, outbox=False, **FAST) as bp:
             answer = await bp.check("acme", "exports")
             with pytest.raises(BillplaneUnreachable) as failed:
                 await bp.record_usage("acme", "ai.tokens")
@@ -242,11 +247,11 @@ def test_a_server_that_never_answers_times_out_into_the_policy() -> None:
 # --- recording usage after an action, with billplane away ---------------------------------------
 
 
-def test_records_usage_logs_an_outage_by_default(
+def test_records_usage_without_an_outbox_logs_an_outage_by_default(
     closed_port: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with (
-        Billplane(closed_port, "bp_x", retries=0) as bp,
+        Billplane(closed_port, "bp_x", retries=0, outbox=False) as bp,
         caplog.at_level(logging.ERROR, logger="billplane_client"),
         records_usage(bp, "acme", "listings.publish", idempotency_key="l-1") as recorder,
     ):
@@ -257,9 +262,11 @@ def test_records_usage_logs_an_outage_by_default(
     assert "'l-1'" in caplog.text
 
 
-def test_records_usage_can_raise_or_hand_over_an_outage(closed_port: str) -> None:
+def test_records_usage_without_an_outbox_can_raise_or_hand_over_an_outage(
+    closed_port: str,
+) -> None:
     handed: list[UsageEvent] = []
-    with Billplane(closed_port, "bp_x", retries=0) as bp:
+    with Billplane(closed_port, "bp_x", retries=0, outbox=False) as bp:
         with (
             pytest.raises(BillplaneUnreachable),
             records_usage(bp, "acme", "ai.tokens", 5, on_unreachable="raise"),

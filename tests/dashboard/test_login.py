@@ -26,6 +26,7 @@ PAGES = [
     "/tenants",
     "/builder",
     "/webhook",
+    "/signing-keys",
 ]
 
 FORMS = [
@@ -44,6 +45,7 @@ FORMS = [
     ("/projects/realtyos/tenants/acme", {"name": "Renamed"}),
     ("/projects/realtyos/tenants/acme/archive", {}),
     ("/projects/realtyos/tenants/acme/restore", {}),
+    ("/signing-keys/rotate", {}),
     ("/logout", {}),
 ]
 

@@ -25,6 +25,7 @@ test("a warm cache answers while billplane is away; then each feature's policy d
   const failsClosed = new Billplane({
     ...options,
     outage: { default: "closed", features: { "ai.tokens": "open" } },
+    outbox: false, // usage billplane cannot be told about throws (see outbox.test.mjs)
   });
   for (const bp of [failsOpen, failsClosed]) {
     assert.equal((await bp.check({ tenant: "globex", feature: "exports" })).from_cache, false);
@@ -62,7 +63,13 @@ test("a warm cache answers while billplane is away; then each feature's policy d
 test("a closed port from the start: retried, then the policy answers and calls throw", async () => {
   const log = [];
   const url = await closedPort();
-  const bp = new Billplane({ url, token: "bp_x", fetch: loggingFetch(log), ...FAST });
+  const bp = new Billplane({
+    url,
+    token: "bp_x",
+    fetch: loggingFetch(log),
+    outbox: false,
+    ...FAST,
+  });
 
   const answer = await bp.check({ tenant: "globex", feature: "exports" });
   assert.deepEqual([answer.allowed, answer.reason], [false, "billplane_unreachable"]);

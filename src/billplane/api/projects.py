@@ -24,7 +24,11 @@ router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 def project_out(project: Project) -> ProjectOut:
     return ProjectOut(
-        key=project.key, name=project.name, origins=project.origins, created_at=project.created_at
+        key=project.key,
+        name=project.name,
+        origins=project.origins,
+        created_at=project.created_at,
+        snapshot_ttl_seconds=project.snapshot_ttl_seconds,
     )
 
 
@@ -74,10 +78,17 @@ def get_project(project: Key, _: Admin, tx: Tx) -> Any:
 
 @router.patch("/projects/{project}", response_model=ProjectOut)
 def update_project(project: Key, body: ProjectPatch, actor: Admin, tx: Tx, now: Now) -> Any:
-    """Rename the project or replace its origins."""
+    """Rename the project, replace its origins, or set how long its signed snapshots are valid
+    (`snapshot_ttl_seconds`; null: the server's BILLPLANE_SNAPSHOT_TTL)."""
     with tx.write() as session:
         updated = service.update_project(
-            session, project, name=body.name, origins=body.origin_strings(), actor=actor, now=now
+            session,
+            project,
+            name=body.name,
+            origins=body.origin_strings(),
+            actor=actor,
+            now=now,
+            snapshot_ttl=service.snapshot_ttl_change(body),
         )
         return project_out(updated)
 

@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from billplane.cli.demo import demo
 from billplane.cli.edge import database_error, fail, redacted, settings
 from billplane.cli.features import feature_app
+from billplane.cli.keys import keys_app
 from billplane.cli.plans import plan_app
 from billplane.cli.projects import project_app
 from billplane.cli.serve import serve
@@ -28,6 +29,7 @@ for sub, name in [
     (token_app, "token"),
     (stripe_app, "stripe"),
     (events_app, "events"),
+    (keys_app, "keys"),
 ]:
     app.add_typer(sub, name=name)
 app.command()(demo)

@@ -17,7 +17,13 @@ project_app = typer.Typer(help="Projects (one per product).")
 
 
 def project_fields(out: ProjectOut) -> Fields:
-    return {"key": out.key, "name": out.name, "origins": out.origins, "created_at": out.created_at}
+    return {
+        "key": out.key,
+        "name": out.name,
+        "origins": out.origins,
+        "created_at": out.created_at,
+        "snapshot_ttl_seconds": out.snapshot_ttl_seconds or "server default",
+    }
 
 
 @project_app.command("create")
@@ -86,13 +92,36 @@ def project_update(
     no_origins: Annotated[
         bool, typer.Option("--no-origins", help="Remove all the project's origins.")
     ] = False,
+    snapshot_ttl: Annotated[
+        int | None,
+        typer.Option(help="How long signed snapshots are valid, in seconds (60 to 86400)."),
+    ] = None,
+    default_snapshot_ttl: Annotated[
+        bool,
+        typer.Option(
+            "--default-snapshot-ttl", help="Snapshots valid for BILLPLANE_SNAPSHOT_TTL again."
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Rename a project or replace its origins (the base URLs checkout may return to)."""
+    """Rename a project, replace its origins (the base URLs checkout may return to), or set how
+    long its signed snapshots are valid."""
     one_of(**{"--origin": bool(origin), "--no-origins": no_origins})
+    one_of(
+        **{
+            "--snapshot-ttl": snapshot_ttl is not None,
+            "--default-snapshot-ttl": default_snapshot_ttl,
+        }
+    )
     changes = given(name=name, origins=[] if no_origins else origin or None)
+    if snapshot_ttl is not None or default_snapshot_ttl:
+        changes["snapshot_ttl_seconds"] = snapshot_ttl
     if not changes:
-        fail("error (usage): nothing to change: give --name, --origin or --no-origins.", 2)
+        fail(
+            "error (usage): nothing to change: give --name, --origin, --no-origins, "
+            "--snapshot-ttl or --default-snapshot-ttl.",
+            2,
+        )
     body = valid(ProjectPatch, **changes)
     with transaction() as session:
         updated = service.update_project(
@@ -102,6 +131,7 @@ def project_update(
             origins=body.origin_strings(),
             actor=ACTOR,
             now=utc_now(),
+            snapshot_ttl=service.snapshot_ttl_change(body),
         )
         out = project_out(updated)
     show(out, as_json, project_fields)

@@ -7,6 +7,7 @@ from billplane.models.plan import Plan, PlanGrant
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
 from billplane.models.refusal import DailyChecks, Refusal
+from billplane.models.signing_key import SigningKey
 from billplane.models.tenant import Subscription, Tenant, TenantOverride
 from billplane.models.token import Token
 from billplane.models.usage import UsageCounter, UsageEvent
@@ -24,6 +25,7 @@ __all__ = [
     "PlanGrant",
     "Project",
     "Refusal",
+    "SigningKey",
     "StripeEvent",
     "Subscription",
     "Tenant",

@@ -19,6 +19,8 @@ class Project(Base):
     origins: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]
     first_check_at: Mapped[datetime | None]
+    # How long its signed snapshots are valid, in seconds; NULL: BILLPLANE_SNAPSHOT_TTL.
+    snapshot_ttl_seconds: Mapped[int | None]
 
 
 class Feature(Base):

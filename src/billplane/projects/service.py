@@ -10,7 +10,7 @@ from billplane.audit import service as audit
 from billplane.errors import AlreadyExists, FeatureNotFound, ProjectNotFound
 from billplane.models import Feature, Project
 from billplane.projects import repository
-from billplane.projects.schemas import FeatureIn, FeaturePatch
+from billplane.projects.schemas import FeatureIn, FeaturePatch, ProjectPatch
 from billplane.schemas import FeatureType, Status
 from billplane.tokens import service as tokens
 
@@ -70,6 +70,13 @@ def create_project(
     return NewProject(project, token)
 
 
+@dataclass(frozen=True)
+class SnapshotTtlChange:
+    """A new snapshot lifetime for a project; `seconds=None` sets the server's default back."""
+
+    seconds: int | None
+
+
 def update_project(
     session: Session,
     key: str,
@@ -78,14 +85,18 @@ def update_project(
     origins: list[str] | None,
     actor: str,
     now: datetime,
+    snapshot_ttl: SnapshotTtlChange | None = None,
 ) -> Project:
-    """Rename a project or replace its origins (the base URLs checkout may return to)."""
+    """Rename a project, replace its origins (the base URLs checkout may return to), or set how
+    long its signed snapshots are valid."""
     project = get_project(session, key)
-    before = {"name": project.name, "origins": list(project.origins)}
+    before = _editable(project)
     if name is not None:
         project.name = name
     if origins is not None:
         project.origins = origins
+    if snapshot_ttl is not None:
+        project.snapshot_ttl_seconds = snapshot_ttl.seconds
     session.flush()
     audit.record(
         session,
@@ -94,10 +105,23 @@ def update_project(
         target=f"project:{key}",
         project_id=project.id,
         before=before,
-        after={"name": project.name, "origins": list(project.origins)},
+        after=_editable(project),
         now=now,
     )
     return project
+
+
+def snapshot_ttl_change(body: ProjectPatch) -> SnapshotTtlChange | None:
+    """The lifetime an edit sets, if it sets one (the admin API and the CLI take it so)."""
+    return SnapshotTtlChange(body.snapshot_ttl_seconds) if body.snapshot_ttl_given else None
+
+
+def _editable(project: Project) -> dict[str, object]:
+    return {
+        "name": project.name,
+        "origins": list(project.origins),
+        "snapshot_ttl_seconds": project.snapshot_ttl_seconds,
+    }
 
 
 def create_feature(

@@ -6,6 +6,9 @@
     if bp.check("acme", "listings.publish").allowed:
         ...
 
+Usage billplane cannot be told about waits in a durable outbox (a SQLite file) and is replayed
+with its idempotency key once billplane answers again (`bp.flush()` to replay it all now).
+
 The core needs only httpx; the FastAPI, Starlette and Flask helpers live in their own modules
 (`billplane_client.fastapi`, `.starlette`, `.flask`) and import their framework only there.
 """
@@ -25,8 +28,10 @@ from billplane_client.errors import (
     Unauthorized,
 )
 from billplane_client.gating import Gate
+from billplane_client.outbox import Flushed, KeptAside, Outbox, QueuedEvent
 from billplane_client.policy import OutagePolicy
 from billplane_client.recording import records_usage
+from billplane_client.snapshots import SnapshotRefused
 from billplane_client.types import (
     BatchResult,
     Check,
@@ -52,15 +57,20 @@ __all__ = [
     "Conflict",
     "Entitlements",
     "FeatureEntitlement",
+    "Flushed",
     "Forbidden",
     "Gate",
     "InvalidRequest",
+    "KeptAside",
     "NotFound",
     "OutagePolicy",
+    "Outbox",
     "PaymentRequired",
     "PortalSession",
+    "QueuedEvent",
     "ServerError",
     "ServiceUnavailable",
+    "SnapshotRefused",
     "Subscription",
     "Unauthorized",
     "Usage",

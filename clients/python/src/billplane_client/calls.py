@@ -17,6 +17,8 @@ import httpx
 from billplane_client.errors import BillplaneUnreachable, error_from_envelope
 from billplane_client.types import UsageEvent
 
+JWT = "application/jwt"
+
 
 @dataclass(frozen=True)
 class Call:
@@ -50,12 +52,29 @@ class RetryPolicy:
             yield random.uniform(0, min(self.max_backoff, self.backoff * 2**retry))  # noqa: S311
 
 
+# What billplane answers (503) when it cannot sign a snapshot: asking again changes nothing.
+SIGNING_UNAVAILABLE = frozenset({"signing_not_configured", "signing_key_unreadable"})
+
+
 def is_retryable(response: httpx.Response) -> bool:
-    return response.status_code >= 500
+    return response.status_code >= 500 and not _cannot_sign(response)
+
+
+def _cannot_sign(response: httpx.Response) -> bool:
+    if response.status_code != 503 or "entitlements" not in response.request.url.path:
+        return False
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(error, dict) and error.get("code") in SIGNING_UNAVAILABLE
 
 
 def decode(response: httpx.Response) -> Any:
-    """The answer's JSON, or the API's error raised as its `BillplaneError` subclass."""
+    """The answer's JSON (a signed snapshot's compact JWS as text), or the API's error raised as
+    its `BillplaneError` subclass."""
+    if response.is_success and response.headers.get("content-type", "").startswith(JWT):
+        return response.text
     try:
         body = response.json()
     except ValueError:
@@ -108,8 +127,15 @@ def usage_batch(events: Iterable[UsageEvent]) -> Call:
     return Call("POST", "/v1/usage/batch", {"events": [usage_body(e) for e in events]})
 
 
-def entitlements(tenant: str) -> Call:
-    return Call("GET", f"/v1/tenants/{_path_segment(tenant)}/entitlements")
+def entitlements(tenant: str, *, signed: bool = False) -> Call:
+    """The tenant's entitlements; `signed` asks for billplane's signed snapshot of them."""
+    headers = {"Accept": JWT} if signed else {}
+    return Call("GET", f"/v1/tenants/{_path_segment(tenant)}/entitlements", headers=headers)
+
+
+def jwks() -> Call:
+    """billplane's public signing keys."""
+    return Call("GET", "/.well-known/jwks.json")
 
 
 def checkout(tenant: str, plan: str, success_url: str, cancel_url: str) -> Call:

@@ -6,7 +6,7 @@ a product decision per feature, so it is configuration, not code.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from billplane_client.errors import UNREACHABLE
@@ -40,12 +40,23 @@ class OutagePolicy:
 
 
 def check_from_entitlements(
-    entitlements: Entitlements, feature: str, quantity: int, *, from_cache: bool
+    entitlements: Entitlements,
+    feature: str,
+    quantity: int,
+    *,
+    from_cache: bool,
+    local: int = 0,
+    offline: bool = False,
 ) -> Check:
-    """The answer `/v1/check` would give, computed from a tenant's entitlements."""
+    """The answer `/v1/check` would give, computed from a tenant's entitlements, with `local`
+    more used: usage this client recorded that the entitlements do not count yet."""
     entry = entitlements.features.get(feature)
-    allowed, reason = _decide(entry, quantity)
+    used = None if entry is None or entry.used is None else entry.used + local
+    allowed, reason = _decide(entry, used, quantity)
     subscription = entitlements.subscription
+    remaining = entry.remaining if entry else None
+    if entry is not None and entry.limit is not None and used is not None:
+        remaining = max(entry.limit - used, 0)
     return Check(
         allowed=allowed,
         reason=reason,
@@ -54,18 +65,28 @@ def check_from_entitlements(
         plan=entitlements.plan,
         subscription_status=subscription.status if subscription else None,
         limit=entry.limit if entry else None,
-        used=entry.used if entry else None,
-        remaining=entry.remaining if entry else None,
+        used=used,
+        remaining=remaining,
         resets_at=entry.resets_at if entry else None,
         from_cache=from_cache,
+        offline=offline,
     )
 
 
-def _decide(entry: FeatureEntitlement | None, quantity: int) -> tuple[bool, str]:
+def _decide(entry: FeatureEntitlement | None, used: int | None, quantity: int) -> tuple[bool, str]:
     if entry is None:
         return False, "unknown_feature"
     # Entitlements are computed for a quantity of 1: a limit is applied again for `quantity`.
     if entry.reason in ("ok", "limit_reached") and entry.limit is not None:
-        fits = (entry.used or 0) + quantity <= entry.limit
+        fits = (used or 0) + quantity <= entry.limit
         return fits, "ok" if fits else "limit_reached"
     return entry.allowed, entry.reason
+
+
+def with_local_usage(answer: Check, local: int) -> Check:
+    """A check billplane answered for `quantity + local`, its numbers showing `local` used."""
+    if not local or answer.used is None:
+        return answer
+    used = answer.used + local
+    remaining = answer.remaining if answer.limit is None else max(answer.limit - used, 0)
+    return replace(answer, used=used, remaining=remaining)

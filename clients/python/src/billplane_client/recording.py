@@ -8,9 +8,11 @@
     def publish(listing, tenant): ...
 
 Works with `Billplane` in `with` and on plain functions, and with either client in `async with`
-and on coroutine functions. The action has already happened when usage is recorded, so by default
-an outage is logged rather than raised (pass `on_unreachable="raise"` or a callback to queue it);
-any other error (unknown tenant, a revoked token) is raised.
+and on coroutine functions. The action has already happened when usage is recorded: with
+billplane away the client's outbox keeps the event (`.usage.queued`) and replays it later. A
+client without an outbox (`outbox=False`) logs the outage rather than raising it (pass
+`on_unreachable="raise"` or a callback to keep the event yourself); any other error (unknown
+tenant, a revoked token) is raised.
 """
 
 import asyncio

@@ -47,6 +47,8 @@ class Check:
     # With `unknown_feature` from the server (not the cache): the key, and the closest one.
     message: str | None = None
     from_cache: bool = False
+    # Answered from billplane's signed snapshot while billplane could not be reached.
+    offline: bool = False
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -89,7 +91,11 @@ class UsageNow:
 @dataclass(frozen=True)
 class Usage:
     """What `POST /v1/usage` recorded; `duplicate` is True for a repeat of the same key. A
-    repeat's numbers are the first answer's; `current` holds them as they stand now."""
+    repeat's numbers are the first answer's; `current` holds them as they stand now.
+
+    `queued` is True when billplane could not be reached and the event went to the outbox, to be
+    replayed with the same key: then `recorded` is False and the numbers are None (billplane has
+    not counted it yet; `check()` counts it against the limit meanwhile)."""
 
     tenant: str
     feature: str
@@ -97,12 +103,30 @@ class Usage:
     quantity: int
     recorded: bool
     duplicate: bool
-    used: int
+    used: int | None
     limit: int | None
     remaining: int | None
     resets_at: datetime | None
     current: UsageNow | None = None
+    queued: bool = False
     raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def queued_event(cls, event: "UsageEvent") -> "Usage":
+        """The answer for an event kept in the outbox (its idempotency key fixed)."""
+        return cls(
+            tenant=event.tenant,
+            feature=event.feature,
+            idempotency_key=str(event.idempotency_key),
+            quantity=event.quantity,
+            recorded=False,
+            duplicate=False,
+            used=None,
+            limit=None,
+            remaining=None,
+            resets_at=None,
+            queued=True,
+        )
 
     @classmethod
     def from_json(cls, data: Json) -> "Usage":
@@ -136,7 +160,10 @@ class UsageEvent:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One event's outcome in `POST /v1/usage/batch`: `usage` on success, else `error`."""
+    """One event's outcome in `POST /v1/usage/batch`: `usage` on success, else `error`.
+
+    With billplane unreachable, an event kept in the outbox has status 202 and a `queued` usage.
+    """
 
     status: int
     usage: Usage | None

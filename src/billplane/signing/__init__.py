@@ -1,0 +1,1 @@
+"""Signed snapshots of entitlements: the Ed25519 keys that sign them, sealed at rest."""
