@@ -154,6 +154,10 @@ def feature(
         )
 
 
+# The tests' BILLPLANE_PAST_DUE_GRACE_DAYS (`conftest.settings`).
+GRACE_DAYS = 3
+
+
 def plan(
     session: Session,
     stripe: StripeGateway,
@@ -188,6 +192,7 @@ def plan(
             body,
             actor=ACTOR,
             now=now,
+            grace_days=GRACE_DAYS,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )

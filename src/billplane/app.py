@@ -7,6 +7,7 @@ from fastapi_offline import FastAPIOffline
 
 from billplane import __version__, metrics
 from billplane.api import (
+    app_webhooks,
     audit,
     billing,
     entitlements,
@@ -101,6 +102,7 @@ def create_app(
         stripe.router,
         status.router,
         operator.router,
+        app_webhooks.router,
     ):
         app.include_router(router)
 

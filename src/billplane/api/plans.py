@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, Now, Stripe, Tx, errors
+from billplane.http import Admin, CurrentSettings, Now, Stripe, Tx, errors
 from billplane.paging import ListOut
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch
@@ -22,7 +22,15 @@ router = APIRouter(prefix="/admin/api/projects/{project}/plans", tags=["admin"])
         (409, "A plan with this key or Stripe price already exists (`already_exists`).")
     ),
 )
-def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now, stripe: Stripe) -> Any:
+def create_plan(
+    project: Key,
+    body: PlanIn,
+    actor: Admin,
+    tx: Tx,
+    now: Now,
+    stripe: Stripe,
+    settings: CurrentSettings,
+) -> Any:
     """Saved whatever Stripe says; `stripe` tells what it said of the price (or why it
     could not be asked)."""
     # Stripe is asked before the transaction opens: a slow Stripe must not hold locks.
@@ -35,6 +43,7 @@ def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now, stri
             body,
             actor=actor,
             now=now,
+            grace_days=settings.billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )
@@ -73,7 +82,14 @@ def get_plan(project: Key, plan: Key, _: Admin, tx: Tx) -> Any:
     ),
 )
 def update_plan(
-    project: Key, plan: Key, body: PlanPatch, actor: Admin, tx: Tx, now: Now, stripe: Stripe
+    project: Key,
+    plan: Key,
+    body: PlanPatch,
+    actor: Admin,
+    tx: Tx,
+    now: Now,
+    stripe: Stripe,
+    settings: CurrentSettings,
 ) -> Any:
     """Any edit looks the plan's price up in Stripe again."""
     changes = service.changes_from(body)
@@ -90,6 +106,7 @@ def update_plan(
             changes,
             actor=actor,
             now=now,
+            grace_days=settings.billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )

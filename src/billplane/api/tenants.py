@@ -76,6 +76,7 @@ def update_tenant(
     actor: Admin,
     tx: Tx,
     now: Now,
+    settings: CurrentSettings,
 ) -> Any:
     """Change a tenant's name, email or overrides, or archive or restore it (`status`).
 
@@ -84,5 +85,8 @@ def update_tenant(
     with tx.write() as session:
         found = get_project(session, project)
         changes = service.changes_from(body)
-        updated = service.update_tenant(session, found, tenant, changes, actor=actor, now=now)
+        grace_days = settings.billplane_past_due_grace_days
+        updated = service.update_tenant(
+            session, found, tenant, changes, actor=actor, now=now, grace_days=grace_days
+        )
         return service.describe(session, found, updated)

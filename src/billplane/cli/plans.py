@@ -78,6 +78,7 @@ def plan_create(
             body,
             actor=ACTOR,
             now=utc_now(),
+            grace_days=settings().billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )
@@ -178,6 +179,7 @@ def _update(project: str, key: str, body: PlanPatch, as_json: bool) -> None:
             changes,
             actor=ACTOR,
             now=utc_now(),
+            grace_days=settings().billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )

@@ -154,7 +154,13 @@ def _update(project: str, key: str, body: TenantPatch, as_json: bool) -> None:
     with transaction() as session:
         found = get_project(session, project)
         updated = service.update_tenant(
-            session, found, key, service.changes_from(body), actor=ACTOR, now=utc_now()
+            session,
+            found,
+            key,
+            service.changes_from(body),
+            actor=ACTOR,
+            now=utc_now(),
+            grace_days=settings().billplane_past_due_grace_days,
         )
         out = TenantOut.model_validate(service.describe(session, found, updated))
     show(out, as_json, tenant_fields)
