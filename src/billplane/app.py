@@ -1,9 +1,13 @@
 """The ASGI application: client API, admin API and the operator dashboard, on one stack."""
 
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 
 from billplane import __version__, metrics
 from billplane.api import (
@@ -21,9 +25,10 @@ from billplane.api import (
     usage,
     webhooks,
 )
+from billplane.appwebhooks import sender
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
-from billplane.db import Database, count_pool_use
+from billplane.db import Database, Transactions, count_pool_use
 from billplane.guards import BodyLimits, SecurityHeaders
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.processes import die_with_parent
@@ -50,9 +55,27 @@ def create_served_app() -> FastAPI:
     # Live gauges of workers that died before this one started in their place.
     metrics.forget_dead_processes()
     app = create_app()
+    if app.state.settings.billplane_send_app_webhooks:
+        send_app_webhooks(app)
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     return app
+
+
+def send_app_webhooks(app: FastAPI) -> None:
+    """Run a sender of webhooks to client apps beside the app, from its start to its stop."""
+    served = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
+        stop = sender.start_in_background(Transactions(app.state.db))
+        try:
+            async with served(instance) as state:
+                yield state
+        finally:
+            await run_in_threadpool(stop)  # lets an attempt under way finish and be recorded
+
+    app.router.lifespan_context = lifespan
 
 
 # Collect the youngest objects less often than Python's default 700 allocations: a request of

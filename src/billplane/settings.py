@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # = 0): psycopg prepares a statement run five times on one connection, and PgBouncer would
     # send its next run to a server connection that never saw it prepared.
     billplane_db_prepared_statements: bool = True
+    # Every `billplane serve` worker runs a sender of webhooks to client apps (claims keep each
+    # delivery to one sender); false where `billplane worker` processes send them instead.
+    billplane_send_app_webhooks: bool = True
 
     @field_validator("database_url")
     @classmethod
