@@ -73,21 +73,3 @@ def test_an_endpoint_changes_its_events_and_url_and_is_disabled_and_enabled(
     assert changed["events"] == ["invoice.payment_failed"]
     assert (disabled["status"], disabled["disabled_reason"]) == ("disabled", "Disabled by admin.")
     assert (enabled["status"], enabled["disabled_reason"]) == ("enabled", None)
-
-
-@pytest.mark.parametrize(
-    ("body", "param"),
-    [
-        ({"url": "ftp://app.realtyos.test/hooks"}, "url"),
-        ({"url": "https://app.realtyos.test/hooks#here"}, "url"),
-        ({"events": []}, "events"),
-        ({"events": ["tenant.created"]}, "events.0"),
-    ],
-    ids=["not_http", "fragment", "no_events", "unknown_event"],
-)
-def test_a_bad_endpoint_is_refused_naming_the_field(
-    realtyos: Setup, body: dict[str, Any], param: str
-) -> None:
-    fields = {"url": "https://app.realtyos.test/hooks", "events": EVENTS} | body
-    answer = realtyos.admin.call("POST", ENDPOINTS, 422, json=fields)
-    assert answer["error"]["param"] == param
