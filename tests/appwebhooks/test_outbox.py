@@ -139,3 +139,35 @@ def test_thresholds_are_crossed_once_on_the_way_up(
     before: int, after: int, limit: int | None, crossed: tuple[int, ...]
 ) -> None:
     assert thresholds_crossed(before, after, limit) == crossed
+
+
+def test_usage_reaching_80_and_100_percent_is_told_once_each_per_period(
+    realtyos: Setup, session: Session, clock: Clock
+) -> None:
+    realtyos.admin.call(
+        "PATCH", f"{TENANTS}/acme", json={"overrides": {"listings.publish": {"limit": 10}}}
+    )
+    realtyos.seed.webhook_endpoint("realtyos", URL, ["tenant.usage.threshold"])
+
+    def use(quantity: int, key: str, **extra: Any) -> int:
+        body = {"tenant": "acme", "feature": "listings.publish", "quantity": quantity}
+        answer = realtyos.api.post("/v1/usage", {**body, "idempotency_key": key, **extra})
+        return int(answer.status_code)
+
+    assert [use(7, "a"), use(1, "b"), use(1, "c"), use(1, "b")] == [201, 201, 201, 200]
+    batch = [
+        {"tenant": "acme", "feature": "listings.publish", "idempotency_key": key}
+        for key in ("d", "e")
+    ]
+    assert realtyos.api.post("/v1/usage/batch", {"events": batch}).status_code == 200
+    assert use(1, "f", enforce=True) == 402
+    clock.now = clock.now.replace(month=12, day=2)
+    assert [use(7, "g"), use(1, "h")] == [201, 201]
+
+    told = [(e["threshold"], e["used"], e["limit"], e["period"]) for e in outbox(session)]
+    assert told == [
+        (80, 8, 10, "m:2026-11"),
+        (100, 10, 10, "m:2026-11"),
+        (80, 8, 10, "m:2026-12"),
+    ]
+    assert [e["sequence"] for e in outbox(session)] == [1, 2, 3]
