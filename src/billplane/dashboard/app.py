@@ -17,7 +17,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from billplane.dashboard import auth, endpoints, plan_pages, project_pages, tenant_pages
+from billplane.dashboard import (
+    app_webhook_pages,
+    auth,
+    endpoints,
+    plan_pages,
+    project_pages,
+    tenant_pages,
+)
 from billplane.dashboard.view import templates
 from billplane.errors import BillplaneError
 from billplane.guards import BodyTooLarge, render_body_too_large
@@ -84,7 +91,7 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     dashboard.dependency_overrides = parent.dependency_overrides
     dashboard.add_middleware(SessionMiddleware, **auth.session_options(parent.state.settings))
     dashboard.add_middleware(SecurityHeaders)
-    for module in (endpoints, project_pages, plan_pages, tenant_pages):
+    for module in (endpoints, project_pages, plan_pages, tenant_pages, app_webhook_pages):
         dashboard.include_router(module.router)
     static = StaticFiles(directory=Path(__file__).parent / "static")
     dashboard.mount("/static", static, name="static")
