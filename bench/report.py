@@ -49,6 +49,8 @@ class EngineRun:
     usage_audit: UsageAudit | None = None
     error: str | None = None  # why the engine's run stopped early, if it did
     pgbench_tps: float | None = None  # PostgreSQL: pgbench running the usage transaction
+    preview_seconds: float | None = None  # a plan change previewed over many tenants
+    preview_tenants: int = 0  # how many were added for it
 
     def measurement(self, target: str) -> Measurement | None:
         return next((m for m in self.measurements if m.target == target), None)
@@ -58,6 +60,12 @@ class EngineRun:
         if hot is None or not self.pgbench_tps:
             return None
         return hot.requests_per_s / self.pgbench_tps
+
+    def refused_versus_allowed(self) -> float | None:
+        allowed, refused = self.measurement("check"), self.measurement("check-refused")
+        if allowed is None or refused is None or not allowed.requests_per_s:
+            return None
+        return refused.requests_per_s / allowed.requests_per_s
 
     def ceiling(self) -> float | None:
         for m in self.measurements:
@@ -101,6 +109,17 @@ def table(runs: list[EngineRun]) -> str:
 
     lines = [line(header), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
     for run in runs:
+        refused = run.refused_versus_allowed()
+        if refused is not None:
+            lines.append(
+                f"{run.engine}: a refused check (kept in the refusal log) runs at "
+                f"{refused:.2f}x of an allowed one"
+            )
+        if run.preview_seconds is not None:
+            lines.append(
+                f"{run.engine}: a plan change previewed over {run.preview_tenants:,}+ tenants "
+                f"in {run.preview_seconds:.2f} s"
+            )
         versus = run.versus_pgbench()
         if versus is not None and run.pgbench_tps:
             lines.append(
@@ -145,6 +164,9 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
         "error": run.error,
         "pgbench_tps": run.pgbench_tps,
         "usage_hot_vs_pgbench": run.versus_pgbench(),
+        "check_refused_vs_allowed": run.refused_versus_allowed(),
+        "preview_seconds": run.preview_seconds,
+        "preview_tenants": run.preview_tenants,
         "server_error_lines": run.server_errors[:50],
         "usage_audit": None
         if run.usage_audit is None

@@ -22,6 +22,7 @@ import chart
 import databases
 import loadgen
 import pgbench
+import preview
 import report
 import seed
 import server
@@ -34,6 +35,7 @@ EXPECTED_FAILURES = (
     seed.SeedFailed,
     loadgen.LoadFailed,
     pgbench.PgbenchFailed,
+    preview.PreviewFailed,
 )
 BATCH_SIZE = 1000
 USAGE_TARGETS = ("usage-many", "usage-hot", "batch")
@@ -56,6 +58,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--targets",
         type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
         help="only these targets (the ceiling is always measured), e.g. check,batch",
+    )
+    parser.add_argument(
+        "--preview-tenants",
+        type=int,
+        default=preview.TENANTS,
+        help="tenants added for the preview of a plan change (10,000: the figure to keep)",
     )
     parser.add_argument(
         "--server",
@@ -94,10 +102,12 @@ def targets(fixture: seed.Fixture) -> list[Target]:
     """The ceiling first, then the reads (check, entitlements), then the usage writes."""
     token, feature = fixture.project_token, fixture.feature
     check = json.dumps(fixture.check_body())
+    refused = json.dumps(fixture.refused_check_body())
     many = str(fixture.many_tenants)
     return [
         Target(report.CEILING, "/healthz", "static.lua", ["GET", "", ""]),
         Target("check", "/v1/check", "static.lua", ["POST", check, token]),
+        Target("check-refused", "/v1/check", "static.lua", ["POST", refused, token]),
         Target(
             "entitlements",
             f"/v1/tenants/{fixture.tenant}/entitlements",
@@ -172,6 +182,14 @@ def drive(
             seconds=args.duration,
         )
         print(f"{run.pgbench_tps:,.0f} tps")
+    if not args.targets or "preview" in args.targets:
+        count = args.preview_tenants
+        print(f"  preview of a plan change over {count:,} more tenants ... ", end="")
+        sys.stdout.flush()
+        preview.add_tenants(url, count)
+        run.preview_seconds = preview.measure(live.base_url, live.admin_token, count)
+        run.preview_tenants = count
+        print(f"{run.preview_seconds:.2f} s (median of {preview.RUNS})")
 
 
 def measure(

@@ -24,6 +24,8 @@ EXTRA_FEATURES = (
     + [(f"meter.{i:02d}", "metered") for i in range(6)]
 )
 OVERRIDES = {"flag.00": False, "limit.00": {"limit": 5000, "reset": "day"}, "meter.00": True}
+PLAN_LIMIT = 1000  # the plan's grant of each extra limit feature
+REFUSED_FEATURE = "limit.01"  # a limit feature the tenant has no override for
 
 SEEDED_USAGE = 1  # the one usage event `_try_client_calls` records
 
@@ -42,10 +44,22 @@ class Fixture:
     def check_body(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "feature": self.feature, "quantity": 1}
 
+    def refused_check_body(self) -> dict[str, Any]:
+        """A check the same tenant is refused (`limit_reached`): more than its plan's limit."""
+        return {"tenant": self.tenant, "feature": REFUSED_FEATURE, "quantity": PLAN_LIMIT + 1}
+
 
 def tenant_key(index: int) -> str:
     """The key of the index-th of the many tenants (the Lua scripts build the same keys)."""
     return f"t{index:04d}"
+
+
+def plan_grants() -> dict[str, Any]:
+    """What the free default plan grants: every feature, the extra limits at `PLAN_LIMIT`."""
+    grants: dict[str, Any] = {FEATURE: {"limit": HUGE_LIMIT, "reset": "month"}}
+    for key, kind in EXTRA_FEATURES:
+        grants[key] = {"limit": PLAN_LIMIT, "reset": "month"} if kind == "limit" else True
+    return grants
 
 
 def seed(base_url: str, admin_token: str) -> Fixture:
@@ -53,12 +67,10 @@ def seed(base_url: str, admin_token: str) -> Fixture:
     with httpx.Client(base_url=base_url, headers=headers, timeout=30.0) as admin:
         project = _post(admin, "/admin/api/projects", {"key": PROJECT, "name": "Bench"})
         api = f"/admin/api/projects/{PROJECT}"
-        grants: dict[str, Any] = {FEATURE: {"limit": HUGE_LIMIT, "reset": "month"}}
         _post(admin, f"{api}/features", {"key": FEATURE, "name": "API calls", "type": "limit"})
         for key, kind in EXTRA_FEATURES:
             _post(admin, f"{api}/features", {"key": key, "name": key, "type": kind})
-            grants[key] = {"limit": 1000, "reset": "month"} if kind == "limit" else True
-        plan = {"key": "free", "name": "Free", "is_default": True, "features": grants}
+        plan = {"key": "free", "name": "Free", "is_default": True, "features": plan_grants()}
         _post(admin, f"{api}/plans", plan)
         _post(admin, f"{api}/tenants", {"key": TENANT})
         _patch(admin, f"{api}/tenants/{TENANT}", {"overrides": OVERRIDES})
@@ -76,6 +88,9 @@ def _try_client_calls(base_url: str, fixture: Fixture) -> None:
         answer = _post(client, "/v1/check", fixture.check_body(), expect=200)
         if answer.get("allowed") is not True:
             raise SeedFailed(f"/v1/check does not allow the seeded tenant: {answer}")
+        refused = _post(client, "/v1/check", fixture.refused_check_body(), expect=200)
+        if refused.get("reason") != "limit_reached":
+            raise SeedFailed(f"/v1/check does not refuse what the bench asks it to: {refused}")
         usage = {**fixture.check_body(), "idempotency_key": "bench-seed", "enforce": True}
         _post(client, "/v1/usage", usage, expect=201)
         found = client.get(f"/v1/tenants/{fixture.tenant}/entitlements")

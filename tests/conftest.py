@@ -195,6 +195,11 @@ class SavepointTransactions(Transactions):
         with self.session.begin_nested():
             return job(self._sql())
 
+    def later(self, name: str, job_of: Callable[[list[Any]], Job], item: Any, **_: Any) -> None:
+        """At once, in the test's transaction: the test reads what was written next."""
+        with self.session.begin_nested():
+            job_of([item])(self._sql())
+
     def _sql(self) -> Sql:
         return Sql(self.session.connection().connection.cursor(), self.session.get_bind().dialect)
 

@@ -123,15 +123,16 @@ def assert_error(
 
 
 def rows(session: Session) -> dict[str, list[Any]]:
-    """Every row of every table, in primary-key order: what a half-write would change. (A wrong
-    admin token is noted in `admin_token_failures` on purpose: that is the throttle counting.)"""
+    """Every row of every table, in primary-key order: what a half-write would change. (Two
+    tables are written on purpose: a wrong admin token is noted in `admin_token_failures` for
+    the throttle, and a 402 in `refusals`, the refusal log.)"""
     return {
         table.name: [
             tuple(row)
             for row in session.execute(select(table).order_by(*table.primary_key.columns))
         ]
         for table in Base.metadata.sorted_tables
-        if table.name != "admin_token_failures"
+        if table.name not in ("admin_token_failures", "refusals")
     }
 
 

@@ -137,9 +137,17 @@ def test_serve_with_migrate_migrates_first(tmp_path: Path) -> None:
 
 def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
     """A usage call waits for SQLite's write lock (held here) when the server is told to stop:
-    it still gets its answer, and is counted, before the server exits."""
+    it still gets its answer, and is counted, before the server exits — and refusals the
+    workers kept to write later (the refusal log) are written before they exit too."""
     with fresh_database("sqlite", tmp_path) as url, supervisor(url, workers=2) as (server, base):
         token = _seed(base, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        for _ in range(3):
+            refused = httpx.post(
+                f"{base}/v1/check",
+                json={"tenant": "acme", "feature": "nope"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert refused.json()["reason"] == "unknown_feature"
         database = url.removeprefix("sqlite:///")
         holder = sqlite3.connect(database, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
@@ -165,6 +173,11 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
     assert [a.status_code for a in answers] == [201]
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT count(*) FROM usage_events").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM refusals").fetchone() == (3,)
+        assert db.execute("SELECT sum(checks), sum(refused) FROM daily_checks").fetchone() == (
+            3,
+            3,
+        )
 
 
 def _wait_for_the_writer(lock: Path) -> None:

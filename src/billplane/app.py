@@ -18,6 +18,7 @@ from billplane.api import (
     operator,
     plans,
     projects,
+    refusals,
     status,
     stripe,
     tenants,
@@ -85,6 +86,14 @@ GC_THRESHOLDS = (10_000, 20, 20)
 DOCS_ASSETS = "/docs-assets"
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Shutting down (uvicorn has let the requests in flight finish): what the hot path keeps to
+    # write later (the refusal log, the day's check counts) is written now, not lost.
+    await run_in_threadpool(app.state.db.drain)
+
+
 def create_app(
     settings: Settings | None = None, *, db: Database | None = None, clock: Clock = utc_now
 ) -> FastAPI:
@@ -92,7 +101,11 @@ def create_app(
     # `/docs` and `/redoc` load Swagger UI and ReDoc from billplane itself (fastapi-offline
     # ships them), not from a CDN: they work on a server without internet.
     app = FastAPIOffline(
-        title="billplane", version=__version__, description=DESCRIPTION, static_url=DOCS_ASSETS
+        title="billplane",
+        version=__version__,
+        description=DESCRIPTION,
+        static_url=DOCS_ASSETS,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     if db is None:
@@ -118,6 +131,7 @@ def create_app(
         tenants.router,
         tokens.router,
         audit.router,
+        refusals.router,
         billing.router,
         billing.admin,
         webhooks.router,

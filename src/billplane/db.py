@@ -4,7 +4,7 @@ The transaction belongs to the edge: request handlers and CLI commands open a se
 `session_scope`, which commits or rolls back; services never commit.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from functools import cached_property
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from billplane import metrics
-from billplane.hotpath import HotPath, Job
+from billplane.hotpath import HotPath, Job, Later
 from billplane.settings import DB_MAX_OVERFLOW, DB_POOL_SIZE, DB_POOL_TIMEOUT, Settings
 
 # Write transactions on SQLite must take the write lock when they begin: a deferred transaction
@@ -152,6 +152,12 @@ class Database:
                 session.rollback()
                 raise
 
+    def drain(self) -> None:
+        """Write what the hot path keeps for later (see `hotpath.Later`) before the process
+        ends; nothing to do if it never served a client call."""
+        if "hot" in self.__dict__:
+            self.hot.drain()
+
     def dispose(self) -> None:
         if "hot" in self.__dict__:
             self.hot.close()
@@ -188,3 +194,18 @@ class Transactions:
     async def hot_write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
         """A client API write, run in a transaction by the writer (see `hotpath.Writer`)."""
         return await self.db.hot.write(job, order)
+
+    def later(
+        self,
+        name: str,
+        job_of: Callable[[list[Any]], Job],
+        item: Any,
+        *,
+        every: float,
+        most: int,
+    ) -> None:
+        """Write `item` soon, with others, by nobody's wait: the writer runs `job_of(items)`
+        within `every` seconds or at `most` items (see `hotpath.Later`). The first `job_of`
+        given under a `name` serves the process from then on."""
+        made = self.db.hot.later(name, lambda writer: Later(writer, job_of, every, most))
+        made.add(item)

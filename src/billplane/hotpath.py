@@ -51,7 +51,10 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from billplane.errors import present
+from billplane.logs import billplane_logger
 from billplane.models.base import UTCDateTime
+
+log = billplane_logger()
 
 
 class Cursor(Protocol):
@@ -164,7 +167,8 @@ class Sql:
                 raise ValueError(f"{table.name}: binds {names}, rows hold {columns}")
             self.cursor.executemany(text, rows)
             return
-        copy = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        quote = self.dialect.identifier_preparer.quote  # a column may be a keyword: `limit`
+        copy = f"COPY {quote(table.name)} ({', '.join(map(quote, columns))}) FROM STDIN"
         with typed(Any, self.cursor).copy(copy) as stream:
             for row in rows:
                 stream.write_row(row)
@@ -343,8 +347,8 @@ class ReadPool:
 class _Pending:
     job: Job
     order: tuple[Any, ...]
-    loop: asyncio.AbstractEventLoop
-    future: "asyncio.Future[Any]"
+    loop: asyncio.AbstractEventLoop | None  # None: nobody waits (see `Writer.run_later`)
+    future: "asyncio.Future[Any] | None"
     answered: bool = False
 
 
@@ -389,7 +393,12 @@ class Writer:
         loop = asyncio.get_running_loop()
         pending = _Pending(job, order, loop, loop.create_future())
         self._submit(pending)
-        return await pending.future
+        return await typed("asyncio.Future[Any]", pending.future)
+
+    def run_later(self, job: Job) -> None:
+        """Run `job` in a coming transaction, with nobody waiting for it (see `Later`); it
+        shares a group with the hot writes like any job. A failure is logged, not raised."""
+        self._submit(_Pending(job, (), None, None))
 
     def _submit(self, pending: _Pending) -> None:
         if self._thread is None:
@@ -521,6 +530,10 @@ def _rollback(sql: Sql) -> None:
 def _answer(pending: _Pending, ok: bool, value: Any) -> None:
     pending.answered = True
     future = pending.future
+    if future is None or pending.loop is None:  # run later, nobody waiting: only a failure tells
+        if not ok:
+            log.error("A background write failed: %s", value)
+        return
 
     def settle() -> None:
         if future.done():  # the request was cancelled (its client went away)
@@ -532,6 +545,56 @@ def _answer(pending: _Pending, ok: bool, value: Any) -> None:
 
     with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
         pending.loop.call_soon_threadsafe(settle)
+
+
+class Later:
+    """Items worth writing, but not worth a request's wait: kept in the process and handed to
+    the writer together, after `every` seconds or at `most` items, as one job that `job_of`
+    makes of them. A crash loses what was not handed over yet — for diagnosis, never billing.
+    """
+
+    def __init__(
+        self, writer: Writer, job_of: Callable[[list[Any]], Job], every: float, most: int
+    ) -> None:
+        self._writer = writer
+        self._job_of = job_of
+        self._every = every
+        self._most = most
+        self._items: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def add(self, item: Any) -> None:
+        with self._lock:
+            self._items.append(item)
+            if len(self._items) >= self._most:
+                items = self._take()
+            else:
+                items = []
+                if self._timer is None:
+                    self._timer = threading.Timer(self._every, self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+        if items:
+            self._writer.run_later(self._job_of(items))
+
+    def flush(self) -> None:
+        with self._lock:
+            items = self._take()
+        if items:
+            self._writer.run_later(self._job_of(items))
+
+    def close(self) -> None:
+        """Hand what waits to the writer; from now on items are written at once."""
+        self._most = 1
+        self.flush()
+
+    def _take(self) -> list[Any]:
+        items, self._items = self._items, []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return items
 
 
 class WriterTurn:
@@ -577,6 +640,18 @@ class HotPath:
         self.turn = WriterTurn(f"{database}-writer.lock") if on_disk else None
         begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
         self.writer = Writer(self._connection, self.dialect, begin, self.turn or nullcontext)
+        self._later: dict[str, Later] = {}
+        self._later_lock = threading.Lock()
+
+    def later(self, name: str, make: Callable[[Writer], Later]) -> Later:
+        """The process's `Later` called `name`, made by `make` on first use."""
+        found = self._later.get(name)
+        if found is None:
+            with self._later_lock:
+                found = self._later.get(name)
+                if found is None:
+                    found = self._later[name] = make(self.writer)
+        return found
 
     def _connection(self) -> Any:
         # Made by the engine (so SQLite gets the same PRAGMAs), then taken out of its pool: the
@@ -607,7 +682,19 @@ class HotPath:
     async def write(self, job: Job, order: tuple[Any, ...] = ()) -> Any:
         return await self.writer.run(job, order)
 
+    def drain(self, timeout: float = 10.0) -> None:
+        """Write what waits in every `Later` now, and return once the writer has (a server
+        shutting down loses none of it)."""
+        if not self._later:
+            return
+        for later in list(self._later.values()):
+            later.close()
+        written = threading.Event()
+        self.writer.run_later(lambda _sql: written.set())  # after every job queued before it
+        written.wait(timeout)
+
     def close(self) -> None:
+        self.drain()
         self.writer.close()
         self.reads.close()
         if self.turn is not None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, cast
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -193,6 +193,12 @@ def client_address(request: Request) -> str:
 
 
 Admin = Annotated[str, Depends(require_admin)]
+
+# A catalogue change previewed, not made (see `entitlements.preview`).
+DryRun = Annotated[
+    bool,
+    Query(description="Change nothing: answer what the change would do to each tenant."),
+]
 
 
 def json_response(

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # = 0): psycopg prepares a statement run five times on one connection, and PgBouncer would
     # send its next run to a server connection that never saw it prepared.
     billplane_db_prepared_statements: bool = True
+    # The refusal log (refused checks and 402s, for "why was this refused?"): how long a refusal
+    # is kept, and how many a project keeps at most (the newest).
+    billplane_refusals_keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    billplane_refusals_max_per_project: Annotated[int, Field(ge=100, le=100_000_000)] = 100_000
     # Every `billplane serve` worker runs a sender of webhooks to client apps (claims keep each
     # delivery to one sender); false where `billplane worker` processes send them instead.
     billplane_send_app_webhooks: bool = True

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import ColumnElement, Insert, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,3 +20,11 @@ def insert_ignoring_conflict(
         return pg.on_conflict_do_nothing(index_elements=conflict_columns)
     lite = sqlite.insert(table).values(**values)
     return lite.on_conflict_do_nothing(index_elements=conflict_columns)
+
+
+def utc_day(dialect: str, column: Any) -> ColumnElement[str]:
+    """The UTC day of a stored time, as `YYYY-MM-DD` text, on either engine (SQLite keeps
+    times as naive UTC text; PostgreSQL as `timestamptz`, shown in the session's zone)."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)

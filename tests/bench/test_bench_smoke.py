@@ -35,6 +35,8 @@ def test_bench_reports_every_endpoint_on_both_engines() -> None:
             "1",
             "--max-error-rate",
             "0.05",
+            "--preview-tenants",
+            "300",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -43,8 +45,10 @@ def test_bench_reports_every_endpoint_on_both_engines() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("a plan change previewed over 300+ tenants") == 2, result.stdout
     for engine in ("sqlite", "postgresql"):
         rows = [line for line in result.stdout.splitlines() if line.lstrip().startswith(engine)]
         endpoints = {word for line in rows for word in line.split()}
-        expected = {"healthz", "check", "entitlements", "usage-many", "usage-hot", "batch"}
+        expected = {"healthz", "check", "check-refused", "entitlements", "usage-many"}
+        expected |= {"usage-hot", "batch"}
         assert expected <= endpoints, result.stdout

@@ -275,3 +275,22 @@ def test_plan_edits_are_audited_as_the_apis_are(
         f"plan:{project.key}/pro",
     )
     assert (latest["before"]["status"], latest["after"]["status"]) == ("active", "archived")
+
+
+def test_plan_update_dry_run_shows_the_effect_and_changes_nothing(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    args = ("plan", "update", project.key, "free", "--feature", "listings.publish=2/month")
+    shown = ok(run(*args, "--dry-run"))
+
+    assert shown.startswith("Dry run, nothing changed: 1 of 1 tenants affected")
+    assert "listings.publish 5 -> 2" in shown
+    assert check(server, project.token).json()["limit"] == 5
+    preview = json_of(run(*args, "--dry-run", "--json"))
+    assert preview["summary"]["limits_lowered"] == 1
+    assert preview["tenants"][0]["limits_lowered"] == [
+        {"feature": "listings.publish", "before": 5, "after": 2}
+    ]
+    archived = ok(run("plan", "archive", project.key, "pro", "--dry-run"))
+    assert archived.startswith("Dry run, nothing changed: 0 of 1 tenants affected")
+    assert _served_plan(server, project, "pro")["status"] == "active"

@@ -264,3 +264,14 @@ def test_tenant_archive_is_audited_as_the_apis_is(
 
     assert (latest["actor"], latest["action"]) == ("cli", "tenant.update")
     assert (latest["before"]["status"], latest["after"]["status"]) == ("active", "archived")
+
+
+def test_tenant_update_dry_run_shows_the_effect_and_changes_nothing(
+    project: CliProject, run: Run, server: TestClient
+) -> None:
+    shown = ok(run("tenant", "update", project.key, "acme", "--override", "exports", "--dry-run"))
+
+    assert shown.startswith("Dry run, nothing changed: 1 of 1 tenants affected (1 gaining")
+    assert "exports" in shown
+    served = check(server, project.token, feature="exports").json()
+    assert (served["allowed"], served["reason"]) == (False, "not_in_plan")

@@ -128,6 +128,17 @@ def test_tenant_page_and_overrides(operator: Operator, realtyos: Setup) -> None:
     assert "override" in page
 
 
+def test_tenant_page_shows_its_refusals(operator: Operator, realtyos: Setup) -> None:
+    page = operator.page("/projects/realtyos/tenants/acme")
+    assert "No refused check or usage call in the last 30 days." in page
+    body = {"tenant": "acme", "feature": "listings.publish", "quantity": 7}
+    assert realtyos.api.post("/v1/check", body).json()["reason"] == "limit_reached"
+    page = operator.page("/projects/realtyos/tenants/acme")
+    refusals = page.split('id="refusals-title"')[1]
+    assert "limit_reached" in refusals
+    assert "0 / 3" in refusals
+
+
 def test_plans_and_tenants_links_go_to_the_current_project(
     operator: Operator, realtyos: Setup
 ) -> None:
@@ -200,3 +211,27 @@ def test_unticking_a_granted_limit_feature_removes_it(operator: Operator, realty
     operator.post("/projects/realtyos/plans/pro", pro_with_publish_unticked("100"))
     plan = realtyos.admin.call("GET", "/admin/api/projects/realtyos/plans/pro")
     assert plan["features"] == {"exports": True}
+
+
+def test_plan_edit_preview_shows_who_is_affected_and_saves_nothing(
+    operator: Operator, realtyos: Setup
+) -> None:
+    body = {"tenant": "acme", "feature": "listings.publish", "quantity": 2}
+    realtyos.api.post("/v1/usage", {**body, "idempotency_key": "p-1"})
+    form = {
+        "name": "Free",
+        "is_default": "on",
+        "status": "active",
+        "grant.listings.publish": "on",
+        "limit.listings.publish": "1",
+        "reset.listings.publish": "month",
+        "grant.ai.tokens": "on",
+        "preview": "1",
+    }
+    page = operator.post("/projects/realtyos/plans/free", form, expect=200).text
+    shown = page.split('id="preview-title"')[1]
+    assert "1 of 1 tenants would be affected" in shown
+    assert "listings.publish 3 → 1" in shown
+    assert "listings.publish: 2 used of 1" in shown
+    plan = realtyos.admin.call("GET", "/admin/api/projects/realtyos/plans/free")
+    assert plan["features"]["listings.publish"] == {"limit": 3, "reset": "month"}

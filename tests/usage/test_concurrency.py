@@ -7,6 +7,7 @@ event), never from a lock inside one process: two worker processes share nothing
 import asyncio
 import itertools
 import os
+import secrets
 import signal
 import time
 from collections import Counter
@@ -51,6 +52,38 @@ def test_enforced_usage_under_concurrency_never_passes_the_limit(server: str) ->
     refused = next(r for r in responses if r.status_code == 402).json()
     assert refused["error"]["code"] == "limit_reached"
     assert used(server, token, tenant) == LIMIT
+
+
+def test_refusals_reach_the_log_in_the_background(server: str) -> None:
+    """Every 402 of a race and every refused check is kept, written by each worker's writer
+    within about a second, not by the refused request itself."""
+    project = f"r{secrets.token_hex(4)}"
+    token, tenant = seed(server, LIMIT, key=project)
+    bodies = [
+        {"tenant": tenant, "feature": "reports", "idempotency_key": f"k{i}", "enforce": True}
+        for i in range(LIMIT + 30)
+    ]
+    statuses = Counter(r.status_code for r in asyncio.run(fire(server, token, bodies)))
+    assert statuses == {201: LIMIT, 402: 30}, statuses
+    check = {"tenant": tenant, "feature": "reports", "quantity": 1}
+    for _ in range(5):
+        answer = httpx.post(
+            f"{server}/v1/check", json=check, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.json()["reason"] == "limit_reached"
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    path = f"{server}/admin/api/projects/{project}/refusals?tenant={tenant}&limit=100"
+    deadline, logged = time.monotonic() + 10, []
+    while time.monotonic() < deadline:
+        logged = httpx.get(path, headers=admin).json()["data"]
+        if len(logged) >= 35:
+            break
+        time.sleep(0.2)
+    assert Counter((r["source"], r["reason"]) for r in logged) == {
+        ("usage", "limit_reached"): 30,
+        ("check", "limit_reached"): 5,
+    }
+    assert {(r["used"], r["limit"]) for r in logged} == {(LIMIT, LIMIT)}
 
 
 def test_same_idempotency_key_under_concurrency_counts_once(server: str) -> None:

@@ -20,6 +20,8 @@ from billplane.entitlements.schemas import CheckIn, CheckOut, EntitlementsOut
 from billplane.hotpath import Sql
 from billplane.http import CLIENT_SECURITY, Tx, client_call, errors, json_response
 from billplane.projects import repository as projects
+from billplane.refusals import service as refusals
+from billplane.refusals.repository import Noted
 from billplane.schemas import TenantKey
 
 router = APIRouter(prefix="/v1", tags=["client"])
@@ -55,6 +57,20 @@ async def check(body: CheckIn, request: Request, tx: Tx) -> Response:
     grace_days = call.settings.billplane_past_due_grace_days
     found, answer = await call.tx.hot_read(partial(_check, call.token, body, call.now, grace_days))
     metrics.check_decided(answer["reason"])
+    refusals.count_check(call.tx, found.project_id, call.now, refused=not answer["allowed"])
+    if not answer["allowed"]:
+        refused = Noted(
+            found.project_id,
+            body.tenant,
+            body.feature,
+            answer["reason"],
+            "check",
+            body.quantity,
+            answer.get("limit"),
+            answer.get("used"),
+            call.now,
+        )
+        refusals.note(call.tx, call.settings, refused)
     if found.first_check_pending:
         # Once per project, for the setup checklist; its own short write keeps checks read-only.
         await run_in_threadpool(_mark_first_check, call.tx, found.project_id, call.now)

@@ -1,10 +1,13 @@
 """Admin HTTP for plans."""
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import Admin, CurrentSettings, Now, Stripe, Tx, errors
+from billplane.entitlements import preview
+from billplane.entitlements.schemas import PreviewOut
+from billplane.http import Admin, CurrentSettings, DryRun, Now, Stripe, Tx, errors
 from billplane.paging import ListOut
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch
@@ -76,7 +79,7 @@ def get_plan(project: Key, plan: Key, _: Admin, tx: Tx) -> Any:
 
 @router.patch(
     "/{plan}",
-    response_model=PlanOut,
+    response_model=PlanOut | PreviewOut,
     responses=errors(
         (409, "Another plan of the project has this Stripe price (`already_exists`).")
     ),
@@ -90,8 +93,11 @@ def update_plan(
     now: Now,
     stripe: Stripe,
     settings: CurrentSettings,
+    dry_run: DryRun = False,
 ) -> Any:
-    """Any edit looks the plan's price up in Stripe again."""
+    """Any edit looks the plan's price up in Stripe again. With `dry_run`, nothing changes: the
+    answer says, per tenant, what the edit would do (features gained and lost, limits raised
+    and lowered, usage already over a new limit, tenants left with no plan)."""
     changes = service.changes_from(body)
     with tx.read() as session:
         found = get_project(session, project)
@@ -99,7 +105,8 @@ def update_plan(
     lookup = prices.look_up(stripe, price, now) if price else None
     with tx.write() as session:
         found = get_project(session, project)
-        updated = service.update_plan(
+        update = partial(
+            service.update_plan,
             session,
             found,
             plan,
@@ -110,4 +117,7 @@ def update_plan(
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )
-        return service.describe(session, found, updated)
+        if dry_run:
+            grace = settings.billplane_past_due_grace_days
+            return preview.of_change(session, found, now, grace, update)
+        return service.describe(session, found, update())

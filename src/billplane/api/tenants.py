@@ -1,10 +1,13 @@
 """Admin HTTP for tenants."""
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import KEY_TAKEN, Admin, CurrentSettings, Now, Tx, errors
+from billplane.entitlements import preview
+from billplane.entitlements.schemas import PreviewOut
+from billplane.http import KEY_TAKEN, Admin, CurrentSettings, DryRun, Now, Tx, errors
 from billplane.paging import ListOut
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit, TenantKey
@@ -68,7 +71,7 @@ def get_tenant(
         )
 
 
-@router.patch("/{tenant}", response_model=TenantOut)
+@router.patch("/{tenant}", response_model=TenantOut | PreviewOut)
 def update_tenant(
     project: Key,
     tenant: TenantKey,
@@ -77,16 +80,27 @@ def update_tenant(
     tx: Tx,
     now: Now,
     settings: CurrentSettings,
+    dry_run: DryRun = False,
 ) -> Any:
     """Change a tenant's name, email or overrides, or archive or restore it (`status`).
 
     An archived tenant keeps its subscription, usage and audit trail; every check of it answers
-    `allowed: false` with reason `tenant_archived`, and enforced usage is refused (402)."""
+    `allowed: false` with reason `tenant_archived`, and enforced usage is refused (402). With
+    `dry_run`, nothing changes: the answer says what the change would do (as a plan's)."""
     with tx.write() as session:
         found = get_project(session, project)
         changes = service.changes_from(body)
-        grace_days = settings.billplane_past_due_grace_days
-        updated = service.update_tenant(
-            session, found, tenant, changes, actor=actor, now=now, grace_days=grace_days
+        update = partial(
+            service.update_tenant,
+            session,
+            found,
+            tenant,
+            changes,
+            actor=actor,
+            now=now,
+            grace_days=settings.billplane_past_due_grace_days,
         )
-        return service.describe(session, found, updated)
+        if dry_run:
+            grace = settings.billplane_past_due_grace_days
+            return preview.of_change(session, found, now, grace, update)
+        return service.describe(session, found, update())

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from billplane import metrics
 from billplane.entitlements import service as entitlements
-from billplane.errors import BillplaneError, InvalidInput
+from billplane.errors import BillplaneError, InvalidInput, PaymentRequired
 from billplane.hotpath import Sql
 from billplane.http import (
     CLIENT_SECURITY,
@@ -25,6 +25,8 @@ from billplane.http import (
     json_response,
     validation_error,
 )
+from billplane.refusals import service as refusals
+from billplane.refusals.repository import Noted
 from billplane.usage import service
 from billplane.usage.schemas import BatchIn, BatchOut, UsageIn, UsageOut
 
@@ -101,21 +103,45 @@ async def record_usage(
 
 async def _record(call: ClientCall, body: UsageIn, header_key: str | None) -> service.Recorded:
     now, grace_days = call.now, call.settings.billplane_past_due_grace_days
+    project: list[int] = []  # the token's project, once read: a 402 is noted under it
 
     def read(sql: Sql) -> service.Write | service.Recorded:
         found = entitlements.lookup(sql, call.token, body.tenant, body.feature, now)
+        project.append(found.project_id)
         request = _usage_request(body, header_key)
         return service.prepare(sql, found, request, now, grace_days)
 
-    prepared = await call.tx.hot_read(read)
-    if isinstance(prepared, service.Recorded):
-        return prepared
-    outcome: service.Recorded | BillplaneError = await call.tx.hot_write(
-        partial(service.record, write=prepared), service.lock_order(prepared)
-    )
-    if isinstance(outcome, BillplaneError):
-        raise outcome
+    try:
+        prepared = await call.tx.hot_read(read)
+        if isinstance(prepared, service.Recorded):
+            return prepared
+        outcome: service.Recorded | BillplaneError = await call.tx.hot_write(
+            partial(service.record, write=prepared), service.lock_order(prepared)
+        )
+        if isinstance(outcome, BillplaneError):
+            raise outcome
+    except PaymentRequired as refused:
+        _note_refused(call, project[0], body, refused.code, refused.extra)
+        raise
     return outcome
+
+
+def _note_refused(
+    call: ClientCall, project_id: int, event: UsageIn, code: str, numbers: dict[str, Any]
+) -> None:
+    """Keep a 402 in the refusal log (see `refusals`)."""
+    refused = Noted(
+        project_id,
+        event.tenant,
+        event.feature,
+        code,
+        "usage",
+        event.quantity,
+        numbers.get("limit"),
+        numbers.get("used"),
+        call.now,
+    )
+    refusals.note(call.tx, call.settings, refused)
 
 
 @router.post(
@@ -134,6 +160,7 @@ async def record_batch(body: BatchIn, request: Request, tx: Tx) -> Response:
     events = _validated(body.events, results)
     call = client_call(request, tx)
     token, now, grace_days = call.token, call.now, call.settings.billplane_past_due_grace_days
+    project: list[int] = []  # the token's project, once read: 402s are noted under it
 
     def read(sql: Sql) -> tuple[list[int], service.BatchWrite | None]:
         writes: list[service.Write] = []
@@ -141,6 +168,7 @@ async def record_batch(body: BatchIn, request: Request, tx: Tx) -> Response:
         tenants = sorted({event.tenant for _, event in events})
         features = sorted({event.feature for _, event in events})
         batch = entitlements.lookup_many(sql, token, tenants, features, now)
+        project.append(batch.token.project_id)
         accesses: dict[str, entitlements.Access] = {}
         for index, event in events:
             try:
@@ -174,6 +202,10 @@ async def record_batch(body: BatchIn, request: Request, tx: Tx) -> Response:
                 _refused(outcome) if isinstance(outcome, BillplaneError) else _done(outcome)
             )
     metrics.usage_counted(_outcomes(results))
+    for index, event in events:
+        result = results[index]
+        if result is not None and result["status"] == 402 and result["error"] is not None:
+            _note_refused(call, project[0], event, result["error"]["code"], result["error"])
     return json_response({"data": results})
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 
+from billplane.entitlements.schemas import PreviewOut
 from billplane.plans.prices import PriceVerdict
 from billplane.status.probes import money
 
@@ -94,3 +95,48 @@ def price_text(verdict: PriceVerdict | dict[str, Any] | None) -> str | None:
         return f"problem: {verdict.get('reason')}"
     amount = money(verdict.get("amount") or 0, verdict.get("currency") or "")
     return f"ok, {amount} per {verdict.get('interval')}"
+
+
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Change nothing: show what the change would do to each tenant (as `?dry_run=true`).",
+    ),
+]
+
+
+def show_preview(preview: PreviewOut, as_json: bool) -> None:
+    """A catalogue change's preview: the admin API's JSON, or a line of totals and a table."""
+    if as_json:
+        typer.echo(json.dumps(preview.model_dump(mode="json"), indent=2))
+        return
+    s = preview.summary
+    typer.echo(
+        f"Dry run, nothing changed: {s.tenants_affected} of {s.tenants_checked} tenants affected "
+        f"({s.gaining} gaining, {s.losing} losing, {s.limits_raised} with limits raised, "
+        f"{s.limits_lowered} lowered, {s.over_limit} already over a new limit, "
+        f"{s.falling_to_no_plan} left with no plan)."
+    )
+    rows: list[Fields] = [
+        {
+            "tenant": t.tenant,
+            "plan": t.plan_before
+            if t.plan_before == t.plan_after
+            else f"{t.plan_before} -> {t.plan_after}",
+            "gained": ", ".join(t.gained),
+            "lost": ", ".join(t.lost),
+            "limits": ", ".join(
+                f"{c.feature} {_limit(c.before)} -> {_limit(c.after)}"
+                for c in [*t.limits_raised, *t.limits_lowered]
+            ),
+            "over limit": ", ".join(f"{o.feature} {o.used}/{o.limit}" for o in t.over_limit),
+        }
+        for t in preview.tenants
+    ]
+    if rows:
+        table(rows, ["tenant", "plan", "gained", "lost", "limits", "over limit"])
+
+
+def _limit(value: int | None) -> str:
+    return "unlimited" if value is None else str(value)

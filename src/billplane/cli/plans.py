@@ -7,8 +7,19 @@ from typing import Annotated, Any
 import typer
 
 from billplane.cli.edge import ACTOR, every, fail, given, one_of, settings, transaction, valid
-from billplane.cli.output import AsJson, Fields, grants_text, price_text, show, show_list
+from billplane.cli.output import (
+    AsJson,
+    DryRun,
+    Fields,
+    grants_text,
+    price_text,
+    show,
+    show_list,
+    show_preview,
+)
 from billplane.clock import utc_now
+from billplane.entitlements import preview
+from billplane.entitlements.schemas import PreviewOut
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch
 from billplane.projects.service import get_project
@@ -128,10 +139,11 @@ def plan_update(
     no_features: Annotated[
         bool, typer.Option("--no-features", help="Remove all the plan's grants.")
     ] = False,
+    dry_run: DryRun = False,
     as_json: AsJson = False,
 ) -> None:
     """Change a plan; what is not given is kept. Stripe is asked about the price again,
-    even when nothing else changes."""
+    even when nothing else changes. `--dry-run` shows what it would do to each tenant."""
     one_of(**{"--price": price is not None, "--no-price": no_price})
     one_of(**{"--feature": bool(feature), "--no-features": no_features})
     changes = given(
@@ -143,13 +155,13 @@ def plan_update(
     )
     if no_price:
         changes["stripe_price_id"] = None  # given as none: cleared, as in the PATCH body
-    _update(project, key, valid(PlanPatch, **changes), as_json)
+    _update(project, key, valid(PlanPatch, **changes), as_json, dry_run=dry_run)
 
 
 @plan_app.command("archive")
-def plan_archive(project: str, key: str, as_json: AsJson = False) -> None:
+def plan_archive(project: str, key: str, dry_run: DryRun = False, as_json: AsJson = False) -> None:
     """Stop selling a plan: checkout refuses it. The default plan cannot be archived."""
-    _set_status(project, key, "archived", as_json)
+    _update(project, key, valid(PlanPatch, status="archived"), as_json, dry_run=dry_run)
 
 
 @plan_app.command("restore")
@@ -162,26 +174,35 @@ def _set_status(project: str, key: str, status: Status, as_json: bool) -> None:
     _update(project, key, valid(PlanPatch, status=status), as_json)
 
 
-def _update(project: str, key: str, body: PlanPatch, as_json: bool) -> None:
-    """`PATCH /admin/api/projects/{project}/plans/{key}` with this body."""
+def _update(
+    project: str, key: str, body: PlanPatch, as_json: bool, *, dry_run: bool = False
+) -> None:
+    """`PATCH /admin/api/projects/{project}/plans/{key}` with this body (`?dry_run=true`)."""
     changes = service.changes_from(body)
     with transaction(write=False) as session:
         found = get_project(session, project)
         price = service.price_after(service.get_plan(session, found, key), changes)
     stripe = StripeGateway.from_settings(settings())
     lookup = prices.look_up(stripe, price, utc_now()) if price else None
+    now = utc_now()
     with transaction() as session:
         found = get_project(session, project)
-        updated = service.update_plan(
+        update = partial(
+            service.update_plan,
             session,
             found,
             key,
             changes,
             actor=ACTOR,
-            now=utc_now(),
+            now=now,
             grace_days=settings().billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )
-        out = PlanOut.model_validate(service.describe(session, found, updated))
+        if dry_run:
+            grace = settings().billplane_past_due_grace_days
+            seen = PreviewOut.model_validate(preview.of_change(session, found, now, grace, update))
+            show_preview(seen, as_json)
+            return
+        out = PlanOut.model_validate(service.describe(session, found, update()))
     show(out, as_json, plan_fields)

@@ -7,9 +7,22 @@ from typing import Annotated, Any
 import typer
 
 from billplane.cli.edge import ACTOR, every, fail, given, one_of, settings, transaction, valid
-from billplane.cli.output import AsJson, Fields, cell, grants_text, record, show, show_list, table
+from billplane.cli.output import (
+    AsJson,
+    DryRun,
+    Fields,
+    cell,
+    grants_text,
+    record,
+    show,
+    show_list,
+    show_preview,
+    table,
+)
 from billplane.cli.plans import FEATURE_SPEC, grants
 from billplane.clock import utc_now
+from billplane.entitlements import preview
+from billplane.entitlements.schemas import PreviewOut
 from billplane.projects.service import get_project
 from billplane.schemas import Status
 from billplane.tenants import repository, service
@@ -118,9 +131,11 @@ def tenant_update(
     no_overrides: Annotated[
         bool, typer.Option("--no-overrides", help="Remove all the tenant's overrides.")
     ] = False,
+    dry_run: DryRun = False,
     as_json: AsJson = False,
 ) -> None:
-    """Change a tenant's name, email or overrides; what is not given is kept."""
+    """Change a tenant's name, email or overrides; what is not given is kept. `--dry-run`
+    shows what it would change in what the tenant may do."""
     one_of(**{"--override": bool(override), "--no-overrides": no_overrides})
     overrides = {} if no_overrides else grants(override) if override else None
     changes = given(name=name, email=email, overrides=overrides)
@@ -129,7 +144,7 @@ def tenant_update(
             "error (usage): nothing to change: give --name, --email, --override or --no-overrides.",
             2,
         )
-    _update(project, key, valid(TenantPatch, **changes), as_json)
+    _update(project, key, valid(TenantPatch, **changes), as_json, dry_run=dry_run)
 
 
 @tenant_app.command("archive")
@@ -149,18 +164,30 @@ def _set_status(project: str, key: str, status: Status, as_json: bool) -> None:
     _update(project, key, valid(TenantPatch, status=status), as_json)
 
 
-def _update(project: str, key: str, body: TenantPatch, as_json: bool) -> None:
-    """`PATCH /admin/api/projects/{project}/tenants/{key}` with this body."""
+def _update(
+    project: str, key: str, body: TenantPatch, as_json: bool, *, dry_run: bool = False
+) -> None:
+    """`PATCH /admin/api/projects/{project}/tenants/{key}` with this body (`?dry_run=true`)."""
+    now = utc_now()
     with transaction() as session:
         found = get_project(session, project)
-        updated = service.update_tenant(
+        changes = service.changes_from(body)
+        grace_days = settings().billplane_past_due_grace_days
+        update = partial(
+            service.update_tenant,
             session,
             found,
             key,
-            service.changes_from(body),
+            changes,
             actor=ACTOR,
-            now=utc_now(),
-            grace_days=settings().billplane_past_due_grace_days,
+            now=now,
+            grace_days=grace_days,
         )
-        out = TenantOut.model_validate(service.describe(session, found, updated))
+        if dry_run:
+            seen = PreviewOut.model_validate(
+                preview.of_change(session, found, now, grace_days, update)
+            )
+            show_preview(seen, as_json)
+            return
+        out = TenantOut.model_validate(service.describe(session, found, update()))
     show(out, as_json, tenant_fields)

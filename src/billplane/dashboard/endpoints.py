@@ -7,13 +7,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from billplane.dashboard import auth, snippets
+from billplane.dashboard import auth, charts, snippets
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect, templates
 from billplane.errors import BillplaneError, TooManyAttempts
 from billplane.http import CurrentSettings, Now, Tx
 from billplane.models import Feature, Plan, Project, Tenant
 from billplane.plans import repository as plans
 from billplane.projects import repository as projects
+from billplane.refusals import service as refusals
 from billplane.status import repository
 from billplane.status import service as status
 from billplane.status.checklist import grouped
@@ -85,6 +86,19 @@ def logout(request: Request, _form: auth.OperatorForm, tx: Tx) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def overview(view: PageView) -> Response:
     seen = status.overview(view.tx, view.settings, view.stripe, view.now)
+    days = charts.last_days(view.now)
+    with view.tx.read() as session:
+        checked = refusals.daily_checks(session, days[0])
+    activity = {
+        key: charts.daily(
+            f"{key}: checks per day",
+            days,
+            {day: checks for day, (checks, _) in per_day.items()},
+            {day: refused for day, (_, refused) in per_day.items()},
+            unit="checks",
+        )
+        for key, per_day in checked.items()
+    }
     return view.render(
         "overview.html",
         page="overview",
@@ -93,6 +107,7 @@ def overview(view: PageView) -> Response:
         next=seen.next,
         done=sum(item.state == "done" for item in seen.items),
         projects=seen.projects,
+        activity=activity,
     )
 
 

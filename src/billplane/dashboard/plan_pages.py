@@ -1,5 +1,6 @@
 """Dashboard HTTP for plans: the table (with each price's Stripe status), create and edit."""
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -8,6 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from billplane.dashboard import forms
 from billplane.dashboard.auth import OperatorForm
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect
+from billplane.entitlements import preview
+from billplane.entitlements.schemas import PreviewOut
 from billplane.errors import BillplaneError
 from billplane.plans import prices, repository, service
 from billplane.plans.schemas import PlanIn, PlanPatch, grant_specs
@@ -151,7 +154,8 @@ def update_plan(
                 is_default=body.is_default,
                 features=None if body.features is None else grant_specs(body.features),
             )
-            service.update_plan(
+            update = partial(
+                service.update_plan,
                 session,
                 found,
                 plan,
@@ -162,6 +166,14 @@ def update_plan(
                 price_lookup=lookup,
                 stripe_mode=view.stripe.mode,
             )
+            if forms.text(form, "preview"):  # the Preview button: what it would do, nothing done
+                grace = view.settings.billplane_past_due_grace_days
+                seen = preview.of_change(session, found, view.now, grace, update)
+            else:
+                seen = None
+                update()
+        if seen is not None:
+            return _plan(view, project, plan, values=form, preview=PreviewOut.model_validate(seen))
     except (forms.Invalid, BillplaneError) as exc:
         if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
             raise

@@ -1,20 +1,26 @@
 """Dashboard HTTP for tenants: plan, subscription and usage against limits; create and edit."""
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
-from billplane.dashboard import forms
+from billplane.dashboard import charts, forms
 from billplane.dashboard.auth import OperatorForm
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect
 from billplane.errors import BillplaneError
+from billplane.models import Feature, Tenant
 from billplane.plans.schemas import grant_specs
 from billplane.projects import repository as projects
 from billplane.projects.service import get_project
+from billplane.refusals import service as refusals
+from billplane.refusals.schemas import RefusalOut
 from billplane.schemas import Status
 from billplane.tenants import repository, service
 from billplane.tenants.schemas import TenantIn, TenantPatch
+from billplane.usage import repository as usage
 
 router = APIRouter(include_in_schema=False)
 ACTOR = "dashboard"
@@ -80,6 +86,11 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
         tenant = service.get_tenant(session, found, tenant_key)
         detail = service.detail(session, found, tenant, view.now, grace)
         features = list(projects.features_of(session, found.id))
+        refused = [
+            RefusalOut.model_validate(r, from_attributes=True)
+            for r in refusals.recent(session, found.id, tenant=tenant.key, limit=20).data
+        ]
+        days = _days(session, found.id, tenant, features, view.now)
     view.current_project(found.key)
     return view.render(
         "tenant.html",
@@ -88,8 +99,27 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
         tenant=detail,
         features=features,
         resets=forms.RESETS,
+        refusals=refused,
+        charts=days,
+        keep_days=view.settings.billplane_refusals_keep_days,
         **context,
     )
+
+
+def _days(
+    session: Session, project_id: int, tenant: Tenant, features: list[Feature], now: datetime
+) -> list[charts.DailyChart]:
+    """A chart per counted feature (and per on/off feature refused lately) of the last days."""
+    days, since = charts.last_days(now), charts.since(now)
+    used: dict[int, dict[str, int]] = {}
+    for feature_id, day, total in usage.daily_usage(session, tenant.id, since):
+        used.setdefault(feature_id, {})[day] = total
+    refused = refusals.daily_refusals(session, project_id, tenant.key, since)
+    return [
+        charts.daily(f.key, days, used.get(f.id, {}), refused.get(f.key, {}), unit=f.unit or "")
+        for f in features
+        if f.type != "boolean" or f.key in refused
+    ]
 
 
 @router.post("/projects/{project}/tenants/{tenant}", response_class=HTMLResponse)

@@ -183,3 +183,85 @@ class EntitlementsOut(BaseModel):
     subscription: SubscriptionSummary | None
     features: list[FeatureEntitlement]
     explain: Considered | None = Field(default=None, description="Only when asked.")
+
+
+class LimitChangeOut(BaseModel):
+    feature: str
+    before: int | None = Field(description="None: unlimited.")
+    after: int | None
+
+
+class OverLimitOut(BaseModel):
+    feature: str
+    limit: int = Field(description="The new limit.")
+    used: int = Field(description="What the tenant has used this period already, over it.")
+
+
+class TenantEffectOut(BaseModel):
+    tenant: str
+    plan_before: str | None
+    plan_after: str | None
+    gained: list[str] = Field(description="Features the tenant would be granted.")
+    lost: list[str] = Field(description="Features the tenant would no longer be granted.")
+    limits_raised: list[LimitChangeOut]
+    limits_lowered: list[LimitChangeOut]
+    over_limit: list[OverLimitOut] = Field(
+        description="Lowered limits the tenant's usage this period is already past."
+    )
+    falls_to_no_plan: bool
+
+
+class PreviewSummaryOut(BaseModel):
+    tenants_checked: int
+    tenants_affected: int
+    gaining: int
+    losing: int
+    limits_raised: int
+    limits_lowered: int
+    over_limit: int
+    falling_to_no_plan: int
+
+
+class PreviewOut(BaseModel):
+    """What a change would do to each tenant (`?dry_run=true`); nothing was changed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dry_run": True,
+                    "summary": {
+                        "tenants_checked": 120,
+                        "tenants_affected": 1,
+                        "gaining": 0,
+                        "losing": 0,
+                        "limits_raised": 0,
+                        "limits_lowered": 1,
+                        "over_limit": 1,
+                        "falling_to_no_plan": 0,
+                    },
+                    "tenants": [
+                        {
+                            "tenant": "acme-realty",
+                            "plan_before": "pro",
+                            "plan_after": "pro",
+                            "gained": [],
+                            "lost": [],
+                            "limits_raised": [],
+                            "limits_lowered": [
+                                {"feature": "listings.publish", "before": 100, "after": 50}
+                            ],
+                            "over_limit": [
+                                {"feature": "listings.publish", "limit": 50, "used": 72}
+                            ],
+                            "falls_to_no_plan": False,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    dry_run: Literal[True]
+    summary: PreviewSummaryOut
+    tenants: list[TenantEffectOut] = Field(description="Only the tenants the change affects.")

@@ -137,7 +137,7 @@ def lookup(
         token_hash=tokens.token_hash_of(token),
         tenant=tenant_key,
         feature=feature_key,
-        **_period_keys(now),
+        **period_keys(now),
     )
     if found is None:
         raise tokens.unknown_token()
@@ -177,14 +177,14 @@ def lookup_many(
         token_hash=tokens.token_hash_of(token),
         tenants=tenants,
         features=features,
-        **_period_keys(now),
+        **period_keys(now),
     )
     if found is None:
         raise tokens.unknown_token()
     return Batch(*found)
 
 
-def _period_keys(now: datetime) -> dict[str, str]:
+def period_keys(now: datetime) -> dict[str, str]:
     """The keys a `day` and a `month` counter of `now` have (the statement fetches those)."""
     now = now.astimezone(UTC)
     return {"day_key": day_key(now), "month_key": month_key(now)}
@@ -365,7 +365,7 @@ def entitlements_of(
     """A tenant's entitlements inside an ORM transaction (the operator's views, confirm)."""
     sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
     found = present(  # the caller holds the tenant
-        repository.by_tenant(sql, project_id=project.id, tenant_id=tenant.id, **_period_keys(now)),
+        repository.by_tenant(sql, project_id=project.id, tenant_id=tenant.id, **period_keys(now)),
         "the tenant",
     )
     return entitlements(access_of(sql, found, now, grace_days), now)

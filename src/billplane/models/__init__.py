@@ -13,6 +13,7 @@ from billplane.models.operator import AdminTokenFailure, OneTimeSecret, Operator
 from billplane.models.plan import Plan, PlanGrant
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
+from billplane.models.refusal import DailyChecks, Refusal
 from billplane.models.tenant import Subscription, Tenant, TenantOverride
 from billplane.models.token import Token
 from billplane.models.usage import UsageCounter, UsageEvent
@@ -26,6 +27,7 @@ __all__ = [
     "AppWebhookEndpoint",
     "AuditEntry",
     "Base",
+    "DailyChecks",
     "Feature",
     "Invoice",
     "OneTimeSecret",
@@ -33,6 +35,7 @@ __all__ = [
     "Plan",
     "PlanGrant",
     "Project",
+    "Refusal",
     "StripeEvent",
     "Subscription",
     "Tenant",

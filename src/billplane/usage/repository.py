@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     literal,
     select,
     text,
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
+from billplane.sql import utc_day
 
 _COUNTERS = cast(Table, UsageCounter.__table__)
 _EVENTS = cast(Table, UsageEvent.__table__)
@@ -389,3 +391,14 @@ def recent_events(session: Session, tenant_id: int, limit: int = 20) -> Sequence
         .order_by(UsageEvent.id.desc())
         .limit(limit)
     ).all()
+
+
+def daily_usage(session: Session, tenant_id: int, since: datetime) -> list[tuple[int, str, int]]:
+    """A tenant's usage since `since`, summed per (feature id, UTC day of occurrence)."""
+    day = utc_day(session.get_bind().dialect.name, UsageEvent.occurred_at)
+    query = (
+        select(UsageEvent.feature_id, day, func.sum(UsageEvent.quantity))
+        .where(UsageEvent.tenant_id == tenant_id, UsageEvent.occurred_at >= since)
+        .group_by(UsageEvent.feature_id, day)
+    )
+    return [(feature_id, day_, int(total)) for feature_id, day_, total in session.execute(query)]

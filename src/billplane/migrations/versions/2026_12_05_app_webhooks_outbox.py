@@ -1,10 +1,10 @@
 """app webhooks outbox: endpoints of client apps, the outbox of events, deliveries and attempts
 
 Revision ID: a7e3b9c41d52
-Revises: 5cf42745abeb
+Revises: 50bcb937dcbb
 Create Date: 2026-12-05 09:00:00
 
-Client apps hear of their tenants" changes through webhooks (the Standard Webhooks spec). Each
+Client apps hear of their tenants' changes through webhooks (the Standard Webhooks spec). Each
 project has endpoints; every event is written to `app_events` in the transaction of the change
 it tells of, with a per-tenant sequence number (`app_event_sequences`), and one row in
 `app_deliveries` per endpoint that asked for its type; each POST is kept in
@@ -19,7 +19,7 @@ from alembic import op
 import billplane.models.base
 
 revision: str = "a7e3b9c41d52"
-down_revision: str | None = "5cf42745abeb"
+down_revision: str | None = "50bcb937dcbb"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
