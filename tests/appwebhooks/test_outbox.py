@@ -171,3 +171,14 @@ def test_usage_reaching_80_and_100_percent_is_told_once_each_per_period(
         (80, 8, 10, "m:2026-12"),
     ]
     assert [e["sequence"] for e in outbox(session)] == [1, 2, 3]
+
+
+def test_a_previewed_change_writes_no_event(realtyos: Setup, session: Session) -> None:
+    realtyos.seed.webhook_endpoint("realtyos", URL, ["tenant.entitlements.updated"])
+
+    preview = realtyos.admin.call(
+        "PATCH", f"{TENANTS}/acme?dry_run=true", json={"status": "archived"}
+    )
+
+    assert preview["tenants"]
+    assert outbox(session) == []
