@@ -3,6 +3,7 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -69,7 +70,8 @@ def send_app_webhooks(app: FastAPI) -> None:
 
     @asynccontextmanager
     async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
-        stop = sender.start_in_background(Transactions(app.state.db))
+        keep_for = timedelta(days=app.state.settings.billplane_app_webhooks_keep_days)
+        stop = sender.start_in_background(Transactions(app.state.db), keep_for=keep_for)
         try:
             async with served(instance) as state:
                 yield state

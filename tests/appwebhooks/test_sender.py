@@ -237,3 +237,21 @@ def _drain(sender: Sender) -> None:
     idle = 0
     while idle < 3:
         idle = 0 if sender.run_once() else idle + 1
+
+
+def test_events_nothing_waits_for_are_removed_once_kept_30_days(
+    realtyos: Setup, session: Session, clock: Clock, receiver: Receiver, sender: Sender
+) -> None:
+    realtyos.seed.webhook_endpoint("realtyos", receiver.url)
+    emit(session, "acme", 1, clock)
+    sender.run_once()  # delivered
+    emit(session, "acme", 1, clock)
+    receiver.script = [500]
+    sender.run_once()  # still waiting for a retry
+
+    clock.advance(days=29)
+    assert sender.prune() == 0
+    clock.advance(days=2)
+    assert sender.prune() == 1
+
+    assert [d.status for d in deliveries(session)] == ["pending"]

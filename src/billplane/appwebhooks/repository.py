@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from billplane.models import AppDelivery, AppDeliveryAttempt, AppEvent, AppWebhookEndpoint
@@ -244,6 +244,21 @@ def disable_endpoint(session: Session, endpoint_id: int, reason: str, now: datet
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def prune(session: Session, before: datetime, *, limit: int) -> int:
+    """Remove up to `limit` events written before `before` of which no delivery waits any more
+    (their deliveries and attempts go with them); how many were removed."""
+    waiting = exists().where(AppDelivery.event_id == AppEvent.id, AppDelivery.status == "pending")
+    old = select(AppEvent.id).where(AppEvent.created_at < before, ~waiting).limit(limit)
+    ids = list(session.scalars(old))
+    if ids:
+        session.execute(
+            delete(AppEvent)
+            .where(AppEvent.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
 
 
 def restart_pending(session: Session, endpoint_id: int, now: datetime) -> None:

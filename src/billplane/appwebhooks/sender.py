@@ -41,6 +41,9 @@ CLAIM_FOR = timedelta(minutes=2)  # well past TIMEOUT: a live sender never outli
 BATCH = 8  # deliveries a sender claims (and sends side by side) at once
 EXCERPT = 1000  # characters of an app's answer kept with each attempt
 DISABLE_AFTER = retries.RETRY_FOR
+KEEP_FOR = timedelta(days=30)  # events kept once nothing of them waits (a setting)
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_BATCH = 1000  # events removed per transaction: a short one, even on SQLite
 
 log = billplane_logger()
 
@@ -73,8 +76,11 @@ class Sender:
         wall: Clock = utc_now,
         http: httpx.Client | None = None,
         batch: int = BATCH,
+        keep_for: timedelta = KEEP_FOR,
     ) -> None:
         self.tx = tx
+        self.keep_for = keep_for
+        self._pruned_at: datetime | None = None
         self.clock = clock
         self.wall = wall
         self.http = http or httpx.Client(
@@ -204,10 +210,28 @@ class Sender:
             now=now,
         )
 
+    def prune(self) -> int:
+        """Remove the events older than `keep_for` that nothing waits for; how many."""
+        removed = 0
+        while True:
+            with self.tx.write() as session:
+                batch = repository.prune(session, self.clock() - self.keep_for, limit=PRUNE_BATCH)
+            removed += batch
+            if batch < PRUNE_BATCH:
+                return removed
+
+    def _prune_now_and_then(self) -> None:
+        now = self.clock()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            self.prune()
+
     def run(self, stop: threading.Event, *, poll: float = 1.0) -> None:
-        """Send until `stop` is set, looking for work every `poll` seconds when idle."""
+        """Send until `stop` is set, looking for work every `poll` seconds when idle, and
+        removing old events once an hour."""
         while not stop.is_set():
             try:
+                self._prune_now_and_then()
                 busy = self.run_once()
             except Exception as exc:
                 if is_outage(exc):
@@ -220,11 +244,11 @@ class Sender:
 
 
 def start_in_background(
-    tx: Transactions, *, poll: float = 1.0, sender_factory: Callable[[], Sender] | None = None
+    tx: Transactions, *, keep_for: timedelta = KEEP_FOR, poll: float = 1.0
 ) -> Callable[[], None]:
     """Run a sender on a thread of this process; returns what stops it (and waits for it)."""
     stop = threading.Event()
-    sender = sender_factory() if sender_factory else Sender(tx)
+    sender = Sender(tx, keep_for=keep_for)
     thread = threading.Thread(
         target=sender.run, args=(stop,), kwargs={"poll": poll}, name="app-webhooks", daemon=True
     )

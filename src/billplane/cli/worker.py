@@ -5,6 +5,7 @@ Any number may run, on any machine: each delivery is claimed by one sender."""
 import logging.config
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 from typing import Annotated
 
@@ -34,9 +35,11 @@ def worker(
         logging.config.dictConfig(logging_config(json=json))
     require_migrated(configured, False, log.info)
     db = Database.from_settings(configured)
-    sender = Sender(Transactions(db))
+    keep_for = timedelta(days=configured.billplane_app_webhooks_keep_days)
+    sender = Sender(Transactions(db), keep_for=keep_for)
     try:
         if once:
+            sender.prune()
             sent = 0
             while batch := sender.run_once():
                 sent += batch
