@@ -28,14 +28,14 @@ ENDPOINTS = "/admin/api/projects/realtyos/webhook-endpoints"
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with receiving(slow_seconds=0.5) as listening:
+    with receiving(slow_seconds=1.5) as listening:
         yield listening
 
 
 @pytest.fixture
 def sender(session: Session, clock: Clock) -> Iterator[Sender]:
     """A sender in the test's transaction, quick to give up on a slow app."""
-    quick = Sender(SavepointTransactions(session), clock=clock, http=httpx.Client(timeout=0.25))
+    quick = Sender(SavepointTransactions(session), clock=clock, http=httpx.Client(timeout=1.0))
     yield quick
     quick.close()
 
