@@ -2,14 +2,16 @@
 nowhere after (lists, views, the audit trail, the logs)."""
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billplane.models import AuditEntry
-from conftest import Setup
+from billplane.appwebhooks import repository
+from billplane.models import AppWebhookEndpoint, AuditEntry
+from conftest import Clock, Setup
 
 ENDPOINTS = "/admin/api/projects/realtyos/webhook-endpoints"
 EVENTS = ["tenant.entitlements.updated", "tenant.usage.threshold"]
@@ -44,7 +46,7 @@ def test_a_new_endpoint_shows_its_secret_once_and_never_again(
 
 
 def test_rotating_gives_a_new_secret_once_and_the_old_one_still_signs_for_a_day(
-    realtyos: Setup,
+    realtyos: Setup, session: Session, clock: Clock
 ) -> None:
     created = _create(realtyos)
 
@@ -53,6 +55,10 @@ def test_rotating_gives_a_new_secret_once_and_the_old_one_still_signs_for_a_day(
     assert rotated["secret"].startswith("whsec_")
     assert rotated["secret"] != created["secret"]
     assert "secret" not in realtyos.admin.call("GET", f"{ENDPOINTS}/{created['id']}")
+    endpoint = session.scalars(select(AppWebhookEndpoint)).one()
+    signing = [rotated["secret"], created["secret"]]
+    assert repository.signing_secrets(endpoint, clock.now + timedelta(hours=23)) == signing
+    assert repository.signing_secrets(endpoint, clock.now + timedelta(hours=24)) == signing[:1]
 
 
 def test_an_endpoint_changes_its_events_and_url_and_is_disabled_and_enabled(
