@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billplane.appwebhooks import outbox
+from billplane.appwebhooks import service as app_webhooks
+from billplane.appwebhooks.schemas import EndpointIn
 from billplane.models import Feature, Plan, Project, Subscription, Tenant
 from billplane.plans import prices
 from billplane.plans import service as plans
@@ -154,6 +157,20 @@ def feature(
         )
 
 
+def webhook_endpoint(
+    session: Session, now: datetime, project: str, url: str, events: Sequence[str]
+) -> app_webhooks.WithSecret:
+    """`POST /admin/api/projects/{project}/webhook-endpoints`: the endpoint and its secret."""
+    body = EndpointIn.model_validate({"url": url, "events": list(events)})
+    with session.begin_nested():
+        found = projects.get_project(session, project)
+        return app_webhooks.create_endpoint(session, found, body, actor=ACTOR, now=now)
+
+
+# The tests' BILLPLANE_PAST_DUE_GRACE_DAYS (`conftest.settings`).
+GRACE_DAYS = 3
+
+
 def plan(
     session: Session,
     stripe: StripeGateway,
@@ -188,6 +205,7 @@ def plan(
             body,
             actor=ACTOR,
             now=now,
+            grace_days=GRACE_DAYS,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )
@@ -274,3 +292,8 @@ class Seed:
         self, project: str, key: str, *, name: str | None = None, email: str | None = None
     ) -> Tenant:
         return tenant(self.session, self.clock(), project, key, name=name, email=email)
+
+    def webhook_endpoint(
+        self, project: str, url: str, events: Sequence[str] = outbox.EVENT_TYPES
+    ) -> app_webhooks.WithSecret:
+        return webhook_endpoint(self.session, self.clock(), project, url, events)

@@ -153,12 +153,23 @@ PATH_VALUES = {
     "token_id": "tok_0000000000000000",
     "session_id": "cs_test_0000",
     "event_id": "evt_0000",
+    "endpoint": "ep_0000",
+    "delivery": "dlv_0000",
 }
 
 
-def known_path_values(setup: Setup) -> dict[str, str]:
+def known_path_values(setup: Setup, op: Operation) -> dict[str, str]:
     tokens = setup.admin.call("GET", "/admin/api/projects/realtyos/tokens")["data"]
-    return PATH_VALUES | {"token_id": tokens[0]["id"]}
+    known = PATH_VALUES | {"token_id": tokens[0]["id"]}
+    if "endpoint" in op.path_params:  # a webhook endpoint with one delivery
+        endpoint = setup.seed.webhook_endpoint("realtyos", "https://app.realtyos.test/hooks")
+        setup.admin.call(
+            "PATCH", "/admin/api/projects/realtyos/tenants/acme", json={"status": "archived"}
+        )
+        path = f"/admin/api/projects/realtyos/webhook-endpoints/{endpoint.endpoint.public_id}"
+        [delivery] = setup.admin.call("GET", f"{path}/deliveries")["data"]
+        known |= {"endpoint": endpoint.endpoint.public_id, "delivery": delivery["id"]}
+    return known
 
 
 def url_for(op: Operation, values: dict[str, str]) -> str:
@@ -215,7 +226,7 @@ NOT_AN_OBJECT = {
 def test_malformed_json_is_400_invalid_json_and_writes_nothing(
     realtyos: Setup, session: Session, op: Operation
 ) -> None:
-    url = url_for(op, known_path_values(realtyos))
+    url = url_for(op, known_path_values(realtyos, op))
     before = rows(session)
     for kind, raw in MALFORMED_JSON.items():
         response = send(realtyos, op, url, content=raw)
@@ -228,7 +239,7 @@ def test_malformed_json_is_400_invalid_json_and_writes_nothing(
 def test_body_that_is_not_an_object_is_422_and_writes_nothing(
     realtyos: Setup, session: Session, op: Operation
 ) -> None:
-    url = url_for(op, known_path_values(realtyos))
+    url = url_for(op, known_path_values(realtyos, op))
     before = rows(session)
     for kind, raw in NOT_AN_OBJECT.items():
         response = send(realtyos, op, url, content=raw)
@@ -241,7 +252,7 @@ def test_body_that_is_not_an_object_is_422_and_writes_nothing(
 def test_unknown_field_is_refused_by_name_and_writes_nothing(
     realtyos: Setup, session: Session, op: Operation
 ) -> None:
-    url = url_for(op, known_path_values(realtyos))
+    url = url_for(op, known_path_values(realtyos, op))
     before = rows(session)
     body = json.dumps({**(op.example or {}), "surprise": 1}).encode()
     response = send(realtyos, op, url, content=body)
@@ -256,7 +267,7 @@ def test_json_sent_with_another_content_type_is_read_as_json(
 ) -> None:
     """`curl -d` sends form-urlencoded, a fetch of a string text/plain, some clients nothing: the
     body is still read as JSON. An unknown field proves it: only a JSON read can name it."""
-    url = url_for(op, known_path_values(realtyos))
+    url = url_for(op, known_path_values(realtyos, op))
     before = rows(session)
     body = json.dumps({**(op.example or {}), "surprise": 1}).encode()
     auth = realtyos.api.headers if op.is_client else realtyos.admin.headers
@@ -298,7 +309,7 @@ BAD_PATH_KEYS = {
 def test_malformed_key_in_the_path_is_refused_and_writes_nothing(
     realtyos: Setup, session: Session, op: Operation
 ) -> None:
-    known = known_path_values(realtyos)
+    known = known_path_values(realtyos, op)
     before = rows(session)
     for name in op.path_params:
         for kind, (value, status, code) in BAD_PATH_KEYS.items():
@@ -312,7 +323,7 @@ def test_malformed_key_in_the_path_is_refused_and_writes_nothing(
 def test_unknown_key_in_the_path_is_404_naming_what_is_missing(
     realtyos: Setup, session: Session, op: Operation
 ) -> None:
-    known = known_path_values(realtyos)
+    known = known_path_values(realtyos, op)
     before = rows(session)
     for name in set(op.path_params) - STRIPE_IDS:
         error = assert_error(send(realtyos, op, url_for(op, {**known, name: "nope"})), 404)
@@ -329,7 +340,7 @@ BAD_PAGING = {
 
 @pytest.mark.parametrize("op", **by_id(WITH_PAGING))
 def test_bad_paging_parameter_is_422_naming_it(realtyos: Setup, op: Operation) -> None:
-    url = url_for(op, known_path_values(realtyos))
+    url = url_for(op, known_path_values(realtyos, op))
     for name, values in BAD_PAGING.items():
         if name not in op.params:
             continue
@@ -346,7 +357,7 @@ def test_missing_or_wrong_kind_of_token_is_401_and_writes_nothing(
 ) -> None:
     """No token, a malformed header, or the other kind of token: a project token opens no admin
     route and the admin token is no project token."""
-    url = url_for(op, known_path_values(realtyos))
+    url = url_for(op, known_path_values(realtyos, op))
     other = realtyos.admin.headers if op.is_client else realtyos.api.headers
     before = rows(session)
     for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}, other):
@@ -711,6 +722,12 @@ new_tenant = writes(
 edit_acme = writes("acme", "PATCH", f"{TENANTS}/acme", {})
 edit_globex = writes("unknown_tenant", "PATCH", f"{TENANTS}/globex", {})
 new_token = writes("token", "POST", TOKENS, {"name": "globex app"})
+new_endpoint = writes(
+    "webhook_endpoint",
+    "POST",
+    f"{PROJECTS}/realtyos/webhook-endpoints",
+    {"url": "https://app.realtyos.test/hooks", "events": ["tenant.usage.threshold"]},
+)
 
 ADMIN_ERRORS = [
     edit_realtyos(
@@ -843,6 +860,12 @@ ADMIN_ERRORS = [
     new_token("tenant_space", "422 validation_error tenant", tenant="ac me"),
     new_token("tenant_number", "422 validation_error tenant", tenant=123),
     new_token("tenant_unknown", "404 tenant_not_found", tenant="nobody"),
+    new_endpoint("url_missing", "422 validation_error url", url=MISSING),
+    new_endpoint("url_ftp", "422 validation_error url", url="ftp://app.realtyos.test/hooks"),
+    new_endpoint("url_fragment", "422 validation_error url", url="https://a.test/hooks#here"),
+    new_endpoint("url_too_long", "422 validation_error url", url="https://a.test/" + "h" * 2048),
+    new_endpoint("events_empty", "422 validation_error events", events=[]),
+    new_endpoint("event_unknown", "422 validation_error events.0", events=["tenant.created"]),
 ]
 
 

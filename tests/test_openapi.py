@@ -27,6 +27,8 @@ PATH_VALUES = {
     "token_id": "tok_0000000000000000",
     "session_id": "cs_test_0000",
     "event_id": "evt_0000",
+    "endpoint": "ep_0000",
+    "delivery": "dlv_0000",
 }
 NOT_OPERATIONS = {"HEAD", "OPTIONS"}
 
@@ -53,6 +55,15 @@ DOCUMENTED = {
     ("DELETE", "/admin/api/tokens/{token_id}"),
     ("GET", "/admin/api/signing-keys"),
     ("POST", "/admin/api/signing-keys/rotate"),
+    ("POST", "/admin/api/projects/{project}/webhook-endpoints"),
+    ("GET", "/admin/api/projects/{project}/webhook-endpoints"),
+    ("PATCH", "/admin/api/projects/{project}/webhook-endpoints/{endpoint}"),
+    ("POST", "/admin/api/projects/{project}/webhook-endpoints/{endpoint}/rotate-secret"),
+    ("GET", "/admin/api/projects/{project}/webhook-endpoints/{endpoint}/deliveries"),
+    (
+        "POST",
+        "/admin/api/projects/{project}/webhook-endpoints/{endpoint}/deliveries/{delivery}/replay",
+    ),
 }
 
 

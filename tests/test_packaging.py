@@ -88,4 +88,4 @@ def test_runtime_dependencies_are_what_billplane_imports(wheel: zipfile.ZipFile)
     assert requires - imported == set(USED_THROUGH), (
         f"declared but never imported: {sorted(requires - imported - set(USED_THROUGH))}"
     )
-    assert "httpx" not in requires  # the Stripe double's old reason to ship it is gone
+    assert "httpx" in requires  # app webhooks are sent with it (the Stripe double is not shipped)

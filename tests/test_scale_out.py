@@ -5,13 +5,15 @@ README's "Running in production" describes.
 
 Through the balancer: the enforced race admits exactly the limit, and Stripe's lifecycle
 delivered shuffled and repeated ends as Stripe says. Server by server: a token revoked through
-one is refused by the other on the very next request. billplane has no background jobs (app
-webhooks, an outbox) yet: when it does, "each claimed once" belongs here too.
+one is refused by the other on the very next request. And the senders of webhooks to apps, one
+in each server, send each event of the outbox once, in each tenant's order, claiming through
+PgBouncer's transaction pooling.
 """
 
 import asyncio
 import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 
 import stripe
+from app_receiver import receiving
 from balancers import HAPROXY, PGBOUNCER, running_haproxy, running_pgbouncer
 from conftest import ADMIN_TOKEN, fresh_database
 from races import fire, seed, used
@@ -158,6 +162,42 @@ def test_the_lifecycle_delivered_shuffled_and_twice_across_both_servers_ends_as_
 def _deliver(balancer: str, payload: bytes, signature: str) -> Any:
     headers = {"Stripe-Signature": signature, "Content-Type": "application/json"}
     return httpx.post(f"{balancer}/webhooks/stripe", content=payload, headers=headers, timeout=60)
+
+
+def test_each_app_webhook_is_sent_once_in_order_by_the_senders_of_both_servers(
+    topology: Topology,
+) -> None:
+    key = f"p{secrets.token_hex(4)}"
+    tenants = [f"t{i}" for i in range(4)]
+    admin = topology.stack.admin
+    with receiving() as receiver:
+        assert admin.post("/admin/api/projects", json={"key": key, "name": key}).is_success
+        for tenant in tenants:
+            assert admin.post(f"/admin/api/projects/{key}/tenants", json={"key": tenant}).is_success
+        endpoint = admin.post(
+            f"/admin/api/projects/{key}/webhook-endpoints",
+            json={"url": receiver.url, "events": ["tenant.entitlements.updated"]},
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        # Archived, restored, archived...: each PATCH alters what the tenant may do.
+        patches = [
+            (tenant, "archived" if n % 2 == 0 else "active") for n in range(5) for tenant in tenants
+        ]
+        for tenant, status in patches:
+            path = f"/admin/api/projects/{key}/tenants/{tenant}"
+            assert admin.patch(path, json={"status": status}).is_success
+        deadline = time.monotonic() + 30
+        while len(receiver.accepted()) < len(patches) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # a second sender's duplicate, if there were one, would have come by now
+
+    accepted = receiver.accepted()
+    assert Counter(Counter(r.headers["webhook-id"] for r in accepted).values()) == {1: len(patches)}
+    secret = endpoint.json()["secret"]
+    data = [Webhook(secret).verify(r.body, r.headers)["data"] for r in accepted]
+    for tenant in tenants:
+        told = [(d["sequence"], d["status"]) for d in data if d["tenant"] == tenant]
+        assert told == [(n + 1, "archived" if n % 2 == 0 else "active") for n in range(5)]
 
 
 def test_the_readme_says_what_pgbouncer_needed_here() -> None:

@@ -3,6 +3,8 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -10,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from billplane import __version__, metrics
 from billplane.api import (
+    app_webhooks,
     audit,
     billing,
     entitlements,
@@ -25,9 +28,10 @@ from billplane.api import (
     usage,
     webhooks,
 )
+from billplane.appwebhooks import sender
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
-from billplane.db import Database, count_pool_use
+from billplane.db import Database, Transactions, count_pool_use
 from billplane.guards import BodyLimits, SecurityHeaders
 from billplane.http import JsonBodies, document_errors, install_error_handlers
 from billplane.processes import die_with_parent
@@ -55,9 +59,28 @@ def create_served_app() -> FastAPI:
     # Live gauges of workers that died before this one started in their place.
     metrics.forget_dead_processes()
     app = create_app()
+    if app.state.settings.billplane_send_app_webhooks:
+        send_app_webhooks(app)
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     return app
+
+
+def send_app_webhooks(app: FastAPI) -> None:
+    """Run a sender of webhooks to client apps beside the app, from its start to its stop."""
+    served = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
+        keep_for = timedelta(days=app.state.settings.billplane_app_webhooks_keep_days)
+        stop = sender.start_in_background(Transactions(app.state.db), keep_for=keep_for)
+        try:
+            async with served(instance) as state:
+                yield state
+        finally:
+            await run_in_threadpool(stop)  # lets an attempt under way finish and be recorded
+
+    app.router.lifespan_context = lifespan
 
 
 # Collect the youngest objects less often than Python's default 700 allocations: a request of
@@ -123,6 +146,7 @@ def create_app(
         stripe.router,
         status.router,
         operator.router,
+        app_webhooks.router,
     ):
         app.include_router(router)
 

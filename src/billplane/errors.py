@@ -78,6 +78,14 @@ class EventNotFound(NotFound):
     code = "event_not_found"
 
 
+class WebhookEndpointNotFound(NotFound):
+    code = "webhook_endpoint_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+
+
 class Conflict(BillplaneError):
     status = 409
     code = "conflict"
@@ -89,6 +97,10 @@ class AlreadyExists(Conflict):
 
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
+
+
+class EndpointDisabled(Conflict):
+    code = "endpoint_disabled"
 
 
 class PaymentRequired(BillplaneError):

@@ -71,6 +71,11 @@ STRIPE_API_ERRORS = Counter(
     "Calls to Stripe's API that failed, per operation and error (the Stripe SDK's class name).",
     ["operation", "error"],
 )
+APP_WEBHOOK_DELIVERIES = Counter(
+    "billplane_app_webhook_deliveries",
+    "Attempts to deliver a webhook to a client app, by outcome: delivered (a 2xx) or failed.",
+    ["outcome"],
+)
 # Gauges of the ORM pool (admin API, dashboard, webhooks), summed over live workers. The client
 # API's hot path holds its own connections outside this pool: one reader and one writer each.
 DB_CHECKED_OUT = Gauge(
@@ -111,6 +116,7 @@ usage_events = Children(USAGE_EVENTS)
 webhook_events = Children(STRIPE_WEBHOOK_EVENTS)
 stripe_seconds = Children(STRIPE_API_SECONDS)
 stripe_errors = Children(STRIPE_API_ERRORS)
+app_webhook_deliveries = Children(APP_WEBHOOK_DELIVERIES)
 
 RECORDED, DUPLICATE, REFUSED = "recorded", "duplicate", "refused"
 
@@ -135,6 +141,10 @@ def usage_refused(code: str, count: int = 1) -> None:
 
 def webhook_event(event_type: str, outcome: str) -> None:
     webhook_events(event_type, outcome).inc()
+
+
+def app_webhook_delivery(outcome: str) -> None:
+    app_webhook_deliveries(outcome).inc()
 
 
 def stripe_call(operation: str, seconds: float, error: str | None) -> None:

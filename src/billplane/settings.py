@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     billplane_secret_key: str | None = None
     # How long a signed snapshot is valid, for projects that do not set their own.
     billplane_snapshot_ttl: Annotated[int, Field(ge=SNAPSHOT_TTL_MIN, le=SNAPSHOT_TTL_MAX)] = 3600
+    # Every `billplane serve` worker runs a sender of webhooks to client apps (claims keep each
+    # delivery to one sender); false where `billplane worker` processes send them instead.
+    billplane_send_app_webhooks: bool = True
+    # How long app webhook events are kept once none of their deliveries waits any more.
+    billplane_app_webhooks_keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
     @field_validator("database_url")
     @classmethod

@@ -43,8 +43,8 @@ def test_an_older_read_of_a_subscription_never_overwrites_a_newer_one(
     assert newer is not None
 
     read_later = clock.now + timedelta(seconds=5)
-    newest = billing.Context(actor="test", now=read_later, seen_at=read_later)
-    stale = billing.Context(actor="test", now=read_later, seen_at=clock.now)
+    newest = billing.Context(actor="test", now=read_later, seen_at=read_later, grace_days=3)
+    stale = billing.Context(actor="test", now=read_later, seen_at=clock.now, grace_days=3)
     assert billing.apply_subscription(session, newer, newest)
     assert billing.apply_subscription(session, older, stale) == []
 

@@ -76,11 +76,16 @@ def counted(
         db.dispose()
 
 
-def _seed(client: TestClient, features: int = 1, archived: str | None = None) -> str:
-    """A project with a `limit` feature and `features - 1` on/off ones, 3 tenants (the one named
-    `archived` archived); its token."""
-    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    key = f"p{secrets.token_hex(4)}"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _seed(
+    client: TestClient, features: int = 1, archived: str | None = None, key: str | None = None
+) -> str:
+    """A project (`key`, or a new one) with a `limit` feature and `features - 1` on/off ones, 3
+    tenants (the one named `archived` archived); its token."""
+    admin = ADMIN
+    key = key or f"p{secrets.token_hex(4)}"
 
     def post(path: str, body: dict[str, Any]) -> Any:
         response = client.post(f"/admin/api/projects{path}", json=body, headers=admin)
@@ -173,6 +178,34 @@ def test_an_enforced_usage_is_one_read_and_one_short_transaction(
     # insert; on PostgreSQL both in one statement (one round trip), on SQLite two in-process.
     writes = ["INSERT", "INSERT"] if "sqlite" in request.node.name else ["WITH"]
     assert _kinds(statements.take()) == ["SELECT", "BEGIN", *writes, "COMMIT"]
+
+
+def test_only_a_usage_that_crosses_a_threshold_writes_an_event_in_its_transaction(
+    counted: tuple[TestClient, Statements], request: pytest.FixtureRequest
+) -> None:
+    """With an app's endpoint waiting for `tenant.usage.threshold`, a usage below 80% of the
+    limit costs what any usage costs; the one that reaches it writes its event (endpoints asked,
+    the tenant's sequence, the event, its delivery) before the same COMMIT."""
+    client, statements = counted
+    key = f"p{secrets.token_hex(4)}"
+    token = _seed(client, key=key)
+    endpoint = {"url": "https://app.test/hooks", "events": ["tenant.usage.threshold"]}
+    created = client.post(
+        f"/admin/api/projects/{key}/webhook-endpoints", json=endpoint, headers=ADMIN
+    )
+    assert created.status_code == 201, created.text
+    writes = ["INSERT", "INSERT"] if "sqlite" in request.node.name else ["WITH"]
+    counted_usage = []
+    for n, quantity in enumerate((799_999, 1)):  # of a limit of 1,000,000
+        body = {**_check(), "idempotency_key": f"t{n}", "quantity": quantity}
+        statements.take()
+        assert client.post("/v1/usage", json=body, headers=_bearer(token)).status_code == 201
+        counted_usage.append(_kinds(statements.take()))
+
+    below, reaching = counted_usage
+    assert below == ["SELECT", "BEGIN", *writes, "COMMIT"]
+    outbox = ["SELECT", "INSERT", "INSERT", "INSERT"]
+    assert reaching == ["SELECT", "BEGIN", *writes, *outbox, "COMMIT"]
 
 
 def test_a_batch_costs_the_same_statements_for_ten_events_or_a_thousand(

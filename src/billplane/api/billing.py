@@ -44,7 +44,12 @@ StripeSessionId = Key
     summary="Open a Stripe Checkout session",
 )
 def create_checkout(
-    body: CheckoutIn, token: ClientToken, tx: Tx, stripe: Stripe, clock: AppClock
+    body: CheckoutIn,
+    token: ClientToken,
+    tx: Tx,
+    stripe: Stripe,
+    clock: AppClock,
+    settings: CurrentSettings,
 ) -> Any:
     """A subscription checkout for the plan's price, tied to the tenant. Its `success_url`
     gets `session_id={CHECKOUT_SESSION_ID}` so the app can confirm on return."""
@@ -64,7 +69,12 @@ def create_checkout(
         created = checkout.create_customer(stripe, order)
         with tx.write() as session:
             now = clock()
-            ctx = billing.Context(actor=CHECKOUT_ACTOR, now=now, seen_at=now)
+            ctx = billing.Context(
+                actor=CHECKOUT_ACTOR,
+                now=now,
+                seen_at=now,
+                grace_days=settings.billplane_past_due_grace_days,
+            )
             customer = checkout.remember_customer(session, order, created, ctx)
     opened = checkout.open_checkout(stripe, order, customer)
     return {"id": opened.id, "url": opened.url}
@@ -107,7 +117,12 @@ def confirm_checkout(
     checkout.ensure_complete(found)
     gathered = gather_checkout(found, stripe, clock)
     with tx.write() as session:
-        ctx = billing.Context(actor=CONFIRM_ACTOR, now=clock(), seen_at=gathered.seen_at)
+        ctx = billing.Context(
+            actor=CONFIRM_ACTOR,
+            now=clock(),
+            seen_at=gathered.seen_at,
+            grace_days=settings.billplane_past_due_grace_days,
+        )
         billing.apply_checkout(session, found, gathered.subscription, ctx)
     with tx.read() as session:
         tenant = tenant_for(session, caller, tenant_key)

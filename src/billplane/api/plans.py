@@ -25,7 +25,15 @@ router = APIRouter(prefix="/admin/api/projects/{project}/plans", tags=["admin"])
         (409, "A plan with this key or Stripe price already exists (`already_exists`).")
     ),
 )
-def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now, stripe: Stripe) -> Any:
+def create_plan(
+    project: Key,
+    body: PlanIn,
+    actor: Admin,
+    tx: Tx,
+    now: Now,
+    stripe: Stripe,
+    settings: CurrentSettings,
+) -> Any:
     """Saved whatever Stripe says; `stripe` tells what it said of the price (or why it
     could not be asked)."""
     # Stripe is asked before the transaction opens: a slow Stripe must not hold locks.
@@ -38,6 +46,7 @@ def create_plan(project: Key, body: PlanIn, actor: Admin, tx: Tx, now: Now, stri
             body,
             actor=actor,
             now=now,
+            grace_days=settings.billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )
@@ -104,6 +113,7 @@ def update_plan(
             changes,
             actor=actor,
             now=now,
+            grace_days=settings.billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from billplane.billing import repository
-from billplane.http import Admin, AppClock, ServedSettings, Stripe, Tx, errors
+from billplane.http import Admin, AppClock, CurrentSettings, ServedSettings, Stripe, Tx, errors
 from billplane.status.probes import PricedPlan, StripeReport, stripe_report
 from billplane.webhooks.schemas import SyncOut
 from billplane.webhooks.sync import sync
@@ -35,7 +35,10 @@ def stripe_check(
     responses=errors(503),
     summary="Repair billing state from Stripe",
 )
-def stripe_sync(_: Admin, tx: Tx, stripe: Stripe, clock: AppClock) -> Any:
+def stripe_sync(
+    _: Admin, tx: Tx, stripe: Stripe, clock: AppClock, settings: CurrentSettings
+) -> Any:
     """Pull customers and subscriptions from Stripe and fix what missed webhooks left wrong;
     answers with every change made (and what could not be repaired)."""
-    return sync(tx, stripe, clock).as_dict()
+    grace_days = settings.billplane_past_due_grace_days
+    return sync(tx, stripe, clock, grace_days=grace_days).as_dict()

@@ -91,7 +91,14 @@ def update_tenant(
         found = get_project(session, project)
         changes = service.changes_from(body)
         update = partial(
-            service.update_tenant, session, found, tenant, changes, actor=actor, now=now
+            service.update_tenant,
+            session,
+            found,
+            tenant,
+            changes,
+            actor=actor,
+            now=now,
+            grace_days=settings.billplane_past_due_grace_days,
         )
         if dry_run:
             grace = settings.billplane_past_due_grace_days

@@ -68,7 +68,7 @@ def _receive(
     try:
         event = _verified(payload, signature, settings, stripe)
         event_type = event.type
-        answer = _apply(event, stripe, tx, clock)
+        answer = _apply(event, stripe, tx, clock, settings.billplane_past_due_grace_days)
     except BillplaneError as refused:
         metrics.webhook_event(event_type, refused.code)
         raise
@@ -92,11 +92,11 @@ def _verified(
 
 
 def _apply(
-    event: EventFacts, stripe: StripeGateway, tx: Transactions, clock: AppClock
+    event: EventFacts, stripe: StripeGateway, tx: Transactions, clock: AppClock, grace_days: int
 ) -> WebhookAnswer:
     pipeline.refuse_other_mode(stripe, event)
     try:
-        receipt = pipeline.process(tx, stripe, event, clock)
+        receipt = pipeline.process(tx, stripe, event, clock, grace_days=grace_days)
     except pipeline.EventFailed as failed:
         raise WebhookFailed(
             f"Event {event.id} could not be processed ({failed.error}); Stripe will retry it."
@@ -155,8 +155,16 @@ def get_event(event_id: Key, _: Admin, tx: Tx) -> Any:
     responses=errors(503),
     summary="Process an event again",
 )
-def replay_event(event_id: Key, _: Admin, tx: Tx, stripe: Stripe, clock: AppClock) -> Any:
+def replay_event(
+    event_id: Key,
+    _: Admin,
+    tx: Tx,
+    stripe: Stripe,
+    clock: AppClock,
+    settings: CurrentSettings,
+) -> Any:
     """Re-apply a received event from its stored payload (what Stripe says now wins)."""
-    pipeline.replay_stored(tx, stripe, event_id, clock)
+    grace_days = settings.billplane_past_due_grace_days
+    pipeline.replay_stored(tx, stripe, event_id, clock, grace_days=grace_days)
     with tx.read() as session:
         return event_out(present(repository.get(session, event_id), f"event {event_id}"))

@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from billplane.appwebhooks import outbox
 from billplane.billing import repository
 from billplane.billing.service import Change, Context, audited, jsonable, stored_is_newer
 from billplane.models import Invoice
@@ -56,6 +57,37 @@ def record_invoice(session: Session, found: InvoiceFacts, ctx: Context) -> list[
         repository.add(session, row)
     action = "invoice.record" if before is None else "invoice.update"
     return [audited(session, tenant, action, ("invoice", found.id), before, after, ctx)]
+
+
+def tell_payment_failed(session: Session, found: InvoiceFacts, ctx: Context) -> None:
+    """`invoice.payment_failed` for the tenant's app, once per failed attempt to pay, unless
+    the invoice is settled by now (the news came late, or again)."""
+    row = repository.invoice(session, found.id)
+    if row is None or found.status != "open" or found.amount_remaining <= 0:
+        return
+    tenant = repository.lock_tenant(session, row.tenant_id)
+    project = repository.project(session, tenant.project_id)
+    outbox.emit_in(
+        session,
+        project=(project.id, project.key),
+        tenant=(tenant.id, tenant.key),
+        event_type=outbox.PAYMENT_FAILED,
+        data={
+            "invoice": {
+                "id": found.id,
+                "number": found.number,
+                "subscription": found.subscription,
+                "status": found.status,
+                "currency": found.currency,
+                "amount_due": found.amount_due,
+                "amount_remaining": found.amount_remaining,
+                "attempt_count": found.attempt_count,
+                "hosted_invoice_url": found.hosted_invoice_url,
+            }
+        },
+        now=ctx.now,
+        dedupe_key=f"{outbox.PAYMENT_FAILED}:{found.id}:{found.attempt_count}",
+    )
 
 
 def _invoice_tenant(session: Session, found: InvoiceFacts) -> int | None:

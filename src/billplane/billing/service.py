@@ -6,12 +6,15 @@ with the moment they were read (`seen_at`): a read older than what is stored nev
 Access itself is never stored: it follows from the subscription and the clock (entitlements).
 """
 
+from collections.abc import Collection
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from billplane.appwebhooks import outbox
 from billplane.audit import service as audit
 from billplane.billing import repository
 from billplane.billing.errors import SubscriptionExists, UnverifiedLink
@@ -43,6 +46,9 @@ class Context:
     actor: str
     now: datetime
     seen_at: datetime  # when the facts were read from Stripe
+    # BILLPLANE_PAST_DUE_GRACE_DAYS: whether a change altered what a tenant may do (and so is
+    # told to its app) depends on it.
+    grace_days: int
 
 
 def checkout_reference(project_key: str, tenant_key: str) -> str:
@@ -71,6 +77,13 @@ def apply_subscription(
             return []
         owner = resolved.id
     tenant = repository.lock_tenant(session, owner)
+    with _entitlements_change(session, tenant, ctx):
+        return _store_subscription(session, tenant, found, ctx)
+
+
+def _store_subscription(
+    session: Session, tenant: Tenant, found: SubscriptionFacts, ctx: Context
+) -> list[Change]:
     row = repository.subscription(session, found.id, fresh=True)
     if row is None:
         _one_live_subscription(session, tenant, found)
@@ -96,7 +109,44 @@ def apply_subscription(
         return []
     row.updated_at = ctx.now
     action = "subscription.create" if before is None else "subscription.update"
+    _tell_app(session, tenant, row, before, after, ctx)
     return [audited(session, tenant, action, ("subscription", found.id), before, after, ctx)]
+
+
+def _entitlements_change(
+    session: Session, tenant: Tenant, ctx: Context, tenant_ids: Collection[int] | None = None
+) -> AbstractContextManager[None]:
+    """Around a change of billing state: the app hears if it altered what tenants may do."""
+    return outbox.entitlements_change(
+        session,
+        repository.project(session, tenant.project_id),
+        now=ctx.now,
+        grace_days=ctx.grace_days,
+        tenant_ids=[tenant.id] if tenant_ids is None else tenant_ids,
+    )
+
+
+def _tell_app(
+    session: Session,
+    tenant: Tenant,
+    row: Subscription,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    ctx: Context,
+) -> None:
+    """`tenant.subscription.updated`, in the transaction that stored the change."""
+    project = repository.project(session, tenant.project_id)
+    outbox.emit_in(
+        session,
+        project=(project.id, project.key),
+        tenant=(tenant.id, tenant.key),
+        event_type=outbox.SUBSCRIPTION_UPDATED,
+        data={
+            "subscription": {"id": row.stripe_subscription_id, **after},
+            "previous": before,
+        },
+        now=ctx.now,
+    )
 
 
 def tenant_of_subscription(session: Session, found: SubscriptionFacts) -> Tenant | None:
@@ -250,6 +300,20 @@ def unlink_customer(
     linked = repository.tenant_by_customer(session, customer_id)
     owners = {row.tenant_id for row in repository.subscriptions_of_customer(session, customer_id)}
     tenants = {t: repository.lock_tenant(session, t) for t in sorted(owners | _ids(linked))}
+    if not tenants:
+        return []
+    with _entitlements_change(session, next(iter(tenants.values())), ctx, list(tenants)):
+        return _unlink(session, customer_id, linked, tenants, ctx, ended_at)
+
+
+def _unlink(
+    session: Session,
+    customer_id: str,
+    linked: Tenant | None,
+    tenants: dict[int, Tenant],
+    ctx: Context,
+    ended_at: datetime | None,
+) -> list[Change]:
     changes: list[Change] = []
     for row in repository.subscriptions_of_customer(session, customer_id, fresh=True):
         if not _live(row.status):
@@ -262,6 +326,7 @@ def unlink_customer(
         target = ("subscription", row.stripe_subscription_id)
         after = subscription_state(row)
         owner = tenants.get(row.tenant_id) or repository.lock_tenant(session, row.tenant_id)
+        _tell_app(session, owner, row, before, after, ctx)
         changes.append(audited(session, owner, "subscription.update", target, before, after, ctx))
     tenant = tenants.get(linked.id) if linked is not None else None
     if tenant is not None and tenant.stripe_customer_id == customer_id:

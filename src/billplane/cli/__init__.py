@@ -15,6 +15,7 @@ from billplane.cli.serve import serve
 from billplane.cli.stripe import events_app, stripe_app
 from billplane.cli.tenants import tenant_app
 from billplane.cli.tokens import token_app
+from billplane.cli.worker import worker
 from billplane.logs import configure as configure_logging
 from billplane.settings import SettingsError, load_settings
 
@@ -34,6 +35,7 @@ for sub, name in [
     app.add_typer(sub, name=name)
 app.command()(demo)
 app.command()(serve)
+app.command()(worker)
 
 
 @app.callback()

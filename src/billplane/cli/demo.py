@@ -109,7 +109,8 @@ def _fill(
         )
     free = valid(PlanIn, key="free", name="Free", is_default=True, features=FREE)
     pro = valid(PlanIn, key="pro", name="Pro", stripe_price_id=lookup.price_id, features=PRO)
-    made = [plans.create_plan(session, project, free, actor=ACTOR, now=now)]
+    grace_days = configured.billplane_past_due_grace_days
+    made = [plans.create_plan(session, project, free, actor=ACTOR, now=now, grace_days=grace_days)]
     made.append(
         plans.create_plan(
             session,
@@ -117,11 +118,11 @@ def _fill(
             pro,
             actor=ACTOR,
             now=now,
+            grace_days=grace_days,
             price_lookup=lookup,
             stripe_mode=stripe_mode,
         )
     )
-    grace_days = configured.billplane_past_due_grace_days
     for demo_tenant in TENANTS:
         _add_tenant(session, project, demo_tenant, created.token.secret, now, grace_days)
     return Filled(
@@ -144,7 +145,13 @@ def _add_tenant(
     if spec.pro:
         patch = valid(TenantPatch, overrides=PRO)
         tenants.update_tenant(
-            session, project, spec.key, tenants.changes_from(patch), actor=ACTOR, now=now
+            session,
+            project,
+            spec.key,
+            tenants.changes_from(patch),
+            actor=ACTOR,
+            now=now,
+            grace_days=grace,
         )
     for feature, quantities in spec.usage.items():
         for n, quantity in enumerate(quantities, 1):

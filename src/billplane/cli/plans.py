@@ -89,6 +89,7 @@ def plan_create(
             body,
             actor=ACTOR,
             now=utc_now(),
+            grace_days=settings().billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )
@@ -194,6 +195,7 @@ def _update(
             changes,
             actor=ACTOR,
             now=now,
+            grace_days=settings().billplane_past_due_grace_days,
             price_lookup=lookup,
             stripe_mode=stripe.mode,
         )

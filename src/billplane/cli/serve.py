@@ -51,6 +51,13 @@ def serve(
         bool,
         typer.Option(help="Apply the migrations first, instead of refusing an unmigrated database"),
     ] = False,
+    send_app_webhooks: Annotated[
+        bool,
+        typer.Option(
+            help="Each worker sends webhooks to client apps (BILLPLANE_SEND_APP_WEBHOOKS); "
+            "--no-send-app-webhooks where `billplane worker` processes send them instead",
+        ),
+    ] = True,
     graceful_timeout: Annotated[
         int,
         typer.Option(
@@ -69,11 +76,13 @@ def serve(
     log_config = logging_config(json=json)
     logging.config.dictConfig(log_config)
     say = log.info if json else typer.echo  # JSON logs stay one object per line, start included
-    _require_migrated(configured, migrate, say)
+    require_migrated(configured, migrate, say)
     for line in _banner(configured, host, port):
         say(line)
     if access_log:  # read by the workers' settings
         os.environ["BILLPLANE_ACCESS_LOG"] = "true"
+    if not send_app_webhooks:
+        os.environ["BILLPLANE_SEND_APP_WEBHOOKS"] = "false"
     with _metrics_directory(workers):
         uvicorn.run(
             "billplane.app:create_served_app",
@@ -98,7 +107,7 @@ def serve(
         )
 
 
-def _require_migrated(configured: Settings, migrate: bool, say: Callable[[str], None]) -> None:
+def require_migrated(configured: Settings, migrate: bool, say: Callable[[str], None]) -> None:
     """Every call would fail on a database behind the code: say so before serving (or migrate
     it, when asked to)."""
     engine = create_db_engine(configured.sqlalchemy_url, **engine_options(configured))

@@ -105,8 +105,9 @@ def stripe_sync(as_json: AsJson = False) -> None:
     """Pull customers and subscriptions from Stripe and repair what missed webhooks left
     wrong; prints every change."""
     progress: Callable[[str], None] = lambda step: typer.echo(f"... {step}", err=True)  # noqa: E731
-    with _edge() as (_, tx, stripe):
-        report = sync(tx, stripe, utc_now, progress).as_dict()
+    with _edge() as (settings, tx, stripe):
+        grace_days = settings.billplane_past_due_grace_days
+        report = sync(tx, stripe, utc_now, progress, grace_days=grace_days).as_dict()
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -149,8 +150,9 @@ def events_list(
 @events_app.command("replay")
 def events_replay(event_id: str, as_json: AsJson = False) -> None:
     """Process a received event again (e.g. a failed one, once its cause is fixed)."""
-    with _edge() as (_, tx, stripe):
-        pipeline.replay_stored(tx, stripe, event_id, utc_now)
+    with _edge() as (settings, tx, stripe):
+        grace_days = settings.billplane_past_due_grace_days
+        pipeline.replay_stored(tx, stripe, event_id, utc_now, grace_days=grace_days)
         with tx.read() as session:
             out = event_out(present(events.get(session, event_id), f"event {event_id}"))
     show(out, as_json, event_fields)

@@ -172,10 +172,21 @@ def _update(
     with transaction() as session:
         found = get_project(session, project)
         changes = service.changes_from(body)
-        update = partial(service.update_tenant, session, found, key, changes, actor=ACTOR, now=now)
+        grace_days = settings().billplane_past_due_grace_days
+        update = partial(
+            service.update_tenant,
+            session,
+            found,
+            key,
+            changes,
+            actor=ACTOR,
+            now=now,
+            grace_days=grace_days,
+        )
         if dry_run:
-            grace = settings().billplane_past_due_grace_days
-            seen = PreviewOut.model_validate(preview.of_change(session, found, now, grace, update))
+            seen = PreviewOut.model_validate(
+                preview.of_change(session, found, now, grace_days, update)
+            )
             show_preview(seen, as_json)
             return
         out = TenantOut.model_validate(service.describe(session, found, update()))

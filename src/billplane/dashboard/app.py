@@ -18,6 +18,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billplane.dashboard import (
+    app_webhook_pages,
     auth,
     endpoints,
     key_pages,
@@ -91,7 +92,14 @@ def create_dashboard(parent: FastAPI) -> FastAPI:
     dashboard.dependency_overrides = parent.dependency_overrides
     dashboard.add_middleware(SessionMiddleware, **auth.session_options(parent.state.settings))
     dashboard.add_middleware(SecurityHeaders)
-    for module in (endpoints, project_pages, plan_pages, tenant_pages, key_pages):
+    for module in (
+        endpoints,
+        project_pages,
+        plan_pages,
+        tenant_pages,
+        key_pages,
+        app_webhook_pages,
+    ):
         dashboard.include_router(module.router)
     static = StaticFiles(directory=Path(__file__).parent / "static")
     dashboard.mount("/static", static, name="static")

@@ -217,7 +217,11 @@ def replay_event(
     """Process a failed event again from its stored payload, as the admin API's replay does."""
     try:
         receipt = pipeline.replay_stored(
-            view.tx, view.stripe, event_id, view.request.app.state.clock
+            view.tx,
+            view.stripe,
+            event_id,
+            view.request.app.state.clock,
+            grace_days=view.settings.billplane_past_due_grace_days,
         )
     except BillplaneError as exc:
         flash(request, f"Replaying {event_id} failed: {exc.message}", kind="error")

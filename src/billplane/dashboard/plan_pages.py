@@ -82,6 +82,7 @@ def create_plan(project: str, request: Request, form: OperatorForm, view: FormVi
                 body,
                 actor=ACTOR,
                 now=view.now,
+                grace_days=view.settings.billplane_past_due_grace_days,
                 price_lookup=lookup,
                 stripe_mode=view.stripe.mode,
             )
@@ -161,6 +162,7 @@ def update_plan(
                 changes,
                 actor=ACTOR,
                 now=view.now,
+                grace_days=view.settings.billplane_past_due_grace_days,
                 price_lookup=lookup,
                 stripe_mode=view.stripe.mode,
             )
@@ -215,6 +217,7 @@ def _set_status(view: View, request: Request, project: str, plan: str, status: S
                 service.PlanChanges(status=status),
                 actor=ACTOR,
                 now=view.now,
+                grace_days=view.settings.billplane_past_due_grace_days,
                 # The price is not changed: what Stripe said of it is kept.
                 price_lookup=None,
                 stripe_mode=view.stripe.mode,

@@ -141,7 +141,15 @@ def update_tenant(
                 email=body.email,
                 overrides=None if body.overrides is None else grant_specs(body.overrides),
             )
-            service.update_tenant(session, found, tenant, changes, actor=ACTOR, now=view.now)
+            service.update_tenant(
+                session,
+                found,
+                tenant,
+                changes,
+                actor=ACTOR,
+                now=view.now,
+                grace_days=view.settings.billplane_past_due_grace_days,
+            )
     except (forms.Invalid, BillplaneError) as exc:
         if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
             raise
@@ -186,4 +194,5 @@ def _set_status(view: View, project: str, tenant: str, status: Status) -> None:
             service.TenantChanges(status=status),
             actor=ACTOR,
             now=view.now,
+            grace_days=view.settings.billplane_past_due_grace_days,
         )

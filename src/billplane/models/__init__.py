@@ -1,5 +1,12 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
+from billplane.models.appwebhook import (
+    AppDelivery,
+    AppDeliveryAttempt,
+    AppEvent,
+    AppEventSequence,
+    AppWebhookEndpoint,
+)
 from billplane.models.base import Base
 from billplane.models.invoice import Invoice
 from billplane.models.operator import AdminTokenFailure, OneTimeSecret, OperatorSession
@@ -14,6 +21,11 @@ from billplane.models.usage import UsageCounter, UsageEvent
 
 __all__ = [
     "AdminTokenFailure",
+    "AppDelivery",
+    "AppDeliveryAttempt",
+    "AppEvent",
+    "AppEventSequence",
+    "AppWebhookEndpoint",
     "AuditEntry",
     "Base",
     "DailyChecks",

@@ -6,6 +6,7 @@ from typing import Any, TypedDict, cast
 
 from sqlalchemy.orm import Session
 
+from billplane.appwebhooks import outbox
 from billplane.audit import service as audit
 from billplane.entitlements.rules import Grant
 from billplane.errors import AlreadyExists, FeatureNotFound, InvalidInput, PlanNotFound
@@ -139,10 +140,15 @@ def create_plan(
     *,
     actor: str,
     now: datetime,
+    grace_days: int,
     price_lookup: PriceLookup | None = None,
     stripe_mode: str = "test",
 ) -> Plan:
-    """A plan as the admin API, the CLI and the dashboard describe it (one validated body)."""
+    """A plan as the admin API, the CLI and the dashboard describe it (one validated body).
+
+    A new default plan, or a plan for a price tenants already pay, alters what they may do:
+    their apps hear of it (`tenant.entitlements.updated`; `grace_days` tells whether a
+    past-due subscription still grants)."""
     key, stripe_price_id, is_default = body.key, body.stripe_price_id, body.is_default
     if repository.get_plan(session, project.id, key) is not None:
         raise AlreadyExists(
@@ -150,21 +156,22 @@ def create_plan(
         )
     _check_price(session, project, stripe_price_id, is_default, plan=None)
     grants = parse_grants(session, project, grant_specs(body.features))
-    if is_default:
-        repository.clear_default(session, project.id)
-    plan = Plan(
-        project_id=project.id,
-        key=key,
-        name=body.name,
-        stripe_price_id=stripe_price_id,
-        trial_days=body.trial_days,
-        is_default=is_default,
-        status="active",
-        created_at=now,
-        updated_at=now,
-    )
-    repository.add(session, plan)
-    repository.replace_grants(session, plan.id, grants)
+    with outbox.entitlements_change(session, project, now=now, grace_days=grace_days):
+        if is_default:
+            repository.clear_default(session, project.id)
+        plan = Plan(
+            project_id=project.id,
+            key=key,
+            name=body.name,
+            stripe_price_id=stripe_price_id,
+            trial_days=body.trial_days,
+            is_default=is_default,
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        repository.add(session, plan)
+        repository.replace_grants(session, plan.id, grants)
     plan.stripe_price = _stored(_price_verdict(session, project, plan, price_lookup, stripe_mode))
     audit.record(
         session,
@@ -186,9 +193,12 @@ def update_plan(
     *,
     actor: str,
     now: datetime,
+    grace_days: int,
     price_lookup: PriceLookup | None = None,
     stripe_mode: str = "test",
 ) -> Plan:
+    """Apply the edit; tenants whose plan, grants or access it altered are told to their apps
+    (`tenant.entitlements.updated`)."""
     plan = get_plan(session, project, key)
     before = describe(session, project, plan)
     price = price_after(plan, changes)
@@ -201,18 +211,18 @@ def update_plan(
             extra={"param": "status"},
         )
     _check_price(session, project, price, is_default, plan=plan)
-    if changes.features is not None:
-        repository.replace_grants(
-            session, plan.id, parse_grants(session, project, changes.features)
-        )
-    if is_default and not plan.is_default:
-        repository.clear_default(session, project.id)
-    plan.stripe_price_id = price
-    plan.is_default = is_default
-    plan.name = changes.name or plan.name
-    plan.trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
-    plan.status = status
-    plan.updated_at = now
+    grants = None if changes.features is None else parse_grants(session, project, changes.features)
+    with outbox.entitlements_change(session, project, now=now, grace_days=grace_days):
+        if grants is not None:
+            repository.replace_grants(session, plan.id, grants)
+        if is_default and not plan.is_default:
+            repository.clear_default(session, project.id)
+        plan.stripe_price_id = price
+        plan.is_default = is_default
+        plan.name = changes.name or plan.name
+        plan.trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
+        plan.status = status
+        plan.updated_at = now
     kept = price == before["stripe_price_id"]
     plan.stripe_price = _stored(
         _price_verdict(session, project, plan, price_lookup, stripe_mode, kept=kept)

@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy.orm import Session
 
+from billplane.appwebhooks import outbox
 from billplane.audit import service as audit
 from billplane.entitlements import service as entitlements
 from billplane.errors import AlreadyExists, TenantNotFound
@@ -151,21 +152,28 @@ def update_tenant(
     *,
     actor: str,
     now: datetime,
+    grace_days: int,
 ) -> Tenant:
+    """Apply the edit; if it altered what the tenant may do (overrides, archiving), its app
+    hears of it (`tenant.entitlements.updated`), `grace_days` telling whether a past-due
+    subscription still grants."""
     tenant = get_tenant(session, project, key)
     before = _jsonable(describe(session, project, tenant))
-    if changes.overrides is not None:
-        grants = plans.parse_grants(session, project, changes.overrides)
-        repository.replace_overrides(session, tenant.id, grants)
-    if changes.name is not None:
-        tenant.name = changes.name
-    if changes.email is not None:
-        tenant.email = changes.email
-    # Archiving keeps the subscription, usage and overrides: checks are refused with
-    # `tenant_archived` until the tenant is restored.
-    tenant.status = changes.status or tenant.status
-    tenant.updated_at = now
-    session.flush()
+    with outbox.entitlements_change(
+        session, project, now=now, grace_days=grace_days, tenant_ids=[tenant.id]
+    ):
+        if changes.overrides is not None:
+            grants = plans.parse_grants(session, project, changes.overrides)
+            repository.replace_overrides(session, tenant.id, grants)
+        if changes.name is not None:
+            tenant.name = changes.name
+        if changes.email is not None:
+            tenant.email = changes.email
+        # Archiving keeps the subscription, usage and overrides: checks are refused with
+        # `tenant_archived` until the tenant is restored.
+        tenant.status = changes.status or tenant.status
+        tenant.updated_at = now
+        session.flush()
     audit.record(
         session,
         actor=actor,

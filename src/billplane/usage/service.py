@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any, NotRequired, TypedDict, cast
 
+from billplane.appwebhooks import outbox
 from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.repository import FeatureRow, Found
@@ -81,6 +82,8 @@ class Write:
     """What `record` writes, decided from the read before it."""
 
     access: entitlements.Access
+    project_id: int
+    project_key: str
     feature: FeatureRow
     request: UsageRequest
     resets_at: datetime | None
@@ -123,6 +126,8 @@ def prepare(
             return _repeat(earlier, feature, request, _current(limit, used, period.resets_at))
     return Write(
         access=access,
+        project_id=found.project_id,
+        project_key=found.project_key,
         feature=feature,
         request=request,
         resets_at=period.resets_at,
@@ -185,6 +190,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
         return _refusal(decision, feature, write.access.tenant_key, request)
     if claimed:
+        _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
         return Recorded(cast(UsageAnswer, body), created=True)  # the answer just stored
     repository.take_back(sql, counter, request.quantity)
     # The key was taken by an event this transaction can see.
@@ -266,10 +272,32 @@ def record_batch(
             )
         )
         outcomes.append(Recorded(body, created=True))
+        _tell_thresholds(sql, write, used - request.quantity, used)
     repository.insert_events(sql, rows)
     repository.set_counters(sql, {k: v for k, v in totals.items() if v != before[k]})
     repository.drop_empty(sql, [k for k, v in totals.items() if v == 0])
     return outcomes
+
+
+def _tell_thresholds(sql: Sql, write: Write, before: int, after: int) -> None:
+    """`tenant.usage.threshold` for each share of the limit (80%, 100%) this use reached, in
+    the write's own transaction; once per period (`outbox.usage_threshold`). The common case,
+    far from the limit, costs two comparisons and no statement."""
+    limit = write.shown_limit
+    if not limit or 5 * after < 4 * limit or before >= limit:
+        return
+    for percent in outbox.thresholds_crossed(before, after, limit):
+        outbox.usage_threshold(
+            sql,
+            project=(write.project_id, write.project_key),
+            tenant=(write.access.tenant_id, write.access.tenant_key),
+            feature=(write.feature.id, write.feature.key),
+            period=(write.counter.period_key, write.resets_at),
+            percent=percent,
+            used=after,
+            limit=limit,
+            now=write.now,
+        )
 
 
 def lock_order(write: Write) -> tuple[int, int, str]:

@@ -32,9 +32,10 @@ SUBSCRIPTION_EVENTS = (
     "customer.subscription.updated",
     "customer.subscription.deleted",
 )
-INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_failed")
+PAYMENT_FAILED = "invoice.payment_failed"
+INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", PAYMENT_FAILED)
 # Invoices whose outcome moves the subscription (Stripe sets its status as they settle).
-SETTLING_INVOICE_EVENTS = ("invoice.paid", "invoice.payment_failed")
+SETTLING_INVOICE_EVENTS = ("invoice.paid", PAYMENT_FAILED)
 CUSTOMER_DELETED = "customer.deleted"
 HANDLED_TYPES = (CHECKOUT_COMPLETED, *SUBSCRIPTION_EVENTS, *INVOICE_EVENTS, CUSTOMER_DELETED)
 
@@ -143,4 +144,6 @@ def apply(
         changes += billing.apply_subscription(session, gathered.subscription, ctx)
     if gathered.invoice is not None:
         changes += invoices.record_invoice(session, gathered.invoice, ctx)
+        if event.type == PAYMENT_FAILED:
+            invoices.tell_payment_failed(session, gathered.invoice, ctx)
     return changes

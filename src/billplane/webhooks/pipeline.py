@@ -66,6 +66,7 @@ def process(
     event: EventFacts,
     clock: Callable[[], datetime],
     *,
+    grace_days: int,
     replay: bool = False,
 ) -> Receipt:
     """Apply the event once (again, if `replay`); raises EventFailed after recording it."""
@@ -85,7 +86,7 @@ def process(
             if gathered is None or gathered.gone:
                 _finish(row, "ignored", None, now, reason=_why_ignored(event, gathered))
                 return Receipt(event.id, event.type, row.outcome)
-            ctx = Context(actor=ACTOR, now=now, seen_at=gathered.seen_at)
+            ctx = Context(actor=ACTOR, now=now, seen_at=gathered.seen_at, grace_days=grace_days)
             changes = handlers.apply(session, event, gathered, ctx)
             _finish(row, "processed", None, now)
             return Receipt(event.id, event.type, row.outcome, changes=len(changes))
@@ -136,7 +137,12 @@ def _describe(exc: Exception) -> str:
 
 
 def replay_stored(
-    tx: Transactions, stripe: StripeGateway, event_id: str, clock: Callable[[], datetime]
+    tx: Transactions,
+    stripe: StripeGateway,
+    event_id: str,
+    clock: Callable[[], datetime],
+    *,
+    grace_days: int,
 ) -> Receipt:
     """Process a received event again from its stored payload (an operator's retry)."""
     with tx.read() as session:
@@ -146,7 +152,7 @@ def replay_stored(
         event = event_from(row.payload)
     refuse_other_mode(stripe, event)
     try:
-        return process(tx, stripe, event, clock, replay=True)
+        return process(tx, stripe, event, clock, grace_days=grace_days, replay=True)
     except EventFailed as failed:
         # The operator hears Stripe trouble as 503, a parked link as 409, like any call.
         if isinstance(failed.cause, BillplaneError):

@@ -45,11 +45,14 @@ def sync(
     stripe: StripeGateway,
     clock: Callable[[], datetime],
     progress: Progress = lambda _: None,
+    *,
+    grace_days: int,
 ) -> SyncReport:
     """Make billplane's billing state what Stripe says now; report every change made."""
     stripe.verify_key()  # fail at once, in plain words, when Stripe cannot be asked at all
     report = SyncReport()
-    _link_created_customers(tx, stripe, clock, report, progress)
+    _context = _contexts(clock, grace_days)
+    _link_created_customers(tx, stripe, _context, report, progress)
     with tx.read() as session:
         linked = repository.linked_customers(session)
     seen: set[str] = set()
@@ -57,13 +60,13 @@ def sync(
         progress(f"[{number}/{len(linked)}] customer {customer_id}")
         customer = stripe.find_customer(customer_id)
         if customer is None or customer.deleted:
-            ctx = _context(clock)
+            ctx = _context()
             with tx.write() as session:
                 report.changes += billing.unlink_customer(session, customer_id, ctx, ended_at=None)
             continue
         found = stripe.subscriptions_of(customer_id)
         seen.update(s.id for s in found)
-        _apply_all(tx, found, _context(clock), report)
+        _apply_all(tx, found, _context(), report)
     with tx.read() as session:
         leftovers = [s for s in repository.live_subscription_ids(session) if s not in seen]
     for subscription_id in leftovers:
@@ -73,14 +76,14 @@ def sync(
         if found_one is None:
             report.problems.append(f"Stripe has no subscription {subscription_id} any more.")
             continue
-        _apply_all(tx, [found_one], _context(clock), report)
+        _apply_all(tx, [found_one], _context(), report)
     return report
 
 
 def _link_created_customers(
     tx: Transactions,
     stripe: StripeGateway,
-    clock: Callable[[], datetime],
+    context: Callable[[], Context],
     report: SyncReport,
     progress: Progress,
 ) -> None:
@@ -98,9 +101,7 @@ def _link_created_customers(
                 # created by a second checkout: then this one is an unused duplicate).
                 continue
             if repository.tenant_by_customer(session, customer.id) is None:
-                report.changes += billing.link_customer(
-                    session, tenant, customer.id, _context(clock)
-                )
+                report.changes += billing.link_customer(session, tenant, customer.id, context())
 
 
 def _apply_all(
@@ -124,6 +125,9 @@ def _apply_one(
         report.problems.append(f"{subscription.id}: {exc.message}")
 
 
-def _context(clock: Callable[[], datetime]) -> Context:
-    now = clock()
-    return Context(actor=ACTOR, now=now, seen_at=now)
+def _contexts(clock: Callable[[], datetime], grace_days: int) -> Callable[[], Context]:
+    def context() -> Context:
+        now = clock()
+        return Context(actor=ACTOR, now=now, seen_at=now, grace_days=grace_days)
+
+    return context
