@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app_receiver import Receiver, receiving
@@ -228,9 +228,11 @@ def test_two_senders_at_once_send_each_delivery_once(database: Database, clock: 
                 data = received.json["data"]
                 sequences.setdefault(data["tenant"], []).append(data["sequence"])
             assert sequences == {name: list(range(1, 7)) for name in ("acme", "globex", "initech")}
-        finally:
+        finally:  # the committed rows go, audit entries included (they outlive a project)
             with tx.write() as session:
-                session.delete(session.scalars(select(Project).where(Project.key == key)).one())
+                made = session.scalars(select(Project).where(Project.key == key)).one()
+                session.execute(delete(AuditEntry).where(AuditEntry.project_id == made.id))
+                session.delete(made)
 
 
 def _drain(sender: Sender) -> None:
