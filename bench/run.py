@@ -60,6 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="only these targets (the ceiling is always measured), e.g. check,batch",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help="events per /v1/usage/batch call (1,000: the figure to keep)",
+    )
+    parser.add_argument(
         "--preview-tenants",
         type=int,
         default=preview.TENANTS,
@@ -98,7 +104,7 @@ def _engines(text: str) -> list[str]:
     return engines
 
 
-def targets(fixture: seed.Fixture) -> list[Target]:
+def targets(fixture: seed.Fixture, batch_size: int = BATCH_SIZE) -> list[Target]:
     """The ceiling first, then the reads (check, entitlements), then the usage writes."""
     token, feature = fixture.project_token, fixture.feature
     check = json.dumps(fixture.check_body())
@@ -120,7 +126,7 @@ def targets(fixture: seed.Fixture) -> list[Target]:
             "batch",
             "/v1/usage/batch",
             "batch.lua",
-            [token, feature, "{nonce}", many, str(BATCH_SIZE)],
+            [token, feature, "{nonce}", many, str(batch_size)],
         ),
     ]
 
@@ -157,13 +163,13 @@ def drive(
     the usage counters against what was acknowledged, and (PostgreSQL) run pgbench."""
     fixture = seed.seed(live.base_url, live.admin_token)
     acknowledged, in_flight = seed.SEEDED_USAGE, 0
-    for target in targets(fixture):
+    for target in targets(fixture, args.batch_size):
         if args.targets and target.name not in (report.CEILING, *args.targets):
             continue
         runs = measure(wrk, live.base_url, target, args)
         run.measurements.append(runs[-1])
         if target.name in USAGE_TARGETS:
-            per_request = BATCH_SIZE if target.name == "batch" else 1
+            per_request = args.batch_size if target.name == "batch" else 1
             acknowledged += sum(m.events_201 or m.statuses.get("201", 0) for m in runs)
             in_flight += args.connections * len(runs) * per_request
     counted, events = databases.usage_totals(url, fixture.feature)

@@ -25,8 +25,10 @@ def test_bench_reports_every_endpoint_on_both_engines() -> None:
             sys.executable,
             "bench/run.py",
             "--duration",
-            # A 1,000-event batch takes most of a second here: two leave room on a slow day.
-            "2",
+            "1",
+            # A 1,000-event batch takes most of a second here: 100 leave room on a slow day.
+            "--batch-size",
+            "100",
             "--warmup",
             "0",
             "--connections",

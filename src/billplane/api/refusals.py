@@ -30,7 +30,9 @@ def list_refusals(
     since: Annotated[datetime | None, Query(description="At or after this moment.")] = None,
     until: Annotated[datetime | None, Query(description="Before this moment.")] = None,
     limit: PageLimit = 100,
-    starting_after: Annotated[int | None, Query(ge=1, description="A refusal's `id`.")] = None,
+    starting_after: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="A refusal's `id`.")
+    ] = None,
 ) -> Any:
     """Refused checks (`allowed: false`) and usage calls (402), newest first. Kept for
     `BILLPLANE_REFUSALS_KEEP_DAYS` (30 by default), at most
