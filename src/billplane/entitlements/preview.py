@@ -99,8 +99,13 @@ def standings(
 ) -> dict[str, Standing]:
     """What every tenant of the project may do now, by tenant key."""
     sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
+    keys = service.period_keys(now)
     found_all = repository.by_project(
-        sql, project_id=project.id, project_key=project.key, **service.period_keys(now)
+        sql,
+        project_id=project.id,
+        project_key=project.key,
+        day_key=keys["day_key"],
+        month_key=keys["month_key"],
     )
     standings: dict[str, Standing] = {}
     for found in found_all:

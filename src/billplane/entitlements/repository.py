@@ -10,6 +10,7 @@ from the clock (`rules`), so the statement holds no time arithmetic that would d
 engines.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -332,18 +333,24 @@ def _current_subscriptions() -> Select[Any]:
     )
 
 
-def _project_tenants(_: str) -> Select[Any]:
+def _project_tenants(dialect: str, *, some: bool) -> Select[Any]:
     t = Tenant.__table__.alias("t")
     subs = _current_subscriptions().subquery("subs")
     return (
         select(t.c.id, t.c.key, t.c.status, *list(subs.c)[1:7])
         .select_from(t.outerjoin(subs, and_(subs.c.tenant_id == t.c.id, subs.c.rank == 1)))
-        .where(t.c.project_id == bindparam("project_id"))
+        .where(t.c.project_id == bindparam("project_id"), *_some(dialect, t.c.id, some))
         .order_by(t.c.id)
     )
 
 
-PROJECT_TENANTS = Statement(_project_tenants)
+def _some(dialect: str, tenant_id: Any, some: bool) -> list[ColumnElement[bool]]:
+    """The condition that keeps the tenants asked about (`tenant_ids`), when only some are."""
+    return [one_of(dialect, tenant_id, "tenant_ids")] if some else []
+
+
+PROJECT_TENANTS = Statement(lambda d: _project_tenants(d, some=False))
+SOME_TENANTS = Statement(lambda d: _project_tenants(d, some=True))
 PROJECT_PLANS = Statement(
     lambda _: (
         select(Plan.id, Plan.key, Plan.stripe_price_id, Plan.is_default, Plan.status)
@@ -371,8 +378,10 @@ PROJECT_FEATURES = Statement(
         .order_by(Feature.key)
     )
 )
-PROJECT_OVERRIDES = Statement(
-    lambda _: (
+
+
+def _project_overrides(dialect: str, *, some: bool) -> Any:
+    return (
         select(
             TenantOverride.tenant_id,
             TenantOverride.feature_id,
@@ -381,12 +390,18 @@ PROJECT_OVERRIDES = Statement(
             TenantOverride.reset,
         )
         .join(Tenant, Tenant.id == TenantOverride.tenant_id)
-        .where(Tenant.project_id == bindparam("project_id"))
+        .where(
+            Tenant.project_id == bindparam("project_id"),
+            *_some(dialect, TenantOverride.tenant_id, some),
+        )
     )
-)
 
 
-def _project_counters(_: str) -> Select[Any]:
+PROJECT_OVERRIDES = Statement(lambda d: _project_overrides(d, some=False))
+SOME_OVERRIDES = Statement(lambda d: _project_overrides(d, some=True))
+
+
+def _project_counters(dialect: str, *, some: bool) -> Select[Any]:
     c = UsageCounter.__table__.alias("c")
     c2 = UsageCounter.__table__.alias("c2")
     t = Tenant.__table__.alias("t")
@@ -411,19 +426,31 @@ def _project_counters(_: str) -> Select[Any]:
                 c.c.period_key == bindparam("month_key"),
                 c.c.period_key == latest_billing_period,
             ),
+            *_some(dialect, c.c.tenant_id, some),
         )
         .order_by(c.c.tenant_id, c.c.feature_id, c.c.period_key)
     )
 
 
-PROJECT_COUNTERS = Statement(_project_counters)
+PROJECT_COUNTERS = Statement(lambda d: _project_counters(d, some=False))
+SOME_COUNTERS = Statement(lambda d: _project_counters(d, some=True))
 
 
 def by_project(
-    sql: Sql, *, project_id: int, project_key: str, day_key: str, month_key: str
+    sql: Sql,
+    *,
+    project_id: int,
+    project_key: str,
+    day_key: str,
+    month_key: str,
+    tenant_ids: Collection[int] | None = None,
 ) -> list[Found]:
-    """What `by_tenant` finds, for every tenant of the project, in five statements."""
-    project = {"project_id": project_id}
+    """What `by_tenant` finds, for every tenant of the project (or those of `tenant_ids`), in
+    five statements."""
+    project: dict[str, Any] = {"project_id": project_id}
+    some = tenant_ids is not None
+    if tenant_ids is not None:
+        project["tenant_ids"] = sql.values_list(sorted(tenant_ids))
     features = [
         FeatureRow(id_, key, type_, status == "archived")
         for id_, key, type_, status in sql.run(PROJECT_FEATURES, project)
@@ -442,19 +469,23 @@ def by_project(
     for plan_id, feature_id, enabled, limit, reset in sql.run(PROJECT_GRANTS, project):
         grants.setdefault(plan_id, {})[feature_id] = Grant(bool(enabled), limit, reset)
     overrides: dict[int, dict[int, Grant]] = {}
-    for tenant_id, feature_id, enabled, limit, reset in sql.run(PROJECT_OVERRIDES, project):
+    for tenant_id, feature_id, enabled, limit, reset in sql.run(
+        SOME_OVERRIDES if some else PROJECT_OVERRIDES, project
+    ):
         overrides.setdefault(tenant_id, {})[feature_id] = Grant(bool(enabled), limit, reset)
     counters: dict[int, dict[tuple[int, str], int]] = {}
     latest: dict[int, dict[int, str]] = {}
     periods = {**project, "day_key": day_key, "month_key": month_key}
-    for tenant_id, feature_id, period_key, used in sql.run(PROJECT_COUNTERS, periods):
+    for tenant_id, feature_id, period_key, used in sql.run(
+        SOME_COUNTERS if some else PROJECT_COUNTERS, periods
+    ):
         counters.setdefault(tenant_id, {})[(feature_id, period_key)] = int(used)
         if period_key.startswith("bp:"):
             latest.setdefault(tenant_id, {})[feature_id] = period_key
     found = []
     default_grants = grants.get(default.id, {}) if default else {}
     for tenant_id, key, status, sub_status, price, start, end, cancel, trial_end in sql.run(
-        PROJECT_TENANTS, project
+        SOME_TENANTS if some else PROJECT_TENANTS, project
     ):
         price_plan = by_price.get(price) if sub_status is not None and price else None
         found.append(

@@ -184,7 +184,12 @@ def lookup_many(
     return Batch(*found)
 
 
-def period_keys(now: datetime) -> dict[str, str]:
+class PeriodKeys(TypedDict):
+    day_key: str
+    month_key: str
+
+
+def period_keys(now: datetime) -> PeriodKeys:
     """The keys a `day` and a `month` counter of `now` have (the statement fetches those)."""
     now = now.astimezone(UTC)
     return {"day_key": day_key(now), "month_key": month_key(now)}
