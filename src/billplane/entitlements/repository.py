@@ -98,7 +98,6 @@ def _access_select(
     g2 = PlanGrant.__table__.alias("g2")
     o = TenantOverride.__table__.alias("o")
     c = UsageCounter.__table__.alias("c")
-    c2 = UsageCounter.__table__.alias("c2")
 
     current_subscription = (
         select(s2.c.id)
@@ -107,22 +106,7 @@ def _access_select(
         .limit(1)
         .scalar_subquery()
     )
-    latest_billing_period = (
-        select(func.max(c2.c.period_key))
-        .where(
-            c2.c.tenant_id == t.c.id,
-            c2.c.feature_id == f.c.id,
-            c2.c.period_key >= BILLING_PERIOD_KEYS[0],
-            c2.c.period_key < BILLING_PERIOD_KEYS[1],
-        )
-        .scalar_subquery()
-    )
-    counter_may_be_current = or_(
-        c.c.period_key == "never",
-        c.c.period_key == bindparam("day_key"),
-        c.c.period_key == bindparam("month_key"),
-        c.c.period_key == latest_billing_period,
-    )
+    counter_may_be_current = _may_be_current(c, t.c.id, f.c.id)
     feature_on: ColumnElement[bool] = f.c.project_id == p.c.id
     if many:
         feature_on = and_(feature_on, one_of(dialect, f.c.key, "features"))
@@ -171,6 +155,29 @@ def _access_select(
     )
     order = (t.c.id, f.c.key, pp.c.id) if many else (f.c.key, pp.c.id)
     return select(*columns).select_from(source).where(where).order_by(*order)
+
+
+def _may_be_current(c: Any, tenant_id: Any, feature_id: Any) -> ColumnElement[bool]:
+    """Whether counter `c` of (`tenant_id`, `feature_id`) may be the current period's: the
+    `never` one, today's and this month's (bound as `day_key`, `month_key`), and the newest
+    billing period's."""
+    c2 = UsageCounter.__table__.alias("c2")
+    latest_billing_period = (
+        select(func.max(c2.c.period_key))
+        .where(
+            c2.c.tenant_id == tenant_id,
+            c2.c.feature_id == feature_id,
+            c2.c.period_key >= BILLING_PERIOD_KEYS[0],
+            c2.c.period_key < BILLING_PERIOD_KEYS[1],
+        )
+        .scalar_subquery()
+    )
+    return or_(
+        c.c.period_key == "never",
+        c.c.period_key == bindparam("day_key"),
+        c.c.period_key == bindparam("month_key"),
+        c.c.period_key == latest_billing_period,
+    )
 
 
 def _live_then_newest(s: Any) -> tuple[Any, ...]:
@@ -403,29 +410,13 @@ SOME_OVERRIDES = Statement(lambda d: _project_overrides(d, some=True))
 
 def _project_counters(dialect: str, *, some: bool) -> Select[Any]:
     c = UsageCounter.__table__.alias("c")
-    c2 = UsageCounter.__table__.alias("c2")
     t = Tenant.__table__.alias("t")
-    latest_billing_period = (
-        select(func.max(c2.c.period_key))
-        .where(
-            c2.c.tenant_id == c.c.tenant_id,
-            c2.c.feature_id == c.c.feature_id,
-            c2.c.period_key >= BILLING_PERIOD_KEYS[0],
-            c2.c.period_key < BILLING_PERIOD_KEYS[1],
-        )
-        .scalar_subquery()
-    )
     return (
         select(c.c.tenant_id, c.c.feature_id, c.c.period_key, c.c.used)
         .join(t, t.c.id == c.c.tenant_id)
         .where(
             t.c.project_id == bindparam("project_id"),
-            or_(
-                c.c.period_key == "never",
-                c.c.period_key == bindparam("day_key"),
-                c.c.period_key == bindparam("month_key"),
-                c.c.period_key == latest_billing_period,
-            ),
+            _may_be_current(c, c.c.tenant_id, c.c.feature_id),
             *_some(dialect, c.c.tenant_id, some),
         )
         .order_by(c.c.tenant_id, c.c.feature_id, c.c.period_key)
