@@ -82,6 +82,9 @@ def log_in(page: Page, base_url: str, next_path: str = "/") -> None:
     page.get_by_label("Admin token").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{base_url}{next_path}")
+    # The URL changes when the page starts to load; its deferred scripts (the confirm dialog)
+    # run before "load". A click before then is a click on the page without script.
+    page.wait_for_load_state("load")
 
 
 def shoot(page: Page, folder: Path, name: str, *, full_page: bool = False) -> Path:
