@@ -67,6 +67,8 @@ def running_server(
         **os.environ,
         "DATABASE_URL": database_url,
         "BILLPLANE_ADMIN_TOKEN": admin_token,
+        # What seals app webhook endpoints' secrets (`factories.SECRET_KEY`).
+        "BILLPLANE_SECRET_KEY": "tests-secret-key-" + "s" * 32,
         **(extra_env or {}),
     }
     # BP_SERVER_LOG names a file to keep the server's log in, when a test needs looking into.

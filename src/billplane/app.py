@@ -72,8 +72,13 @@ def send_app_webhooks(app: FastAPI) -> None:
 
     @asynccontextmanager
     async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
-        keep_for = timedelta(days=app.state.settings.billplane_app_webhooks_keep_days)
-        stop = sender.start_in_background(Transactions(app.state.db), keep_for=keep_for)
+        configured = app.state.settings
+        keep_for = timedelta(days=configured.billplane_app_webhooks_keep_days)
+        stop = sender.start_in_background(
+            Transactions(app.state.db),
+            secret_key=configured.billplane_secret_key,
+            keep_for=keep_for,
+        )
         try:
             async with served(instance) as state:
                 yield state

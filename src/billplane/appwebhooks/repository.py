@@ -110,9 +110,10 @@ class Claimed:
     delivery_id: int
     claim: str
     endpoint_id: int
+    endpoint_public_id: str
     message_id: str
     url: str
-    secrets: list[str]
+    sealed_secrets: list[str]  # sealed (see `signing.unseal`): the sender opens them
     payload: dict[str, Any]
     attempts: int
     give_up_at: datetime | None
@@ -181,9 +182,10 @@ def claim_due(
             delivery_id=d.id,
             claim=claim,
             endpoint_id=e.id,
+            endpoint_public_id=e.public_id,
             message_id=event.public_id,
             url=e.url,
-            secrets=signing_secrets(e, now),
+            sealed_secrets=signing_secrets(e, now),
             payload=event.payload,
             attempts=d.attempts,
             give_up_at=d.give_up_at,
@@ -193,11 +195,12 @@ def claim_due(
 
 
 def signing_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
-    """The secrets that sign now: the current one, and the one a rotation replaced for a while."""
+    """The secrets that sign now, sealed: the current one, and the one a rotation replaced for
+    a while."""
     until = endpoint.previous_secret_until
-    if endpoint.previous_secret and until is not None and now < until:
-        return [endpoint.secret, endpoint.previous_secret]
-    return [endpoint.secret]
+    if endpoint.previous_secret_sealed and until is not None and now < until:
+        return [endpoint.secret_sealed, endpoint.previous_secret_sealed]
+    return [endpoint.secret_sealed]
 
 
 def claimed(session: Session, delivery_id: int, claim: str) -> AppDelivery | None:
@@ -207,6 +210,17 @@ def claimed(session: Session, delivery_id: int, claim: str) -> AppDelivery | Non
         select(AppDelivery)
         .where(AppDelivery.id == delivery_id, AppDelivery.claim == claim)
         .with_for_update()
+    )
+
+
+def hold_back(session: Session, delivery_id: int, claim: str, reason: str) -> None:
+    """Note why a claimed delivery was not sent; it stays claimed (and pending) until its claim
+    runs out, and counts no attempt."""
+    session.execute(
+        update(AppDelivery)
+        .where(AppDelivery.id == delivery_id, AppDelivery.claim == claim)
+        .values(last_error=reason)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -11,6 +11,10 @@ A tenant's deliveries to one endpoint go out in sequence order: the next waits u
 before it was delivered or given up. A failed attempt is retried with exponential backoff for
 three days (`retries`); an endpoint that failed for all of three days is disabled, the operator
 told (audit trail, log, dashboard), and what was pending for it waits for it to be enabled again.
+
+A delivery whose endpoint's secret this sender cannot open (BILLPLANE_SECRET_KEY unset, or not
+the key that sealed it) is not sent and costs no attempt: the sender says why (log, and the
+delivery's last error) and leaves it claimed, so it is looked at again once the claim runs out.
 """
 
 import secrets
@@ -31,6 +35,7 @@ from billplane.appwebhooks.repository import Claimed
 from billplane.audit import service as audit
 from billplane.clock import Clock, utc_now
 from billplane.db import Transactions
+from billplane.errors import EndpointSecretUnreadable, SecretKeyNotConfigured
 from billplane.logs import billplane_logger, redact
 from billplane.models import AppDeliveryAttempt, AppWebhookEndpoint
 from billplane.outage import is_outage
@@ -72,6 +77,7 @@ class Sender:
         self,
         tx: Transactions,
         *,
+        secret_key: str | None,
         clock: Clock = utc_now,
         wall: Clock = utc_now,
         http: httpx.Client | None = None,
@@ -79,6 +85,7 @@ class Sender:
         keep_for: timedelta = KEEP_FOR,
     ) -> None:
         self.tx = tx
+        self.secret_key = secret_key
         self.keep_for = keep_for
         self._pruned_at: datetime | None = None
         self.clock = clock
@@ -100,9 +107,25 @@ class Sender:
         claimed = self.claim()
         if not claimed:
             return 0
-        for outcome in self._pool.map(self.attempt, claimed):
+        signed = [(each, self._secrets_of(each)) for each in claimed]
+        sendable = [(each, secrets_) for each, secrets_ in signed if secrets_ is not None]
+        for outcome in self._pool.map(lambda pair: self.attempt(*pair), sendable):
             self.record(outcome)
         return len(claimed)
+
+    def _secrets_of(self, claimed: Claimed) -> list[str] | None:
+        """The endpoint's secrets, opened; None (the operator told) if they cannot be."""
+        try:
+            key = signing.sealing_key(self.secret_key)
+            return [
+                signing.unseal(sealed, key, claimed.endpoint_public_id)
+                for sealed in claimed.sealed_secrets
+            ]
+        except (EndpointSecretUnreadable, SecretKeyNotConfigured) as exc:
+            log.error("app webhooks: delivery to %s held back: %s", claimed.url, exc.message)
+            with self.tx.write() as session:
+                repository.hold_back(session, claimed.delivery_id, claimed.claim, exc.message)
+            return None
 
     def claim(self) -> list[Claimed]:
         with self.tx.read() as session:
@@ -116,12 +139,12 @@ class Sender:
                 session, now, limit=self.batch, claim=secrets.token_hex(16), until=now + CLAIM_FOR
             )
 
-    def attempt(self, claimed: Claimed) -> Outcome:
-        """POST one delivery, signed; never raises."""
+    def attempt(self, claimed: Claimed, secrets_: list[str]) -> Outcome:
+        """POST one delivery, signed with `secrets_` (its endpoint's, opened); never raises."""
         attempted_at = self.clock()
         body = orjson.dumps(claimed.payload).decode()
         headers = signing.headers(
-            claimed.secrets, message_id=claimed.message_id, timestamp=self.wall(), body=body
+            secrets_, message_id=claimed.message_id, timestamp=self.wall(), body=body
         )
         started = time.perf_counter()
         status_code: int | None = None
@@ -255,11 +278,15 @@ def _start_of(response: httpx.Response) -> str:
 
 
 def start_in_background(
-    tx: Transactions, *, keep_for: timedelta = KEEP_FOR, poll: float = 1.0
+    tx: Transactions,
+    *,
+    secret_key: str | None,
+    keep_for: timedelta = KEEP_FOR,
+    poll: float = 1.0,
 ) -> Callable[[], None]:
     """Run a sender on a thread of this process; returns what stops it (and waits for it)."""
     stop = threading.Event()
-    sender = Sender(tx, keep_for=keep_for)
+    sender = Sender(tx, secret_key=secret_key, keep_for=keep_for)
     thread = threading.Thread(
         target=sender.run, args=(stop,), kwargs={"poll": poll}, name="app-webhooks", daemon=True
     )

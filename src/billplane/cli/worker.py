@@ -36,7 +36,7 @@ def worker(
     require_migrated(configured, False, log.info)
     db = Database.from_settings(configured)
     keep_for = timedelta(days=configured.billplane_app_webhooks_keep_days)
-    sender = Sender(Transactions(db), keep_for=keep_for)
+    sender = Sender(Transactions(db), secret_key=configured.billplane_secret_key, keep_for=keep_for)
     try:
         if once:
             sender.prune()
