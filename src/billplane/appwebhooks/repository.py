@@ -91,6 +91,17 @@ def attempts_of(
     ).all()
 
 
+def backlog(session: Session) -> tuple[int, datetime | None]:
+    """How many deliveries are pending, and when the oldest of them was written: one statement
+    over the pending rows alone (the `(status, next_attempt_at)` index finds them)."""
+    row = session.execute(
+        select(func.count(), func.min(AppDelivery.created_at)).where(
+            AppDelivery.status == "pending"
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
 def counts_by_status(session: Session, endpoint_id: int) -> dict[str, int]:
     rows = session.execute(
         select(AppDelivery.status, func.count())
