@@ -39,10 +39,14 @@ from billplane.errors import EndpointSecretUnreadable, SecretKeyNotConfigured
 from billplane.logs import billplane_logger, redact
 from billplane.models import AppDeliveryAttempt, AppWebhookEndpoint
 from billplane.outage import is_outage
+from billplane.settings import Settings
 
 ACTOR = "app-webhooks"
-TIMEOUT = 15.0  # seconds an app has to answer a delivery
-CLAIM_FOR = timedelta(minutes=2)  # well past TIMEOUT: a live sender never outlives its claim
+TIMEOUT = 15.0  # seconds an app has to answer a delivery (BILLPLANE_APP_WEBHOOKS_TIMEOUT)
+# A claim lasts this many times the timeout: well past it, so a live sender never outlives its
+# claim, while one that died leaves its deliveries to another soon after.
+CLAIM_TIMEOUTS = 8
+CLAIM_FOR = timedelta(seconds=TIMEOUT * CLAIM_TIMEOUTS)  # 2 minutes, with the default timeout
 BATCH = 8  # deliveries a sender claims (and sends side by side) at once
 EXCERPT = 1000  # characters of an app's answer kept with each attempt
 DISABLE_AFTER = retries.RETRY_FOR
@@ -83,20 +87,36 @@ class Sender:
         http: httpx.Client | None = None,
         batch: int = BATCH,
         keep_for: timedelta = KEEP_FOR,
+        timeout: float = TIMEOUT,
+        first_retry: timedelta = retries.FIRST_DELAY,
     ) -> None:
         self.tx = tx
         self.secret_key = secret_key
         self.keep_for = keep_for
+        self.timeout = timeout
+        self.claim_for = timedelta(seconds=timeout * CLAIM_TIMEOUTS)
+        self.first_retry = first_retry
         self._pruned_at: datetime | None = None
         self.clock = clock
         self.wall = wall
         self.http = http or httpx.Client(
-            timeout=TIMEOUT,
+            timeout=timeout,
             follow_redirects=False,
             headers={"user-agent": f"billplane/{__version__}"},
         )
         self.batch = batch
         self._pool = ThreadPoolExecutor(max_workers=batch, thread_name_prefix="app-webhook")
+
+    @classmethod
+    def from_settings(cls, tx: Transactions, settings: Settings) -> "Sender":
+        """A sender as `billplane serve` and `billplane worker` run one."""
+        return cls(
+            tx,
+            secret_key=settings.billplane_secret_key,
+            keep_for=timedelta(days=settings.billplane_app_webhooks_keep_days),
+            timeout=settings.billplane_app_webhooks_timeout,
+            first_retry=timedelta(seconds=settings.billplane_app_webhooks_first_retry),
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -136,7 +156,11 @@ class Sender:
         with self.tx.write() as session:
             now = self.clock()
             return repository.claim_due(
-                session, now, limit=self.batch, claim=secrets.token_hex(16), until=now + CLAIM_FOR
+                session,
+                now,
+                limit=self.batch,
+                claim=secrets.token_hex(16),
+                until=now + self.claim_for,
             )
 
     def attempt(self, claimed: Claimed, secrets_: list[str]) -> Outcome:
@@ -208,7 +232,7 @@ class Sender:
                 self._disable(session, claimed, since, now)
                 return
             later = retries.next_attempt(
-                delivery.attempts, outcome.attempted_at, delivery.give_up_at
+                delivery.attempts, outcome.attempted_at, delivery.give_up_at, self.first_retry
             )
             if later is None:
                 delivery.status = "failed"
@@ -278,15 +302,11 @@ def _start_of(response: httpx.Response) -> str:
 
 
 def start_in_background(
-    tx: Transactions,
-    *,
-    secret_key: str | None,
-    keep_for: timedelta = KEEP_FOR,
-    poll: float = 1.0,
+    tx: Transactions, settings: Settings, *, poll: float = 1.0
 ) -> Callable[[], None]:
     """Run a sender on a thread of this process; returns what stops it (and waits for it)."""
     stop = threading.Event()
-    sender = Sender(tx, secret_key=secret_key, keep_for=keep_for)
+    sender = Sender.from_settings(tx, settings)
     thread = threading.Thread(
         target=sender.run, args=(stop,), kwargs={"poll": poll}, name="app-webhooks", daemon=True
     )
@@ -294,7 +314,7 @@ def start_in_background(
 
     def stop_sending() -> None:
         stop.set()
-        thread.join(timeout=TIMEOUT + 5)
+        thread.join(timeout=sender.timeout + 5)
         sender.close()
 
     return stop_sending
