@@ -1,7 +1,7 @@
 """All SQL about app webhook endpoints, deliveries and their attempts (the outbox's writes are
 `outbox`'s)."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,10 +130,10 @@ class Claimed:
     give_up_at: datetime | None
 
 
-def _due(now: datetime) -> Any:
+def _due(now: datetime, skip: Collection[int] = ()) -> Any:
     """Deliveries to send now: pending, due, claimed by nobody (or by a sender whose claim ran
-    out: it died), at an enabled endpoint, and first in their tenant's queue there (nothing of
-    the same tenant with a lower sequence number still pending)."""
+    out: it died), at an enabled endpoint (but those of `skip`), and first in their tenant's
+    queue there (nothing of the same tenant with a lower sequence number still pending)."""
     earlier = aliased(AppDelivery)
     queued_before = exists().where(
         earlier.endpoint_id == AppDelivery.endpoint_id,
@@ -141,7 +141,7 @@ def _due(now: datetime) -> Any:
         earlier.status == "pending",
         earlier.sequence < AppDelivery.sequence,
     )
-    return (
+    query = (
         select(AppDelivery.id)
         .join(Endpoint, Endpoint.id == AppDelivery.endpoint_id)
         .where(
@@ -152,15 +152,23 @@ def _due(now: datetime) -> Any:
             ~queued_before,
         )
     )
+    return query.where(Endpoint.id.not_in(skip)) if skip else query
 
 
-def any_due(session: Session, now: datetime) -> bool:
-    """Whether a sender would find work (a read: idle senders take no write lock)."""
-    return session.scalar(_due(now).limit(1)) is not None
+def any_due(session: Session, now: datetime, skip: Collection[int] = ()) -> bool:
+    """Whether a sender would find work (a read: idle senders take no write lock); the
+    endpoints of `skip` are left out."""
+    return session.scalar(_due(now, skip).limit(1)) is not None
 
 
 def claim_due(
-    session: Session, now: datetime, *, limit: int, claim: str, until: datetime
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    claim: str,
+    until: datetime,
+    skip: Collection[int] = (),
 ) -> list[Claimed]:
     """Claim up to `limit` due deliveries for one sender, oldest due first.
 
@@ -169,7 +177,7 @@ def claim_due(
     Either way the claim is a column, not a lock held while sending: nothing stays open across
     transactions (PgBouncer's transaction pooling keeps no session for it).
     """
-    query = _due(now).order_by(AppDelivery.next_attempt_at, AppDelivery.id).limit(limit)
+    query = _due(now, skip).order_by(AppDelivery.next_attempt_at, AppDelivery.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=AppDelivery, skip_locked=True)
     ids = list(session.scalars(query))

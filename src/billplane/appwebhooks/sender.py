@@ -13,8 +13,10 @@ three days (`retries`); an endpoint that failed for all of three days is disable
 told (audit trail, log, dashboard), and what was pending for it waits for it to be enabled again.
 
 A delivery whose endpoint's secret this sender cannot open (BILLPLANE_SECRET_KEY unset, or not
-the key that sealed it) is not sent and costs no attempt: the sender says why (log, and the
-delivery's last error) and leaves it claimed, so it is looked at again once the claim runs out.
+the key that sealed it) is not sent and costs no attempt: the sender says why (once in the log,
+and as the delivery's last error), leaves it claimed, and claims nothing more of that endpoint
+until the claim runs out; then it tries again. A wrong key costs a log line per endpoint every
+claim period, never a loop.
 """
 
 import secrets
@@ -96,6 +98,8 @@ class Sender:
         self.timeout = timeout
         self.claim_for = timedelta(seconds=timeout * CLAIM_TIMEOUTS)
         self.first_retry = first_retry
+        # Endpoints whose secret this sender could not open, and until when it leaves them be.
+        self._unopenable: dict[int, datetime] = {}
         self._pruned_at: datetime | None = None
         self.clock = clock
         self.wall = wall
@@ -131,7 +135,7 @@ class Sender:
         sendable = [(each, secrets_) for each, secrets_ in signed if secrets_ is not None]
         for outcome in self._pool.map(lambda pair: self.attempt(*pair), sendable):
             self.record(outcome)
-        return len(claimed)
+        return len(sendable)
 
     def _secrets_of(self, claimed: Claimed) -> list[str] | None:
         """The endpoint's secrets, opened; None (the operator told) if they cannot be."""
@@ -142,14 +146,25 @@ class Sender:
                 for sealed in claimed.sealed_secrets
             ]
         except (EndpointSecretUnreadable, SecretKeyNotConfigured) as exc:
-            log.error("app webhooks: delivery to %s held back: %s", claimed.url, exc.message)
+            if claimed.endpoint_id not in self._unopenable:
+                log.error("app webhooks: deliveries to %s held back: %s", claimed.url, exc.message)
+            self._unopenable[claimed.endpoint_id] = self.clock() + self.claim_for
             with self.tx.write() as session:
                 repository.hold_back(session, claimed.delivery_id, claimed.claim, exc.message)
             return None
 
+    def _left_be(self) -> set[int]:
+        """The endpoints not to claim for now: their secret did not open lately."""
+        now = self.clock()
+        for endpoint_id, until in list(self._unopenable.items()):
+            if until <= now:
+                del self._unopenable[endpoint_id]
+        return set(self._unopenable)
+
     def claim(self) -> list[Claimed]:
+        skip = self._left_be()
         with self.tx.read() as session:
-            if not repository.any_due(session, self.clock()):
+            if not repository.any_due(session, self.clock(), skip):
                 return []
         # SQLite: this write transaction begins with the write lock (BEGIN IMMEDIATE), so one
         # claimer at a time; PostgreSQL: concurrent claimers skip each other's rows.
@@ -161,6 +176,7 @@ class Sender:
                 limit=self.batch,
                 claim=secrets.token_hex(16),
                 until=now + self.claim_for,
+                skip=skip,
             )
 
     def attempt(self, claimed: Claimed, secrets_: list[str]) -> Outcome:
