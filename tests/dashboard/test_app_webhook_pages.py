@@ -4,11 +4,13 @@ with status and body, a replay, and a notice when the sender disabled it."""
 import html
 import re
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from billplane.appwebhooks.signing import unseal
 from billplane.models import AppDelivery, AppWebhookEndpoint
+from billplane.settings import Settings
 from conftest import Clock, Setup
 from dashboard.conftest import Operator
 from factories import SECRET_KEY
@@ -80,3 +82,19 @@ def test_an_endpoint_the_sender_disabled_is_told_on_the_page(
         in page
     )
     assert reason in page
+
+
+class TestWithoutTheSecretKey:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"billplane_secret_key": None})
+
+    def test_adding_an_endpoint_says_to_set_the_secret_key_and_adds_none(
+        self, realtyos: Setup, operator: Operator, session: Session
+    ) -> None:
+        form = {"url": "https://app.realtyos.test/hooks", "event.tenant.usage.threshold": "on"}
+
+        refused = operator.post(PAGE, form, expect=422)
+
+        assert "BILLPLANE_SECRET_KEY" in html.unescape(refused.text)
+        assert session.scalars(select(AppWebhookEndpoint)).all() == []
