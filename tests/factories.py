@@ -157,14 +157,26 @@ def feature(
         )
 
 
+# The tests' BILLPLANE_SECRET_KEY (`conftest.settings`): it seals endpoints' secrets.
+SECRET_KEY = "tests-secret-key-" + "s" * 32
+
+
 def webhook_endpoint(
-    session: Session, now: datetime, project: str, url: str, events: Sequence[str]
+    session: Session,
+    now: datetime,
+    project: str,
+    url: str,
+    events: Sequence[str],
+    *,
+    secret_key: str = SECRET_KEY,
 ) -> app_webhooks.WithSecret:
     """`POST /admin/api/projects/{project}/webhook-endpoints`: the endpoint and its secret."""
     body = EndpointIn.model_validate({"url": url, "events": list(events)})
     with session.begin_nested():
         found = projects.get_project(session, project)
-        return app_webhooks.create_endpoint(session, found, body, actor=ACTOR, now=now)
+        return app_webhooks.create_endpoint(
+            session, found, body, secret_key=secret_key, actor=ACTOR, now=now
+        )
 
 
 # The tests' BILLPLANE_PAST_DUE_GRACE_DAYS (`conftest.settings`).

@@ -9,11 +9,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from billplane.appwebhooks.signing import unseal
 from billplane.db import Database
-from billplane.migrate import alembic_config, upgrade
+from billplane.migrate import SecretKeyNeeded, alembic_config, downgrade, upgrade
 from billplane.models import Base
 from billplane.settings import Settings
 from conftest import fresh_database
+from factories import SECRET_KEY
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC).isoformat(sep=" ")
 
@@ -110,3 +112,54 @@ def test_events_come_to_belong_to_their_counters_and_nothing_is_lost(
         referred = {f["referred_table"] for f in inspect(engine_).get_foreign_keys("usage_events")}
         assert referred == {"tenants", "features"}
         engine_.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_app_webhook_secrets_stored_in_clear_are_sealed_and_open_again_going_down(
+    engine: str, tmp_path: Path
+) -> None:
+    """The migration that seals endpoints' secrets: it needs BILLPLANE_SECRET_KEY when there are
+    secrets to seal (and says so), seals them so that the sender opens them, and gives them
+    back in clear going down."""
+    plain, previous = "whsec_" + "c" * 32, "whsec_" + "p" * 32
+    with fresh_database(engine, tmp_path) as plain_url:
+        url = Settings(database_url=plain_url).sqlalchemy_url
+        downgrade(url, "a7e3b9c41d52")
+        engine_ = create_engine(url)
+        with engine_.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO projects (id, key, name, origins, created_at)"
+                    " VALUES (1, 'p', 'P', '[]', :t)"
+                ),
+                {"t": NOW},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO app_webhook_endpoints (public_id, project_id, url, events,"
+                    " secret, previous_secret, status, created_at, updated_at) VALUES"
+                    " ('ep_1', 1, 'https://a.test/h', '[]', :s, :p, 'enabled', :t, :t)"
+                ),
+                {"s": plain, "p": previous, "t": NOW},
+            )
+
+        with pytest.raises(SecretKeyNeeded, match="BILLPLANE_SECRET_KEY, which is not set"):
+            upgrade(url)
+        upgrade(url, secret_key=SECRET_KEY)
+
+        with engine_.connect() as conn:
+            sealed, sealed_previous = conn.execute(
+                text("SELECT secret_sealed, previous_secret_sealed FROM app_webhook_endpoints")
+            ).one()
+        assert plain not in sealed
+        assert unseal(sealed, SECRET_KEY, "ep_1") == plain
+        assert unseal(sealed_previous, SECRET_KEY, "ep_1") == previous
+        with pytest.raises(SecretKeyNeeded, match="does not open with this BILLPLANE_SECRET_KEY"):
+            downgrade(url, "a7e3b9c41d52", secret_key="another-secret-key-" + "o" * 32)
+        downgrade(url, "a7e3b9c41d52", secret_key=SECRET_KEY)
+        with engine_.connect() as conn:
+            back = conn.execute(
+                text("SELECT secret, previous_secret FROM app_webhook_endpoints")
+            ).one()
+        engine_.dispose()
+        assert tuple(back) == (plain, previous)
