@@ -134,7 +134,9 @@ def update_plan(
             # An unknown plan is a 404 page, not a form error.
             editing = service.get_plan(session, found, plan)
             features = list(projects.features_of(session, found.id))
-            current = service.render_grants(repository.grants_of(session, editing.id), features)
+            current = service.render_grants(
+                repository.grants_of(session, editing.id, editing.version), features
+            )
             data = {
                 "name": forms.text(form, "name"),
                 "stripe_price_id": forms.text(form, "stripe_price_id"),
