@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billplane.models import AppEvent, AuditEntry, TenantPlanVersion
+from billplane.entitlements import repository, service
+from billplane.hotpath import Sql
+from billplane.models import AppEvent, AuditEntry, Project, TenantPlanVersion
 from conftest import Setup
 from factories import subscribe
 
@@ -244,3 +246,41 @@ def test_explain_names_the_version_chosen(realtyos: Setup, session: Session) -> 
 
     assert (plan["key"], plan["version"], plan["newest_version"]) == ("pro", 1, 2)
     assert "Version 1 applies: the one the tenant subscribed to (the newest is 2)." in plan["why"]
+
+
+def test_every_tenant_at_once_reads_the_versions_one_tenant_at_a_time_does(
+    realtyos: Setup, session: Session, clock: Any
+) -> None:
+    """The preview's and app webhooks' reading (`by_project`) picks each tenant's version as the
+    check's one statement does: kept, newest, default."""
+    on_pro(realtyos, session, "acme", "globex")
+    realtyos.admin.call("PATCH", PRO, json=LOWER)
+    realtyos.admin.call("PATCH", FREE, json={"features": {"listings.publish": {"limit": 4}}})
+    realtyos.admin.call("POST", f"{PRO}/migrate", json={"tenants": ["globex"]})
+    on_pro(realtyos, session, "initech")
+    realtyos.seed.tenant("realtyos", "bare")
+    project = session.scalars(select(Project).where(Project.key == "realtyos")).one()
+    sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
+    now = clock()
+    keys = service.period_keys(now)
+
+    every = repository.by_project(sql, project_id=project.id, project_key="realtyos", **keys)
+
+    chosen = {}
+    for found in every:
+        one = repository.by_tenant(
+            sql, project_id=project.id, tenant_id=found.tenant_id or 0, **keys
+        )
+        assert one is not None
+        at_once, alone = service.access_of(sql, found, now, 3), service.access_of(sql, one, now, 3)
+        assert service.entitlements(at_once, now) == service.entitlements(alone, now)
+        assert at_once.plan == alone.plan
+        plan = at_once.plan
+        assert plan is not None
+        chosen[found.tenant_key] = (plan.key, plan.version, plan.kept)
+    assert chosen == {
+        "acme": ("pro", 1, True),
+        "globex": ("pro", 2, True),
+        "initech": ("pro", 2, True),
+        "bare": ("free", 2, False),
+    }
