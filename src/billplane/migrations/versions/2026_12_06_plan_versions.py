@@ -106,5 +106,6 @@ def downgrade() -> None:
             "uq_plan_grants_plan_id_feature_id", ["plan_id", "feature_id"]
         )
         batch_op.drop_column("version")
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.drop_column("version")
+    # Not in batch mode: on SQLite that copies `plans` and drops the original, and the drop
+    # would cascade to every plan's grants.
+    op.execute("ALTER TABLE plans DROP COLUMN version")
