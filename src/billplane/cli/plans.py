@@ -112,7 +112,7 @@ def plan_list(project: str, as_json: AsJson = False) -> None:
         found = get_project(session, project)
         rows = every(partial(repository.list_plans, session, found.id), lambda p: p.key)
         outs = [PlanOut.model_validate(service.describe(session, found, p)) for p in rows]
-    columns = ["key", "name", "stripe_price_id", "status", "is_default", "features"]
+    columns = ["key", "name", "stripe_price_id", "status", "is_default", "version", "features"]
     show_list(outs, as_json, plan_fields, columns)
 
 
