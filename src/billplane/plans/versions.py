@@ -126,7 +126,7 @@ def migrate_tenants(
 ) -> Migration:
     """Move the chosen tenants that keep an older version of `plan` to its newest version.
 
-    A named tenant that does not exist is a 404, one that never subscribed to the plan a 422:
+    A named tenant that does not exist is a 404, one that never subscribed to the plan a 400:
     then nobody is moved."""
     kept = repository.pinned(session, plan.id, None if chosen == "all" else chosen)
     if chosen != "all":
