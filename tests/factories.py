@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from billplane.appwebhooks import outbox
 from billplane.appwebhooks import service as app_webhooks
 from billplane.appwebhooks.schemas import EndpointIn
+from billplane.billing import service as billing
 from billplane.models import Feature, Plan, Project, Subscription, Tenant
 from billplane.plans import prices
 from billplane.plans import service as plans
@@ -19,6 +20,7 @@ from billplane.projects import service as projects
 from billplane.projects.schemas import FeatureIn, ProjectIn
 from billplane.schemas import FeatureType
 from billplane.settings import Settings
+from billplane.stripe.facts import ENDED_STATUSES
 from billplane.stripe.gateway import StripeGateway
 from billplane.tenants import service as tenants
 from billplane.tenants.schemas import TenantIn
@@ -56,6 +58,8 @@ def subscribe(
     )
     session.add(subscription)
     session.flush()
+    if status not in ENDED_STATUSES:  # as storing a live subscription does
+        billing.keep_plan_version(session, row, price, period_start)
     return subscription
 
 

@@ -163,3 +163,60 @@ def test_app_webhook_secrets_stored_in_clear_are_sealed_and_open_again_going_dow
             ).one()
         engine_.dispose()
         assert tuple(back) == (plain, previous)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_existing_plans_become_version_1_and_their_subscribers_keep_it(
+    engine: str, tmp_path: Path
+) -> None:
+    """Plan versions arrive: each plan is its own version 1 (price, trial, grants), each tenant
+    subscribed to a plan's price keeps version 1, a tenant without one keeps nothing (it follows
+    the newest). Downgrading keeps the newest version's grants only."""
+    with fresh_database(engine, tmp_path) as plain_url:
+        url = Settings(database_url=plain_url).sqlalchemy_url
+        config = alembic_config(url)
+        command.downgrade(config, "93d9c0f7d4fe")
+        engine_ = create_engine(url)
+        with engine_.begin() as conn:
+            for statement in (
+                "INSERT INTO projects (id, key, name, origins, created_at)"
+                " VALUES (1, 'p', 'P', '[]', :t)",
+                "INSERT INTO features (id, project_id, key, name, type, created_at)"
+                " VALUES (1, 1, 'f', 'F', 'limit', :t)",
+                "INSERT INTO plans (id, project_id, key, name, stripe_price_id, trial_days, status,"
+                " is_default, created_at, updated_at)"
+                " VALUES (1, 1, 'pro', 'Pro', 'price_pro', 7, 'active', false, :t, :t)",
+                'INSERT INTO plan_grants (plan_id, feature_id, enabled, "limit", reset)'
+                " VALUES (1, 1, true, 100, 'month')",
+                "INSERT INTO tenants (id, project_id, key, name, created_at, updated_at)"
+                " VALUES (1, 1, 'acme', 'Acme', :t, :t), (2, 1, 'bare', 'Bare', :t, :t)",
+                "INSERT INTO subscriptions (tenant_id, stripe_subscription_id, status,"
+                " stripe_price_id, cancel_at_period_end, created_at, updated_at)"
+                " VALUES (1, 'sub_1', 'active', 'price_pro', false, :t, :t)",
+            ):
+                conn.execute(text(statement), {"t": NOW})
+        upgrade(url)
+        with engine_.begin() as conn:
+            versions = conn.execute(
+                text("SELECT plan_id, version, stripe_price_id, trial_days FROM plan_versions")
+            ).all()
+            assert [tuple(v) for v in versions] == [(1, 1, "price_pro", 7)]
+            pins = conn.execute(
+                text("SELECT tenant_id, plan_id, version FROM tenant_plan_versions")
+            )
+            assert [tuple(p) for p in pins] == [(1, 1, 1)]
+            grants = conn.execute(text('SELECT plan_id, version, "limit" FROM plan_grants'))
+            assert [tuple(g) for g in grants] == [(1, 1, 100)]
+            assert conn.execute(text("SELECT version FROM plans")).scalar() == 1
+            conn.execute(
+                text(
+                    'INSERT INTO plan_grants (plan_id, version, feature_id, enabled, "limit")'
+                    " VALUES (1, 2, 1, true, 10)"
+                )
+            )
+            conn.execute(text("UPDATE plans SET version = 2"))
+        command.downgrade(config, "93d9c0f7d4fe")
+        with engine_.begin() as conn:
+            kept = conn.execute(text('SELECT plan_id, "limit" FROM plan_grants'))
+            assert [tuple(g) for g in kept] == [(1, 10)]
+        engine_.dispose()

@@ -10,12 +10,12 @@ from billplane.models.appwebhook import (
 from billplane.models.base import Base
 from billplane.models.invoice import Invoice
 from billplane.models.operator import AdminTokenFailure, OneTimeSecret, OperatorSession
-from billplane.models.plan import Plan, PlanGrant
+from billplane.models.plan import Plan, PlanGrant, PlanVersion
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
 from billplane.models.refusal import DailyChecks, Refusal
 from billplane.models.signing_key import SigningKey
-from billplane.models.tenant import Subscription, Tenant, TenantOverride
+from billplane.models.tenant import Subscription, Tenant, TenantOverride, TenantPlanVersion
 from billplane.models.token import Token
 from billplane.models.usage import UsageCounter, UsageEvent
 
@@ -35,6 +35,7 @@ __all__ = [
     "OperatorSession",
     "Plan",
     "PlanGrant",
+    "PlanVersion",
     "Project",
     "Refusal",
     "SigningKey",
@@ -42,6 +43,7 @@ __all__ = [
     "Subscription",
     "Tenant",
     "TenantOverride",
+    "TenantPlanVersion",
     "Token",
     "UsageCounter",
     "UsageEvent",
