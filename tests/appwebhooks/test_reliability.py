@@ -92,6 +92,12 @@ def wait_for(condition: Any, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def attempt_logs(setup: Setup) -> list[list[dict[str, Any]]]:
+    """Each delivery's attempts, as the admin API lists them."""
+    path = f"/admin/api/projects/{setup.project}/webhook-endpoints/{setup.endpoint}/deliveries"
+    return [setup.admin("GET", f"{path}/{d['id']}")["attempt_log"] for d in setup.deliveries()]
+
+
 def first_arrivals(setup: Setup, receiver: Receiver) -> dict[str, list[int]]:
     """Each tenant's sequence numbers in the order they first arrived (repeats left out), every
     body verified with the endpoint's secret."""
@@ -119,20 +125,13 @@ def test_an_app_that_errs_then_times_out_then_is_down_gets_every_event_once_back
         receiver.script = [500, "slow"]
         setup.change_each(3)
         wait_for(lambda: len(receiver.received) >= 2, 20, "a 500 and a time-out")
-        receiver.close()  # the app goes down for a while
-        time.sleep(2)
+        receiver.close()  # the app goes down until a delivery has found it down
+        wait_for(lambda: "ConnectError" in str(attempt_logs(setup)), 30, "an attempt while down")
         receiver.open()
         wait_for(lambda: len(receiver.accepted()) >= 6, 40, "every event delivered")
         time.sleep(0.5)  # a repeat, were there one, would come by now
         deliveries = setup.deliveries()
-        logs = [
-            setup.admin(
-                "GET",
-                f"/admin/api/projects/{setup.project}/webhook-endpoints/{setup.endpoint}"
-                f"/deliveries/{d['id']}",
-            )["attempt_log"]
-            for d in deliveries
-        ]
+        logs = attempt_logs(setup)
 
     ids = Counter(r.headers["webhook-id"] for r in receiver.accepted())
     assert len(ids) == 6
