@@ -8,6 +8,13 @@ from billplane.models.appwebhook import (
     AppWebhookEndpoint,
 )
 from billplane.models.base import Base
+from billplane.models.credits import (
+    CreditBucket,
+    CreditCost,
+    CreditEntry,
+    CreditPool,
+    PlanAllowance,
+)
 from billplane.models.invoice import Invoice
 from billplane.models.operator import AdminTokenFailure, OneTimeSecret, OperatorSession
 from billplane.models.plan import Plan, PlanGrant
@@ -28,12 +35,17 @@ __all__ = [
     "AppWebhookEndpoint",
     "AuditEntry",
     "Base",
+    "CreditBucket",
+    "CreditCost",
+    "CreditEntry",
+    "CreditPool",
     "DailyChecks",
     "Feature",
     "Invoice",
     "OneTimeSecret",
     "OperatorSession",
     "Plan",
+    "PlanAllowance",
     "PlanGrant",
     "Project",
     "Refusal",
