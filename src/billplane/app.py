@@ -15,6 +15,7 @@ from billplane.api import (
     app_webhooks,
     audit,
     billing,
+    credits,
     entitlements,
     operator,
     plans,
@@ -147,6 +148,8 @@ def create_app(
         status.router,
         operator.router,
         app_webhooks.router,
+        credits.router,
+        credits.client,
     ):
         app.include_router(router)
 

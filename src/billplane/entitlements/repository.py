@@ -30,6 +30,7 @@ from sqlalchemy import (
 from billplane.entitlements.rules import Grant, SubscriptionState
 from billplane.hotpath import Sql, Statement, one_of, utc
 from billplane.models import (
+    CreditCost,
     Feature,
     Plan,
     PlanGrant,
@@ -52,6 +53,9 @@ class FeatureRow(NamedTuple):
     key: str
     type: FeatureType
     archived: bool = False
+    # A credit-priced feature's pool and cost per unit (see `credits`); None for the others.
+    credit_pool_id: int | None = None
+    credit_cost: int | None = None
 
 
 class PlanRow(NamedTuple):
@@ -98,6 +102,7 @@ def _access_select(
     g2 = PlanGrant.__table__.alias("g2")
     o = TenantOverride.__table__.alias("o")
     c = UsageCounter.__table__.alias("c")
+    cc = CreditCost.__table__.alias("cc")  # credits: a feature's price, if it has one
 
     current_subscription = (
         select(s2.c.id)
@@ -126,6 +131,7 @@ def _access_select(
         o.c.enabled, o.c.limit, o.c.reset,
         c.c.period_key, c.c.used,
         t.c.status, f.c.status,
+        cc.c.pool_id, cc.c.cost,
     ]  # fmt: skip
     if by_token:
         source = (
@@ -152,6 +158,7 @@ def _access_select(
         .outerjoin(
             c, and_(c.c.tenant_id == t.c.id, c.c.feature_id == f.c.id, counter_may_be_current)
         )
+        .outerjoin(cc, cc.c.feature_id == f.c.id)
     )
     order = (t.c.id, f.c.key, pp.c.id) if many else (f.c.key, pp.c.id)
     return select(*columns).select_from(source).where(where).order_by(*order)
@@ -303,7 +310,11 @@ def _found(rows: Any) -> Found:
             continue  # a project without features
         if feature_id not in seen:
             seen.add(feature_id)
-            found.features.append(FeatureRow(feature_id, row[18], row[19], row[32] == "archived"))
+            archived = row[32] == "archived"
+            # row[33:35]: credits (the feature's pool and cost, if it has a price)
+            found.features.append(
+                FeatureRow(feature_id, row[18], row[19], archived, row[33], row[34])
+            )
             if row[20] is not None:
                 found.price_grants[feature_id] = Grant(bool(row[20]), row[21], row[22])
             if row[23] is not None:

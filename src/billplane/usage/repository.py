@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billplane.errors import present
 from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
 from billplane.sql import utc_day
@@ -337,6 +338,11 @@ def _count(sql: Sql, counter: CounterKey, quantity: int, limit: int | None) -> i
     else:
         rows = sql.run(ADD_WITHIN_LIMIT, {**values, "limit": limit})
     return int(rows[0][0]) if rows else None
+
+
+def count(sql: Sql, counter: CounterKey, quantity: int) -> int:
+    """Add `quantity` to the period's counter, unguarded; returns the new total."""
+    return present(_count(sql, counter, quantity, None), "the counter")
 
 
 def take_back(sql: Sql, counter: CounterKey, quantity: int) -> None:

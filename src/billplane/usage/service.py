@@ -12,10 +12,12 @@ from functools import lru_cache, partial
 from typing import Any, NotRequired, TypedDict, cast
 
 from billplane.appwebhooks import outbox
+from billplane.credits import rules as credit_rules
+from billplane.credits import service as credits
 from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.repository import FeatureRow, Found
-from billplane.entitlements.rules import Grant
+from billplane.entitlements.rules import Grant, period_for
 from billplane.errors import (
     BillplaneError,
     IdempotencyKeyReused,
@@ -69,6 +71,12 @@ class UsageAnswer(TypedDict):
     remaining: int | None
     resets_at: str | None
     current: NotRequired[Current]  # a repeat's only
+    # A credit-priced feature's only (see `credits`): what it cost, the balance after it, and
+    # what of the cost went past the balance.
+    pool: NotRequired[str]
+    cost: NotRequired[int]
+    balance: NotRequired[int]
+    overage: NotRequired[int]
 
 
 @dataclass(slots=True)
@@ -91,6 +99,7 @@ class Write:
     shown_limit: int | None  # the limit the answer reports
     now: datetime
     counter: repository.CounterKey  # the counter it counts into
+    pool: credits.PoolView | None = None  # the credit pool of a credit-priced feature
 
 
 def prepare(
@@ -124,6 +133,12 @@ def prepare(
             if earlier is None:
                 raise _refusal(decision, feature, access.tenant_key, request)
             return _repeat(earlier, feature, request, _current(limit, used, period.resets_at))
+    pool = credits.view(sql, access, feature, now)  # no statement for a feature without a price
+    if pool is not None and request.enforce and not credits.fits(pool, request.quantity, now):
+        earlier = repository.event_by_key(sql, access.tenant_id, request.idempotency_key)
+        if earlier is None:
+            raise _insufficient(pool, pool.balance(now), feature, request)
+        return _repeat(earlier, feature, request, _current(limit, used, period.resets_at))
     return Write(
         access=access,
         project_id=found.project_id,
@@ -135,6 +150,7 @@ def prepare(
         shown_limit=limit,
         now=now,
         counter=repository.CounterKey(access.tenant_id, feature.id, period.key),
+        pool=pool,
     )
 
 
@@ -172,6 +188,13 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     """
     request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
     counter = write.counter
+    spread = None
+    if write.pool is not None:  # decided on the pool's buckets, read under lock
+        spread = credits.deduction(
+            sql, write.pool, request.quantity, write.now, enforce=request.enforce
+        )
+        if spread is None:
+            return _refused_credits(sql, write)
     body, claimed = repository.count_and_claim(
         sql,
         counter,
@@ -180,7 +203,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         key=request.idempotency_key,
         occurred_at=request.timestamp or write.now,
         now=write.now,
-        answer=partial(_answer, write),
+        answer=partial(_answer, write, spread=spread),
     )
     if body is None:
         used = reads.counter(sql, **counter.values())
@@ -190,6 +213,8 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
         return _refusal(decision, feature, write.access.tenant_key, request)
     if claimed:
+        if spread is not None:
+            _charge(sql, write, spread)
         _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
         return Recorded(cast(UsageAnswer, body), created=True)  # the answer just stored
     repository.take_back(sql, counter, request.quantity)
@@ -199,6 +224,48 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     )
     current = _current_of(write, body["used"] - request.quantity)
     return _outcome_of_repeat(earlier, feature, request, current)
+
+
+def _charge(sql: Sql, write: Write, spread: credit_rules.Spread) -> None:
+    """Take the credits of a usage just claimed; an overage the plan allows is counted as usage
+    of its metered feature, in the billing period (metered use's default reset)."""
+    pool, request = present(write.pool, "the pool"), write.request
+    credits.apply(
+        sql,
+        pool,
+        spread,
+        key=request.idempotency_key,
+        feature_id=write.feature.id,
+        quantity=request.quantity,
+        now=write.now,
+    )
+    if spread.overage and pool.overage_feature_id is not None:
+        period = period_for("billing_period", write.now, write.access.subscription)
+        overage = repository.CounterKey(write.access.tenant_id, pool.overage_feature_id, period.key)
+        repository.count(sql, overage, spread.overage)
+
+
+def _refused_credits(sql: Sql, write: Write) -> Recorded | BillplaneError:
+    """A credit-priced use that does not fit the balance: a repeat of a key counted before is
+    answered as such; anything else is refused, with nothing written."""
+    request, pool = write.request, present(write.pool, "the pool")
+    used = reads.counter(sql, **write.counter.values())
+    earlier = repository.event_by_key(sql, write.access.tenant_id, request.idempotency_key)
+    if earlier is not None:
+        return _outcome_of_repeat(earlier, write.feature, request, _current_of(write, used))
+    return _insufficient(pool, pool.balance(write.now), write.feature, request)
+
+
+def _insufficient(
+    pool: credits.PoolView, balance: int, feature: FeatureRow, request: UsageRequest
+) -> PaymentRequired:
+    cost = pool.cost(request.quantity)
+    return PaymentRequired(
+        "insufficient_credits",
+        f"Recording {request.quantity} of '{feature.key}' costs {cost} '{pool.pool_key}' "
+        f"credits; the balance is {balance}.",
+        extra={"pool": pool.pool_key, "cost": cost, "balance": balance},
+    )
 
 
 class BatchWrite:
@@ -225,6 +292,25 @@ class BatchWrite:
 
 
 def record_batch(
+    sql: Sql, writes: list[Write], earlier: repository.Earlier
+) -> list[Recorded | BillplaneError]:
+    """A batch's writes: those of credit-priced features one by one, as `record` writes them
+    (each takes credits under the pool's lock), after the others (see `_record_counted`)."""
+    priced = [i for i, w in enumerate(writes) if w.pool is not None]
+    if not priced:
+        return _record_counted(sql, writes, earlier)
+    outcomes: list[Recorded | BillplaneError | None] = [None] * len(writes)
+    plain = [i for i, w in enumerate(writes) if w.pool is None]
+    if plain:
+        counted = _record_counted(sql, [writes[i] for i in plain], earlier)
+        for index, outcome in zip(plain, counted, strict=True):
+            outcomes[index] = outcome
+    for index in priced:
+        outcomes[index] = record(sql, writes[index])
+    return [o for o in outcomes if o is not None]  # every index got its outcome
+
+
+def _record_counted(
     sql: Sql, writes: list[Write], earlier: repository.Earlier
 ) -> list[Recorded | BillplaneError]:
     """A batch's writes in one go, judged in their order, in the writer's open transaction.
@@ -306,9 +392,9 @@ def lock_order(write: Write) -> tuple[int, int, str]:
     return write.counter
 
 
-def _answer(write: Write, total: int) -> UsageAnswer:
+def _answer(write: Write, total: int, spread: credit_rules.Spread | None = None) -> UsageAnswer:
     limit = write.shown_limit
-    return {
+    answer: UsageAnswer = {
         "tenant": write.access.tenant_key,
         "feature": write.feature.key,
         "idempotency_key": write.request.idempotency_key,
@@ -320,6 +406,11 @@ def _answer(write: Write, total: int) -> UsageAnswer:
         "remaining": None if limit is None else max(limit - total, 0),
         "resets_at": _iso(write.resets_at),
     }
+    if write.pool is not None and spread is not None:
+        quantity = write.request.quantity
+        answer.update(credits.numbers(write.pool, quantity, spread.balance))  # type: ignore[typeddict-item]
+        answer["overage"] = spread.overage
+    return answer
 
 
 @lru_cache(maxsize=256)  # a batch's events share a handful of periods

@@ -1,0 +1,431 @@
+"""All SQL about credits: pools, costs, allowances, buckets and the ledger.
+
+A deduction runs in the hot path's writer transaction: the tenant's buckets of the pool are
+read under lock (`FOR UPDATE` on PostgreSQL; SQLite's write transaction holds the database),
+so what is taken from each is decided on their current values, and each take is a guarded
+update (`remaining >= take`) that the database also bounds at zero (a check constraint). The
+statements are Core, compiled once (see `hotpath`); the operator's side reads through the ORM.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import (
+    ClauseElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from billplane.hotpath import Sql, Statement, rows_in, utc
+from billplane.models import (
+    CreditBucket,
+    CreditCost,
+    CreditEntry,
+    CreditPool,
+    Feature,
+    Plan,
+    PlanAllowance,
+    Tenant,
+)
+
+_BUCKETS = cast(Table, CreditBucket.__table__)
+_LEDGER = cast(Table, CreditEntry.__table__)
+_ENTRY_COLUMNS = [
+    _LEDGER.c[name]
+    for name in (
+        "tenant_id",
+        "pool_id",
+        "bucket_id",
+        "kind",
+        "part",
+        "amount",
+        "idempotency_key",
+        "feature_id",
+        "quantity",
+        "reason",
+        "actor",
+        "created_at",
+    )
+]
+
+
+class BucketRow(NamedTuple):
+    id: int
+    source: str
+    source_key: str
+    remaining: int
+    expires_at: datetime | None
+
+
+class AllowanceRow(NamedTuple):
+    amount: int
+    reset: str
+    rollover_cap: int
+    overage_feature_id: int | None
+
+
+class PoolRow(NamedTuple):
+    """A pool as one tenant sees it: the effective plan's allowance and the buckets that count
+    (those with credits left, and the newest allowance bucket, which a rollover starts from)."""
+
+    key: str
+    allowance: AllowanceRow | None
+    buckets: list[BucketRow]
+
+
+def _soonest_expiring_first(b: Any) -> tuple[Any, ...]:
+    """The order credits are taken in: soonest-expiring first, never-expiring last, then the
+    oldest bucket first (the documented deduction order)."""
+    return b.c.expires_at.is_(None), b.c.expires_at, b.c.id
+
+
+def _pool_state(_: str) -> Select[Any]:
+    cp = CreditPool.__table__.alias("cp")
+    pa = PlanAllowance.__table__.alias("pa")
+    b = _BUCKETS.alias("b")
+    b2 = _BUCKETS.alias("b2")
+    newest_allowance = (
+        select(func.max(b2.c.id))
+        .where(
+            b2.c.tenant_id == bindparam("tenant_id"),
+            b2.c.pool_id == cp.c.id,
+            b2.c.source == "allowance",
+        )
+        .scalar_subquery()
+    )
+    source = cp.outerjoin(
+        pa, and_(pa.c.pool_id == cp.c.id, pa.c.plan_id == bindparam("plan_id"))
+    ).outerjoin(
+        b,
+        and_(
+            b.c.tenant_id == bindparam("tenant_id"),
+            b.c.pool_id == cp.c.id,
+            or_(b.c.remaining > 0, b.c.id == newest_allowance),
+        ),
+    )
+    columns = [
+        cp.c.key, pa.c.amount, pa.c.reset, pa.c.rollover_cap, pa.c.overage_feature_id,
+        b.c.id, b.c.source, b.c.source_key, b.c.remaining, b.c.expires_at,
+    ]  # fmt: skip
+    return (
+        select(*columns)
+        .select_from(source)
+        .where(cp.c.id == bindparam("pool_id"))
+        .order_by(*_soonest_expiring_first(b))
+    )
+
+
+POOL_STATE = Statement(_pool_state)
+
+
+def pool_state(sql: Sql, *, pool_id: int, plan_id: int | None, tenant_id: int) -> PoolRow:
+    """One statement: the pool, the plan's allowance of it, the tenant's buckets that count."""
+    rows = sql.run(POOL_STATE, {"pool_id": pool_id, "plan_id": plan_id, "tenant_id": tenant_id})
+    key, amount, reset, cap, overage = rows[0][:5]
+    allowance = None if amount is None else AllowanceRow(int(amount), reset, int(cap), overage)
+    buckets = [
+        BucketRow(int(id_), source, source_key, int(remaining), utc(expires))
+        for *_, id_, source, source_key, remaining, expires in rows
+        if id_ is not None
+    ]
+    return PoolRow(key, allowance, buckets)
+
+
+def _locked(dialect: str, query: Select[Any]) -> Select[Any]:
+    # SQLite's write transaction holds the whole database; PostgreSQL locks the rows, in order.
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
+LOCK_BUCKETS = Statement(
+    lambda dialect: _locked(
+        dialect,
+        select(_BUCKETS.c.id, _BUCKETS.c.remaining, _BUCKETS.c.expires_at)
+        .where(
+            _BUCKETS.c.tenant_id == bindparam("tenant_id"),
+            _BUCKETS.c.pool_id == bindparam("pool_id"),
+            _BUCKETS.c.remaining > 0,
+        )
+        .order_by(*_soonest_expiring_first(_BUCKETS)),
+    )
+)
+PREVIOUS_ALLOWANCE = Statement(
+    lambda dialect: _locked(
+        dialect,
+        select(_BUCKETS.c.id, _BUCKETS.c.remaining, _BUCKETS.c.expires_at)
+        .where(
+            _BUCKETS.c.tenant_id == bindparam("tenant_id"),
+            _BUCKETS.c.pool_id == bindparam("pool_id"),
+            _BUCKETS.c.source == "allowance",
+            _BUCKETS.c.id < bindparam("bucket_id"),
+        )
+        .order_by(_BUCKETS.c.id.desc())
+        .limit(1),
+    )
+)
+TAKE = Statement(
+    lambda _: (
+        update(_BUCKETS)
+        .where(_BUCKETS.c.id == bindparam("bucket_id"), _BUCKETS.c.remaining >= bindparam("take"))
+        .values(remaining=_BUCKETS.c.remaining - bindparam("take"))
+        .returning(_BUCKETS.c.remaining)
+    )
+)
+ADD = Statement(
+    lambda _: (
+        update(_BUCKETS)
+        .where(_BUCKETS.c.id == bindparam("bucket_id"))
+        .values(
+            remaining=_BUCKETS.c.remaining + bindparam("amount"),
+            granted=_BUCKETS.c.granted + bindparam("amount"),
+        )
+    )
+)
+
+
+def _new_bucket(dialect: str) -> ClauseElement:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    names = ("tenant_id", "pool_id", "source", "source_key", "granted", "expires_at")
+    values: dict[str, Any] = {n: bindparam(n) for n in (*names, "created_at")}
+    stmt = insert_(_BUCKETS).values({**values, "remaining": bindparam("granted")})
+    return stmt.on_conflict_do_nothing(
+        index_elements=["tenant_id", "pool_id", "source", "source_key"]
+    ).returning(_BUCKETS.c.id)
+
+
+NEW_BUCKET = Statement(_new_bucket)
+
+
+def _insert_entries(dialect: str) -> ClauseElement:
+    rows = rows_in(dialect, "entries", _ENTRY_COLUMNS)
+    return insert(_LEDGER).from_select([c.name for c in _ENTRY_COLUMNS], select(*rows.c))
+
+
+INSERT_ENTRIES = Statement(_insert_entries)
+
+
+class Locked(NamedTuple):
+    id: int
+    remaining: int
+    expires_at: datetime | None
+
+
+def lock_buckets(sql: Sql, *, tenant_id: int, pool_id: int) -> list[Locked]:
+    """The tenant's buckets of the pool with credits left, locked, soonest-expiring first."""
+    rows = sql.run(LOCK_BUCKETS, {"tenant_id": tenant_id, "pool_id": pool_id})
+    return [Locked(int(i), int(r), utc(e)) for i, r, e in rows]
+
+
+def previous_allowance(sql: Sql, *, tenant_id: int, pool_id: int, before: int) -> Locked | None:
+    """The allowance bucket made before bucket `before`, locked."""
+    values = {"tenant_id": tenant_id, "pool_id": pool_id, "bucket_id": before}
+    rows = sql.run(PREVIOUS_ALLOWANCE, values)
+    return Locked(int(rows[0][0]), int(rows[0][1]), utc(rows[0][2])) if rows else None
+
+
+def take(sql: Sql, bucket_id: int, amount: int) -> None:
+    """Take `amount` out of a locked bucket; the guard holds because the caller read it locked."""
+    if not sql.run(TAKE, {"bucket_id": bucket_id, "take": amount}):
+        raise RuntimeError(f"bucket {bucket_id} holds less than {amount} under its lock")
+
+
+def add(sql: Sql, bucket_id: int, amount: int) -> None:
+    sql.run(ADD, {"bucket_id": bucket_id, "amount": amount})
+
+
+def new_bucket(
+    sql: Sql,
+    *,
+    tenant_id: int,
+    pool_id: int,
+    source: str,
+    source_key: str,
+    granted: int,
+    expires_at: datetime | None,
+    now: datetime,
+) -> int | None:
+    """A new bucket holding `granted`; None when one with that source key exists already."""
+    values = {
+        "tenant_id": tenant_id,
+        "pool_id": pool_id,
+        "source": source,
+        "source_key": source_key,
+        "granted": granted,
+        "expires_at": None if expires_at is None else sql.time(expires_at),
+        "created_at": sql.time(now),
+    }
+    rows = sql.run(NEW_BUCKET, values)
+    return int(rows[0][0]) if rows else None
+
+
+class Entry(NamedTuple):
+    """A ledger row to write (see `models.CreditEntry`)."""
+
+    tenant_id: int
+    pool_id: int
+    bucket_id: int | None
+    kind: str
+    part: int
+    amount: int
+    idempotency_key: str
+    feature_id: int | None
+    quantity: int | None
+    reason: str | None
+    actor: str | None
+    created_at: datetime
+
+
+def insert_entries(sql: Sql, entries: Sequence[Entry]) -> None:
+    """Ledger rows, in one statement; a movement written before makes it fail (unique key)."""
+    if entries:
+        records = [e._asdict() for e in entries]
+        sql.run(INSERT_ENTRIES, sql.rows("entries", _ENTRY_COLUMNS, records))
+
+
+# --- The operator's side (ORM) -------------------------------------------------------------------
+
+
+def pools(session: Session, project_id: int) -> Sequence[CreditPool]:
+    return session.scalars(
+        select(CreditPool).where(CreditPool.project_id == project_id).order_by(CreditPool.key)
+    ).all()
+
+
+def pool(session: Session, project_id: int, key: str) -> CreditPool | None:
+    return session.scalar(
+        select(CreditPool).where(CreditPool.project_id == project_id, CreditPool.key == key)
+    )
+
+
+def costs(session: Session, pool_id: int) -> dict[str, int]:
+    """The pool's prices: feature key -> cost per unit."""
+    rows = session.execute(
+        select(Feature.key, CreditCost.cost)
+        .join(CreditCost, CreditCost.feature_id == Feature.id)
+        .where(CreditCost.pool_id == pool_id)
+        .order_by(Feature.key)
+    )
+    return {key: int(cost) for key, cost in rows}
+
+
+def allowances(session: Session, pool_id: int) -> list[tuple[str, PlanAllowance, str | None]]:
+    """The pool's allowances: (plan key, allowance, overage feature key)."""
+    rows = session.execute(
+        select(Plan.key, PlanAllowance, Feature.key)
+        .join(PlanAllowance, PlanAllowance.plan_id == Plan.id)
+        .outerjoin(Feature, Feature.id == PlanAllowance.overage_feature_id)
+        .where(PlanAllowance.pool_id == pool_id)
+        .order_by(Plan.key)
+    )
+    return [(plan, allowance, feature) for plan, allowance, feature in rows]
+
+
+def feature(session: Session, project_id: int, key: str) -> Feature | None:
+    return session.scalar(
+        select(Feature).where(Feature.project_id == project_id, Feature.key == key)
+    )
+
+
+def plan(session: Session, project_id: int, key: str) -> Plan | None:
+    return session.scalar(select(Plan).where(Plan.project_id == project_id, Plan.key == key))
+
+
+def tenant(session: Session, project_id: int, key: str) -> Tenant | None:
+    return session.scalar(select(Tenant).where(Tenant.project_id == project_id, Tenant.key == key))
+
+
+def cost_of(session: Session, feature_id: int) -> CreditCost | None:
+    return session.get(CreditCost, feature_id)
+
+
+def allowance_of(session: Session, plan_id: int, pool_id: int) -> PlanAllowance | None:
+    return session.scalar(
+        select(PlanAllowance).where(
+            PlanAllowance.plan_id == plan_id, PlanAllowance.pool_id == pool_id
+        )
+    )
+
+
+def bucket_by_source(
+    session: Session, tenant_id: int, pool_id: int, source: str, source_key: str
+) -> CreditBucket | None:
+    return session.scalar(
+        select(CreditBucket).where(
+            CreditBucket.tenant_id == tenant_id,
+            CreditBucket.pool_id == pool_id,
+            CreditBucket.source == source,
+            CreditBucket.source_key == source_key,
+        )
+    )
+
+
+LEDGER_OF = Statement(
+    lambda _: (
+        select(
+            _LEDGER.c.id,
+            _LEDGER.c.kind,
+            _LEDGER.c.amount,
+            _LEDGER.c.bucket_id,
+            _LEDGER.c.idempotency_key,
+            Feature.key,
+            _LEDGER.c.quantity,
+            _LEDGER.c.reason,
+            _LEDGER.c.created_at,
+        )
+        .select_from(_LEDGER.outerjoin(Feature, Feature.id == _LEDGER.c.feature_id))
+        .where(
+            _LEDGER.c.tenant_id == bindparam("tenant_id"),
+            _LEDGER.c.pool_id == bindparam("pool_id"),
+        )
+        .order_by(_LEDGER.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+)
+BUCKETS_OF = Statement(
+    lambda _: (
+        select(
+            _BUCKETS.c.id,
+            _BUCKETS.c.source,
+            _BUCKETS.c.source_key,
+            _BUCKETS.c.granted,
+            _BUCKETS.c.remaining,
+            _BUCKETS.c.expires_at,
+            _BUCKETS.c.created_at,
+        )
+        .where(
+            _BUCKETS.c.tenant_id == bindparam("tenant_id"),
+            _BUCKETS.c.pool_id == bindparam("pool_id"),
+        )
+        .order_by(*_soonest_expiring_first(_BUCKETS))
+    )
+)
+PROJECT_POOLS = Statement(
+    lambda _: (
+        select(CreditPool.id, CreditPool.key, CreditPool.name)
+        .where(CreditPool.project_id == bindparam("project_id"))
+        .order_by(CreditPool.key)
+    )
+)
+
+
+def project_pools(sql: Sql, project_id: int) -> list[tuple[int, str, str]]:
+    return [(int(i), k, n) for i, k, n in sql.run(PROJECT_POOLS, {"project_id": project_id})]
+
+
+def buckets_of(sql: Sql, *, tenant_id: int, pool_id: int) -> Sequence[Sequence[Any]]:
+    """Every bucket of the tenant in the pool, in deduction order."""
+    return sql.run(BUCKETS_OF, {"tenant_id": tenant_id, "pool_id": pool_id})
+
+
+def ledger_of(sql: Sql, *, tenant_id: int, pool_id: int, limit: int) -> Sequence[Sequence[Any]]:
+    """The tenant's newest ledger rows in the pool, newest first."""
+    return sql.run(LEDGER_OF, {"tenant_id": tenant_id, "pool_id": pool_id, "limit": limit})

@@ -1,0 +1,596 @@
+"""The rules of credits: what a credit-priced feature costs, what a tenant holds, and how a
+deduction is taken, exactly once and never past the balance unless the plan allows overage.
+
+Deduction order (documented): soonest-expiring bucket first, never-expiring ones last, the
+oldest first among equals. A plan's allowance is made into the period's bucket by the first
+movement of the period (a deduction, or reading the balances), with what the previous period
+rolls over; a check counts it as if it were made.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict
+
+from sqlalchemy.orm import Session
+
+from billplane.audit import service as audit
+from billplane.credits import repository, rules
+from billplane.credits.repository import AllowanceRow, BucketRow, Entry
+from billplane.entitlements.repository import FeatureRow
+from billplane.entitlements.rules import Period, period_for
+from billplane.entitlements.service import Access
+from billplane.errors import (
+    AlreadyExists,
+    FeatureNotFound,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PlanNotFound,
+    PoolNotFound,
+    TenantNotFound,
+)
+from billplane.hotpath import Sql, utc
+from billplane.models import (
+    CreditBucket,
+    CreditCost,
+    CreditEntry,
+    CreditPool,
+    PlanAllowance,
+    Project,
+)
+from billplane.schemas import Reset
+
+# --- The hot path: a credit-priced feature's check and usage ------------------------------------
+
+
+@dataclass(slots=True)
+class PoolView:
+    """A tenant's side of the pool a feature is priced in, read before a check or a usage."""
+
+    tenant_id: int
+    pool_id: int
+    pool_key: str
+    unit_cost: int
+    allowance: AllowanceRow | None  # the effective plan's
+    period: Period | None  # the allowance's current period
+    buckets: list[BucketRow]
+
+    def cost(self, quantity: int) -> int:
+        return self.unit_cost * quantity
+
+    @property
+    def overage_feature_id(self) -> int | None:
+        return None if self.allowance is None else self.allowance.overage_feature_id
+
+    def balance(self, now: datetime) -> int:
+        """The credits usable now, the current period's allowance counted even before it is made
+        into its bucket (the first deduction of the period makes it)."""
+        held = sum(b.remaining for b in self.buckets if rules.usable(b.expires_at, now))
+        if self.allowance is None or not rules.allowance_due(
+            self.allowance, self.period, self.buckets
+        ):
+            return held
+        previous = self._newest_allowance()
+        start = rules.period_start(self.period) if self.period else None
+        rolled = rules.rolled_over(previous, start, self.allowance.rollover_cap, now)
+        return held + self.allowance.amount + rolled
+
+    def _newest_allowance(self) -> BucketRow | None:
+        made = [b for b in self.buckets if b.source == "allowance"]
+        return max(made, key=lambda b: b.id) if made else None
+
+
+def view(sql: Sql, access: Access, feature: FeatureRow, now: datetime) -> PoolView | None:
+    """The pool side of a feature: None (and no statement) for a feature without a price."""
+    if feature.credit_pool_id is None or feature.credit_cost is None:
+        return None
+    return view_of_pool(sql, access, feature.credit_pool_id, feature.credit_cost, now)
+
+
+def view_of_pool(sql: Sql, access: Access, pool_id: int, unit_cost: int, now: datetime) -> PoolView:
+    plan_id = access.plan.id if access.plan else None
+    row = repository.pool_state(sql, pool_id=pool_id, plan_id=plan_id, tenant_id=access.tenant_id)
+    allowance = row.allowance
+    period = None
+    if allowance is not None:
+        period = period_for(allowance.reset, now, access.subscription)  # type: ignore[arg-type]
+    return PoolView(access.tenant_id, pool_id, row.key, unit_cost, allowance, period, row.buckets)
+
+
+class CreditNumbers(TypedDict):
+    """What a credit-priced feature's check and usage answer add: the pool, what the call costs
+    (or cost) in it and the balance (before a check, after a usage)."""
+
+    pool: str
+    cost: int
+    balance: int
+
+
+def numbers(pool: PoolView, quantity: int, balance: int) -> CreditNumbers:
+    return {"pool": pool.pool_key, "cost": pool.cost(quantity), "balance": balance}
+
+
+def fits(pool: PoolView, quantity: int, now: datetime) -> bool:
+    """Whether `quantity` may be used: its cost fits the balance, or the plan allows overage."""
+    return pool.overage_feature_id is not None or pool.cost(quantity) <= pool.balance(now)
+
+
+def ensure_allowance(sql: Sql, pool: PoolView, now: datetime) -> None:
+    """Make the current period's allowance bucket, once (a concurrent maker's wins): the
+    previous period's bucket is emptied (`expiry`) and the plan's rollover carried over."""
+    allowance, period = pool.allowance, pool.period
+    if allowance is None or period is None:
+        return
+    if not rules.allowance_due(allowance, period, pool.buckets):
+        return
+    made = repository.new_bucket(
+        sql,
+        tenant_id=pool.tenant_id,
+        pool_id=pool.pool_id,
+        source="allowance",
+        source_key=period.key,
+        granted=allowance.amount,
+        expires_at=period.resets_at,
+        now=now,
+    )
+    if made is None:
+        return
+    key = f"allowance:{pool.pool_key}:{period.key}"
+    entries = [_entry(pool, made, "allowance", allowance.amount, key, now)]
+    previous = repository.previous_allowance(
+        sql, tenant_id=pool.tenant_id, pool_id=pool.pool_id, before=made
+    )
+    if previous is not None and previous.remaining and not rules.usable(previous.expires_at, now):
+        rolled = rules.rolled_over(
+            previous, rules.period_start(period), allowance.rollover_cap, now
+        )
+        repository.take(sql, previous.id, previous.remaining)
+        entries.append(
+            _entry(pool, previous.id, "expiry", -previous.remaining, f"expiry:{previous.id}", now)
+        )
+        if rolled:
+            repository.add(sql, made, rolled)
+            entries.append(_entry(pool, made, "rollover", rolled, f"rollover:{key}", now))
+    repository.insert_entries(sql, entries)
+
+
+def deduction(
+    sql: Sql, pool: PoolView, quantity: int, now: datetime, *, enforce: bool
+) -> rules.Spread | None:
+    """How the cost of `quantity` is taken, decided on the buckets read under lock (in the
+    writer's transaction); None when it does not fit and may not pass the balance. Enforced,
+    only a plan with overage passes it; without `enforce` the use happened: what the balance
+    does not cover is recorded as overage."""
+    ensure_allowance(sql, pool, now)
+    locked = repository.lock_buckets(sql, tenant_id=pool.tenant_id, pool_id=pool.pool_id)
+    spread = rules.spread(locked, pool.cost(quantity), now)
+    if spread.overage and enforce and pool.overage_feature_id is None:
+        return None
+    return spread
+
+
+def apply(
+    sql: Sql,
+    pool: PoolView,
+    spread: rules.Spread,
+    *,
+    key: str,
+    feature_id: int,
+    quantity: int,
+    now: datetime,
+) -> None:
+    """Write a deduction decided by `deduction`: each bucket's take, and a ledger row for it
+    (one per bucket, numbered), for each expired bucket emptied, and for the overage."""
+    entries: list[Entry] = []
+    for part, (bucket_id, credits) in enumerate(spread.takes):
+        repository.take(sql, bucket_id, credits)
+        entries.append(
+            _entry(pool, bucket_id, "deduction", -credits, key, now, part, feature_id, quantity)
+        )
+    for bucket_id, left in spread.expired:
+        repository.take(sql, bucket_id, left)
+        entries.append(_entry(pool, bucket_id, "expiry", -left, f"expiry:{bucket_id}", now))
+    if spread.overage:
+        entries.append(
+            _entry(pool, None, "overage", -spread.overage, key, now, 0, feature_id, quantity)
+        )
+    repository.insert_entries(sql, entries)
+
+
+def _entry(
+    pool: PoolView,
+    bucket_id: int | None,
+    kind: str,
+    amount: int,
+    key: str,
+    now: datetime,
+    part: int = 0,
+    feature_id: int | None = None,
+    quantity: int | None = None,
+) -> Entry:
+    return Entry(
+        pool.tenant_id, pool.pool_id, bucket_id, kind, part, amount, key, feature_id, quantity,
+        None, None, now,
+    )  # fmt: skip
+
+
+# --- Balances: `GET /v1/tenants/{tenant}/balances` ----------------------------------------------
+
+
+def allowances_due(sql: Sql, access: Access, project_id: int, now: datetime) -> list[PoolView]:
+    """The project's pools whose current allowance the tenant has not got in a bucket yet."""
+    views = [
+        view_of_pool(sql, access, pool_id, 0, now)
+        for pool_id, _, _ in repository.project_pools(sql, project_id)
+    ]
+    return [v for v in views if rules.allowance_due(v.allowance, v.period, v.buckets)]
+
+
+def balances(sql: Sql, access: Access, project_id: int, now: datetime) -> dict[str, Any]:
+    """Every pool of the project as the tenant holds it: the balance, the buckets (in
+    deduction order) and the newest ledger rows. The balance is the sum of the usable
+    buckets, each of which is the sum of its ledger rows."""
+    answer = []
+    for pool_id, key, name in repository.project_pools(sql, project_id):
+        buckets = [
+            {
+                "id": int(id_),
+                "source": source,
+                "source_key": source_key,
+                "granted": int(granted),
+                "remaining": int(remaining),
+                "expires_at": _utc(expires_at),
+                "created_at": _utc(created_at),
+            }
+            for id_, source, source_key, granted, remaining, expires_at, created_at in (
+                repository.buckets_of(sql, tenant_id=access.tenant_id, pool_id=pool_id)
+            )
+        ]
+        live = [b for b in buckets if rules.usable(b["expires_at"], now)]
+        ledger = [
+            {
+                "id": int(id_),
+                "kind": kind,
+                "amount": int(amount),
+                "bucket": bucket,
+                "idempotency_key": ikey,
+                "feature": feature,
+                "quantity": quantity,
+                "reason": reason,
+                "created_at": _utc(created_at),
+            }
+            for id_, kind, amount, bucket, ikey, feature, quantity, reason, created_at in (
+                repository.ledger_of(
+                    sql, tenant_id=access.tenant_id, pool_id=pool_id, limit=LEDGER_SHOWN
+                )
+            )
+        ]
+        answer.append(
+            {
+                "pool": key,
+                "name": name,
+                "balance": sum(b["remaining"] for b in live),
+                "buckets": [b for b in buckets if b["remaining"] > 0 or b in live],
+                "ledger": ledger,
+            }
+        )
+    return {"tenant": access.tenant_key, "pools": answer}
+
+
+LEDGER_SHOWN = 50
+
+
+def _utc(value: Any) -> datetime | None:
+    return utc(value)
+
+
+# --- The operator's side: pools, prices, allowances, grants -------------------------------------
+
+
+class PoolDescription(TypedDict):
+    key: str
+    name: str
+    costs: dict[str, int]
+    allowances: dict[str, dict[str, Any]]
+
+
+def get_pool(session: Session, project: Project, key: str) -> CreditPool:
+    found = repository.pool(session, project.id, key)
+    if found is None:
+        raise PoolNotFound(f"No credit pool '{key}' in project '{project.key}'.")
+    return found
+
+
+def describe(session: Session, pool: CreditPool) -> PoolDescription:
+    return {
+        "key": pool.key,
+        "name": pool.name,
+        "costs": repository.costs(session, pool.id),
+        "allowances": {
+            plan: {
+                "grant": a.amount,
+                "reset": a.reset,
+                "rollover": a.rollover_cap,
+                "overage": overage,
+            }
+            for plan, a, overage in repository.allowances(session, pool.id)
+        },
+    }
+
+
+def list_pools(session: Session, project: Project) -> list[PoolDescription]:
+    return [describe(session, p) for p in repository.pools(session, project.id)]
+
+
+def create_pool(
+    session: Session,
+    project: Project,
+    *,
+    key: str,
+    name: str,
+    costs: dict[str, int | None],
+    actor: str,
+    now: datetime,
+) -> PoolDescription:
+    if repository.pool(session, project.id, key) is not None:
+        raise AlreadyExists(
+            f"A credit pool with key '{key}' already exists.", extra={"param": "key"}
+        )
+    pool = CreditPool(project_id=project.id, key=key, name=name, created_at=now)
+    session.add(pool)
+    session.flush()
+    _set_costs(session, project, pool, costs)
+    after = describe(session, pool)
+    audit.record(
+        session,
+        actor=actor,
+        action="credit_pool.create",
+        target=f"credit_pool:{project.key}/{key}",
+        project_id=project.id,
+        after=after,
+        now=now,
+    )
+    return after
+
+
+def update_pool(
+    session: Session,
+    project: Project,
+    key: str,
+    *,
+    name: str | None,
+    costs: dict[str, int | None] | None,
+    actor: str,
+    now: datetime,
+) -> PoolDescription:
+    pool = get_pool(session, project, key)
+    before = describe(session, pool)
+    if name is not None:
+        pool.name = name
+    if costs is not None:
+        _set_costs(session, project, pool, costs)
+    session.flush()
+    after = describe(session, pool)
+    audit.record(
+        session,
+        actor=actor,
+        action="credit_pool.update",
+        target=f"credit_pool:{project.key}/{key}",
+        project_id=project.id,
+        before=before,
+        after=after,
+        now=now,
+    )
+    return after
+
+
+def _set_costs(
+    session: Session, project: Project, pool: CreditPool, costs: dict[str, int | None]
+) -> None:
+    """Price each named feature in `pool` (None: no price any more). Only counted features
+    have a price: an on/off feature has no quantity to charge for."""
+    for feature_key, cost in costs.items():
+        feature = repository.feature(session, project.id, feature_key)
+        if feature is None:
+            raise FeatureNotFound(
+                f"No feature '{feature_key}' in project '{project.key}'.",
+                extra={"param": f"costs.{feature_key}"},
+            )
+        if feature.type == "boolean":
+            raise InvalidInput(
+                f"Feature '{feature_key}' is an on/off feature; only limit and metered "
+                "features can cost credits.",
+                extra={"param": f"costs.{feature_key}"},
+            )
+        priced = repository.cost_of(session, feature.id)
+        if cost is None:
+            if priced is not None and priced.pool_id == pool.id:
+                session.delete(priced)
+            continue
+        if priced is not None and priced.pool_id != pool.id:
+            raise AlreadyExists(
+                f"Feature '{feature_key}' is priced in another pool; remove that price first.",
+                extra={"param": f"costs.{feature_key}"},
+            )
+        if priced is None:
+            session.add(CreditCost(feature_id=feature.id, pool_id=pool.id, cost=cost))
+        else:
+            priced.cost = cost
+    session.flush()
+
+
+def set_allowance(
+    session: Session,
+    project: Project,
+    pool_key: str,
+    plan_key: str,
+    *,
+    amount: int,
+    reset: Reset,
+    rollover: int,
+    overage: str | None,
+    actor: str,
+    now: datetime,
+) -> PoolDescription:
+    """What the plan gives of the pool each period (`rollover`: how much unused allowance the
+    next period gets, at most one period's `amount`), and the metered feature its overage is
+    counted in (None: no overage, a deduction must fit the balance)."""
+    pool = get_pool(session, project, pool_key)
+    plan = repository.plan(session, project.id, plan_key)
+    if plan is None:
+        raise PlanNotFound(f"No plan '{plan_key}' in project '{project.key}'.")
+    if rollover > amount:
+        raise InvalidInput(
+            f"'rollover' ({rollover}) may be at most the period's 'amount' ({amount}).",
+            extra={"param": "rollover"},
+        )
+    if reset == "never" and rollover:
+        raise InvalidInput(
+            "An allowance that never resets has no next period to roll over into.",
+            extra={"param": "rollover"},
+        )
+    overage_id = None
+    if overage is not None:
+        feature = repository.feature(session, project.id, overage)
+        if feature is None or feature.type != "metered":
+            raise InvalidInput(
+                f"'overage' must name a metered feature of project '{project.key}'.",
+                extra={"param": "overage"},
+            )
+        overage_id = feature.id
+    before = describe(session, pool)
+    found = repository.allowance_of(session, plan.id, pool.id)
+    if found is None:
+        found = PlanAllowance(plan_id=plan.id, pool_id=pool.id)
+        session.add(found)
+    found.amount, found.reset, found.rollover_cap = amount, reset, rollover
+    found.overage_feature_id = overage_id
+    session.flush()
+    after = describe(session, pool)
+    audit.record(
+        session,
+        actor=actor,
+        action="credit_pool.allowance",
+        target=f"credit_pool:{project.key}/{pool_key}",
+        project_id=project.id,
+        before=before,
+        after=after,
+        now=now,
+    )
+    return after
+
+
+class GrantDescription(TypedDict):
+    tenant: str
+    pool: str
+    amount: int
+    reason: str
+    idempotency_key: str
+    bucket: int
+    expires_at: datetime | None
+    created_at: datetime
+
+
+def grant(
+    session: Session,
+    project: Project,
+    tenant_key: str,
+    *,
+    pool_key: str,
+    amount: int,
+    reason: str,
+    expires_at: datetime | None,
+    idempotency_key: str | None,
+    actor: str,
+    now: datetime,
+) -> tuple[GrantDescription, bool]:
+    """Give a tenant credits (a bucket of source `grant` and its ledger row), audited. A
+    repeat of the idempotency key with the same pool and amount answers the first grant
+    (False: nothing new); with another, 409."""
+    pool = get_pool(session, project, pool_key)
+    tenant = repository.tenant(session, project.id, tenant_key)
+    if tenant is None:
+        raise TenantNotFound(f"No tenant '{tenant_key}' in project '{project.key}'.")
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("'expires_at' lies in the past.", extra={"param": "expires_at"})
+    key = idempotency_key or f"grant-{uuid.uuid4()}"
+    earlier = repository.bucket_by_source(session, tenant.id, pool.id, "grant", key)
+    if earlier is None:
+        earlier = CreditBucket(
+            tenant_id=tenant.id,
+            pool_id=pool.id,
+            source="grant",
+            source_key=key,
+            granted=amount,
+            remaining=amount,
+            expires_at=expires_at,
+            created_at=now,
+        )
+        session.add(earlier)
+        session.flush()
+        session.add(
+            CreditEntry(
+                tenant_id=tenant.id,
+                pool_id=pool.id,
+                bucket_id=earlier.id,
+                kind="grant",
+                part=0,
+                amount=amount,
+                idempotency_key=key,
+                reason=reason,
+                actor=actor,
+                created_at=now,
+            )
+        )
+        created = True
+    elif earlier.granted != amount:
+        raise IdempotencyKeyReused(
+            f"Idempotency key '{key}' was already used for a grant of {earlier.granted}.",
+            extra={"param": "idempotency_key"},
+        )
+    else:
+        created = False
+    described: GrantDescription = {
+        "tenant": tenant.key,
+        "pool": pool.key,
+        "amount": earlier.granted,
+        "reason": reason,
+        "idempotency_key": key,
+        "bucket": earlier.id,
+        "expires_at": earlier.expires_at,
+        "created_at": earlier.created_at,
+    }
+    if created:
+        audit.record(
+            session,
+            actor=actor,
+            action="credits.grant",
+            target=f"tenant:{project.key}/{tenant.key}",
+            project_id=project.id,
+            after={**described, "expires_at": _iso(expires_at), "created_at": _iso(now)},
+            now=now,
+        )
+    return described, created
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def check(
+    sql: Sql,
+    access: Access,
+    feature: FeatureRow,
+    answer: dict[str, Any],
+    quantity: int,
+    now: datetime,
+) -> None:
+    """Add a credit-priced feature's numbers to its check's `answer` (nothing for a feature
+    without a price): an allowed use whose cost does not fit is `insufficient_credits`."""
+    pool = view(sql, access, feature, now)
+    if pool is None:
+        return
+    balance = pool.balance(now)
+    answer.update(numbers(pool, quantity, balance))
+    if answer["allowed"] and pool.overage_feature_id is None and pool.cost(quantity) > balance:
+        answer["allowed"], answer["reason"] = False, "insufficient_credits"
