@@ -38,7 +38,7 @@ EXPECTED_FAILURES = (
     preview.PreviewFailed,
 )
 BATCH_SIZE = 1000
-USAGE_TARGETS = ("usage-many", "usage-hot", "batch")
+USAGE_TARGETS = ("usage-many", "usage-hot", "batch")  # of `fixture.feature`
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -122,6 +122,13 @@ def targets(fixture: seed.Fixture, batch_size: int = BATCH_SIZE) -> list[Target]
         ),
         Target("usage-many", "/v1/usage", "usage.lua", [token, feature, "{nonce}", many]),
         Target("usage-hot", "/v1/usage", "usage.lua", [token, feature, "{nonce}", fixture.tenant]),
+        # The same enforced usage of a credit-priced feature: each takes 1 credit as well.
+        Target(
+            "usage-credits",
+            "/v1/usage",
+            "usage.lua",
+            [token, fixture.credit_feature, "{nonce}", many],
+        ),
         Target(
             "batch",
             "/v1/usage/batch",

@@ -21,6 +21,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -128,40 +129,53 @@ def _pool_state(_: str) -> Select[Any]:
 POOL_STATE = Statement(_pool_state)
 
 
-def pool_state(sql: Sql, *, pool_id: int, plan_id: int | None, tenant_id: int) -> PoolRow:
-    """One statement: the pool, the plan's allowance of it, the tenant's buckets that count."""
-    rows = sql.run(POOL_STATE, {"pool_id": pool_id, "plan_id": plan_id, "tenant_id": tenant_id})
-    key, amount, reset, cap, overage = rows[0][:5]
-    allowance = None if amount is None else AllowanceRow(int(amount), reset, int(cap), overage)
-    buckets = [
-        BucketRow(int(id_), source, source_key, int(remaining), utc(expires))
-        for *_, id_, source, source_key, remaining, expires in rows
-        if id_ is not None
-    ]
-    return PoolRow(key, allowance, buckets)
-
-
 def _locked(dialect: str, query: Select[Any]) -> Select[Any]:
     # SQLite's write transaction holds the whole database; PostgreSQL locks the rows, in order.
     return query.with_for_update() if dialect == "postgresql" else query
 
 
-LOCK_BUCKETS = Statement(
-    lambda dialect: _locked(
+def _lock_state(dialect: str) -> Select[Any]:
+    """The pool, the plan's allowance of it and the tenant's buckets with credits left, those
+    locked (a CTE: PostgreSQL locks no row on the nullable side of an outer join)."""
+    b = _BUCKETS
+    locked = _locked(
         dialect,
-        select(_BUCKETS.c.id, _BUCKETS.c.remaining, _BUCKETS.c.expires_at)
+        select(b.c.id, b.c.source, b.c.source_key, b.c.remaining, b.c.expires_at)
         .where(
-            _BUCKETS.c.tenant_id == bindparam("tenant_id"),
-            _BUCKETS.c.pool_id == bindparam("pool_id"),
-            _BUCKETS.c.remaining > 0,
+            b.c.tenant_id == bindparam("tenant_id"),
+            b.c.pool_id == bindparam("pool_id"),
+            b.c.remaining > 0,
         )
-        .order_by(*_soonest_expiring_first(_BUCKETS)),
+        .order_by(*_soonest_expiring_first(b)),
+    ).cte("locked")
+    cp = CreditPool.__table__.alias("cp")
+    pa = PlanAllowance.__table__.alias("pa")
+    source = cp.outerjoin(
+        pa, and_(pa.c.pool_id == cp.c.id, pa.c.plan_id == bindparam("plan_id"))
+    ).outerjoin(locked, true())
+    columns = [
+        cp.c.key, pa.c.amount, pa.c.reset, pa.c.rollover_cap, pa.c.overage_feature_id,
+        *locked.c,
+    ]  # fmt: skip
+    return (
+        select(*columns)
+        .select_from(source)
+        .where(cp.c.id == bindparam("pool_id"))
+        .order_by(*_soonest_expiring_first(locked))
     )
-)
+
+
+LOCK_STATE = Statement(_lock_state)
 PREVIOUS_ALLOWANCE = Statement(
     lambda dialect: _locked(
         dialect,
-        select(_BUCKETS.c.id, _BUCKETS.c.remaining, _BUCKETS.c.expires_at)
+        select(
+            _BUCKETS.c.id,
+            _BUCKETS.c.source,
+            _BUCKETS.c.source_key,
+            _BUCKETS.c.remaining,
+            _BUCKETS.c.expires_at,
+        )
         .where(
             _BUCKETS.c.tenant_id == bindparam("tenant_id"),
             _BUCKETS.c.pool_id == bindparam("pool_id"),
@@ -205,31 +219,73 @@ def _new_bucket(dialect: str) -> ClauseElement:
 NEW_BUCKET = Statement(_new_bucket)
 
 
-def _insert_entries(dialect: str) -> ClauseElement:
+_TAKE_COLUMNS = [_BUCKETS.c.id, _BUCKETS.c.remaining]  # (bucket id, credits taken)
+
+
+def _take_all(dialect: str) -> Any:
+    """Every take of a movement, each guarded (`remaining >= take`); returns the buckets taken
+    from (fewer than asked: a guard failed)."""
+    takes = rows_in(dialect, "takes", _TAKE_COLUMNS)
+    return (
+        update(_BUCKETS)
+        .where(_BUCKETS.c.id == takes.c.id, _BUCKETS.c.remaining >= takes.c.remaining)
+        .values(remaining=_BUCKETS.c.remaining - takes.c.remaining)
+        .returning(_BUCKETS.c.id)
+    )
+
+
+def _insert_entries(dialect: str) -> Any:
     rows = rows_in(dialect, "entries", _ENTRY_COLUMNS)
     return insert(_LEDGER).from_select([c.name for c in _ENTRY_COLUMNS], select(*rows.c))
 
 
+def _take_and_log(dialect: str) -> Select[Any]:
+    """PostgreSQL: the takes and the ledger rows in one statement, one round trip (its
+    data-modifying CTEs run in one snapshot); answers how many takes and rows were written."""
+    taken = _take_all(dialect).cte("taken")
+    logged = _insert_entries(dialect).returning(_LEDGER.c.id).cte("logged")
+    return select(
+        select(func.count()).select_from(taken).scalar_subquery(),
+        select(func.count()).select_from(logged).scalar_subquery(),
+    )
+
+
+TAKE_AND_LOG = Statement(_take_and_log)
 INSERT_ENTRIES = Statement(_insert_entries)
 
 
-class Locked(NamedTuple):
-    id: int
-    remaining: int
-    expires_at: datetime | None
+def pool_state(sql: Sql, *, pool_id: int, plan_id: int | None, tenant_id: int) -> PoolRow:
+    """One statement: the pool, the plan's allowance of it, the tenant's buckets that count."""
+    values = {"pool_id": pool_id, "plan_id": plan_id, "tenant_id": tenant_id}
+    return _pool_row(sql.run(POOL_STATE, values))
 
 
-def lock_buckets(sql: Sql, *, tenant_id: int, pool_id: int) -> list[Locked]:
-    """The tenant's buckets of the pool with credits left, locked, soonest-expiring first."""
-    rows = sql.run(LOCK_BUCKETS, {"tenant_id": tenant_id, "pool_id": pool_id})
-    return [Locked(int(i), int(r), utc(e)) for i, r, e in rows]
+def lock_state(sql: Sql, *, pool_id: int, plan_id: int | None, tenant_id: int) -> PoolRow:
+    """`pool_state` for a deduction, in the writer's transaction: the buckets with credits
+    left, locked, soonest-expiring first (an emptied allowance bucket is not among them)."""
+    values = {"pool_id": pool_id, "plan_id": plan_id, "tenant_id": tenant_id}
+    return _pool_row(sql.run(LOCK_STATE, values))
 
 
-def previous_allowance(sql: Sql, *, tenant_id: int, pool_id: int, before: int) -> Locked | None:
+def _pool_row(rows: Sequence[Sequence[Any]]) -> PoolRow:
+    key, amount, reset, cap, overage = rows[0][:5]
+    allowance = None if amount is None else AllowanceRow(int(amount), reset, int(cap), overage)
+    buckets = [
+        BucketRow(int(id_), source, source_key, int(remaining), utc(expires))
+        for *_, id_, source, source_key, remaining, expires in rows
+        if id_ is not None
+    ]
+    return PoolRow(key, allowance, buckets)
+
+
+def previous_allowance(sql: Sql, *, tenant_id: int, pool_id: int, before: int) -> BucketRow | None:
     """The allowance bucket made before bucket `before`, locked."""
     values = {"tenant_id": tenant_id, "pool_id": pool_id, "bucket_id": before}
     rows = sql.run(PREVIOUS_ALLOWANCE, values)
-    return Locked(int(rows[0][0]), int(rows[0][1]), utc(rows[0][2])) if rows else None
+    if not rows:
+        return None
+    id_, source, source_key, remaining, expires = rows[0]
+    return BucketRow(int(id_), source, source_key, int(remaining), utc(expires))
 
 
 def take(sql: Sql, bucket_id: int, amount: int) -> None:
@@ -289,6 +345,35 @@ def insert_entries(sql: Sql, entries: Sequence[Entry]) -> None:
     if entries:
         records = [e._asdict() for e in entries]
         sql.run(INSERT_ENTRIES, sql.rows("entries", _ENTRY_COLUMNS, records))
+
+
+def take_and_log(sql: Sql, takes: Sequence[tuple[int, int]], entries: Sequence[Entry]) -> None:
+    """Take credits out of locked buckets, (bucket id, credits) each, and write the movement's
+    ledger rows: one statement on PostgreSQL; on SQLite an update and the rows' inserts (in
+    process, no round trips). The guards hold because the caller read the buckets locked."""
+    wanted = len(takes)
+    if sql.is_sqlite:  # in-process statements: one prepared update per take costs least
+        taken = sum(len(sql.run(TAKE, {"bucket_id": b, "take": t})) for b, t in takes)
+        stored = sql.times(as_text=False)
+        rows = [(*e[:-1], stored(e.created_at)) for e in entries]
+        sql.insert_rows(_LEDGER, ENTRY_ROW, rows)
+    else:
+        values = {**_takes(sql, takes), **sql.rows("entries", _ENTRY_COLUMNS, _records(entries))}
+        taken = int(sql.run(TAKE_AND_LOG, values)[0][0])
+    if taken != wanted:
+        raise RuntimeError(f"{wanted - taken} of {wanted} takes found less than taken under lock")
+
+
+ENTRY_ROW = tuple(c.name for c in _ENTRY_COLUMNS)  # `Entry`'s fields, in its order
+
+
+def _takes(sql: Sql, takes: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    records = [{"id": bucket, "remaining": credits} for bucket, credits in takes]
+    return sql.rows("takes", _TAKE_COLUMNS, records)
+
+
+def _records(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    return [e._asdict() for e in entries]
 
 
 # --- The operator's side (ORM) -------------------------------------------------------------------

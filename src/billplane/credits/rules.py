@@ -4,7 +4,7 @@ a deduction is spread over buckets. Nothing here touches the database."""
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from billplane.credits.repository import AllowanceRow, BucketRow, Locked
+from billplane.credits.repository import AllowanceRow, BucketRow
 from billplane.entitlements.rules import Period
 
 
@@ -24,9 +24,7 @@ def usable(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is None or expires_at > now
 
 
-def rolled_over(
-    previous: BucketRow | Locked | None, start: datetime | None, cap: int, now: datetime
-) -> int:
+def rolled_over(previous: BucketRow | None, start: datetime | None, cap: int, now: datetime) -> int:
     """What a new period's allowance gets from the previous one: its unused credits, at most
     `cap`, only from the period that ended as this one began (a period the tenant had no
     allowance bucket in carries nothing: `cap` is at most one period's allowance, see
@@ -54,7 +52,7 @@ class Spread:
         return self.available - sum(t for _, t in self.takes)
 
 
-def spread(buckets: list[Locked], amount: int, now: datetime) -> Spread:
+def spread(buckets: list[BucketRow], amount: int, now: datetime) -> Spread:
     """Take `amount` from `buckets` (in deduction order: soonest-expiring first); expired ones
     are listed to be emptied."""
     live = [b for b in buckets if usable(b.expires_at, now)]

@@ -10,7 +10,7 @@ rolls over; a check counts it as if it were made.
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -90,11 +90,7 @@ def view(sql: Sql, access: Access, feature: FeatureRow, now: datetime) -> PoolVi
 def view_of_pool(sql: Sql, access: Access, pool_id: int, unit_cost: int, now: datetime) -> PoolView:
     plan_id = access.plan.id if access.plan else None
     row = repository.pool_state(sql, pool_id=pool_id, plan_id=plan_id, tenant_id=access.tenant_id)
-    allowance = row.allowance
-    period = None
-    if allowance is not None:
-        period = period_for(allowance.reset, now, access.subscription)  # type: ignore[arg-type]
-    return PoolView(access.tenant_id, pool_id, row.key, unit_cost, allowance, period, row.buckets)
+    return _pool_view(access, Priced(pool_id, unit_cost), row, now)
 
 
 class CreditNumbers(TypedDict):
@@ -106,23 +102,32 @@ class CreditNumbers(TypedDict):
     balance: int
 
 
-def numbers(pool: PoolView, quantity: int, balance: int) -> CreditNumbers:
-    return {"pool": pool.pool_key, "cost": pool.cost(quantity), "balance": balance}
+def numbers(pool: str, cost: int, balance: int) -> CreditNumbers:
+    return {"pool": pool, "cost": cost, "balance": balance}
 
 
-def fits(pool: PoolView, quantity: int, now: datetime) -> bool:
-    """Whether `quantity` may be used: its cost fits the balance, or the plan allows overage."""
-    return pool.overage_feature_id is not None or pool.cost(quantity) <= pool.balance(now)
+class Priced(NamedTuple):
+    """A credit-priced feature's price, as the read found it (on the feature's own row)."""
+
+    pool_id: int
+    unit_cost: int
 
 
-def ensure_allowance(sql: Sql, pool: PoolView, now: datetime) -> None:
+def priced(feature: FeatureRow) -> Priced | None:
+    if feature.credit_pool_id is None or feature.credit_cost is None:
+        return None
+    return Priced(feature.credit_pool_id, feature.credit_cost)
+
+
+def ensure_allowance(sql: Sql, pool: PoolView, now: datetime) -> bool:
     """Make the current period's allowance bucket, once (a concurrent maker's wins): the
-    previous period's bucket is emptied (`expiry`) and the plan's rollover carried over."""
+    previous period's bucket is emptied (`expiry`) and the plan's rollover carried over.
+    Returns whether this call made it."""
     allowance, period = pool.allowance, pool.period
     if allowance is None or period is None:
-        return
+        return False
     if not rules.allowance_due(allowance, period, pool.buckets):
-        return
+        return False
     made = repository.new_bucket(
         sql,
         tenant_id=pool.tenant_id,
@@ -134,7 +139,7 @@ def ensure_allowance(sql: Sql, pool: PoolView, now: datetime) -> None:
         now=now,
     )
     if made is None:
-        return
+        return False
     key = f"allowance:{pool.pool_key}:{period.key}"
     entries = [_entry(pool, made, "allowance", allowance.amount, key, now)]
     previous = repository.previous_allowance(
@@ -152,49 +157,77 @@ def ensure_allowance(sql: Sql, pool: PoolView, now: datetime) -> None:
             repository.add(sql, made, rolled)
             entries.append(_entry(pool, made, "rollover", rolled, f"rollover:{key}", now))
     repository.insert_entries(sql, entries)
+    return True
+
+
+@dataclass(slots=True)
+class Deduction:
+    """How a use's cost is taken, decided in the writer's transaction on the buckets read
+    under lock (see `deduction`)."""
+
+    pool: PoolView
+    cost: int
+    spread: rules.Spread
+    refused: bool  # the cost passes the balance and may not: nothing is to be written
+
+    @property
+    def numbers(self) -> CreditNumbers:
+        return numbers(self.pool.pool_key, self.cost, self.spread.balance)
 
 
 def deduction(
-    sql: Sql, pool: PoolView, quantity: int, now: datetime, *, enforce: bool
-) -> rules.Spread | None:
-    """How the cost of `quantity` is taken, decided on the buckets read under lock (in the
-    writer's transaction); None when it does not fit and may not pass the balance. Enforced,
-    only a plan with overage passes it; without `enforce` the use happened: what the balance
-    does not cover is recorded as overage."""
-    ensure_allowance(sql, pool, now)
-    locked = repository.lock_buckets(sql, tenant_id=pool.tenant_id, pool_id=pool.pool_id)
-    spread = rules.spread(locked, pool.cost(quantity), now)
-    if spread.overage and enforce and pool.overage_feature_id is None:
-        return None
-    return spread
+    sql: Sql, price: Priced, access: Access, quantity: int, now: datetime, *, enforce: bool
+) -> Deduction:
+    """Lock the tenant's buckets of the pool (one statement, which also reads the plan's
+    allowance; its first use in a period makes the period's bucket), and spread the cost over
+    them, soonest-expiring first. Enforced, a cost past the balance is refused unless the plan
+    allows overage; without `enforce` the use happened: what the balance does not cover is
+    recorded as overage."""
+    plan_id = access.plan.id if access.plan else None
+    state = repository.lock_state(
+        sql, pool_id=price.pool_id, plan_id=plan_id, tenant_id=access.tenant_id
+    )
+    pool = _pool_view(access, price, state, now)
+    if ensure_allowance(sql, pool, now):  # the period's first movement: read it again
+        state = repository.lock_state(
+            sql, pool_id=price.pool_id, plan_id=plan_id, tenant_id=access.tenant_id
+        )
+        pool = _pool_view(access, price, state, now)
+    cost = pool.cost(quantity)
+    spread = rules.spread(pool.buckets, cost, now)
+    refused = bool(spread.overage) and enforce and pool.overage_feature_id is None
+    return Deduction(pool, cost, spread, refused)
+
+
+def _pool_view(access: Access, price: Priced, row: repository.PoolRow, now: datetime) -> PoolView:
+    allowance = row.allowance
+    period = None
+    if allowance is not None:
+        period = period_for(allowance.reset, now, access.subscription)  # type: ignore[arg-type]
+    return PoolView(
+        access.tenant_id, price.pool_id, row.key, price.unit_cost, allowance, period, row.buckets
+    )
 
 
 def apply(
-    sql: Sql,
-    pool: PoolView,
-    spread: rules.Spread,
-    *,
-    key: str,
-    feature_id: int,
-    quantity: int,
-    now: datetime,
+    sql: Sql, taken: Deduction, *, key: str, feature_id: int, quantity: int, now: datetime
 ) -> None:
-    """Write a deduction decided by `deduction`: each bucket's take, and a ledger row for it
-    (one per bucket, numbered), for each expired bucket emptied, and for the overage."""
-    entries: list[Entry] = []
-    for part, (bucket_id, credits) in enumerate(spread.takes):
-        repository.take(sql, bucket_id, credits)
-        entries.append(
-            _entry(pool, bucket_id, "deduction", -credits, key, now, part, feature_id, quantity)
-        )
-    for bucket_id, left in spread.expired:
-        repository.take(sql, bucket_id, left)
-        entries.append(_entry(pool, bucket_id, "expiry", -left, f"expiry:{bucket_id}", now))
+    """Write a deduction: each bucket's take with its ledger row (one per bucket, numbered),
+    each expired bucket emptied (`expiry`), and the overage's row (no bucket)."""
+    pool, spread = taken.pool, taken.spread
+    entries = [
+        _entry(pool, bucket_id, "deduction", -credits, key, now, part, feature_id, quantity)
+        for part, (bucket_id, credits) in enumerate(spread.takes)
+    ]
+    entries += [
+        _entry(pool, bucket_id, "expiry", -left, f"expiry:{bucket_id}", now)
+        for bucket_id, left in spread.expired
+    ]
     if spread.overage:
         entries.append(
             _entry(pool, None, "overage", -spread.overage, key, now, 0, feature_id, quantity)
         )
-    repository.insert_entries(sql, entries)
+    repository.take_and_log(sql, [*spread.takes, *spread.expired], entries)
 
 
 def _entry(
@@ -591,6 +624,6 @@ def check(
     if pool is None:
         return
     balance = pool.balance(now)
-    answer.update(numbers(pool, quantity, balance))
+    answer.update(numbers(pool.pool_key, pool.cost(quantity), balance))
     if answer["allowed"] and pool.overage_feature_id is None and pool.cost(quantity) > balance:
         answer["allowed"], answer["reason"] = False, "insufficient_credits"

@@ -12,7 +12,6 @@ from functools import lru_cache, partial
 from typing import Any, NotRequired, TypedDict, cast
 
 from billplane.appwebhooks import outbox
-from billplane.credits import rules as credit_rules
 from billplane.credits import service as credits
 from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
@@ -99,7 +98,7 @@ class Write:
     shown_limit: int | None  # the limit the answer reports
     now: datetime
     counter: repository.CounterKey  # the counter it counts into
-    pool: credits.PoolView | None = None  # the credit pool of a credit-priced feature
+    price: credits.Priced | None = None  # a credit-priced feature's
 
 
 def prepare(
@@ -133,12 +132,6 @@ def prepare(
             if earlier is None:
                 raise _refusal(decision, feature, access.tenant_key, request)
             return _repeat(earlier, feature, request, _current(limit, used, period.resets_at))
-    pool = credits.view(sql, access, feature, now)  # no statement for a feature without a price
-    if pool is not None and request.enforce and not credits.fits(pool, request.quantity, now):
-        earlier = repository.event_by_key(sql, access.tenant_id, request.idempotency_key)
-        if earlier is None:
-            raise _insufficient(pool, pool.balance(now), feature, request)
-        return _repeat(earlier, feature, request, _current(limit, used, period.resets_at))
     return Write(
         access=access,
         project_id=found.project_id,
@@ -150,7 +143,7 @@ def prepare(
         shown_limit=limit,
         now=now,
         counter=repository.CounterKey(access.tenant_id, feature.id, period.key),
-        pool=pool,
+        price=credits.priced(feature),  # judged in the write, on the buckets under lock
     )
 
 
@@ -188,13 +181,13 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     """
     request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
     counter = write.counter
-    spread = None
-    if write.pool is not None:  # decided on the pool's buckets, read under lock
-        spread = credits.deduction(
-            sql, write.pool, request.quantity, write.now, enforce=request.enforce
+    taken = None
+    if write.price is not None:  # decided on the pool's buckets, read under lock
+        taken = credits.deduction(
+            sql, write.price, write.access, request.quantity, write.now, enforce=request.enforce
         )
-        if spread is None:
-            return _refused_credits(sql, write)
+        if taken.refused:
+            return _refused_credits(sql, write, taken)
     body, claimed = repository.count_and_claim(
         sql,
         counter,
@@ -203,7 +196,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         key=request.idempotency_key,
         occurred_at=request.timestamp or write.now,
         now=write.now,
-        answer=partial(_answer, write, spread=spread),
+        answer=partial(_answer, write, taken=taken),
     )
     if body is None:
         used = reads.counter(sql, **counter.values())
@@ -213,8 +206,8 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
         return _refusal(decision, feature, write.access.tenant_key, request)
     if claimed:
-        if spread is not None:
-            _charge(sql, write, spread)
+        if taken is not None:
+            _charge(sql, write, taken)
         _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
         return Recorded(cast(UsageAnswer, body), created=True)  # the answer just stored
     repository.take_back(sql, counter, request.quantity)
@@ -226,45 +219,39 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     return _outcome_of_repeat(earlier, feature, request, current)
 
 
-def _charge(sql: Sql, write: Write, spread: credit_rules.Spread) -> None:
+def _charge(sql: Sql, write: Write, taken: credits.Deduction) -> None:
     """Take the credits of a usage just claimed; an overage the plan allows is counted as usage
     of its metered feature, in the billing period (metered use's default reset)."""
-    pool, request = present(write.pool, "the pool"), write.request
+    request = write.request
     credits.apply(
         sql,
-        pool,
-        spread,
+        taken,
         key=request.idempotency_key,
         feature_id=write.feature.id,
         quantity=request.quantity,
         now=write.now,
     )
-    if spread.overage and pool.overage_feature_id is not None:
+    overage, feature_id = taken.spread.overage, taken.pool.overage_feature_id
+    if overage and feature_id is not None:
         period = period_for("billing_period", write.now, write.access.subscription)
-        overage = repository.CounterKey(write.access.tenant_id, pool.overage_feature_id, period.key)
-        repository.count(sql, overage, spread.overage)
+        counter = repository.CounterKey(write.access.tenant_id, feature_id, period.key)
+        repository.count(sql, counter, overage)
 
 
-def _refused_credits(sql: Sql, write: Write) -> Recorded | BillplaneError:
+def _refused_credits(sql: Sql, write: Write, taken: credits.Deduction) -> Recorded | BillplaneError:
     """A credit-priced use that does not fit the balance: a repeat of a key counted before is
-    answered as such; anything else is refused, with nothing written."""
-    request, pool = write.request, present(write.pool, "the pool")
-    used = reads.counter(sql, **write.counter.values())
+    answered as such; anything else is refused (402 `insufficient_credits`), nothing written."""
+    request = write.request
     earlier = repository.event_by_key(sql, write.access.tenant_id, request.idempotency_key)
     if earlier is not None:
+        used = reads.counter(sql, **write.counter.values())
         return _outcome_of_repeat(earlier, write.feature, request, _current_of(write, used))
-    return _insufficient(pool, pool.balance(write.now), write.feature, request)
-
-
-def _insufficient(
-    pool: credits.PoolView, balance: int, feature: FeatureRow, request: UsageRequest
-) -> PaymentRequired:
-    cost = pool.cost(request.quantity)
+    balance = taken.spread.available
     return PaymentRequired(
         "insufficient_credits",
-        f"Recording {request.quantity} of '{feature.key}' costs {cost} '{pool.pool_key}' "
-        f"credits; the balance is {balance}.",
-        extra={"pool": pool.pool_key, "cost": cost, "balance": balance},
+        f"Recording {request.quantity} of '{write.feature.key}' costs {taken.cost} "
+        f"'{taken.pool.pool_key}' credits; the balance is {balance}.",
+        extra={**taken.numbers, "balance": balance},
     )
 
 
@@ -296,11 +283,11 @@ def record_batch(
 ) -> list[Recorded | BillplaneError]:
     """A batch's writes: those of credit-priced features one by one, as `record` writes them
     (each takes credits under the pool's lock), after the others (see `_record_counted`)."""
-    priced = [i for i, w in enumerate(writes) if w.pool is not None]
+    priced = [i for i, w in enumerate(writes) if w.price is not None]
     if not priced:
         return _record_counted(sql, writes, earlier)
     outcomes: list[Recorded | BillplaneError | None] = [None] * len(writes)
-    plain = [i for i, w in enumerate(writes) if w.pool is None]
+    plain = [i for i, w in enumerate(writes) if w.price is None]
     if plain:
         counted = _record_counted(sql, [writes[i] for i in plain], earlier)
         for index, outcome in zip(plain, counted, strict=True):
@@ -392,7 +379,7 @@ def lock_order(write: Write) -> tuple[int, int, str]:
     return write.counter
 
 
-def _answer(write: Write, total: int, spread: credit_rules.Spread | None = None) -> UsageAnswer:
+def _answer(write: Write, total: int, taken: credits.Deduction | None = None) -> UsageAnswer:
     limit = write.shown_limit
     answer: UsageAnswer = {
         "tenant": write.access.tenant_key,
@@ -406,10 +393,9 @@ def _answer(write: Write, total: int, spread: credit_rules.Spread | None = None)
         "remaining": None if limit is None else max(limit - total, 0),
         "resets_at": _iso(write.resets_at),
     }
-    if write.pool is not None and spread is not None:
-        quantity = write.request.quantity
-        answer.update(credits.numbers(write.pool, quantity, spread.balance))  # type: ignore[typeddict-item]
-        answer["overage"] = spread.overage
+    if taken is not None:
+        answer.update(taken.numbers)  # type: ignore[typeddict-item]
+        answer["overage"] = taken.spread.overage
     return answer
 
 
