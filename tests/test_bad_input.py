@@ -156,6 +156,7 @@ PATH_VALUES = {
     "endpoint": "ep_0000",
     "delivery": "dlv_0000",
     "pool": "credits",
+    "reservation": "rsv_000000000000000000000000",
 }
 
 

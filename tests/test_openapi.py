@@ -30,6 +30,7 @@ PATH_VALUES = {
     "endpoint": "ep_0000",
     "delivery": "dlv_0000",
     "pool": "credits",
+    "reservation": "rsv_000000000000000000000000",
 }
 NOT_OPERATIONS = {"HEAD", "OPTIONS"}
 
@@ -60,6 +61,9 @@ DOCUMENTED = {
     ("PATCH", "/admin/api/projects/{project}/credit-pools/{pool}"),
     ("PUT", "/admin/api/projects/{project}/credit-pools/{pool}/allowances/{plan}"),
     ("POST", "/admin/api/projects/{project}/tenants/{tenant}/credit-grants"),
+    ("POST", "/v1/reservations"),
+    ("POST", "/v1/reservations/{reservation}/finalize"),
+    ("POST", "/v1/reservations/{reservation}/release"),
     ("GET", "/admin/api/signing-keys"),
     ("POST", "/admin/api/signing-keys/rotate"),
     ("POST", "/admin/api/projects/{project}/webhook-endpoints"),

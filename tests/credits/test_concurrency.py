@@ -197,3 +197,61 @@ def test_overage_the_plan_allows_is_counted_exactly(server: Server) -> None:
     assert sum(r.json()["overage"] for r in responses) == 30
     assert server.balance(project, token) == 0
     assert server.used(token, "ai.overage") == 30
+
+
+async def _fire_mixed(base_url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> Any:
+    """Every (path, body) posted at once, each on its own connection, released together."""
+    limits = httpx.Limits(max_connections=len(calls), max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        start = asyncio.Event()
+
+        async def one(path: str, body: dict[str, Any]) -> httpx.Response:
+            await start.wait()
+            return await client.post(path, json=body)
+
+        tasks = [asyncio.create_task(one(path, body)) for path, body in calls]
+        await asyncio.sleep(0.2)
+        start.set()
+        return await asyncio.gather(*tasks)
+
+
+def test_reservations_and_uses_racing_never_overspend(server: Server) -> None:
+    """Holds of 5 and uses of 1 at once against 60 credits: what is held and spent never
+    passes 60; once the holds are released, the balance is what the uses left."""
+    project, token = server.project()
+    server.grant(project, 60)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for i in range(60):
+        base = {"tenant": "acme", "idempotency_key": f"k{i}"}
+        if i % 2:
+            calls.append(("/v1/reservations", {**base, "feature": "ai.image", "quantity": 1}))
+        else:
+            calls.append(("/v1/usage", {**base, "feature": "ai.chat", "enforce": True}))
+    calls = calls * 2  # every key twice: a repeat holds or spends nothing more
+    responses = asyncio.run(_fire_mixed(server.base_url, token, calls))
+
+    assert {r.status_code for r in responses} <= {200, 201, 402}
+    held = {r.json()["id"] for r in responses if r.status_code in (200, 201) and "id" in r.json()}
+    spent = {
+        r.json()["idempotency_key"]
+        for r in responses
+        if r.status_code in (200, 201) and "idempotency_key" in r.json()
+    }
+    assert 5 * len(held) + len(spent) <= 60
+    left = server.balance(project, token)
+    assert left == 60 - 5 * len(held) - len(spent)
+    refused_uses = [
+        r for (path, _), r in zip(calls, responses, strict=True)
+        if path == "/v1/usage" and r.status_code == 402
+    ]  # fmt: skip
+    if refused_uses:  # one use of 1 found nothing left: nor does the end
+        assert left == 0
+    for reservation in held:
+        released = httpx.post(
+            f"{server.base_url}/v1/reservations/{reservation}/release",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert released.status_code == 200, released.text
+    assert server.balance(project, token) == 60 - len(spent)

@@ -7,17 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from billplane.credits import service
+from billplane.credits import reservations, service
 from billplane.credits.schemas import (
     AllowanceIn,
     BalancesOut,
+    FinalizeIn,
     GrantIn,
     GrantOut,
     PoolIn,
     PoolOut,
     PoolPatch,
+    ReservationIn,
+    ReservationOut,
 )
 from billplane.entitlements import service as entitlements
+from billplane.errors import BillplaneError
 from billplane.hotpath import Sql
 from billplane.http import (
     CLIENT_SECURITY,
@@ -173,3 +177,120 @@ def _balances(
 def _make_allowances(due: list[service.PoolView], now: datetime, sql: Sql) -> None:
     for pool in due:
         service.ensure_allowance(sql, pool, now)
+
+
+RESERVATION_ERRORS = errors(
+    (400, "The feature costs no credits (`invalid_request`)."),
+    (
+        402,
+        "The hold does not fit the balance (`insufficient_credits`, with `pool`, `cost`, "
+        "`balance`; a hold never uses overage), or the plan does not allow the feature "
+        "(`not_in_plan`, `limit_reached`, ...). Nothing is held.",
+    ),
+    403,
+    (404, "No such tenant, feature (`unknown_feature`) or reservation."),
+    (
+        409,
+        "The idempotency key was used for another reservation (`idempotency_key_reused`), or "
+        "the reservation is settled another way (`reservation_settled`) or expired "
+        "(`reservation_expired`).",
+    ),
+)
+
+
+@client.post(
+    "/reservations",
+    response_model=ReservationOut,
+    status_code=201,
+    responses={
+        200: {"model": ReservationOut, "description": "A repeat of the key: nothing held again."},
+        **RESERVATION_ERRORS,
+    },
+    summary="Hold credits for a long action",
+    openapi_extra=CLIENT_SECURITY,
+)
+async def reserve(body: ReservationIn, request: Request, tx: Tx) -> Response:
+    """Take the estimated cost out of the balance now (402 if it does not fit), until the
+    action ends (`finalize` with what it used) or not (`release`), or `expires_in` seconds
+    pass (it releases itself). Direct usage can never spend what is held."""
+    call = client_call(request, tx)
+    now, grace_days = call.now, call.settings.billplane_past_due_grace_days
+
+    def read(sql: Sql) -> tuple[entitlements.Access, service.Priced]:
+        found = entitlements.lookup(sql, call.token, body.tenant, body.feature, now)
+        access = entitlements.access_of(sql, found, now, grace_days)
+        if not access.features:
+            raise entitlements.unknown_feature(sql, found, body.feature)
+        return access, reservations.price_of(access, body.feature, body.quantity, now)
+
+    access, price = await call.tx.hot_read(read)
+    outcome = await call.tx.hot_write(
+        partial(
+            reservations.reserve,
+            price=price,
+            access=access,
+            feature=(access.features[0].id, body.feature),
+            quantity=body.quantity,
+            key=body.idempotency_key,
+            ttl=body.expires_in,
+            now=now,
+        )
+    )
+    if isinstance(outcome, BillplaneError):
+        raise outcome
+    answer, created = outcome
+    return json_response(answer, 201 if created else 200)
+
+
+@client.post(
+    "/reservations/{reservation}/finalize",
+    response_model=ReservationOut,
+    responses=RESERVATION_ERRORS,
+    summary="Settle a reservation with what the action used",
+    openapi_extra=CLIENT_SECURITY,
+)
+async def finalize(reservation: Key, body: FinalizeIn, request: Request, tx: Tx) -> Response:
+    """Charge what the action used: less than held gives the rest back to the buckets it came
+    from; more takes the difference (402 if it does not fit, the hold stays). Finalizing again
+    with the same quantity answers the same; with another, 409 `reservation_settled`."""
+    return await _settle(reservation, body.quantity, request, tx)
+
+
+@client.post(
+    "/reservations/{reservation}/release",
+    response_model=ReservationOut,
+    responses=RESERVATION_ERRORS,
+    summary="Give a reservation's credits back",
+    openapi_extra=CLIENT_SECURITY,
+)
+async def release(reservation: Key, request: Request, tx: Tx) -> Response:
+    """Everything held goes back to the buckets it came from. Idempotent (an expired one is
+    released already); a finalized one answers 409 `reservation_settled`."""
+    return await _settle(reservation, None, request, tx)
+
+
+async def _settle(public_id: str, quantity: int | None, request: Request, tx: Tx) -> Response:
+    call = client_call(request, tx)
+    now, grace_days = call.now, call.settings.billplane_past_due_grace_days
+
+    def read(sql: Sql) -> tuple[entitlements.Access, str]:
+        tenant_id, tenant, feature = reservations.whose(sql, call.token, public_id)
+        found = entitlements.lookup(sql, call.token, tenant, feature, now)
+        access = entitlements.access_of(sql, found, now, grace_days)
+        reservations.require_owner(access, tenant_id, public_id)
+        return access, feature
+
+    access, feature = await call.tx.hot_read(read)
+    outcome = await call.tx.hot_write(
+        partial(
+            reservations.settle,
+            public_id=public_id,
+            access=access,
+            feature_key=feature,
+            final_quantity=quantity,
+            now=now,
+        )
+    )
+    if isinstance(outcome, BillplaneError):
+        raise outcome
+    return json_response(outcome)

@@ -27,16 +27,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billplane.errors import present
 from billplane.hotpath import Sql, Statement, rows_in, utc
 from billplane.models import (
     CreditBucket,
     CreditCost,
     CreditEntry,
     CreditPool,
+    CreditReservation,
     Feature,
     Plan,
     PlanAllowance,
     Tenant,
+    Token,
 )
 
 _BUCKETS = cast(Table, CreditBucket.__table__)
@@ -514,3 +517,210 @@ def buckets_of(sql: Sql, *, tenant_id: int, pool_id: int) -> Sequence[Sequence[A
 def ledger_of(sql: Sql, *, tenant_id: int, pool_id: int, limit: int) -> Sequence[Sequence[Any]]:
     """The tenant's newest ledger rows in the pool, newest first."""
     return sql.run(LEDGER_OF, {"tenant_id": tenant_id, "pool_id": pool_id, "limit": limit})
+
+
+# --- Reservations (in the writer's transaction) ------------------------------------------------
+
+_RESERVATIONS = cast(Table, CreditReservation.__table__)
+_RESERVATION_COLUMNS = (
+    _RESERVATIONS.c.id,
+    _RESERVATIONS.c.public_id,
+    _RESERVATIONS.c.tenant_id,
+    _RESERVATIONS.c.pool_id,
+    _RESERVATIONS.c.feature_id,
+    _RESERVATIONS.c.idempotency_key,
+    _RESERVATIONS.c.quantity,
+    _RESERVATIONS.c.amount,
+    _RESERVATIONS.c.status,
+    _RESERVATIONS.c.final_quantity,
+    _RESERVATIONS.c.final_amount,
+    _RESERVATIONS.c.expires_at,
+    _RESERVATIONS.c.created_at,
+)
+
+
+class ReservationRow(NamedTuple):
+    id: int
+    public_id: str
+    tenant_id: int
+    pool_id: int
+    feature_id: int
+    idempotency_key: str
+    quantity: int
+    amount: int
+    status: str
+    final_quantity: int | None
+    final_amount: int | None
+    expires_at: datetime
+    created_at: datetime
+
+
+def _reservation(row: Sequence[Any]) -> ReservationRow:
+    id_, public_id, tenant_id, pool_id, feature_id, key, quantity, amount, status = row[:9]
+    final_quantity, final_amount, expires_at, created_at = row[9:]
+    return ReservationRow(
+        int(id_), public_id, int(tenant_id), int(pool_id), int(feature_id), key, int(quantity),
+        int(amount), status, final_quantity, final_amount,
+        present(utc(expires_at), "expires_at"), present(utc(created_at), "created_at"),
+    )  # fmt: skip
+
+
+RESERVATION_BY_KEY = Statement(
+    lambda _: select(*_RESERVATION_COLUMNS).where(
+        _RESERVATIONS.c.tenant_id == bindparam("tenant_id"),
+        _RESERVATIONS.c.idempotency_key == bindparam("key"),
+    )
+)
+RESERVATION_BY_ID = Statement(
+    lambda dialect: _locked(
+        dialect,
+        select(*_RESERVATION_COLUMNS).where(_RESERVATIONS.c.public_id == bindparam("public_id")),
+    )
+)
+
+
+def _expired_held(dialect: str) -> Select[Any]:
+    query = (
+        select(*_RESERVATION_COLUMNS)
+        .where(
+            _RESERVATIONS.c.tenant_id == bindparam("tenant_id"),
+            _RESERVATIONS.c.pool_id == bindparam("pool_id"),
+            _RESERVATIONS.c.status == "held",
+            _RESERVATIONS.c.expires_at <= bindparam("now"),
+        )
+        .order_by(_RESERVATIONS.c.id)
+    )
+    # One being settled elsewhere is that transaction's: never wait for it here.
+    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+
+
+EXPIRED_HELD = Statement(_expired_held)
+
+
+def _new_reservation(dialect: str) -> ClauseElement:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    names = [c.name for c in _RESERVATION_COLUMNS[1:]]
+    stmt = insert_(_RESERVATIONS).values({n: bindparam(n) for n in names})
+    return stmt.on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]).returning(
+        _RESERVATIONS.c.id
+    )
+
+
+NEW_RESERVATION = Statement(_new_reservation)
+SETTLE = Statement(
+    lambda _: (
+        update(_RESERVATIONS)
+        .where(_RESERVATIONS.c.id == bindparam("id"), _RESERVATIONS.c.status == "held")
+        .values(
+            status=bindparam("status"),
+            final_quantity=bindparam("final_quantity"),
+            final_amount=bindparam("final_amount"),
+            settled_at=bindparam("now"),
+        )
+        .returning(_RESERVATIONS.c.id)
+    )
+)
+HELD_PARTS = Statement(
+    lambda _: (
+        select(_LEDGER.c.bucket_id, _LEDGER.c.amount)
+        .where(
+            _LEDGER.c.tenant_id == bindparam("tenant_id"),
+            _LEDGER.c.idempotency_key == bindparam("key"),
+            _LEDGER.c.kind == "reservation",
+        )
+        .order_by(_LEDGER.c.part)
+    )
+)
+GIVE_BACK = Statement(
+    lambda _: (
+        update(_BUCKETS)
+        .where(_BUCKETS.c.id == bindparam("bucket_id"))
+        .values(remaining=_BUCKETS.c.remaining + bindparam("amount"))
+    )
+)
+
+
+def reservation_by_key(sql: Sql, tenant_id: int, key: str) -> ReservationRow | None:
+    rows = sql.run(RESERVATION_BY_KEY, {"tenant_id": tenant_id, "key": key})
+    return _reservation(rows[0]) if rows else None
+
+
+def reservation_by_id(sql: Sql, public_id: str) -> ReservationRow | None:
+    """The reservation, locked (PostgreSQL) for its settling."""
+    rows = sql.run(RESERVATION_BY_ID, {"public_id": public_id})
+    return _reservation(rows[0]) if rows else None
+
+
+def expired_held(sql: Sql, tenant_id: int, pool_id: int, now: datetime) -> list[ReservationRow]:
+    values = {"tenant_id": tenant_id, "pool_id": pool_id, "now": sql.time(now)}
+    return [_reservation(r) for r in sql.run(EXPIRED_HELD, values)]
+
+
+def new_reservation(sql: Sql, values: dict[str, Any]) -> int | None:
+    """Insert a reservation (`values` by column name); None when its key is taken."""
+    stored = {
+        **values,
+        "expires_at": sql.time(values["expires_at"]),
+        "created_at": sql.time(values["created_at"]),
+    }
+    rows = sql.run(NEW_RESERVATION, stored)
+    return int(rows[0][0]) if rows else None
+
+
+def settle(
+    sql: Sql,
+    reservation_id: int,
+    status: str,
+    now: datetime,
+    final_quantity: int | None = None,
+    final_amount: int | None = None,
+) -> bool:
+    values = {
+        "id": reservation_id,
+        "status": status,
+        "final_quantity": final_quantity,
+        "final_amount": final_amount,
+        "now": sql.time(now),
+    }
+    return bool(sql.run(SETTLE, values))
+
+
+def held_parts(sql: Sql, tenant_id: int, key: str) -> list[tuple[int, int]]:
+    """What a reservation took from each bucket: (bucket id, credits), in the order taken."""
+    rows = sql.run(HELD_PARTS, {"tenant_id": tenant_id, "key": key})
+    return [(int(b), -int(a)) for b, a in rows]
+
+
+def give_back(sql: Sql, bucket_id: int, amount: int) -> None:
+    sql.run(GIVE_BACK, {"bucket_id": bucket_id, "amount": amount})
+
+
+RESERVATION_VIEW = Statement(
+    lambda _: (
+        select(Token.id, _RESERVATIONS.c.tenant_id, Tenant.key, Feature.key)
+        .select_from(
+            Token.__table__.outerjoin(
+                _RESERVATIONS.join(Tenant, Tenant.id == _RESERVATIONS.c.tenant_id).join(
+                    Feature, Feature.id == _RESERVATIONS.c.feature_id
+                ),
+                and_(
+                    _RESERVATIONS.c.public_id == bindparam("public_id"),
+                    Tenant.project_id == Token.project_id,
+                ),
+            )
+        )
+        .where(Token.token_hash == bindparam("token_hash"), Token.revoked_at.is_(None))
+    )
+)
+
+
+def reservation_view(
+    sql: Sql, token_hash: str, public_id: str
+) -> tuple[int | None, str | None, str | None] | None:
+    """Whose reservation it is, in the token's project: (tenant id, tenant key, feature key).
+    None: no such token (a 401 before anything else); a tuple of Nones: no such reservation."""
+    rows = sql.run(RESERVATION_VIEW, {"token_hash": token_hash, "public_id": public_id})
+    if not rows:
+        return None
+    _, tenant_id, tenant, feature = rows[0]
+    return (tenant_id, tenant, feature)

@@ -5,7 +5,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from billplane.schemas import NO_NUL_PATTERN, IdempotencyKey, Key, Name, Request, Reset
+from billplane.schemas import (
+    NO_NUL_PATTERN,
+    IdempotencyKey,
+    Key,
+    Name,
+    Quantity,
+    Request,
+    Reset,
+    TenantKey,
+)
 
 # A price or an amount of credits: counted in 64-bit columns, kept far below their end so that a
 # cost times a quantity (at most a billion) still fits.
@@ -124,7 +133,17 @@ class GrantOut(BaseModel):
 
 
 Source = Literal["allowance", "grant", "topup"]
-Kind = Literal["allowance", "rollover", "grant", "topup", "deduction", "overage", "expiry"]
+Kind = Literal[
+    "allowance",
+    "rollover",
+    "grant",
+    "topup",
+    "deduction",
+    "overage",
+    "expiry",
+    "reservation",
+    "release",
+]
 
 
 class BucketOut(BaseModel):
@@ -212,3 +231,49 @@ class BalancesOut(BaseModel):
 
     tenant: str
     pools: list[PoolBalanceOut]
+
+
+RESERVATION_EXAMPLE: dict[str, Any] = {
+    "tenant": "acme-realty",
+    "feature": "ai.video",
+    "quantity": 30,
+    "idempotency_key": "render-5521",
+    "expires_in": 900,
+}
+
+
+class ReservationIn(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [RESERVATION_EXAMPLE]})
+
+    tenant: TenantKey
+    feature: Key = Field(description="A credit-priced feature.")
+    quantity: Quantity = Field(description="The estimate, in the feature's units.")
+    idempotency_key: IdempotencyKey
+    expires_in: Annotated[int, Field(strict=True, ge=1, le=86_400)] = Field(
+        default=900,
+        description="Seconds until the hold releases itself, unless finalized or released.",
+    )
+
+
+class FinalizeIn(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"quantity": 24}]})
+
+    quantity: Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)] = Field(
+        description="What the action used, in the feature's units: more or less than reserved "
+        "(more must fit the balance)."
+    )
+
+
+class ReservationOut(BaseModel):
+    id: str = Field(description="`rsv_…`, for finalize and release.")
+    tenant: str
+    feature: str
+    pool: str
+    quantity: int
+    amount: int = Field(description="The credits held.")
+    status: Literal["held", "finalized", "released", "expired"]
+    final_quantity: int | None
+    final_amount: int | None = Field(description="The credits the finalized action cost.")
+    expires_at: datetime
+    created_at: datetime
+    balance: int = Field(description="The pool's usable balance after this call.")

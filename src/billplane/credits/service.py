@@ -196,7 +196,47 @@ def deduction(
     cost = pool.cost(quantity)
     spread = rules.spread(pool.buckets, cost, now)
     refused = bool(spread.overage) and enforce and pool.overage_feature_id is None
+    if refused and release_expired(sql, pool, now):  # expired holds first go back, then again
+        state = repository.lock_state(
+            sql, pool_id=price.pool_id, plan_id=plan_id, tenant_id=access.tenant_id
+        )
+        pool = _pool_view(access, price, state, now)
+        spread = rules.spread(pool.buckets, cost, now)
+        refused = bool(spread.overage)
     return Deduction(pool, cost, spread, refused)
+
+
+def release_expired(sql: Sql, pool: PoolView, now: datetime) -> int:
+    """Give back what the tenant's expired reservations of the pool hold (they release
+    themselves: looked for when credits fall short, and by the reservations' own calls);
+    returns how many were released."""
+    expired = repository.expired_held(sql, pool.tenant_id, pool.pool_id, now)
+    for reservation in expired:
+        give_back_held(sql, pool, reservation, reservation.amount, now)
+        repository.settle(sql, reservation.id, "expired", now)
+    return len(expired)
+
+
+def give_back_held(
+    sql: Sql, pool: PoolView, reservation: repository.ReservationRow, amount: int, now: datetime
+) -> None:
+    """Return `amount` of what a reservation holds to the buckets it came from, the last taken
+    first (the soonest-expiring credits stay spent), with `release` ledger rows."""
+    key = f"reservation:{reservation.public_id}"
+    entries = []
+    left = amount
+    for part, (bucket_id, held) in enumerate(
+        reversed(repository.held_parts(sql, pool.tenant_id, key))
+    ):
+        if left == 0:
+            break
+        back = min(held, left)
+        repository.give_back(sql, bucket_id, back)
+        entries.append(
+            _entry(pool, bucket_id, "release", back, key, now, part, reservation.feature_id)
+        )
+        left -= back
+    repository.insert_entries(sql, entries)
 
 
 def _pool_view(access: Access, price: Priced, row: repository.PoolRow, now: datetime) -> PoolView:
@@ -228,6 +268,29 @@ def apply(
             _entry(pool, None, "overage", -spread.overage, key, now, 0, feature_id, quantity)
         )
     repository.take_and_log(sql, [*spread.takes, *spread.expired], entries)
+
+
+def write_takes(sql: Sql, taken: Deduction, entries: list[Entry], now: datetime) -> None:
+    """A deduction's takes with `entries` for them, and an `expiry` row per expired bucket."""
+    spread = taken.spread
+    expiries = [
+        _entry(taken.pool, bucket_id, "expiry", -left, f"expiry:{bucket_id}", now)
+        for bucket_id, left in spread.expired
+    ]
+    repository.take_and_log(sql, [*spread.takes, *spread.expired], entries + expiries)
+
+
+def reservation_entry(
+    pool: PoolView,
+    bucket_id: int,
+    amount: int,
+    public_id: str,
+    now: datetime,
+    part: int,
+    feature_id: int,
+    kind: str = "reservation",
+) -> Entry:
+    return _entry(pool, bucket_id, kind, amount, f"reservation:{public_id}", now, part, feature_id)
 
 
 def _entry(

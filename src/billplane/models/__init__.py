@@ -13,6 +13,7 @@ from billplane.models.credits import (
     CreditCost,
     CreditEntry,
     CreditPool,
+    CreditReservation,
     PlanAllowance,
 )
 from billplane.models.invoice import Invoice
@@ -39,6 +40,7 @@ __all__ = [
     "CreditCost",
     "CreditEntry",
     "CreditPool",
+    "CreditReservation",
     "DailyChecks",
     "Feature",
     "Invoice",

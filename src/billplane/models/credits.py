@@ -112,3 +112,30 @@ class CreditEntry(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     actor: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
+
+
+class CreditReservation(Base):
+    """Credits held for a long action (`POST /v1/reservations`): taken out of the buckets at
+    once (ledger rows `reservation`), then settled by `finalize` (what the action cost; the rest
+    goes back) or `release` (all goes back), or by expiry (released)."""
+
+    __tablename__ = "credit_reservations"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_credit_reservations_tenant_id_pool_id_status", "tenant_id", "pool_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)  # rsv_…, in URLs
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    feature_id: Mapped[int] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[int] = mapped_column(BigInteger)  # the estimate, in the feature's units
+    amount: Mapped[int] = mapped_column(BigInteger)  # the credits held
+    status: Mapped[str] = mapped_column(String(16))  # held | finalized | released | expired
+    final_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    final_amount: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None]

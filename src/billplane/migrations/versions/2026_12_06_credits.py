@@ -20,6 +20,8 @@ down_revision: str | None = "a7e3b9c41d52"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+Time = billplane.models.base.UTCDateTime
+
 
 def upgrade() -> None:
     op.create_table(
@@ -180,8 +182,61 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("feature_id", name=op.f("pk_credit_costs")),
     )
 
+    op.create_table(
+        "credit_reservations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("pool_id", sa.Integer(), nullable=False),
+        sa.Column("feature_id", sa.Integer(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("final_quantity", sa.BigInteger(), nullable=True),
+        sa.Column("final_amount", sa.BigInteger(), nullable=True),
+        sa.Column("expires_at", Time(), nullable=False),
+        sa.Column("created_at", Time(), nullable=False),
+        sa.Column("settled_at", Time(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["feature_id"],
+            ["features.id"],
+            name=op.f("fk_credit_reservations_feature_id_features"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["pool_id"],
+            ["credit_pools.id"],
+            name=op.f("fk_credit_reservations_pool_id_credit_pools"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_credit_reservations_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_credit_reservations")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_credit_reservations_public_id")),
+        sa.UniqueConstraint(
+            "tenant_id",
+            "idempotency_key",
+            name=op.f("uq_credit_reservations_tenant_id_idempotency_key"),
+        ),
+    )
+    op.create_index(
+        "ix_credit_reservations_tenant_id_pool_id_status",
+        "credit_reservations",
+        ["tenant_id", "pool_id", "status"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_credit_reservations_tenant_id_pool_id_status", table_name="credit_reservations"
+    )
+    op.drop_table("credit_reservations")
     op.drop_table("credit_costs")
     op.drop_table("plan_allowances")
     with op.batch_alter_table("credit_ledger", schema=None) as batch_op:
