@@ -108,3 +108,21 @@ def test_a_feature_without_a_price_or_an_unknown_reservation_is_refused(credits:
     assert free["error"]["param"] == "feature"
     unknown = settle(credits, "rsv_nothing", "release", 404)
     assert unknown["error"]["code"] == "reservation_not_found"
+
+
+def test_the_balances_show_an_expired_hold_given_back(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    grant(credits, 20)
+    held = reserve(credits, "r1", expires_in=60)
+    assert balances(credits)["balance"] == 0
+    clock.advance(minutes=2)
+    pool = balances(credits)
+    assert pool["balance"] == 20
+    assert [(e["kind"], e["amount"]) for e in pool["ledger"]] == [
+        ("release", 20),
+        ("reservation", -20),
+        ("grant", 20),
+    ]
+    assert settle(credits, held["id"], "release")["status"] == "expired"
+    assert_balance(credits, session, clock, 20)

@@ -154,13 +154,14 @@ async def balances(tenant: TenantKey, request: Request, tx: Tx) -> Response:
     """Every credit pool of the project: the usable balance, the buckets in deduction order
     (soonest-expiring first) and the newest movements of the ledger. The balance is the sum of
     the live buckets, and each bucket's `remaining` the sum of its ledger rows. The current
-    period's allowance is made into its bucket first, if it was not yet."""
+    period's allowance is made into its bucket first, if it was not yet, and expired
+    reservations give back what they held."""
     call = client_call(request, tx)
     grace_days = call.settings.billplane_past_due_grace_days
     read = partial(_balances, call.token, tenant, call.now, grace_days)
     answer, due = await call.tx.hot_read(read)
     if due:
-        await call.tx.hot_write(partial(_make_allowances, due, call.now))
+        await call.tx.hot_write(partial(service.settle_due, pools=due, now=call.now))
         answer, _ = await call.tx.hot_read(read)
     return json_response(answer)
 
@@ -170,13 +171,8 @@ def _balances(
 ) -> tuple[dict[str, Any], list[service.PoolView]]:
     found = entitlements.lookup(sql, token, tenant, None, now)
     access = entitlements.access_of(sql, found, now, grace_days)
-    due = service.allowances_due(sql, access, found.project_id, now)
+    due = service.movements_due(sql, access, found.project_id, now)
     return service.balances(sql, access, found.project_id, now), due
-
-
-def _make_allowances(due: list[service.PoolView], now: datetime, sql: Sql) -> None:
-    for pool in due:
-        service.ensure_allowance(sql, pool, now)
 
 
 RESERVATION_ERRORS = errors(

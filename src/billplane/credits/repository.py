@@ -724,3 +724,19 @@ def reservation_view(
         return None
     _, tenant_id, tenant, feature = rows[0]
     return (tenant_id, tenant, feature)
+
+
+EXPIRED_HOLDS = Statement(
+    lambda _: select(func.count()).where(
+        _RESERVATIONS.c.tenant_id == bindparam("tenant_id"),
+        _RESERVATIONS.c.pool_id == bindparam("pool_id"),
+        _RESERVATIONS.c.status == "held",
+        _RESERVATIONS.c.expires_at <= bindparam("now"),
+    )
+)
+
+
+def expired_holds(sql: Sql, tenant_id: int, pool_id: int, now: datetime) -> int:
+    """How many of the tenant's reservations of the pool expired still holding credits."""
+    values = {"tenant_id": tenant_id, "pool_id": pool_id, "now": sql.time(now)}
+    return int(sql.run(EXPIRED_HOLDS, values)[0][0])

@@ -313,13 +313,28 @@ def _entry(
 # --- Balances: `GET /v1/tenants/{tenant}/balances` ----------------------------------------------
 
 
-def allowances_due(sql: Sql, access: Access, project_id: int, now: datetime) -> list[PoolView]:
-    """The project's pools whose current allowance the tenant has not got in a bucket yet."""
+def movements_due(sql: Sql, access: Access, project_id: int, now: datetime) -> list[PoolView]:
+    """The project's pools where the tenant has a movement due before its balances are shown:
+    the current period's allowance not yet in its bucket, or expired reservations still
+    holding credits (see `settle_due`)."""
     views = [
         view_of_pool(sql, access, pool_id, 0, now)
         for pool_id, _, _ in repository.project_pools(sql, project_id)
     ]
-    return [v for v in views if rules.allowance_due(v.allowance, v.period, v.buckets)]
+    return [
+        v
+        for v in views
+        if rules.allowance_due(v.allowance, v.period, v.buckets)
+        or repository.expired_holds(sql, access.tenant_id, v.pool_id, now)
+    ]
+
+
+def settle_due(sql: Sql, pools: list[PoolView], now: datetime) -> None:
+    """Make the movements `movements_due` found, in the writer's transaction (each is made
+    once, whoever comes first)."""
+    for pool in pools:
+        ensure_allowance(sql, pool, now)
+        release_expired(sql, pool, now)
 
 
 def balances(sql: Sql, access: Access, project_id: int, now: datetime) -> dict[str, Any]:
