@@ -341,6 +341,21 @@ def balances(sql: Sql, access: Access, project_id: int, now: datetime) -> dict[s
     """Every pool of the project as the tenant holds it: the balance, the buckets (in
     deduction order) and the newest ledger rows. The balance is the sum of the usable
     buckets, each of which is the sum of its ledger rows."""
+    return balances_of_tenant(sql, access.tenant_id, access.tenant_key, project_id, now)
+
+
+def balances_in(
+    session: Session, project: Project, tenant_id: int, tenant_key: str, now: datetime
+) -> dict[str, Any]:
+    """`balances` inside an ORM transaction (the dashboard's tenant page), as stored: a
+    period's allowance not made into its bucket yet is not among them."""
+    sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
+    return balances_of_tenant(sql, tenant_id, tenant_key, project.id, now)
+
+
+def balances_of_tenant(
+    sql: Sql, tenant_id: int, tenant_key: str, project_id: int, now: datetime
+) -> dict[str, Any]:
     answer = []
     for pool_id, key, name in repository.project_pools(sql, project_id):
         buckets = [
@@ -354,7 +369,7 @@ def balances(sql: Sql, access: Access, project_id: int, now: datetime) -> dict[s
                 "created_at": _utc(created_at),
             }
             for id_, source, source_key, granted, remaining, expires_at, created_at in (
-                repository.buckets_of(sql, tenant_id=access.tenant_id, pool_id=pool_id)
+                repository.buckets_of(sql, tenant_id=tenant_id, pool_id=pool_id)
             )
         ]
         live = [b for b in buckets if rules.usable(b["expires_at"], now)]
@@ -371,9 +386,7 @@ def balances(sql: Sql, access: Access, project_id: int, now: datetime) -> dict[s
                 "created_at": _utc(created_at),
             }
             for id_, kind, amount, bucket, ikey, feature, quantity, reason, created_at in (
-                repository.ledger_of(
-                    sql, tenant_id=access.tenant_id, pool_id=pool_id, limit=LEDGER_SHOWN
-                )
+                repository.ledger_of(sql, tenant_id=tenant_id, pool_id=pool_id, limit=LEDGER_SHOWN)
             )
         ]
         answer.append(
@@ -385,7 +398,7 @@ def balances(sql: Sql, access: Access, project_id: int, now: datetime) -> dict[s
                 "ledger": ledger,
             }
         )
-    return {"tenant": access.tenant_key, "pools": answer}
+    return {"tenant": tenant_key, "pools": answer}
 
 
 LEDGER_SHOWN = 50
