@@ -62,6 +62,7 @@ DOCUMENTED = {
     ("PUT", "/admin/api/projects/{project}/credit-pools/{pool}/allowances/{plan}"),
     ("POST", "/admin/api/projects/{project}/tenants/{tenant}/credit-grants"),
     ("POST", "/v1/reservations"),
+    ("POST", "/v1/topups"),
     ("POST", "/v1/reservations/{reservation}/finalize"),
     ("POST", "/v1/reservations/{reservation}/release"),
     ("GET", "/admin/api/signing-keys"),

@@ -56,8 +56,16 @@ def create_pool(project: Key, body: PoolIn, actor: Admin, tx: Tx, now: Now) -> A
     with tx.write() as session:
         found = get_project(session, project)
         costs: dict[str, int | None] = {**body.costs}
+        packs: dict[str, int | None] = {**body.packs}
         return service.create_pool(
-            session, found, key=body.key, name=body.name, costs=costs, actor=actor, now=now
+            session,
+            found,
+            key=body.key,
+            name=body.name,
+            costs=costs,
+            packs=packs,
+            actor=actor,
+            now=now,
         )
 
 
@@ -74,7 +82,14 @@ def update_pool(project: Key, pool: Key, body: PoolPatch, actor: Admin, tx: Tx, 
     with tx.write() as session:
         found = get_project(session, project)
         return service.update_pool(
-            session, found, pool, name=body.name, costs=body.costs, actor=actor, now=now
+            session,
+            found,
+            pool,
+            name=body.name,
+            costs=body.costs,
+            packs=body.packs,
+            actor=actor,
+            now=now,
         )
 
 

@@ -33,6 +33,7 @@ from billplane.models import (
     CreditBucket,
     CreditCost,
     CreditEntry,
+    CreditPack,
     CreditPool,
     CreditReservation,
     Feature,
@@ -403,6 +404,33 @@ def costs(session: Session, pool_id: int) -> dict[str, int]:
         .order_by(Feature.key)
     )
     return {key: int(cost) for key, cost in rows}
+
+
+def packs(session: Session, pool_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(CreditPack.stripe_price_id, CreditPack.credits)
+        .where(CreditPack.pool_id == pool_id)
+        .order_by(CreditPack.stripe_price_id)
+    )
+    return {price: int(credits) for price, credits in rows}
+
+
+def pack_of(session: Session, project_id: int, price: str) -> tuple[CreditPool, CreditPack] | None:
+    """The pool that sells `price` as a top-up, and the pack."""
+    row = session.execute(
+        select(CreditPool, CreditPack)
+        .join(CreditPack, CreditPack.pool_id == CreditPool.id)
+        .where(CreditPool.project_id == project_id, CreditPack.stripe_price_id == price)
+        .order_by(CreditPool.id)
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def pack(session: Session, pool_id: int, price: str) -> CreditPack | None:
+    return session.scalar(
+        select(CreditPack).where(CreditPack.pool_id == pool_id, CreditPack.stripe_price_id == price)
+    )
 
 
 def allowances(session: Session, pool_id: int) -> list[tuple[str, PlanAllowance, str | None]]:

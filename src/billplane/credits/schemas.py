@@ -22,6 +22,11 @@ Cost = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 Credits = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000_000)]
 Costs = Annotated[dict[Key, Cost], Field(max_length=500)]
 CostChanges = Annotated[dict[Key, Cost | None], Field(max_length=500)]
+PriceId = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")
+]
+Packs = Annotated[dict[PriceId, Credits], Field(max_length=100)]
+PackChanges = Annotated[dict[PriceId, Credits | None], Field(max_length=100)]
 Reason = Annotated[
     str,
     StringConstraints(min_length=1, max_length=500, strip_whitespace=True, pattern=NO_NUL_PATTERN),
@@ -42,6 +47,11 @@ class PoolIn(Request):
     costs: Costs = Field(
         default={}, description="Feature key -> credits one unit of it costs (counted features)."
     )
+    packs: Packs = Field(
+        default={},
+        description="Top-ups: a one-time Stripe price id -> the credits it buys "
+        "(`POST /v1/topups`).",
+    )
 
 
 class PoolPatch(Request):
@@ -52,6 +62,9 @@ class PoolPatch(Request):
         default=None,
         description="Prices to set; `null` for a feature takes its price away. Features not "
         "named keep theirs.",
+    )
+    packs: PackChanges | None = Field(
+        default=None, description="Top-ups to set; `null` for a price takes it off sale."
     )
 
 
@@ -93,6 +106,7 @@ class PoolOut(BaseModel):
     key: str
     name: str
     costs: dict[str, int]
+    packs: dict[str, int] = Field(description="Top-ups: Stripe price id -> credits it buys.")
     allowances: dict[str, AllowanceOut] = Field(description="Plan key -> its allowance.")
 
 
@@ -133,6 +147,35 @@ class GrantOut(BaseModel):
 
 
 Source = Literal["allowance", "grant", "topup"]
+
+
+class TopupIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant": "acme-realty",
+                    "price": "price_1PgbCreditPack500",
+                    "success_url": "https://app.realtyos.com/credits/thanks",
+                    "cancel_url": "https://app.realtyos.com/credits",
+                }
+            ]
+        }
+    )
+
+    tenant: TenantKey
+    price: PriceId = Field(description="A one-time Stripe price a pool sells as a top-up.")
+    success_url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    cancel_url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class TopupOut(BaseModel):
+    id: str = Field(description="The Checkout session's id (for `/v1/checkout/{id}/confirm`).")
+    url: str | None = Field(description="Where to send the customer to pay.")
+    pool: str
+    credits: int = Field(description="What the top-up adds once paid.")
+
+
 Kind = Literal[
     "allowance",
     "rollover",

@@ -34,11 +34,13 @@ from billplane.models import (
     CreditBucket,
     CreditCost,
     CreditEntry,
+    CreditPack,
     CreditPool,
     PlanAllowance,
     Project,
 )
 from billplane.schemas import Reset
+from billplane.sql import insert_ignoring_conflict
 
 # --- The hot path: a credit-priced feature's check and usage ------------------------------------
 
@@ -415,6 +417,7 @@ class PoolDescription(TypedDict):
     key: str
     name: str
     costs: dict[str, int]
+    packs: dict[str, int]
     allowances: dict[str, dict[str, Any]]
 
 
@@ -430,6 +433,7 @@ def describe(session: Session, pool: CreditPool) -> PoolDescription:
         "key": pool.key,
         "name": pool.name,
         "costs": repository.costs(session, pool.id),
+        "packs": repository.packs(session, pool.id),
         "allowances": {
             plan: {
                 "grant": a.amount,
@@ -455,6 +459,7 @@ def create_pool(
     costs: dict[str, int | None],
     actor: str,
     now: datetime,
+    packs: dict[str, int | None] | None = None,
 ) -> PoolDescription:
     if repository.pool(session, project.id, key) is not None:
         raise AlreadyExists(
@@ -464,6 +469,7 @@ def create_pool(
     session.add(pool)
     session.flush()
     _set_costs(session, project, pool, costs)
+    _set_packs(session, pool, packs or {})
     after = describe(session, pool)
     audit.record(
         session,
@@ -486,6 +492,7 @@ def update_pool(
     costs: dict[str, int | None] | None,
     actor: str,
     now: datetime,
+    packs: dict[str, int | None] | None = None,
 ) -> PoolDescription:
     pool = get_pool(session, project, key)
     before = describe(session, pool)
@@ -493,6 +500,8 @@ def update_pool(
         pool.name = name
     if costs is not None:
         _set_costs(session, project, pool, costs)
+    if packs is not None:
+        _set_packs(session, pool, packs)
     session.flush()
     after = describe(session, pool)
     audit.record(
@@ -541,6 +550,83 @@ def _set_costs(
         else:
             priced.cost = cost
     session.flush()
+
+
+def _set_packs(session: Session, pool: CreditPool, packs: dict[str, int | None]) -> None:
+    """Sell each named one-time price as a top-up of so many credits (None: no more)."""
+    for price, credits in packs.items():
+        found = repository.pack(session, pool.id, price)
+        if credits is None:
+            if found is not None:
+                session.delete(found)
+        elif found is None:
+            session.add(CreditPack(pool_id=pool.id, stripe_price_id=price, credits=credits))
+        else:
+            found.credits = credits
+    session.flush()
+
+
+def topup_pack(session: Session, project: Project, price: str) -> tuple[CreditPool, int]:
+    """The pool a one-time price tops up, and by how many credits (404 if none sells it)."""
+    found = repository.pack_of(session, project.id, price)
+    if found is None:
+        raise PoolNotFound(
+            f"No credit pool of project '{project.key}' sells price '{price}' as a top-up.",
+            extra={"param": "price"},
+        )
+    pool, pack = found
+    return pool, pack.credits
+
+
+def land_topup(
+    session: Session,
+    project: Project,
+    tenant_id: int,
+    *,
+    price: str,
+    checkout_id: str,
+    actor: str,
+    now: datetime,
+) -> bool:
+    """The credits a paid top-up bought, once per checkout session whoever lands them first
+    (the webhook, the confirm call, both, repeated): a bucket of source `topup` keyed by the
+    session and its ledger row. Returns whether this call landed them."""
+    pool, credits = topup_pack(session, project, price)
+    made = session.execute(
+        insert_ignoring_conflict(
+            session,
+            CreditBucket.__table__,
+            {
+                "tenant_id": tenant_id,
+                "pool_id": pool.id,
+                "source": "topup",
+                "source_key": checkout_id,
+                "granted": credits,
+                "remaining": credits,
+                "expires_at": None,
+                "created_at": now,
+            },
+            ["tenant_id", "pool_id", "source", "source_key"],
+        ).returning(CreditBucket.id)
+    ).scalar()
+    if made is None:
+        return False
+    session.add(
+        CreditEntry(
+            tenant_id=tenant_id,
+            pool_id=pool.id,
+            bucket_id=made,
+            kind="topup",
+            part=0,
+            amount=credits,
+            idempotency_key=f"topup:{checkout_id}",
+            reason=f"Stripe Checkout {checkout_id} ({price})",
+            actor=actor,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return True
 
 
 def set_allowance(

@@ -35,6 +35,18 @@ class CreditCost(Base):
     cost: Mapped[int] = mapped_column(BigInteger)
 
 
+class CreditPack(Base):
+    """A top-up: a one-time Stripe price that buys this many credits of the pool."""
+
+    __tablename__ = "credit_packs"
+    __table_args__ = (UniqueConstraint("pool_id", "stripe_price_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    stripe_price_id: Mapped[str] = mapped_column(String(255))
+    credits: Mapped[int] = mapped_column(BigInteger)
+
+
 class PlanAllowance(Base):
     """What a plan gives of a pool each period, and what it allows beyond."""
 

@@ -183,6 +183,23 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "credit_packs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("pool_id", sa.Integer(), nullable=False),
+        sa.Column("stripe_price_id", sa.String(length=255), nullable=False),
+        sa.Column("credits", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pool_id"],
+            ["credit_pools.id"],
+            name=op.f("fk_credit_packs_pool_id_credit_pools"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_credit_packs")),
+        sa.UniqueConstraint(
+            "pool_id", "stripe_price_id", name=op.f("uq_credit_packs_pool_id_stripe_price_id")
+        ),
+    )
+    op.create_table(
         "credit_reservations",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("public_id", sa.String(length=40), nullable=False),
@@ -237,6 +254,7 @@ def downgrade() -> None:
         "ix_credit_reservations_tenant_id_pool_id_status", table_name="credit_reservations"
     )
     op.drop_table("credit_reservations")
+    op.drop_table("credit_packs")
     op.drop_table("credit_costs")
     op.drop_table("plan_allowances")
     with op.batch_alter_table("credit_ledger", schema=None) as batch_op:
