@@ -25,6 +25,7 @@ def test_a_pool_prices_counted_features(credits: Setup) -> None:
         "key": "credits",
         "name": "Credits",
         "costs": {"ai.chat": 1, "ai.image": 5},
+        "packs": {},
         "allowances": {},
     }
     changed = credits.admin.call(

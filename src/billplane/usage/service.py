@@ -181,6 +181,10 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     """
     request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
     counter = write.counter
+    if write.price is not None and not sql.is_sqlite:
+        fast = _record_priced_in_one(sql, write, write.price)
+        if fast is not None:
+            return fast
     taken = None
     if write.price is not None:  # decided on the pool's buckets, read under lock
         taken = credits.deduction(
@@ -217,6 +221,60 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     )
     current = _current_of(write, body["used"] - request.quantity)
     return _outcome_of_repeat(earlier, feature, request, current)
+
+
+def _record_priced_in_one(
+    sql: Sql, write: Write, price: credits.Priced
+) -> Recorded | BillplaneError | None:
+    """PostgreSQL's common case of a credit-priced usage, one round trip: count, claim and take
+    the credits in one statement (`repository.count_claim_and_charge`). None when the common
+    case does not hold (the cost passes the balance, a bucket expired with credits left, the
+    period's allowance is not in its bucket yet): nothing was written, `record` goes on."""
+    request, access = write.request, write.access
+    cost = price.unit_cost * request.quantity
+    billing = period_for("billing_period", write.now, access.subscription)
+    keys = entitlements.period_keys(write.now)
+    charged = repository.count_claim_and_charge(
+        sql,
+        write.counter,
+        quantity=request.quantity,
+        limit=write.limit,
+        key=request.idempotency_key,
+        occurred_at=request.timestamp or write.now,
+        now=write.now,
+        answer=partial(_priced_answer, write, cost),
+        pool_id=price.pool_id,
+        cost=cost,
+        plan_id=access.plan.id if access.plan else None,
+        period_keys=(keys["day_key"], keys["month_key"], billing.key),
+    )
+    if not charged.fits:
+        return None
+    body = charged.body
+    if body is None:  # over the usage limit: as `record` answers it
+        used = reads.counter(sql, **write.counter.values())
+        earlier = repository.event_by_key(sql, access.tenant_id, request.idempotency_key)
+        if earlier is not None:
+            return _outcome_of_repeat(earlier, write.feature, request, _current_of(write, used))
+        decision = entitlements.decide(access, write.feature, used, request.quantity, write.now)
+        return _refusal(decision, write.feature, access.tenant_key, request)
+    if charged.claimed:
+        _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
+        return Recorded(cast(UsageAnswer, body), created=True)
+    repository.take_back(sql, write.counter, request.quantity)  # no credit was taken
+    earlier = present(
+        repository.event_by_key(sql, access.tenant_id, request.idempotency_key), "the event"
+    )
+    current = _current_of(write, body["used"] - request.quantity)
+    return _outcome_of_repeat(earlier, write.feature, request, current)
+
+
+def _priced_answer(write: Write, cost: int, total: int) -> UsageAnswer:
+    """A credit-priced usage's answer before SQL fills in `pool` and `balance`."""
+    answer = _answer(write, total)
+    answer["cost"] = cost
+    answer["overage"] = 0
+    return answer
 
 
 def _charge(sql: Sql, write: Write, taken: credits.Deduction) -> None:
