@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml devtools/
 	@echo "Setting up $(VENV) (once, about a minute): billplane and what it needs, one line each..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -c constraints.txt -e '.[dev]' -e 'clients/python[offline]' -e devtools/stripe-double
+	$(BIN)/pip install --progress-bar off -c constraints.txt -e '.[dev]' -e 'clients/python[offline,webhooks]' -e devtools/stripe-double
 	touch $(STAMP)
 	@echo "$(VENV) is ready."
 

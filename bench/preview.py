@@ -23,26 +23,27 @@ class PreviewFailed(Exception):
     """The preview did not answer as the API documents."""
 
 
-def add_tenants(url: str, count: int = TENANTS) -> None:
-    """`count` more tenants of the bench project (keys `x00000`…), in one statement."""
+def add_tenants(url: str, count: int = TENANTS, prefix: str = "x") -> None:
+    """`count` more tenants of the bench project (keys `x00000`…, or another `prefix`), in one
+    statement."""
     if url.startswith("sqlite:///"):
         import sqlite3
 
         series = (
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
             "INSERT INTO tenants (project_id, key, status, created_at, updated_at) "
-            "SELECT p.id, printf('x%05d', n.i), 'active', datetime('now'), datetime('now') "
+            "SELECT p.id, ? || printf('%05d', n.i), 'active', datetime('now'), datetime('now') "
             "FROM n, projects p WHERE p.key = ?"
         )
         with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as lite, lite:
-            lite.execute(series, (count - 1, seed.PROJECT))
+            lite.execute(series, (count - 1, prefix, seed.PROJECT))
         return
     with psycopg.connect(url, connect_timeout=5) as conn:
         conn.execute(
             "INSERT INTO tenants (project_id, key, status, created_at, updated_at) "
-            "SELECT p.id, 'x' || lpad(i::text, 5, '0'), 'active', now(), now() "
+            "SELECT p.id, %s || lpad(i::text, 5, '0'), 'active', now(), now() "
             "FROM generate_series(0, %s) AS i, projects p WHERE p.key = %s",
-            (count - 1, seed.PROJECT),
+            (prefix, count - 1, seed.PROJECT),
         )
 
 

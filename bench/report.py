@@ -6,12 +6,21 @@ import platform
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from loadgen import Measurement
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CEILING = "healthz"
+# The suffix of the targets measured again while app webhook deliveries wait (`backlog`); they
+# are compared with the ceiling measured then.
+BACKLOG = "-backlog"
+
+
+class Backlog(Protocol):
+    pending_at_start: int
+    pending_at_end: int
+    delivered: int
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class EngineRun:
     pgbench_tps: float | None = None  # PostgreSQL: pgbench running the usage transaction
     preview_seconds: float | None = None  # a plan change previewed over many tenants
     preview_tenants: int = 0  # how many were added for it
+    backlog: Backlog | None = None  # app webhook deliveries waiting while `*-backlog` ran
 
     def measurement(self, target: str) -> Measurement | None:
         return next((m for m in self.measurements if m.target == target), None)
@@ -73,15 +83,26 @@ class EngineRun:
             return None
         return credits.requests_per_s / plain.requests_per_s
 
-    def ceiling(self) -> float | None:
+    def ceiling(self, suffix: str = "") -> float | None:
         for m in self.measurements:
-            if m.target == CEILING:
+            if m.target == CEILING + suffix:
                 return m.requests_per_s
         return None
 
     def ratio(self, m: Measurement) -> float | None:
-        ceiling = self.ceiling()
+        """Of the ceiling measured alike: under the backlog for a `*-backlog` target."""
+        ceiling = self.ceiling(BACKLOG if m.target.endswith(BACKLOG) else "")
         return m.requests_per_s / ceiling if ceiling else None
+
+    def backlog_ratios(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per client call measured under the backlog: (its ratio to the ceiling without the
+        backlog, with it)."""
+        found: dict[str, tuple[float | None, float | None]] = {}
+        for name, plain in (("check", "check"), ("usage", "usage-many")):
+            under, alone = self.measurement(name + BACKLOG), self.measurement(plain)
+            if under is not None:
+                found[name] = (None if alone is None else self.ratio(alone), self.ratio(under))
+        return found
 
 
 def machine() -> dict[str, Any]:
@@ -132,6 +153,16 @@ def table(runs: list[EngineRun]) -> str:
                 f"{run.engine}: a plan change previewed over {run.preview_tenants:,}+ tenants "
                 f"in {run.preview_seconds:.2f} s"
             )
+        if run.backlog is not None:
+            ratios = ", ".join(
+                f"{name} {_x(under)} of /healthz (without it {_x(alone)})"
+                for name, (alone, under) in run.backlog_ratios().items()
+            )
+            lines.append(
+                f"{run.engine}: with {run.backlog.pending_at_end:,}-"
+                f"{run.backlog.pending_at_start:,} app webhook deliveries waiting for an app "
+                f"that sleeps 2 s: {ratios}"
+            )
         versus = run.versus_pgbench()
         if versus is not None and run.pgbench_tps:
             lines.append(
@@ -139,6 +170,10 @@ def table(runs: list[EngineRun]) -> str:
                 f"usage-hot is {versus:.2f}x of it"
             )
     return "\n".join(lines)
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def _row(run: EngineRun, m: Measurement) -> list[str]:
@@ -180,6 +215,14 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
         "credits_vs_plain_usage": run.credits_versus_plain(),
         "preview_seconds": run.preview_seconds,
         "preview_tenants": run.preview_tenants,
+        "backlog": None
+        if run.backlog is None
+        else {
+            "pending_at_start": run.backlog.pending_at_start,
+            "pending_at_end": run.backlog.pending_at_end,
+            "delivered": run.backlog.delivered,
+            "ratios_without_and_with": run.backlog_ratios(),
+        },
         "server_error_lines": run.server_errors[:50],
         "usage_audit": None
         if run.usage_audit is None

@@ -3,8 +3,10 @@
 For each engine: a fresh database, `billplane db upgrade`, `billplane serve --workers 2` on a free
 port of 127.0.0.1, seed data through the admin API, then per endpoint a warm-up and a measured wrk
 run. `GET /healthz` (no database) is the ceiling the database endpoints are compared with, in the
-same run and per engine. Results go to the terminal and to `bench/results/bench-<time>.json`.
-Exits 1 when an engine could not be measured or too many requests failed.
+same run and per engine. Then the same ceiling, check and usage again while 1,000 app webhook
+deliveries wait for an app that sleeps 2 s (`backlog`). Results go to the terminal and to
+`bench/results/bench-<time>.json`. Exits 1 when an engine could not be measured or too many
+requests failed.
 """
 
 import argparse
@@ -18,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import backlog
 import chart
 import databases
 import loadgen
@@ -36,9 +39,10 @@ EXPECTED_FAILURES = (
     loadgen.LoadFailed,
     pgbench.PgbenchFailed,
     preview.PreviewFailed,
+    backlog.BacklogFailed,
 )
 BATCH_SIZE = 1000
-USAGE_TARGETS = ("usage-many", "usage-hot", "batch")  # of `fixture.feature`
+USAGE_TARGETS = ("usage-many", "usage-hot", "batch", f"usage{report.BACKLOG}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -70,6 +74,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=preview.TENANTS,
         help="tenants added for the preview of a plan change (10,000: the figure to keep)",
+    )
+    parser.add_argument(
+        "--backlog-deliveries",
+        type=int,
+        default=backlog.DELIVERIES,
+        help="app webhook deliveries kept waiting for a slow app while check and usage are "
+        "measured again (1,000: the figure to keep); `backlog` in --targets picks that scenario",
     )
     parser.add_argument(
         "--server",
@@ -138,6 +149,19 @@ def targets(fixture: seed.Fixture, batch_size: int = BATCH_SIZE) -> list[Target]
     ]
 
 
+def backlog_targets(fixture: seed.Fixture) -> list[Target]:
+    """The ceiling, a check and enforced usage, measured again while app webhooks wait."""
+    token, feature = fixture.project_token, fixture.feature
+    check = json.dumps(fixture.check_body())
+    many = str(fixture.many_tenants)
+    suffix = report.BACKLOG
+    return [
+        Target(f"{report.CEILING}{suffix}", "/healthz", "static.lua", ["GET", "", ""]),
+        Target(f"check{suffix}", "/v1/check", "static.lua", ["POST", check, token]),
+        Target(f"usage{suffix}", "/v1/usage", "usage.lua", [token, feature, "{nonce}", many]),
+    ]
+
+
 def bench_engine(run: report.EngineRun, wrk: str, args: argparse.Namespace) -> None:
     """Everything on one engine; measurements land in `run` as they are made."""
     engine = run.engine
@@ -170,15 +194,31 @@ def drive(
     the usage counters against what was acknowledged, and (PostgreSQL) run pgbench."""
     fixture = seed.seed(live.base_url, live.admin_token)
     acknowledged, in_flight = seed.SEEDED_USAGE, 0
-    for target in targets(fixture, args.batch_size):
-        if args.targets and target.name not in (report.CEILING, *args.targets):
-            continue
+
+    def load(target: Target) -> None:
+        nonlocal acknowledged, in_flight
         runs = measure(wrk, live.base_url, target, args)
         run.measurements.append(runs[-1])
         if target.name in USAGE_TARGETS:
             per_request = args.batch_size if target.name == "batch" else 1
             acknowledged += sum(m.events_201 or m.statuses.get("201", 0) for m in runs)
             in_flight += args.connections * len(runs) * per_request
+
+    for target in targets(fixture, args.batch_size):
+        if not args.targets or target.name in (report.CEILING, *args.targets):
+            load(target)
+    if not args.targets or "backlog" in args.targets:
+        count = args.backlog_deliveries
+        sleeps = backlog.APP_SLEEPS
+        print(
+            f"  with {count:,}+ app webhook deliveries waiting for an app that sleeps {sleeps} s:"
+        )
+        with backlog.waiting(live.base_url, live.admin_token, url, count) as waiting:
+            for target in backlog_targets(fixture):
+                load(target)
+        run.backlog = waiting
+        start, end, sent = waiting.pending_at_start, waiting.pending_at_end, waiting.delivered
+        print(f"  deliveries pending: {start:,} at the start, {end:,} at the end ({sent:,} sent)")
     counted, events = databases.usage_totals(url, fixture.feature)
     run.usage_audit = report.UsageAudit(acknowledged, counted, in_flight, events)
     print(f"  {run.usage_audit.describe()}")

@@ -1,6 +1,7 @@
 """The real billplane server, as production starts it: `db upgrade`, then `serve --workers N`."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,6 +31,9 @@ class RunningServer:
     pid: int  # the uvicorn supervisor, leader of the server's process group
 
 
+SECRET_KEY = secrets.token_urlsafe(32)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -41,7 +45,12 @@ def server_env(database_url: str, admin_token: str, src: Path | None = None) -> 
     # Run from a scratch directory so a developer's `.env` cannot leak settings (Stripe keys…)
     # into the benchmark; the two settings that matter come from the environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BILLPLANE_"))}
-    env |= {"DATABASE_URL": database_url, "BILLPLANE_ADMIN_TOKEN": admin_token}
+    env |= {
+        "DATABASE_URL": database_url,
+        "BILLPLANE_ADMIN_TOKEN": admin_token,
+        # Seals the secret of the backlog scenario's webhook endpoint: one per bench run.
+        "BILLPLANE_SECRET_KEY": SECRET_KEY,
+    }
     if src is not None:  # another source tree first on the path: measure that code instead
         env["PYTHONPATH"] = str(src.resolve())
     return env

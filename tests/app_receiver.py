@@ -31,12 +31,14 @@ class Received:
 
 class Receiver:
     """Answers each POST with the next scripted answer (an int status, or "slow": waits
-    `slow_seconds` before answering), then 200 once the script is spent."""
+    `slow_seconds` and never answers), then 200 once the script is spent; every answer comes
+    `latency` seconds late (an app that takes its time, but answers)."""
 
-    def __init__(self, slow_seconds: float = 1.0) -> None:
+    def __init__(self, slow_seconds: float = 1.0, latency: float = 0.0) -> None:
         self.script: list[int | str] = []
         self.received: list[Received] = []
         self.slow_seconds = slow_seconds
+        self.latency = latency
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -59,6 +61,7 @@ class Receiver:
                     receiver._keep(Received(headers, body, 0))
                     time.sleep(receiver.slow_seconds)
                     return
+                time.sleep(receiver.latency)
                 status = int(answer)
                 receiver._keep(Received(headers, body, status))
                 self.send_response(status)
@@ -97,8 +100,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(slow_seconds: float = 1.0) -> Iterator[Receiver]:
-    receiver = Receiver(slow_seconds)
+def receiving(slow_seconds: float = 1.0, latency: float = 0.0) -> Iterator[Receiver]:
+    receiver = Receiver(slow_seconds, latency)
     try:
         yield receiver
     finally:

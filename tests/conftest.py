@@ -158,6 +158,7 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         billplane_admin_token=ADMIN_TOKEN,
         billplane_past_due_grace_days=3,
+        billplane_secret_key=factories.SECRET_KEY,
     )
 
 

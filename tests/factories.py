@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from billplane.appwebhooks import outbox
 from billplane.appwebhooks import service as app_webhooks
 from billplane.appwebhooks.schemas import EndpointIn
+from billplane.billing import service as billing
 from billplane.models import Feature, Plan, Project, Subscription, Tenant
 from billplane.plans import prices
 from billplane.plans import service as plans
@@ -19,6 +20,7 @@ from billplane.projects import service as projects
 from billplane.projects.schemas import FeatureIn, ProjectIn
 from billplane.schemas import FeatureType
 from billplane.settings import Settings
+from billplane.stripe.facts import ENDED_STATUSES
 from billplane.stripe.gateway import StripeGateway
 from billplane.tenants import service as tenants
 from billplane.tenants.schemas import TenantIn
@@ -56,6 +58,8 @@ def subscribe(
     )
     session.add(subscription)
     session.flush()
+    if status not in ENDED_STATUSES:  # as storing a live subscription does
+        billing.keep_plan_version(session, row, price, period_start)
     return subscription
 
 
@@ -157,14 +161,26 @@ def feature(
         )
 
 
+# The tests' BILLPLANE_SECRET_KEY (`conftest.settings`): it seals endpoints' secrets.
+SECRET_KEY = "tests-secret-key-" + "s" * 32
+
+
 def webhook_endpoint(
-    session: Session, now: datetime, project: str, url: str, events: Sequence[str]
+    session: Session,
+    now: datetime,
+    project: str,
+    url: str,
+    events: Sequence[str],
+    *,
+    secret_key: str = SECRET_KEY,
 ) -> app_webhooks.WithSecret:
     """`POST /admin/api/projects/{project}/webhook-endpoints`: the endpoint and its secret."""
     body = EndpointIn.model_validate({"url": url, "events": list(events)})
     with session.begin_nested():
         found = projects.get_project(session, project)
-        return app_webhooks.create_endpoint(session, found, body, actor=ACTOR, now=now)
+        return app_webhooks.create_endpoint(
+            session, found, body, secret_key=secret_key, actor=ACTOR, now=now
+        )
 
 
 # The tests' BILLPLANE_PAST_DUE_GRACE_DAYS (`conftest.settings`).

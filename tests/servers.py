@@ -58,15 +58,18 @@ def running_server(
     port: int | None = None,
     access_log: bool = False,
     args: Sequence[str] = (),
+    started: list["subprocess.Popen[str]"] | None = None,
 ) -> Iterator[str]:
     """Serve billplane on `database_url` until the block ends; yields the base URL. Pass `port`
     (from `free_port()`) to know the URL beforehand, e.g. for BILLPLANE_PUBLIC_URL; `args` are
-    more options of `billplane serve`."""
+    more options of `billplane serve`; `started` gets the process (to kill it, say)."""
     port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "BILLPLANE_ADMIN_TOKEN": admin_token,
+        # What seals app webhook endpoints' secrets (`factories.SECRET_KEY`).
+        "BILLPLANE_SECRET_KEY": "tests-secret-key-" + "s" * 32,
         **(extra_env or {}),
     }
     # BP_SERVER_LOG names a file to keep the server's log in, when a test needs looking into.
@@ -83,6 +86,7 @@ def running_server(
             env=env,
             log=log,
             name="billplane serve",
+            started=started,
         ) as base_url,
     ):
         yield base_url
@@ -97,6 +101,7 @@ def serving(
     name: str,
     env: dict[str, str] | None = None,
     log: IO[str] | None = None,
+    started: list["subprocess.Popen[str]"] | None = None,
 ) -> Iterator[str]:
     """Run a server process until the block ends, once `probe(base_url)` answers 200; yields
     the base URL. Without a `log`, the process's stderr is kept to explain an early exit."""
@@ -107,6 +112,8 @@ def serving(
         stderr=log or subprocess.PIPE,
         text=True,
     )
+    if started is not None:
+        started.append(process)
     try:
         wait_until_up(base_url, process, probe, name)
         yield base_url

@@ -50,6 +50,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         checks, workers = asyncio.run(_checks_until_both_workers_answer(base_url, token))
         _usage(http, token)
         _webhooks(http)
+        _app_webhooks_waiting(http)
         yield Served(base_url, checks, workers)
 
 
@@ -128,6 +129,22 @@ def _webhooks(http: httpx.Client) -> None:
     assert http.post(WEBHOOK_PATH, content=payload, headers=forged).status_code == 400
 
 
+# Deliveries waiting for an app that is down (`_app_webhooks_waiting`).
+WAITING = 2
+
+
+def _app_webhooks_waiting(http: httpx.Client) -> None:
+    """An app endpoint that never answers, and two changes it is to hear of: both wait."""
+    base = "/admin/api/projects/p"
+    endpoint = {"url": closed_port_url(), "events": ["tenant.entitlements.updated"]}
+    assert http.post(f"{base}/webhook-endpoints", json=endpoint, headers=ADMIN).status_code == 201
+    assert http.post(f"{base}/tenants", json={"key": "globex"}, headers=ADMIN).status_code == 201
+    for tenant in ("acme", "globex"):
+        body = {"overrides": {"reports": {"limit": 50}}}
+        changed = http.patch(f"{base}/tenants/{tenant}", json=body, headers=ADMIN)
+        assert changed.status_code == 200
+
+
 def scrape(base_url: str) -> tuple[str, list[Sample]]:
     """Which worker answered, and the samples it gave."""
     answer = httpx.get(f"{base_url}/metrics", timeout=30, headers={"Connection": "close"})
@@ -200,6 +217,24 @@ def test_stripe_webhooks_and_api_calls_are_counted(served: Served) -> None:
     price = {"operation": "prices.retrieve"}
     assert total(samples, "billplane_stripe_api_duration_seconds_count", **price) == 1
     assert total(samples, "billplane_stripe_api_errors_total", error="APIConnectionError") == 1
+
+
+@pytest.mark.e2e
+def test_the_app_webhook_backlog_is_read_at_each_scrape_and_never_summed_over_workers(
+    served: Served,
+) -> None:
+    pending: dict[str, float] = {}
+    oldest: dict[str, float] = {}
+    for _ in range(40):
+        worker, samples = scrape(served.base_url)
+        pending[worker] = total(samples, "billplane_app_webhook_deliveries_pending")
+        oldest[worker] = total(samples, "billplane_app_webhook_oldest_pending_seconds")
+        if len(pending) == 2:
+            break
+
+    assert len(pending) == 2, "one worker answered every scrape"
+    assert set(pending.values()) == {WAITING}  # each worker tells the database's count
+    assert all(0 < age < 600 for age in oldest.values())
 
 
 @pytest.mark.e2e

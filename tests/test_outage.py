@@ -156,6 +156,10 @@ def test_a_database_that_cannot_be_reached_answers_503_to_every_kind_of_call(
         usage = {"tenant": "a", "feature": "f", "idempotency_key": "k"}
         _assert_unavailable(client.post("/v1/usage", json=usage, headers=token))
         _assert_unavailable(client.get("/admin/api/projects", headers=ADMIN))
+        scraped = client.get("/metrics")  # what an operator needs most now: the rest is there
+        assert scraped.status_code == 200
+        assert "billplane_http_request_duration_seconds" in scraped.text
+        assert "billplane_app_webhook_deliveries_pending" not in scraped.text
     db.dispose()
 
 

@@ -178,6 +178,12 @@ export class Billplane {
     }
   }
 
+  /** Drop `tenant`'s cached entitlements: its next check asks billplane (what a verified
+   * billplane webhook does, see `Webhooks`). */
+  forget(tenant) {
+    this.cache.invalidate(tenant);
+  }
+
   /**
    * Every project feature for `tenant`, fetched now (and kept in the cache). With `project`,
    * billplane's signed snapshot of them, verified (`SnapshotRefused` when it does not hold) and
@@ -1138,4 +1144,123 @@ export async function requireFeature(
     if (check[name] != null) details[name] = check[name];
   }
   return jsonResponse(402, "payment_required", message, details);
+}
+
+// --- billplane's webhooks to this app (Standard Webhooks) --------------------------------------
+
+/** A request to the webhook route that billplane did not sign with this secret: answer 400. */
+export class WebhookRefused extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "WebhookRefused";
+    this.status = 400;
+    this.code = "invalid_signature";
+  }
+}
+
+const WEBHOOK_TOLERANCE_SECONDS = 300; // the spec's: older or newer deliveries are refused
+
+/**
+ * Verifies billplane's webhooks (the Standard Webhooks spec: `webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`, HMAC-SHA256 with the endpoint's `whsec_` secret, by WebCrypto) and drops
+ * the event's tenant's cached entitlements from `client`, so its next check sees the change.
+ * `secret` may be a list while billplane rotates it (either verifies). Every billplane event
+ * tells of one tenant; a repeat (the same `id`) drops the entry again, which is harmless.
+ *
+ *   const webhooks = new Webhooks(bp, Deno.env.get("BILLPLANE_WEBHOOK_SECRET"));
+ *   Deno.serve((request) => webhooks.handle(request));   // 204, or 400 for a forgery
+ */
+export class Webhooks {
+  constructor(client, secret, { now = () => Date.now() } = {}) {
+    const secrets = (Array.isArray(secret) ? secret : [secret]).filter(Boolean);
+    if (!secrets.length) {
+      throw new TypeError("billplane: the webhook secret (whsec_...) is required");
+    }
+    this.client = client;
+    this.now = now;
+    this.keys = Promise.all(secrets.map(hmacKey));
+  }
+
+  /** The verified event `{ id, type, tenant, project, sequence, data }`, once its tenant's
+   * cached entitlements are dropped; throws `WebhookRefused` otherwise. */
+  async receive(body, headers) {
+    const event = await this.verify(body, headers);
+    if (event.tenant) this.client.forget(event.tenant);
+    return event;
+  }
+
+  async verify(body, headers) {
+    const get = (name) =>
+      typeof headers?.get === "function" ? headers.get(name) : headerOf(headers, name);
+    const id = get("webhook-id");
+    const timestamp = get("webhook-timestamp");
+    const signatures = get("webhook-signature");
+    const refused = new WebhookRefused(
+      "This request is not a webhook billplane signed with this endpoint's secret.",
+    );
+    if (!id || !timestamp || !signatures) throw refused;
+    const seconds = Number(timestamp);
+    const skew = Math.abs(this.now() / 1000 - seconds);
+    if (!/^\d+$/.test(timestamp) || skew > WEBHOOK_TOLERANCE_SECONDS) throw refused;
+    const text = typeof body === "string" ? body : new TextDecoder().decode(body);
+    const signed = new TextEncoder().encode(`${id}.${timestamp}.${text}`);
+    const subtle = await subtleCrypto();
+    for (const entry of signatures.split(" ")) {
+      const [version, signature] = entry.split(",");
+      if (version !== "v1" || !signature) continue;
+      let bytes;
+      try {
+        bytes = Uint8Array.from(atob(signature), (c) => c.charCodeAt(0));
+      } catch {
+        continue;
+      }
+      for (const key of await this.keys) {
+        // WebCrypto's verify compares in constant time.
+        if (await subtle.verify("HMAC", key, bytes, signed)) return eventOf(id, text);
+      }
+    }
+    throw refused;
+  }
+
+  /** A fetch-style handler: 204 once verified, 400 in billplane's error envelope otherwise. */
+  async handle(request) {
+    try {
+      await this.receive(await request.text(), request.headers);
+    } catch (error) {
+      if (!(error instanceof WebhookRefused)) throw error;
+      return jsonResponse(error.status, error.code, error.message);
+    }
+    return new Response(null, { status: 204 });
+  }
+}
+
+async function hmacKey(secret) {
+  const raw = Uint8Array.from(atob(String(secret).replace(/^whsec_/, "")), (c) => c.charCodeAt(0));
+  const subtle = await subtleCrypto();
+  return subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+}
+
+function headerOf(headers, name) {
+  for (const [key, value] of Object.entries(headers ?? {})) {
+    if (key.toLowerCase() === name) return Array.isArray(value) ? value[0] : value;
+  }
+  return null;
+}
+
+function eventOf(id, text) {
+  let payload;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    throw new WebhookRefused("The webhook's body is not JSON.");
+  }
+  const data = payload?.data && typeof payload.data === "object" ? payload.data : {};
+  return {
+    id,
+    type: String(payload?.type ?? ""),
+    tenant: typeof data.tenant === "string" ? data.tenant : null,
+    project: typeof data.project === "string" ? data.project : null,
+    sequence: Number.isInteger(data.sequence) ? data.sequence : null,
+    data,
+  };
 }

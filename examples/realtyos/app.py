@@ -5,7 +5,9 @@ It shows the three moves every client app makes, with billplane_client's helpers
   a page request goes to the upgrade page;
 - count what was used once the action succeeded (`records_usage`, one key per listing, so
   publishing the same listing twice counts once);
-- upgrade: a button opens billplane's checkout, Stripe sends the person back, the app confirms.
+- upgrade: a button opens billplane's checkout, Stripe sends the person back, the app confirms;
+- hear of changes: billplane's webhooks (`/billplane/webhooks`, with BILLPLANE_WEBHOOK_SECRET)
+  drop a tenant's cached entitlements, so a plan changed in billplane holds at the next request.
 
 Run it (see README.md): `uvicorn --factory app:create_app --app-dir examples/realtyos`.
 """
@@ -26,9 +28,10 @@ from billplane_client import (
     Conflict,
     Gate,
     OutagePolicy,
+    Webhooks,
     records_usage,
 )
-from billplane_client.fastapi import install, requires_feature
+from billplane_client.fastapi import add_webhook_route, install, requires_feature
 from billplane_client.gating import wants_html
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -42,6 +45,12 @@ class Settings:
     billplane_token: str
     public_url: str = "http://127.0.0.1:8001"  # must lie under the project's origins
     pro_plan: str = "pro"
+    # The secret billplane showed when this app's webhook endpoint was added (whsec_...): with
+    # it, /billplane/webhooks drops a tenant's cached entitlements as soon as they change.
+    webhook_secret: str | None = None
+    # How long a tenant's entitlements answer its checks (the client's default: 5 s). With the
+    # webhook, a long TTL costs no staleness: billplane tells the app when to drop them.
+    cache_ttl: float = 5.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -50,6 +59,8 @@ class Settings:
             billplane_token=os.environ["BILLPLANE_TOKEN"],
             public_url=os.environ.get("REALTYOS_PUBLIC_URL", cls.public_url).rstrip("/"),
             pro_plan=os.environ.get("REALTYOS_PRO_PLAN", cls.pro_plan),
+            webhook_secret=os.environ.get("BILLPLANE_WEBHOOK_SECRET") or None,
+            cache_ttl=float(os.environ.get("REALTYOS_CACHE_TTL", cls.cache_ttl)),
         )
 
 
@@ -99,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.billplane_url,
         settings.billplane_token,
         outage=OutagePolicy(default="closed", features={"listings.publish": "open"}),
+        cache_ttl=settings.cache_ttl,
     )
 
     @asynccontextmanager
@@ -108,7 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="realtyos", lifespan=lifespan)
     install(app, Gate(billplane, tenant=signed_in_tenant, upgrade_url="/upgrade?feature={feature}"))
+    if settings.webhook_secret:
+        add_webhook_route(app, "/billplane/webhooks", Webhooks(billplane, settings.webhook_secret))
     app.state.listings = Listings()
+    app.state.billplane = billplane
     _listing_routes(app, billplane)
     _billing_routes(app, billplane, settings)
     _pages(app, billplane)

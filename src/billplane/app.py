@@ -3,7 +3,6 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -73,8 +72,7 @@ def send_app_webhooks(app: FastAPI) -> None:
 
     @asynccontextmanager
     async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
-        keep_for = timedelta(days=app.state.settings.billplane_app_webhooks_keep_days)
-        stop = sender.start_in_background(Transactions(app.state.db), keep_for=keep_for)
+        stop = sender.start_in_background(Transactions(app.state.db), app.state.settings)
         try:
             async with served(instance) as state:
                 yield state

@@ -150,6 +150,21 @@ class SigningKeyUnreadable(BillplaneError):
     code = "signing_key_unreadable"
 
 
+class SecretKeyNotConfigured(BillplaneError):
+    """A secret that must be kept sealed (an app webhook endpoint's) was to be made without
+    BILLPLANE_SECRET_KEY."""
+
+    status = 503
+    code = "secret_key_not_configured"
+
+
+class EndpointSecretUnreadable(BillplaneError):
+    """An app webhook endpoint's secret was sealed under another BILLPLANE_SECRET_KEY."""
+
+    status = 503
+    code = "endpoint_secret_unreadable"
+
+
 class NotReady(BillplaneError):
     """The server cannot serve yet: its database does not answer (`database_unreachable`) or is
     not at the migrations' head (`database_not_migrated`)."""

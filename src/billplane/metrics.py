@@ -9,6 +9,8 @@ call here is a dict lookup of a child bound once per label set, then one increme
 import os
 import re
 from collections import Counter as Tally
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -23,6 +25,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # Whether prometheus-client keeps values in files: it decided when it was first imported, from
 # PROMETHEUS_MULTIPROC_DIR. A single-process server may have imported it before `serve` set the
@@ -153,14 +157,49 @@ def stripe_call(operation: str, seconds: float, error: str | None) -> None:
         stripe_errors(operation, error).inc()
 
 
-def exposition() -> bytes:
-    """The Prometheus text of every worker's metrics (or this process's, when it is alone)."""
+@dataclass(frozen=True)
+class Backlog:
+    """The app webhook deliveries waiting to go out, as the database holds them at a scrape."""
+
+    pending: int
+    oldest_pending_seconds: float  # 0 when none is pending
+
+
+class _BacklogCollector(Collector):
+    """Gauges read from the database at scrape time, not kept by any worker: every worker
+    answers them alike, so they are never summed over workers."""
+
+    def __init__(self, backlog: Backlog) -> None:
+        self.backlog = backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "billplane_app_webhook_deliveries_pending",
+            "Webhook deliveries to client apps waiting to go out (due or retried later).",
+            value=self.backlog.pending,
+        )
+        yield GaugeMetricFamily(
+            "billplane_app_webhook_oldest_pending_seconds",
+            "Age of the oldest webhook delivery to a client app still waiting (0: none waits).",
+            value=self.backlog.oldest_pending_seconds,
+        )
+
+
+def exposition(backlog: Backlog | None = None) -> bytes:
+    """The Prometheus text of every worker's metrics (or this process's, when it is alone),
+    and the app webhook backlog when it could be read."""
     if not MULTIPROCESS:
-        return generate_latest(REGISTRY)
-    forget_dead_processes()
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return generate_latest(registry)
+        text = generate_latest(REGISTRY)
+    else:
+        forget_dead_processes()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        text = generate_latest(registry)
+    if backlog is None:
+        return text
+    read_now = CollectorRegistry(auto_describe=False)
+    read_now.register(_BacklogCollector(backlog))
+    return text + generate_latest(read_now)
 
 
 _PID = re.compile(r"_(\d+)\.db$")

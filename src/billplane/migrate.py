@@ -20,8 +20,24 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+class SecretKeyNeeded(Exception):
+    """A migration must seal (or open) stored secrets, and BILLPLANE_SECRET_KEY is not set or
+    is not the key that sealed them. The message is the operator's sentence."""
+
+
+def alembic_config_with(database_url: str, secret_key: str | None) -> Config:
+    """The config, carrying BILLPLANE_SECRET_KEY for migrations that seal stored secrets."""
+    config = alembic_config(database_url)
+    config.attributes["billplane_secret_key"] = secret_key
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head", *, secret_key: str | None = None) -> None:
+    command.upgrade(alembic_config_with(database_url, secret_key), revision)
+
+
+def downgrade(database_url: str, revision: str, *, secret_key: str | None = None) -> None:
+    command.downgrade(alembic_config_with(database_url, secret_key), revision)
 
 
 @functools.cache

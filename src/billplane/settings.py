@@ -73,8 +73,9 @@ class Settings(BaseSettings):
     # is kept, and how many a project keeps at most (the newest).
     billplane_refusals_keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
     billplane_refusals_max_per_project: Annotated[int, Field(ge=100, le=100_000_000)] = 100_000
-    # Encrypts the signing keys of snapshots at rest (see `signing.keys`). Unset: snapshots are
-    # refused with `signing_not_configured`. Changed: the stored keys cannot be read any more.
+    # Seals at rest the signing keys of snapshots and the secrets of app webhook endpoints (see
+    # `billplane.sealing`). Unset: snapshots are refused with `signing_not_configured`, new
+    # endpoints with `secret_key_not_configured`. Changed: what it sealed cannot be read any more.
     billplane_secret_key: str | None = None
     # How long a signed snapshot is valid, for projects that do not set their own.
     billplane_snapshot_ttl: Annotated[int, Field(ge=SNAPSHOT_TTL_MIN, le=SNAPSHOT_TTL_MAX)] = 3600
@@ -83,6 +84,12 @@ class Settings(BaseSettings):
     billplane_send_app_webhooks: bool = True
     # How long app webhook events are kept once none of their deliveries waits any more.
     billplane_app_webhooks_keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    # Seconds a client app has to answer a webhook delivery; a sender's claim on a delivery
+    # lasts 8 times as long (a sender that died leaves its deliveries to another after that).
+    billplane_app_webhooks_timeout: Annotated[float, Field(ge=0.1, le=300)] = 15.0
+    # Seconds before a failed delivery is tried again the first time; each next wait is 3 times
+    # longer (at most 12 hours), for three days. Shortened in tests that run on a real clock.
+    billplane_app_webhooks_first_retry: Annotated[float, Field(ge=0.01, le=3600)] = 5.0
 
     @field_validator("database_url")
     @classmethod

@@ -2,7 +2,7 @@
 nowhere after (lists, views, the audit trail, the logs)."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,8 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billplane.appwebhooks import repository
+from billplane.appwebhooks.signing import unseal
 from billplane.models import AppWebhookEndpoint, AuditEntry
 from conftest import Clock, Setup
+from factories import SECRET_KEY
 
 ENDPOINTS = "/admin/api/projects/realtyos/webhook-endpoints"
 EVENTS = ["tenant.entitlements.updated", "tenant.usage.threshold"]
@@ -57,8 +59,13 @@ def test_rotating_gives_a_new_secret_once_and_the_old_one_still_signs_for_a_day(
     assert "secret" not in realtyos.admin.call("GET", f"{ENDPOINTS}/{created['id']}")
     endpoint = session.scalars(select(AppWebhookEndpoint)).one()
     signing = [rotated["secret"], created["secret"]]
-    assert repository.signing_secrets(endpoint, clock.now + timedelta(hours=23)) == signing
-    assert repository.signing_secrets(endpoint, clock.now + timedelta(hours=24)) == signing[:1]
+
+    def signing_at(at: datetime) -> list[str]:
+        sealed = repository.signing_secrets(endpoint, at)
+        return [unseal(each, SECRET_KEY, endpoint.public_id) for each in sealed]
+
+    assert signing_at(clock.now + timedelta(hours=23)) == signing
+    assert signing_at(clock.now + timedelta(hours=24)) == signing[:1]
 
 
 def test_an_endpoint_changes_its_events_and_url_and_is_disabled_and_enabled(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 import factories
 from billplane.appwebhooks.outbox import thresholds_crossed
 from billplane.models import AppDelivery, AppEvent
+from billplane.projects import service as features
 from billplane.projects.service import get_project
 from billplane.tenants import service as tenants
 from conftest import Clock, Setup
@@ -110,7 +111,8 @@ def test_a_plan_edit_tells_only_the_tenants_on_that_plan_in_sequence(
     pro = {"exports": True, "listings.publish": {"limit": 200}, "ai.tokens": True}
     free = {"listings.publish": {"limit": 5}, "ai.tokens": True}
 
-    realtyos.admin.call("PATCH", f"{PLANS}/pro", json={"features": pro})
+    # Moved to the new version at once: globex bought the old one.
+    realtyos.admin.call("PATCH", f"{PLANS}/pro?migrate=all", json={"features": pro})
     realtyos.admin.call("PATCH", f"{PLANS}/free", json={"features": free})
 
     told = [(e["tenant"], e["sequence"], e["plan"]) for e in outbox(session)]
@@ -181,4 +183,66 @@ def test_a_previewed_change_writes_no_event(realtyos: Setup, session: Session) -
     )
 
     assert preview["tenants"]
+    assert outbox(session) == []
+
+
+def test_archiving_a_feature_tells_the_tenants_granted_it_and_restoring_it_tells_them_again(
+    realtyos: Setup, session: Session, clock: Clock
+) -> None:
+    realtyos.seed.tenant("realtyos", "globex")
+    factories.subscribe(
+        session,
+        project="realtyos",
+        tenant="globex",
+        status="active",
+        price="price_pro",
+        period_start=clock.now - timedelta(days=1),
+        period_end=clock.now + timedelta(days=29),
+    )
+    realtyos.seed.webhook_endpoint("realtyos", URL, ["tenant.entitlements.updated"])
+    path = "/admin/api/projects/realtyos/features/exports"  # granted by pro only
+
+    realtyos.admin.call("PATCH", path, json={"name": "CSV exports"})  # alters nothing
+    assert outbox(session) == []
+    realtyos.admin.call("PATCH", path, json={"status": "archived"})
+    realtyos.admin.call("PATCH", path, json={"status": "archived"})  # already: nothing more
+    realtyos.admin.call("PATCH", path, json={"status": "active"})
+
+    told = [(e["tenant"], e["sequence"], e["features"]["exports"]) for e in outbox(session)]
+    assert told == [("globex", 1, False), ("globex", 2, True)]
+
+
+def test_a_feature_archived_in_a_transaction_rolled_back_leaves_no_event(
+    realtyos: Setup, session: Session, clock: Clock
+) -> None:
+    realtyos.seed.webhook_endpoint("realtyos", URL, ["tenant.entitlements.updated"])
+    project = get_project(session, "realtyos")
+    written: list[str] = []
+
+    def archive_then_fail() -> None:
+        with session.begin_nested():
+            features.update_feature(
+                session, project, "listings.publish", features.FeatureChanges(status="archived"),
+                actor="admin", now=clock(), grace_days=3,
+            )  # fmt: skip
+            written.extend(e["tenant"] for e in outbox(session))
+            raise RuntimeError("the edge's transaction fails after the change")
+
+    with pytest.raises(RuntimeError):
+        archive_then_fail()
+
+    assert written == ["acme"]  # written in the change's own transaction
+    assert outbox(session) == []
+
+
+def test_a_new_feature_tells_no_one_as_no_plan_grants_it_yet(
+    realtyos: Setup, session: Session
+) -> None:
+    realtyos.seed.webhook_endpoint("realtyos", URL, ["tenant.entitlements.updated"])
+
+    realtyos.admin.call(
+        "POST", "/admin/api/projects/realtyos/features", 201,
+        json={"key": "reports", "name": "Reports", "type": "boolean"},
+    )  # fmt: skip
+
     assert outbox(session) == []

@@ -21,7 +21,7 @@ from billplane.models import AppDelivery, AppDeliveryAttempt, AuditEntry, Projec
 from billplane.projects.service import get_project
 from billplane.tenants.repository import get_tenant
 from conftest import Clock, SavepointTransactions, Setup
-from factories import project, tenant, webhook_endpoint
+from factories import SECRET_KEY, project, tenant, webhook_endpoint
 
 ENDPOINTS = "/admin/api/projects/realtyos/webhook-endpoints"
 
@@ -35,7 +35,12 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def sender(session: Session, clock: Clock) -> Iterator[Sender]:
     """A sender in the test's transaction, quick to give up on a slow app."""
-    quick = Sender(SavepointTransactions(session), clock=clock, http=httpx.Client(timeout=1.0))
+    quick = Sender(
+        SavepointTransactions(session),
+        secret_key=SECRET_KEY,
+        clock=clock,
+        http=httpx.Client(timeout=1.0),
+    )
     yield quick
     quick.close()
 
@@ -212,7 +217,7 @@ def test_two_senders_at_once_send_each_delivery_once(database: Database, clock: 
                         now=clock(),
                     )
         try:
-            senders = [Sender(tx, clock=clock, batch=2) for _ in range(2)]
+            senders = [Sender(tx, secret_key=SECRET_KEY, clock=clock, batch=2) for _ in range(2)]
             threads = [threading.Thread(target=_drain, args=(s,)) for s in senders]
             for thread in threads:
                 thread.start()

@@ -21,6 +21,7 @@ from billplane.app import create_app
 from billplane.cli import app as cli
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, fresh_database
+from factories import SECRET_KEY
 
 Run = Callable[..., Result]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -41,7 +42,8 @@ def database_url(
 
 
 def invoke(database_url: str, *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env={"DATABASE_URL": database_url})
+    env = {"DATABASE_URL": database_url, "BILLPLANE_SECRET_KEY": SECRET_KEY}
+    return CliRunner().invoke(cli, list(args), env=env)
 
 
 @pytest.fixture
@@ -94,7 +96,13 @@ def record_of(result: Result) -> dict[str, str]:
 def server_app(database_url: str) -> Iterator[FastAPI]:
     """A server on the same database, without the test-session override: it sees only commits.
     One for the package: the tests only read through it (see `apps` for what a new app costs)."""
-    app = create_app(Settings(database_url=database_url, billplane_admin_token=ADMIN_TOKEN))
+    app = create_app(
+        Settings(
+            database_url=database_url,
+            billplane_admin_token=ADMIN_TOKEN,
+            billplane_secret_key=SECRET_KEY,
+        )
+    )
     yield app
     app.state.db.dispose()
 

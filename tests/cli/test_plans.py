@@ -1,9 +1,13 @@
 """`billplane plan …`."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from billplane.models import Plan, Project
 from cli.conftest import (
     CliProject,
     Run,
@@ -15,6 +19,7 @@ from cli.conftest import (
     record_of,
     table_of,
 )
+from factories import subscribe
 
 
 def test_plans_created_by_the_cli_are_served_by_the_server(
@@ -178,6 +183,7 @@ def test_plan_update_changes_only_what_is_given(
         **before,
         "name": "Pro+",
         "trial_days": 7,
+        "version": 2,
         "features": {"listings.publish": {"limit": 80, "reset": "month"}},
     }
     assert updated == _served_plan(server, project, "pro")
@@ -294,3 +300,79 @@ def test_plan_update_dry_run_shows_the_effect_and_changes_nothing(
     archived = ok(run("plan", "archive", project.key, "pro", "--dry-run"))
     assert archived.startswith("Dry run, nothing changed: 0 of 1 tenants affected")
     assert _served_plan(server, project, "pro")["status"] == "active"
+
+
+def _subscribe_to_pro(server_app: FastAPI, project: CliProject, tenant: str) -> None:
+    """A live subscription to pro's price, stored as Stripe's webhooks would store it (the CLI
+    cannot sell a plan)."""
+    now = datetime.now(UTC)
+    with server_app.state.db.session_scope(write=True) as session:
+        price = session.scalars(
+            select(Plan.stripe_price_id)
+            .join(Project, Project.id == Plan.project_id)
+            .where(Project.key == project.key, Plan.key == "pro")
+        ).one()
+        subscribe(
+            session,
+            project=project.key,
+            tenant=tenant,
+            status="active",
+            price=price,
+            period_start=now - timedelta(days=1),
+            period_end=now + timedelta(days=29),
+            subscription_id=f"sub_{project.key}_{tenant}",
+        )
+
+
+def test_plan_migrate_moves_the_named_tenants_to_the_newest_version(
+    project: CliProject, run: Run, server: TestClient, server_app: FastAPI
+) -> None:
+    ok(run("tenant", "create", project.key, "globex"))
+    for tenant in ("acme", "globex"):
+        _subscribe_to_pro(server_app, project, tenant)
+    ok(run("plan", "update", project.key, "pro", "--feature", "listings.publish=7/day"))
+    assert check(server, project.token).json()["limit"] == 50  # acme keeps version 1
+
+    preview = json_of(
+        run("plan", "migrate", project.key, "pro", "--tenant", "acme", "--dry-run", "--json")
+    )
+    assert [t["tenant"] for t in preview["tenants"]] == ["acme"]
+    assert check(server, project.token).json()["limit"] == 50
+    moved = json_of(run("plan", "migrate", project.key, "pro", "--tenant", "acme", "--json"))
+
+    assert moved == {
+        "plan": "pro",
+        "version": 2,
+        "migrated": [{"tenant": "acme", "from_version": 1}],
+    }
+    assert check(server, project.token).json()["limit"] == 7
+    assert check(server, project.token, tenant="globex").json()["limit"] == 50
+    listed = json_of(run("plan", "versions", project.key, "pro", "--json"))["data"]
+    assert [(v["version"], v["tenants"]) for v in listed] == [(1, 1), (2, 1)]
+    assert "globex (from 1)" in ok(run("plan", "migrate", project.key, "pro", "--all"))
+
+
+def test_plan_update_migrate_all_moves_subscribers_with_the_edit(
+    project: CliProject, run: Run, server: TestClient, server_app: FastAPI
+) -> None:
+    _subscribe_to_pro(server_app, project, "acme")
+    ok(
+        run(
+            "plan",
+            "update",
+            project.key,
+            "pro",
+            "--feature",
+            "listings.publish=8/day",
+            "--migrate-all",
+        )
+    )
+    assert check(server, project.token).json()["limit"] == 8
+
+
+def test_plan_migrate_needs_tenants_or_all(project: CliProject, run: Run) -> None:
+    assert "--tenant" in one_line_error(run("plan", "migrate", project.key, "pro"), 2)
+    both = run("plan", "migrate", project.key, "pro", "--tenant", "acme", "--all")
+    assert "contradict" in one_line_error(both, 2)
+    never = one_line_error(run("plan", "migrate", project.key, "pro", "--tenant", "acme"), 1)
+    assert "invalid_request" in never

@@ -47,7 +47,10 @@ def test_explain_adds_how_and_changes_nothing_else(realtyos: Any) -> None:
         "plan": {
             "key": "free",
             "source": "default",
-            "why": "The tenant has no subscription: the project's default plan applies.",
+            "version": 1,
+            "newest_version": 1,
+            "why": "The tenant has no subscription: the project's default plan applies. Version 1 "
+            "applies: the newest, which a default plan's tenants follow.",
         },
         "tenant_archived": False,
         "feature_archived": False,
@@ -125,6 +128,8 @@ def test_no_plan_and_no_grant(realtyos: Any) -> None:
     assert answer["explain"]["plan"] == {
         "key": None,
         "source": "none",
+        "version": None,
+        "newest_version": None,
         "why": "The tenant has no subscription, and the project has no default plan.",
     }
     assert answer["explain"]["grant"] == {

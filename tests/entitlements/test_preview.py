@@ -17,7 +17,9 @@ ACME = "/admin/api/projects/realtyos/tenants/acme"
 
 
 def preview(setup: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    return setup.admin.call("PATCH", f"{path}?dry_run=true", json=body)  # type: ignore[no-any-return]
+    joined = "&" if "?" in path else "?"
+    answer = setup.admin.call("PATCH", f"{path}{joined}dry_run=true", json=body)
+    return answer  # type: ignore[no-any-return]
 
 
 def entitlements(setup: Any, tenant: str = "acme") -> dict[str, Any]:
@@ -77,11 +79,11 @@ def test_what_the_preview_says_is_what_applying_does(realtyos: Any, session: Any
         period_end=NOW + timedelta(days=29),
     )
     change = {"features": {"listings.publish": {"limit": 500, "reset": "month"}}}
-    answer = preview(realtyos, PRO, change)
+    answer = preview(realtyos, f"{PRO}?migrate=all", change)
     (acme,) = answer["tenants"]
     assert acme["lost"] == ["ai.tokens", "exports"]
     assert acme["limits_raised"] == [{"feature": "listings.publish", "before": 100, "after": 500}]
-    realtyos.admin.call("PATCH", PRO, json=change)
+    realtyos.admin.call("PATCH", f"{PRO}?migrate=all", json=change)
     granted = {f["feature"]: f for f in entitlements(realtyos)["features"]}
     assert granted["exports"]["reason"] == "not_in_plan"
     assert granted["listings.publish"]["limit"] == 500

@@ -9,11 +9,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from billplane.appwebhooks.signing import unseal
 from billplane.db import Database
-from billplane.migrate import alembic_config, upgrade
+from billplane.migrate import SecretKeyNeeded, alembic_config, downgrade, upgrade
 from billplane.models import Base
 from billplane.settings import Settings
 from conftest import fresh_database
+from factories import SECRET_KEY
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC).isoformat(sep=" ")
 
@@ -109,4 +111,112 @@ def test_events_come_to_belong_to_their_counters_and_nothing_is_lost(
         command.downgrade(config, "7d5f8d332b5b")
         referred = {f["referred_table"] for f in inspect(engine_).get_foreign_keys("usage_events")}
         assert referred == {"tenants", "features"}
+        engine_.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_app_webhook_secrets_stored_in_clear_are_sealed_and_open_again_going_down(
+    engine: str, tmp_path: Path
+) -> None:
+    """The migration that seals endpoints' secrets: it needs BILLPLANE_SECRET_KEY when there are
+    secrets to seal (and says so), seals them so that the sender opens them, and gives them
+    back in clear going down."""
+    plain, previous = "whsec_" + "c" * 32, "whsec_" + "p" * 32
+    with fresh_database(engine, tmp_path) as plain_url:
+        url = Settings(database_url=plain_url).sqlalchemy_url
+        downgrade(url, "a7e3b9c41d52")
+        engine_ = create_engine(url)
+        with engine_.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO projects (id, key, name, origins, created_at)"
+                    " VALUES (1, 'p', 'P', '[]', :t)"
+                ),
+                {"t": NOW},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO app_webhook_endpoints (public_id, project_id, url, events,"
+                    " secret, previous_secret, status, created_at, updated_at) VALUES"
+                    " ('ep_1', 1, 'https://a.test/h', '[]', :s, :p, 'enabled', :t, :t)"
+                ),
+                {"s": plain, "p": previous, "t": NOW},
+            )
+
+        with pytest.raises(SecretKeyNeeded, match="BILLPLANE_SECRET_KEY, which is not set"):
+            upgrade(url)
+        upgrade(url, secret_key=SECRET_KEY)
+
+        with engine_.connect() as conn:
+            sealed, sealed_previous = conn.execute(
+                text("SELECT secret_sealed, previous_secret_sealed FROM app_webhook_endpoints")
+            ).one()
+        assert plain not in sealed
+        assert unseal(sealed, SECRET_KEY, "ep_1") == plain
+        assert unseal(sealed_previous, SECRET_KEY, "ep_1") == previous
+        with pytest.raises(SecretKeyNeeded, match="does not open with this BILLPLANE_SECRET_KEY"):
+            downgrade(url, "a7e3b9c41d52", secret_key="another-secret-key-" + "o" * 32)
+        downgrade(url, "a7e3b9c41d52", secret_key=SECRET_KEY)
+        with engine_.connect() as conn:
+            back = conn.execute(
+                text("SELECT secret, previous_secret FROM app_webhook_endpoints")
+            ).one()
+        engine_.dispose()
+        assert tuple(back) == (plain, previous)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_existing_plans_become_version_1_and_their_subscribers_keep_it(
+    engine: str, tmp_path: Path
+) -> None:
+    """Plan versions arrive: each plan is its own version 1 (price, trial, grants), each tenant
+    subscribed to a plan's price keeps version 1, a tenant without one keeps nothing (it follows
+    the newest). Downgrading keeps the newest version's grants only."""
+    with fresh_database(engine, tmp_path) as plain_url:
+        url = Settings(database_url=plain_url).sqlalchemy_url
+        config = alembic_config(url)
+        command.downgrade(config, "93d9c0f7d4fe")
+        engine_ = create_engine(url)
+        with engine_.begin() as conn:
+            for statement in (
+                "INSERT INTO projects (id, key, name, origins, created_at)"
+                " VALUES (1, 'p', 'P', '[]', :t)",
+                "INSERT INTO features (id, project_id, key, name, type, created_at)"
+                " VALUES (1, 1, 'f', 'F', 'limit', :t)",
+                "INSERT INTO plans (id, project_id, key, name, stripe_price_id, trial_days, status,"
+                " is_default, created_at, updated_at)"
+                " VALUES (1, 1, 'pro', 'Pro', 'price_pro', 7, 'active', false, :t, :t)",
+                'INSERT INTO plan_grants (plan_id, feature_id, enabled, "limit", reset)'
+                " VALUES (1, 1, true, 100, 'month')",
+                "INSERT INTO tenants (id, project_id, key, name, created_at, updated_at)"
+                " VALUES (1, 1, 'acme', 'Acme', :t, :t), (2, 1, 'bare', 'Bare', :t, :t)",
+                "INSERT INTO subscriptions (tenant_id, stripe_subscription_id, status,"
+                " stripe_price_id, cancel_at_period_end, created_at, updated_at)"
+                " VALUES (1, 'sub_1', 'active', 'price_pro', false, :t, :t)",
+            ):
+                conn.execute(text(statement), {"t": NOW})
+        upgrade(url)
+        with engine_.begin() as conn:
+            versions = conn.execute(
+                text("SELECT plan_id, version, stripe_price_id, trial_days FROM plan_versions")
+            ).all()
+            assert [tuple(v) for v in versions] == [(1, 1, "price_pro", 7)]
+            pins = conn.execute(
+                text("SELECT tenant_id, plan_id, version FROM tenant_plan_versions")
+            )
+            assert [tuple(p) for p in pins] == [(1, 1, 1)]
+            grants = conn.execute(text('SELECT plan_id, version, "limit" FROM plan_grants'))
+            assert [tuple(g) for g in grants] == [(1, 1, 100)]
+            assert conn.execute(text("SELECT version FROM plans")).scalar() == 1
+            conn.execute(
+                text(
+                    'INSERT INTO plan_grants (plan_id, version, feature_id, enabled, "limit")'
+                    " VALUES (1, 2, 1, true, 10)"
+                )
+            )
+            conn.execute(text("UPDATE plans SET version = 2"))
+        command.downgrade(config, "93d9c0f7d4fe")
+        with engine_.begin() as conn:
+            kept = conn.execute(text('SELECT plan_id, "limit" FROM plan_grants'))
+            assert [tuple(g) for g in kept] == [(1, 10)]
         engine_.dispose()

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billplane import sealing
 from billplane.db import Database
 from billplane.errors import SigningKeyUnreadable
 from billplane.models import SigningKey
@@ -197,10 +198,10 @@ def test_the_private_key_is_sealed_at_rest(
     ring: KeyRing = client.app.state.signing_keys  # type: ignore[attr-defined]
     private_key = ring.private_key(kid, row.private_key_sealed)
     raw = private_key.private_bytes_raw()
-    assert keys.b64url(raw) not in row.private_key_sealed
+    assert sealing.b64url(raw) not in row.private_key_sealed
     assert raw.hex() not in row.private_key_sealed
     assert row.private_key_sealed.startswith("v1.")
-    assert keys.b64url(private_key.public_key().public_bytes_raw()) == row.public_key
+    assert sealing.b64url(private_key.public_key().public_bytes_raw()) == row.public_key
     with pytest.raises(
         SigningKeyUnreadable, match="cannot be decrypted with this BILLPLANE_SECRET_KEY"
     ):

@@ -1,7 +1,15 @@
 """Without BILLPLANE_SECRET_KEY, a snapshot (or a key) is refused in the envelope, naming the
 setting; plain JSON entitlements are served as ever, and no key is made."""
 
+import pytest
+
+from billplane.settings import Settings
 from conftest import Setup
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"billplane_secret_key": None})
 
 
 def test_without_the_secret_key_a_snapshot_is_refused_naming_the_setting(realtyos: Setup) -> None:

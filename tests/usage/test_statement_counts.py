@@ -19,6 +19,7 @@ from billplane.app import create_app
 from billplane.db import Database
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, fresh_database
+from factories import SECRET_KEY
 
 
 class Statements:
@@ -61,7 +62,9 @@ def counted(
     statements = Statements()
     CountingCursor.statements = statements
     with fresh_database(request.param, tmp_path_factory.mktemp("counted")) as url:
-        settings = Settings(database_url=url, billplane_admin_token=ADMIN_TOKEN)
+        settings = Settings(
+            database_url=url, billplane_admin_token=ADMIN_TOKEN, billplane_secret_key=SECRET_KEY
+        )
         db = Database(settings.sqlalchemy_url)
 
         @event.listens_for(db.engine, "connect")

@@ -14,7 +14,7 @@ from billplane.appwebhooks.schemas import (
     EndpointPatch,
     EndpointWithSecretOut,
 )
-from billplane.http import Admin, Now, Tx, errors
+from billplane.http import Admin, CurrentSettings, Now, Tx, errors
 from billplane.paging import ListOut
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit
@@ -30,15 +30,29 @@ def _with_secret(created: service.WithSecret) -> dict[str, Any]:
     return {**service.describe(created.endpoint), "secret": created.secret}
 
 
+# Creating or rotating seals a secret: without BILLPLANE_SECRET_KEY there is nothing to seal with.
+NO_SECRET_KEY = (503, "BILLPLANE_SECRET_KEY is not set (`secret_key_not_configured`).")
+
+
 @router.post(
-    "", response_model=EndpointWithSecretOut, status_code=201, summary="Add a webhook endpoint"
+    "",
+    response_model=EndpointWithSecretOut,
+    status_code=201,
+    responses=errors(NO_SECRET_KEY),
+    summary="Add a webhook endpoint",
 )
-def create_endpoint(project: Key, body: EndpointIn, actor: Admin, tx: Tx, now: Now) -> Any:
+def create_endpoint(
+    project: Key, body: EndpointIn, actor: Admin, tx: Tx, now: Now, settings: CurrentSettings
+) -> Any:
     """The endpoint receives the `events` it names, signed as the Standard Webhooks spec says
-    with its own secret: `secret` in this answer, the only time it is shown."""
+    with its own secret: `secret` in this answer, the only time it is shown. The secret is kept
+    sealed with BILLPLANE_SECRET_KEY, which must be set."""
     with tx.write() as session:
         found = get_project(session, project)
-        return _with_secret(service.create_endpoint(session, found, body, actor=actor, now=now))
+        created = service.create_endpoint(
+            session, found, body, secret_key=settings.billplane_secret_key, actor=actor, now=now
+        )
+        return _with_secret(created)
 
 
 @router.get("", response_model=ListOut[EndpointOut], summary="The project's webhook endpoints")
@@ -77,14 +91,21 @@ def update_endpoint(
 @router.post(
     "/{endpoint}/rotate-secret",
     response_model=EndpointWithSecretOut,
+    responses=errors(NO_SECRET_KEY),
     summary="A new signing secret",
 )
-def rotate_secret(project: Key, endpoint: EndpointId, actor: Admin, tx: Tx, now: Now) -> Any:
+def rotate_secret(
+    project: Key, endpoint: EndpointId, actor: Admin, tx: Tx, now: Now, settings: CurrentSettings
+) -> Any:
     """The new secret is in `secret`, shown only this once. For 24 hours the old one signs
     beside it (`webhook-signature` carries both), so the app can switch without a gap."""
     with tx.write() as session:
         found = get_project(session, project)
-        return _with_secret(service.rotate_secret(session, found, endpoint, actor=actor, now=now))
+        rotated = service.rotate_secret(
+            session, found, endpoint, secret_key=settings.billplane_secret_key, actor=actor,
+            now=now,
+        )  # fmt: skip
+        return _with_secret(rotated)
 
 
 @router.get(

@@ -2,18 +2,22 @@
 (`/readyz`), and its metrics (`/metrics`, Prometheus' text format)."""
 
 import hmac
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from billplane import __version__, metrics
-from billplane.db import Database
+from billplane.appwebhooks import repository as app_webhooks
+from billplane.db import Database, Transactions
 from billplane.errors import NotReady, Unauthorized
-from billplane.http import CurrentSettings, errors, get_db
+from billplane.http import CurrentSettings, Now, Tx, errors, get_db
 from billplane.logs import billplane_logger
 from billplane.migrate import schema_state
+from billplane.outage import is_outage
 
 router = APIRouter(tags=["meta"])
 log = billplane_logger()
@@ -67,12 +71,30 @@ def readyz(db: Annotated[Database, Depends(get_db)]) -> dict[str, str]:
 def metrics_text(
     settings: CurrentSettings,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(metrics_bearer)],
+    tx: Tx,
+    now: Now,
 ) -> Response:
     """Request latency per route and status, check decisions, usage, Stripe webhooks and API
-    calls, and the database pool. Behind `BILLPLANE_METRICS_TOKEN` when it is set."""
+    calls, app webhook deliveries and their backlog, and the database pool. Behind
+    `BILLPLANE_METRICS_TOKEN` when it is set."""
     expected = settings.billplane_metrics_token
     if expected is not None:
         given = credentials.credentials if credentials else ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("Send BILLPLANE_METRICS_TOKEN as 'Authorization: Bearer <token>'.")
-    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+    return Response(metrics.exposition(_backlog(tx, now)), media_type=metrics.CONTENT_TYPE)
+
+
+def _backlog(tx: Transactions, now: datetime) -> metrics.Backlog | None:
+    """The app webhook backlog, read now; None when the database does not answer (the scrape
+    still answers the rest: metrics matter most in an outage)."""
+    try:
+        with tx.read() as session:
+            pending, oldest = app_webhooks.backlog(session)
+    except (DBAPIError, PoolTimeout) as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("metrics: the app webhook backlog could not be read: %s", type(exc).__name__)
+        return None
+    age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+    return metrics.Backlog(pending=pending, oldest_pending_seconds=age)

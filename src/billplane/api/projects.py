@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billplane.http import KEY_TAKEN, Admin, Now, Tx, errors
+from billplane.http import KEY_TAKEN, Admin, CurrentSettings, Now, Tx, errors
 from billplane.models import Feature, Project
 from billplane.paging import ListOut
 from billplane.projects import repository, service
@@ -129,7 +129,13 @@ def list_features(
 
 @router.patch("/projects/{project}/features/{feature}", response_model=FeatureOut)
 def update_feature(
-    project: Key, feature: Key, body: FeaturePatch, actor: Admin, tx: Tx, now: Now
+    project: Key,
+    feature: Key,
+    body: FeaturePatch,
+    actor: Admin,
+    tx: Tx,
+    now: Now,
+    settings: CurrentSettings,
 ) -> Any:
     """Rename a feature, change or remove (`"unit": null`) its unit, or archive or restore it
     (`status`). Its key and type stay: grants and usage are kept under them. An archived
@@ -143,5 +149,6 @@ def update_feature(
             service.feature_changes(body),
             actor=actor,
             now=now,
+            grace_days=settings.billplane_past_due_grace_days,
         )
         return feature_out(updated)

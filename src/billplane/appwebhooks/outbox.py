@@ -194,7 +194,9 @@ def entitlements_change(
     tenant_ids: Collection[int] | None = None,
 ) -> Iterator[None]:
     """Around a change that may alter what tenants may do (of the project, or `tenant_ids`):
-    `tenant.entitlements.updated` for each tenant whose plan, grants or status it altered.
+    `tenant.entitlements.updated` for each tenant whose plan, grants or status it altered, as
+    the event tells them (archiving a feature a tenant was not granted, or editing the grants of
+    an archived tenant, alters nothing it may do).
 
     Costs one statement when no endpoint of the project asked for the event."""
     if not watchers(sql_of(session), project.id, ENTITLEMENTS_UPDATED):
@@ -206,7 +208,7 @@ def entitlements_change(
     after = terms_of(session, project.id, now, grace_days, tenant_ids)
     for tenant_id in sorted(after):  # sequence rows locked in one order by every writer
         terms, earlier = after[tenant_id], before.get(tenant_id)
-        if terms == earlier:
+        if earlier is not None and terms.rendered() == earlier.rendered():
             continue
         emit_in(
             session,

@@ -1,7 +1,7 @@
 """All SQL about app webhook endpoints, deliveries and their attempts (the outbox's writes are
 `outbox`'s)."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,6 +91,17 @@ def attempts_of(
     ).all()
 
 
+def backlog(session: Session) -> tuple[int, datetime | None]:
+    """How many deliveries are pending, and when the oldest of them was written: one statement
+    over the pending rows alone (the `(status, next_attempt_at)` index finds them)."""
+    row = session.execute(
+        select(func.count(), func.min(AppDelivery.created_at)).where(
+            AppDelivery.status == "pending"
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
 def counts_by_status(session: Session, endpoint_id: int) -> dict[str, int]:
     rows = session.execute(
         select(AppDelivery.status, func.count())
@@ -110,18 +121,19 @@ class Claimed:
     delivery_id: int
     claim: str
     endpoint_id: int
+    endpoint_public_id: str
     message_id: str
     url: str
-    secrets: list[str]
+    sealed_secrets: list[str]  # sealed (see `signing.unseal`): the sender opens them
     payload: dict[str, Any]
     attempts: int
     give_up_at: datetime | None
 
 
-def _due(now: datetime) -> Any:
+def _due(now: datetime, skip: Collection[int] = ()) -> Any:
     """Deliveries to send now: pending, due, claimed by nobody (or by a sender whose claim ran
-    out: it died), at an enabled endpoint, and first in their tenant's queue there (nothing of
-    the same tenant with a lower sequence number still pending)."""
+    out: it died), at an enabled endpoint (but those of `skip`), and first in their tenant's
+    queue there (nothing of the same tenant with a lower sequence number still pending)."""
     earlier = aliased(AppDelivery)
     queued_before = exists().where(
         earlier.endpoint_id == AppDelivery.endpoint_id,
@@ -129,7 +141,7 @@ def _due(now: datetime) -> Any:
         earlier.status == "pending",
         earlier.sequence < AppDelivery.sequence,
     )
-    return (
+    query = (
         select(AppDelivery.id)
         .join(Endpoint, Endpoint.id == AppDelivery.endpoint_id)
         .where(
@@ -140,15 +152,23 @@ def _due(now: datetime) -> Any:
             ~queued_before,
         )
     )
+    return query.where(Endpoint.id.not_in(skip)) if skip else query
 
 
-def any_due(session: Session, now: datetime) -> bool:
-    """Whether a sender would find work (a read: idle senders take no write lock)."""
-    return session.scalar(_due(now).limit(1)) is not None
+def any_due(session: Session, now: datetime, skip: Collection[int] = ()) -> bool:
+    """Whether a sender would find work (a read: idle senders take no write lock); the
+    endpoints of `skip` are left out."""
+    return session.scalar(_due(now, skip).limit(1)) is not None
 
 
 def claim_due(
-    session: Session, now: datetime, *, limit: int, claim: str, until: datetime
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    claim: str,
+    until: datetime,
+    skip: Collection[int] = (),
 ) -> list[Claimed]:
     """Claim up to `limit` due deliveries for one sender, oldest due first.
 
@@ -157,7 +177,7 @@ def claim_due(
     Either way the claim is a column, not a lock held while sending: nothing stays open across
     transactions (PgBouncer's transaction pooling keeps no session for it).
     """
-    query = _due(now).order_by(AppDelivery.next_attempt_at, AppDelivery.id).limit(limit)
+    query = _due(now, skip).order_by(AppDelivery.next_attempt_at, AppDelivery.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=AppDelivery, skip_locked=True)
     ids = list(session.scalars(query))
@@ -181,9 +201,10 @@ def claim_due(
             delivery_id=d.id,
             claim=claim,
             endpoint_id=e.id,
+            endpoint_public_id=e.public_id,
             message_id=event.public_id,
             url=e.url,
-            secrets=signing_secrets(e, now),
+            sealed_secrets=signing_secrets(e, now),
             payload=event.payload,
             attempts=d.attempts,
             give_up_at=d.give_up_at,
@@ -193,11 +214,12 @@ def claim_due(
 
 
 def signing_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
-    """The secrets that sign now: the current one, and the one a rotation replaced for a while."""
+    """The secrets that sign now, sealed: the current one, and the one a rotation replaced for
+    a while."""
     until = endpoint.previous_secret_until
-    if endpoint.previous_secret and until is not None and now < until:
-        return [endpoint.secret, endpoint.previous_secret]
-    return [endpoint.secret]
+    if endpoint.previous_secret_sealed and until is not None and now < until:
+        return [endpoint.secret_sealed, endpoint.previous_secret_sealed]
+    return [endpoint.secret_sealed]
 
 
 def claimed(session: Session, delivery_id: int, claim: str) -> AppDelivery | None:
@@ -207,6 +229,17 @@ def claimed(session: Session, delivery_id: int, claim: str) -> AppDelivery | Non
         select(AppDelivery)
         .where(AppDelivery.id == delivery_id, AppDelivery.claim == claim)
         .with_for_update()
+    )
+
+
+def hold_back(session: Session, delivery_id: int, claim: str, reason: str) -> None:
+    """Note why a claimed delivery was not sent; it stays claimed (and pending) until its claim
+    runs out, and counts no attempt."""
+    session.execute(
+        update(AppDelivery)
+        .where(AppDelivery.id == delivery_id, AppDelivery.claim == claim)
+        .values(last_error=reason)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -11,6 +11,12 @@ A tenant's deliveries to one endpoint go out in sequence order: the next waits u
 before it was delivered or given up. A failed attempt is retried with exponential backoff for
 three days (`retries`); an endpoint that failed for all of three days is disabled, the operator
 told (audit trail, log, dashboard), and what was pending for it waits for it to be enabled again.
+
+A delivery whose endpoint's secret this sender cannot open (BILLPLANE_SECRET_KEY unset, or not
+the key that sealed it) is not sent and costs no attempt: the sender says why (once in the log,
+and as the delivery's last error), leaves it claimed, and claims nothing more of that endpoint
+until the claim runs out; then it tries again. A wrong key costs a log line per endpoint every
+claim period, never a loop.
 """
 
 import secrets
@@ -31,13 +37,18 @@ from billplane.appwebhooks.repository import Claimed
 from billplane.audit import service as audit
 from billplane.clock import Clock, utc_now
 from billplane.db import Transactions
+from billplane.errors import EndpointSecretUnreadable, SecretKeyNotConfigured
 from billplane.logs import billplane_logger, redact
 from billplane.models import AppDeliveryAttempt, AppWebhookEndpoint
 from billplane.outage import is_outage
+from billplane.settings import Settings
 
 ACTOR = "app-webhooks"
-TIMEOUT = 15.0  # seconds an app has to answer a delivery
-CLAIM_FOR = timedelta(minutes=2)  # well past TIMEOUT: a live sender never outlives its claim
+TIMEOUT = 15.0  # seconds an app has to answer a delivery (BILLPLANE_APP_WEBHOOKS_TIMEOUT)
+# A claim lasts this many times the timeout: well past it, so a live sender never outlives its
+# claim, while one that died leaves its deliveries to another soon after.
+CLAIM_TIMEOUTS = 8
+CLAIM_FOR = timedelta(seconds=TIMEOUT * CLAIM_TIMEOUTS)  # 2 minutes, with the default timeout
 BATCH = 8  # deliveries a sender claims (and sends side by side) at once
 EXCERPT = 1000  # characters of an app's answer kept with each attempt
 DISABLE_AFTER = retries.RETRY_FOR
@@ -72,24 +83,44 @@ class Sender:
         self,
         tx: Transactions,
         *,
+        secret_key: str | None,
         clock: Clock = utc_now,
         wall: Clock = utc_now,
         http: httpx.Client | None = None,
         batch: int = BATCH,
         keep_for: timedelta = KEEP_FOR,
+        timeout: float = TIMEOUT,
+        first_retry: timedelta = retries.FIRST_DELAY,
     ) -> None:
         self.tx = tx
+        self.secret_key = secret_key
         self.keep_for = keep_for
+        self.timeout = timeout
+        self.claim_for = timedelta(seconds=timeout * CLAIM_TIMEOUTS)
+        self.first_retry = first_retry
+        # Endpoints whose secret this sender could not open, and until when it leaves them be.
+        self._unopenable: dict[int, datetime] = {}
         self._pruned_at: datetime | None = None
         self.clock = clock
         self.wall = wall
         self.http = http or httpx.Client(
-            timeout=TIMEOUT,
+            timeout=timeout,
             follow_redirects=False,
             headers={"user-agent": f"billplane/{__version__}"},
         )
         self.batch = batch
         self._pool = ThreadPoolExecutor(max_workers=batch, thread_name_prefix="app-webhook")
+
+    @classmethod
+    def from_settings(cls, tx: Transactions, settings: Settings) -> "Sender":
+        """A sender as `billplane serve` and `billplane worker` run one."""
+        return cls(
+            tx,
+            secret_key=settings.billplane_secret_key,
+            keep_for=timedelta(days=settings.billplane_app_webhooks_keep_days),
+            timeout=settings.billplane_app_webhooks_timeout,
+            first_retry=timedelta(seconds=settings.billplane_app_webhooks_first_retry),
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -100,28 +131,60 @@ class Sender:
         claimed = self.claim()
         if not claimed:
             return 0
-        for outcome in self._pool.map(self.attempt, claimed):
+        signed = [(each, self._secrets_of(each)) for each in claimed]
+        sendable = [(each, secrets_) for each, secrets_ in signed if secrets_ is not None]
+        for outcome in self._pool.map(lambda pair: self.attempt(*pair), sendable):
             self.record(outcome)
-        return len(claimed)
+        return len(sendable)
+
+    def _secrets_of(self, claimed: Claimed) -> list[str] | None:
+        """The endpoint's secrets, opened; None (the operator told) if they cannot be."""
+        try:
+            key = signing.sealing_key(self.secret_key)
+            return [
+                signing.unseal(sealed, key, claimed.endpoint_public_id)
+                for sealed in claimed.sealed_secrets
+            ]
+        except (EndpointSecretUnreadable, SecretKeyNotConfigured) as exc:
+            if claimed.endpoint_id not in self._unopenable:
+                log.error("app webhooks: deliveries to %s held back: %s", claimed.url, exc.message)
+            self._unopenable[claimed.endpoint_id] = self.clock() + self.claim_for
+            with self.tx.write() as session:
+                repository.hold_back(session, claimed.delivery_id, claimed.claim, exc.message)
+            return None
+
+    def _left_be(self) -> set[int]:
+        """The endpoints not to claim for now: their secret did not open lately."""
+        now = self.clock()
+        for endpoint_id, until in list(self._unopenable.items()):
+            if until <= now:
+                del self._unopenable[endpoint_id]
+        return set(self._unopenable)
 
     def claim(self) -> list[Claimed]:
+        skip = self._left_be()
         with self.tx.read() as session:
-            if not repository.any_due(session, self.clock()):
+            if not repository.any_due(session, self.clock(), skip):
                 return []
         # SQLite: this write transaction begins with the write lock (BEGIN IMMEDIATE), so one
         # claimer at a time; PostgreSQL: concurrent claimers skip each other's rows.
         with self.tx.write() as session:
             now = self.clock()
             return repository.claim_due(
-                session, now, limit=self.batch, claim=secrets.token_hex(16), until=now + CLAIM_FOR
+                session,
+                now,
+                limit=self.batch,
+                claim=secrets.token_hex(16),
+                until=now + self.claim_for,
+                skip=skip,
             )
 
-    def attempt(self, claimed: Claimed) -> Outcome:
-        """POST one delivery, signed; never raises."""
+    def attempt(self, claimed: Claimed, secrets_: list[str]) -> Outcome:
+        """POST one delivery, signed with `secrets_` (its endpoint's, opened); never raises."""
         attempted_at = self.clock()
         body = orjson.dumps(claimed.payload).decode()
         headers = signing.headers(
-            claimed.secrets, message_id=claimed.message_id, timestamp=self.wall(), body=body
+            secrets_, message_id=claimed.message_id, timestamp=self.wall(), body=body
         )
         started = time.perf_counter()
         status_code: int | None = None
@@ -185,7 +248,7 @@ class Sender:
                 self._disable(session, claimed, since, now)
                 return
             later = retries.next_attempt(
-                delivery.attempts, outcome.attempted_at, delivery.give_up_at
+                delivery.attempts, outcome.attempted_at, delivery.give_up_at, self.first_retry
             )
             if later is None:
                 delivery.status = "failed"
@@ -255,11 +318,11 @@ def _start_of(response: httpx.Response) -> str:
 
 
 def start_in_background(
-    tx: Transactions, *, keep_for: timedelta = KEEP_FOR, poll: float = 1.0
+    tx: Transactions, settings: Settings, *, poll: float = 1.0
 ) -> Callable[[], None]:
     """Run a sender on a thread of this process; returns what stops it (and waits for it)."""
     stop = threading.Event()
-    sender = Sender(tx, keep_for=keep_for)
+    sender = Sender.from_settings(tx, settings)
     thread = threading.Thread(
         target=sender.run, args=(stop,), kwargs={"poll": poll}, name="app-webhooks", daemon=True
     )
@@ -267,7 +330,7 @@ def start_in_background(
 
     def stop_sending() -> None:
         stop.set()
-        thread.join(timeout=TIMEOUT + 5)
+        thread.join(timeout=sender.timeout + 5)
         sender.close()
 
     return stop_sending

@@ -78,15 +78,24 @@ def _record(
 
 
 def create_endpoint(
-    session: Session, project: Project, body: EndpointIn, *, actor: str, now: datetime
+    session: Session,
+    project: Project,
+    body: EndpointIn,
+    *,
+    secret_key: str | None,
+    actor: str,
+    now: datetime,
 ) -> WithSecret:
+    """A new endpoint and its secret, sealed with `secret_key` (BILLPLANE_SECRET_KEY)."""
+    sealing_key = signing.sealing_key(secret_key)
     secret = signing.new_secret()
+    public_id = outbox.new_id("ep")
     endpoint = AppWebhookEndpoint(
-        public_id=outbox.new_id("ep"),
+        public_id=public_id,
         project_id=project.id,
         url=str(body.url),
         events=sorted(set(body.events), key=outbox.EVENT_TYPES.index),
-        secret=secret,
+        secret_sealed=signing.seal(secret, sealing_key, public_id),
         status="enabled",
         created_at=now,
         updated_at=now,
@@ -131,15 +140,24 @@ def update_endpoint(
 
 
 def rotate_secret(
-    session: Session, project: Project, public_id: str, *, actor: str, now: datetime
+    session: Session,
+    project: Project,
+    public_id: str,
+    *,
+    secret_key: str | None,
+    actor: str,
+    now: datetime,
 ) -> WithSecret:
     """A new signing secret; the old one signs beside it for a day (`webhook-signature` then
-    holds both), so the app can switch without refusing a delivery."""
+    holds both), so the app can switch without refusing a delivery. Needs only
+    BILLPLANE_SECRET_KEY, not the old secret: also the way out when the old one was sealed with
+    a key that is gone."""
+    sealing_key = signing.sealing_key(secret_key)
     endpoint = get_endpoint(session, project, public_id)
     secret = signing.new_secret()
-    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_sealed = endpoint.secret_sealed
     endpoint.previous_secret_until = now + PREVIOUS_SECRET_SIGNS_FOR
-    endpoint.secret = secret
+    endpoint.secret_sealed = signing.seal(secret, sealing_key, endpoint.public_id)
     endpoint.updated_at = now
     session.flush()
     until = endpoint.previous_secret_until.isoformat()

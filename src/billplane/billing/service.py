@@ -108,6 +108,8 @@ def _store_subscription(
     _assign(session, row, tenant, found)
     row.stripe_updated_at = ctx.seen_at
     after = subscription_state(row)
+    if found.live and (before is None or before["stripe_price_id"] != row.stripe_price_id):
+        keep_plan_version(session, tenant, row.stripe_price_id, ctx.now)
     if before == after:
         return []
     row.updated_at = ctx.now
@@ -198,6 +200,20 @@ def _assign(session: Session, row: Subscription, tenant: Tenant, found: Subscrip
     row.cancel_at_period_end = found.cancel_at_period_end
     row.trial_end = found.trial_end
     row.canceled_at = found.canceled_at
+
+
+def keep_plan_version(
+    session: Session, tenant: Tenant, stripe_price_id: str | None, now: datetime
+) -> None:
+    """A tenant that subscribes to a plan's price keeps the version sold at that price (the
+    newest, unless the price is an older version's) until an operator migrates it."""
+    plan = plans.plan_for_price(session, tenant.project_id, stripe_price_id or "")
+    if plan is None:
+        return
+    version = plans.version_for_price(session, plan.id, stripe_price_id or "")
+    plans.pin(
+        session, tenant_id=tenant.id, plan_id=plan.id, version=version or plan.version, now=now
+    )
 
 
 def _plan_price(session: Session, tenant: Tenant, found: SubscriptionFacts) -> str | None:

@@ -55,13 +55,15 @@ def _set_up_logging() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply the migrations (safe to run again)."""
-    from billplane.migrate import upgrade
+    from billplane.migrate import SecretKeyNeeded, upgrade
 
     configured = settings()
     try:
-        upgrade(configured.sqlalchemy_url, revision)
+        upgrade(configured.sqlalchemy_url, revision, secret_key=configured.billplane_secret_key)
     except DBAPIError as exc:
         fail(database_error(configured, exc))
+    except SecretKeyNeeded as exc:
+        fail(f"billplane cannot migrate the database: {exc}")
     typer.echo(f"database at {redacted(configured.database_url)} is at {revision}")
 
 

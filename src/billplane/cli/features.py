@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from billplane.api.projects import feature_out
-from billplane.cli.edge import ACTOR, every, fail, given, one_of, transaction, valid
+from billplane.cli.edge import ACTOR, every, fail, given, one_of, settings, transaction, valid
 from billplane.cli.output import AsJson, Fields, show, show_list
 from billplane.clock import utc_now
 from billplane.projects import repository, service
@@ -100,6 +100,7 @@ def _update(project: str, key: str, body: FeaturePatch, as_json: bool) -> None:
             service.feature_changes(body),
             actor=ACTOR,
             now=utc_now(),
+            grace_days=settings().billplane_past_due_grace_days,
         )
         out = feature_out(updated)
     show(out, as_json, feature_fields)

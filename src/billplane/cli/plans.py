@@ -20,8 +20,16 @@ from billplane.cli.output import (
 from billplane.clock import utc_now
 from billplane.entitlements import preview
 from billplane.entitlements.schemas import PreviewOut
-from billplane.plans import prices, repository, service
-from billplane.plans.schemas import PlanIn, PlanOut, PlanPatch
+from billplane.plans import prices, repository, service, versions
+from billplane.plans.schemas import (
+    MigrateIn,
+    MigrateMode,
+    MigrationOut,
+    PlanIn,
+    PlanOut,
+    PlanPatch,
+    PlanVersionOut,
+)
 from billplane.projects.service import get_project
 from billplane.schemas import Status
 from billplane.stripe.gateway import StripeGateway
@@ -104,7 +112,7 @@ def plan_list(project: str, as_json: AsJson = False) -> None:
         found = get_project(session, project)
         rows = every(partial(repository.list_plans, session, found.id), lambda p: p.key)
         outs = [PlanOut.model_validate(service.describe(session, found, p)) for p in rows]
-    columns = ["key", "name", "stripe_price_id", "status", "is_default", "features"]
+    columns = ["key", "name", "stripe_price_id", "status", "is_default", "version", "features"]
     show_list(outs, as_json, plan_fields, columns)
 
 
@@ -139,11 +147,20 @@ def plan_update(
     no_features: Annotated[
         bool, typer.Option("--no-features", help="Remove all the plan's grants.")
     ] = False,
+    migrate_all: Annotated[
+        bool,
+        typer.Option(
+            "--migrate-all",
+            help="Move every tenant on an older version to the new one too (without it, "
+            "tenants who subscribed keep theirs).",
+        ),
+    ] = False,
     dry_run: DryRun = False,
     as_json: AsJson = False,
 ) -> None:
     """Change a plan; what is not given is kept. Stripe is asked about the price again,
-    even when nothing else changes. `--dry-run` shows what it would do to each tenant."""
+    even when nothing else changes. A change of grants, price or trial days makes a new
+    version. `--dry-run` shows what it would do to each tenant."""
     one_of(**{"--price": price is not None, "--no-price": no_price})
     one_of(**{"--feature": bool(feature), "--no-features": no_features})
     changes = given(
@@ -155,7 +172,68 @@ def plan_update(
     )
     if no_price:
         changes["stripe_price_id"] = None  # given as none: cleared, as in the PATCH body
-    _update(project, key, valid(PlanPatch, **changes), as_json, dry_run=dry_run)
+    migrate: MigrateMode = "all" if migrate_all else "none"
+    _update(project, key, valid(PlanPatch, **changes), as_json, dry_run=dry_run, migrate=migrate)
+
+
+@plan_app.command("versions")
+def plan_versions(project: str, key: str, as_json: AsJson = False) -> None:
+    """A plan's versions, oldest first, with how many tenants each applies to now."""
+    now = utc_now()
+    with transaction(write=False) as session:
+        found = get_project(session, project)
+        plan = service.get_plan(session, found, key)
+        grace = settings().billplane_past_due_grace_days
+        rows = versions.versions(session, found, plan, now, grace)
+        outs = [PlanVersionOut.model_validate(row) for row in rows]
+    columns = ["version", "stripe_price_id", "trial_days", "tenants", "newest", "created_at"]
+    show_list(outs, as_json, lambda out: out.model_dump(), columns)
+
+
+@plan_app.command("migrate")
+def plan_migrate(
+    project: str,
+    key: str,
+    tenant: Annotated[
+        list[str] | None, typer.Option(help="A tenant to move to the newest version; repeat.")
+    ] = None,
+    all_tenants: Annotated[
+        bool, typer.Option("--all", help="Every tenant on an older version.")
+    ] = False,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+) -> None:
+    """Move tenants that keep an older version of a plan to its newest: one audited action;
+    their apps are told. `--dry-run` shows what it would do to each tenant."""
+    one_of(**{"--tenant": bool(tenant), "--all": all_tenants})
+    if not tenant and not all_tenants:
+        fail("error (usage): name the tenants to move (--tenant, repeated) or give --all.", 2)
+    body = valid(MigrateIn, tenants="all" if all_tenants else tenant)
+    now = utc_now()
+    with transaction() as session:
+        found = get_project(session, project)
+        grace = settings().billplane_past_due_grace_days
+        move = partial(
+            versions.migrate_tenants,
+            session,
+            found,
+            service.get_plan(session, found, key),
+            body.tenants,
+            actor=ACTOR,
+            now=now,
+            grace_days=grace,
+        )
+        if dry_run:
+            seen = PreviewOut.model_validate(preview.of_change(session, found, now, grace, move))
+            show_preview(seen, as_json)
+            return
+        out = MigrationOut.model_validate(move())
+    show(out, as_json, _migration_fields)
+
+
+def _migration_fields(out: MigrationOut) -> Fields:
+    moved = [f"{m.tenant} (from {m.from_version})" for m in out.migrated]
+    return {"plan": out.plan, "version": out.version, "migrated": moved}
 
 
 @plan_app.command("archive")
@@ -175,9 +253,16 @@ def _set_status(project: str, key: str, status: Status, as_json: bool) -> None:
 
 
 def _update(
-    project: str, key: str, body: PlanPatch, as_json: bool, *, dry_run: bool = False
+    project: str,
+    key: str,
+    body: PlanPatch,
+    as_json: bool,
+    *,
+    dry_run: bool = False,
+    migrate: MigrateMode = "none",
 ) -> None:
-    """`PATCH /admin/api/projects/{project}/plans/{key}` with this body (`?dry_run=true`)."""
+    """`PATCH /admin/api/projects/{project}/plans/{key}` with this body (`?dry_run=true`,
+    `?migrate=`)."""
     changes = service.changes_from(body)
     with transaction(write=False) as session:
         found = get_project(session, project)
@@ -188,11 +273,12 @@ def _update(
     with transaction() as session:
         found = get_project(session, project)
         update = partial(
-            service.update_plan,
+            versions.edit_plan,
             session,
             found,
             key,
             changes,
+            migrate=migrate,
             actor=ACTOR,
             now=now,
             grace_days=settings().billplane_past_due_grace_days,

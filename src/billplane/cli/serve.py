@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from billplane.cli.edge import database_error, fail, redacted, settings
 from billplane.db import CONNECTIONS_PER_WORKER, create_db_engine, engine_options
 from billplane.logs import billplane_logger, logging_config
-from billplane.migrate import schema_state, upgrade
+from billplane.migrate import SecretKeyNeeded, schema_state, upgrade
 from billplane.settings import Settings
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -116,7 +116,7 @@ def require_migrated(configured: Settings, migrate: bool, say: Callable[[str], N
             state = schema_state(connection)
         problem = state.problem()
         if problem is not None and migrate and state.known:
-            upgrade(configured.sqlalchemy_url)
+            upgrade(configured.sqlalchemy_url, secret_key=configured.billplane_secret_key)
             say(f"billplane: migrated {redacted(configured.database_url)} to head")
         elif problem is not None:
             advice = "run `billplane db upgrade` first, or serve with --migrate"
@@ -125,6 +125,8 @@ def require_migrated(configured: Settings, migrate: bool, say: Callable[[str], N
             fail(f"billplane cannot serve: {problem}; {advice}.")
     except DBAPIError as exc:
         fail(database_error(configured, exc))
+    except SecretKeyNeeded as exc:
+        fail(f"billplane cannot migrate the database: {exc}")
     finally:
         engine.dispose()
 

@@ -5,7 +5,6 @@ Any number may run, on any machine: each delivery is claimed by one sender."""
 import logging.config
 import signal
 import threading
-from datetime import timedelta
 from types import FrameType
 from typing import Annotated
 
@@ -35,8 +34,7 @@ def worker(
         logging.config.dictConfig(logging_config(json=json))
     require_migrated(configured, False, log.info)
     db = Database.from_settings(configured)
-    keep_for = timedelta(days=configured.billplane_app_webhooks_keep_days)
-    sender = Sender(Transactions(db), keep_for=keep_for)
+    sender = Sender.from_settings(Transactions(db), configured)
     try:
         if once:
             sender.prune()

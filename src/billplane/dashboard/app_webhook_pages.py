@@ -58,7 +58,10 @@ def create_endpoint(project: str, request: Request, form: OperatorForm, view: Fo
         body = forms.validated(EndpointIn, forms.without_none(data))
         with view.tx.write() as session:
             found = get_project(session, project)
-            created = service.create_endpoint(session, found, body, actor=ACTOR, now=view.now)
+            created = service.create_endpoint(
+                session, found, body, secret_key=view.settings.billplane_secret_key,
+                actor=ACTOR, now=view.now,
+            )  # fmt: skip
             endpoint_id, secret = created.endpoint.public_id, created.secret
     except (forms.Invalid, BillplaneError) as exc:
         invalid = forms.as_invalid(exc)
@@ -91,7 +94,10 @@ def rotate_secret(
 ) -> Response:
     with view.tx.write() as session:
         found = get_project(session, project)
-        rotated = service.rotate_secret(session, found, endpoint, actor=ACTOR, now=view.now)
+        rotated = service.rotate_secret(
+            session, found, endpoint, secret_key=view.settings.billplane_secret_key,
+            actor=ACTOR, now=view.now,
+        )  # fmt: skip
         secret = rotated.secret
     view.reveal(
         secret=secret,

@@ -1,4 +1,5 @@
-"""Dashboard HTTP for plans: the table (with each price's Stripe status), create and edit."""
+"""Dashboard HTTP for plans: the table (with each price's Stripe status), create and edit, and a
+plan's versions (how many tenants are on each, moving them to the newest)."""
 
 from functools import partial
 from typing import Any
@@ -12,8 +13,8 @@ from billplane.dashboard.view import FormView, PageView, View, flash, redirect
 from billplane.entitlements import preview
 from billplane.entitlements.schemas import PreviewOut
 from billplane.errors import BillplaneError
-from billplane.plans import prices, repository, service
-from billplane.plans.schemas import PlanIn, PlanPatch, grant_specs
+from billplane.plans import prices, repository, service, versions
+from billplane.plans.schemas import MigrateIn, MigrateMode, PlanIn, PlanPatch, grant_specs
 from billplane.projects import repository as projects
 from billplane.projects.service import get_project
 from billplane.schemas import Status
@@ -106,21 +107,33 @@ def plan_page(project: str, plan: str, view: PageView) -> Response:
 
 
 def _plan(view: View, key: str, plan_key: str, **context: Any) -> Response:
+    grace = view.settings.billplane_past_due_grace_days
     with view.tx.read() as session:
         found = get_project(session, key)
-        plan = service.describe(session, found, service.get_plan(session, found, plan_key))
+        row = service.get_plan(session, found, plan_key)
+        plan = service.describe(session, found, row)
         features = list(projects.features_of(session, found.id))
+        listed = versions.versions(session, found, row, view.now, grace)
     view.current_project(found.key)
     return view.render(
         "plan.html",
         page="plans",
         project=found,
         plan=plan,
+        versions=listed,
         price=_price(view, plan["stripe_price_id"]),
         features=features,
         resets=forms.RESETS,
+        apply_to=APPLY_TO,
         **context,
     )
+
+
+# Who an edit of what the plan grants applies to (`?migrate=` of the admin API).
+APPLY_TO: list[tuple[MigrateMode, str]] = [
+    ("none", "new subscribers only — tenants who subscribed keep their version"),
+    ("all", "everyone on this plan — move every tenant to the new version"),
+]
 
 
 @router.post("/projects/{project}/plans/{plan}", response_class=HTMLResponse)
@@ -134,7 +147,9 @@ def update_plan(
             # An unknown plan is a 404 page, not a form error.
             editing = service.get_plan(session, found, plan)
             features = list(projects.features_of(session, found.id))
-            current = service.render_grants(repository.grants_of(session, editing.id), features)
+            current = service.render_grants(
+                repository.grants_of(session, editing.id, editing.version), features
+            )
             data = {
                 "name": forms.text(form, "name"),
                 "stripe_price_id": forms.text(form, "stripe_price_id"),
@@ -155,11 +170,12 @@ def update_plan(
                 features=None if body.features is None else grant_specs(body.features),
             )
             update = partial(
-                service.update_plan,
+                versions.edit_plan,
                 session,
                 found,
                 plan,
                 changes,
+                migrate=_apply_to(form),
                 actor=ACTOR,
                 now=view.now,
                 grace_days=view.settings.billplane_past_due_grace_days,
@@ -189,6 +205,60 @@ def update_plan(
         )
     flash(request, f"Plan {plan} saved.")
     return redirect(f"/projects/{project}/plans")
+
+
+def _apply_to(form: dict[str, str]) -> MigrateMode:
+    chosen = forms.text(form, "apply_to") or "none"
+    for mode, _ in APPLY_TO:
+        if chosen == mode:
+            return mode
+    raise forms.Invalid({"apply_to": "Choose who the change applies to."})
+
+
+@router.post("/projects/{project}/plans/{plan}/migrate", response_class=HTMLResponse)
+def migrate_tenants(
+    project: str, plan: str, request: Request, form: OperatorForm, view: FormView
+) -> Response:
+    """Move the named tenants (or all) to the plan's newest version, or preview it."""
+    grace = view.settings.billplane_past_due_grace_days
+    try:
+        with view.tx.write() as session:
+            found = get_project(session, project)
+            moving = service.get_plan(session, found, plan)  # unknown: a 404 page
+            named = (forms.text(form, "tenants") or "").replace(",", " ").split()
+            chosen = "all" if forms.checked(form, "all") else named
+            body = forms.validated(MigrateIn, {"tenants": chosen})
+            move = partial(
+                versions.migrate_tenants,
+                session,
+                found,
+                moving,
+                body.tenants,
+                actor=ACTOR,
+                now=view.now,
+                grace_days=grace,
+            )
+            result: PreviewOut | versions.Migration
+            if forms.text(form, "preview"):
+                done = preview.of_change(session, found, view.now, grace, move)
+                result = PreviewOut.model_validate(done)
+            else:
+                result = move()
+        if isinstance(result, PreviewOut):
+            return _plan(
+                view, project, plan, migrate_values=form, preview=result, preview_of="move"
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
+            raise
+        invalid = forms.as_invalid(exc)
+        errors = {"tenants": next(iter(invalid.fields.values()), invalid.general or "")}
+        return _plan(
+            view, project, plan, status_code=422, migrate_errors=errors, migrate_values=form
+        )
+    count = len(result["migrated"])
+    flash(request, f"Moved {count} tenant{'s' * (count != 1)} to version {result['version']}.")
+    return redirect(f"/projects/{project}/plans/{plan}")
 
 
 @router.post("/projects/{project}/plans/{plan}/archive")

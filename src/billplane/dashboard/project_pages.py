@@ -221,6 +221,7 @@ def update_feature(
                 ),
                 actor=ACTOR,
                 now=view.now,
+                grace_days=view.settings.billplane_past_due_grace_days,
             )
     except (forms.Invalid, BillplaneError) as exc:
         if isinstance(exc, BillplaneError) and exc.status == 404:
@@ -257,6 +258,7 @@ def _set_feature_status(view: View, project: str, feature: str, status: Status) 
             service.FeatureChanges(status=status),
             actor=ACTOR,
             now=view.now,
+            grace_days=view.settings.billplane_past_due_grace_days,
         )
 
 

@@ -25,6 +25,8 @@ class SubscriptionExplained(TypedDict):
 class PlanExplained(TypedDict):
     key: str | None
     source: PlanSource
+    version: int | None
+    newest_version: int | None
     why: str
 
 
@@ -76,7 +78,9 @@ def considered(found: Found, access: Access, now: datetime, grace_days: int) -> 
         "plan": {
             "key": access.plan.key if access.plan else None,
             "source": access.plan_source,
-            "why": _why(found, access, now, grace_days),
+            "version": access.plan.version if access.plan else None,
+            "newest_version": access.plan.newest if access.plan else None,
+            "why": _why(found, access, now, grace_days) + _which_version(access),
         },
         "tenant_archived": access.tenant_archived,
     }
@@ -97,6 +101,20 @@ def _why(found: Found, access: Access, now: datetime, grace_days: int) -> str:
     if access.plan_source == "default":
         return f"{reason}: the project's default plan applies."
     return f"{reason}, and the project has no default plan."
+
+
+def _which_version(access: Access) -> str:
+    plan = access.plan
+    if plan is None:
+        return ""
+    if plan.kept:
+        newest = "the newest" if plan.version == plan.newest else f"the newest is {plan.newest}"
+        return f" Version {plan.version} applies: the one the tenant subscribed to ({newest})."
+    if access.plan_source == "default":
+        return (
+            f" Version {plan.version} applies: the newest, which a default plan's tenants follow."
+        )
+    return f" Version {plan.version} applies: the newest."
 
 
 def feature(access: Access, row: FeatureRow, now: datetime) -> FeatureExplained:

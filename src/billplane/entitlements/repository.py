@@ -1,7 +1,8 @@
 """The one read behind every entitlement answer: `/v1/check`, entitlements, and usage.
 
-Token → project → tenant → its current subscription → the plan of the subscribed price and the
-default plan → the feature (or every feature) → both plans' grants and the tenant's override →
+Token → project → tenant → its current subscription → the plan of the subscribed price (whichever
+version sold it) with the version the tenant keeps of it, and the default plan → the feature (or
+every feature) → both plans' grants, of those versions, and the tenant's override →
 the usage counters that may be the current period's, with the tenant's and each feature's
 status (archived ones are refused: two columns, no join). One statement, SQLAlchemy Core
 compiled once per dialect and run on the driver (see `hotpath`): it sits in front of every paid
@@ -34,10 +35,12 @@ from billplane.models import (
     Feature,
     Plan,
     PlanGrant,
+    PlanVersion,
     Project,
     Subscription,
     Tenant,
     TenantOverride,
+    TenantPlanVersion,
     Token,
     UsageCounter,
 )
@@ -61,6 +64,9 @@ class FeatureRow(NamedTuple):
 class PlanRow(NamedTuple):
     id: int
     key: str
+    version: int  # the version whose grants apply: the one the tenant keeps, else the newest
+    newest: int
+    kept: bool = False  # whether `version` is one the tenant keeps (it subscribed to it)
 
 
 @dataclass
@@ -97,6 +103,9 @@ def _access_select(
     s2 = Subscription.__table__.alias("s2")
     pp = Plan.__table__.alias("pp")
     dp = Plan.__table__.alias("dp")
+    pv = PlanVersion.__table__.alias("pv")
+    px = Plan.__table__.alias("px")
+    pin = TenantPlanVersion.__table__.alias("pin")
     f = Feature.__table__.alias("f")
     g1 = PlanGrant.__table__.alias("g1")
     g2 = PlanGrant.__table__.alias("g2")
@@ -111,6 +120,17 @@ def _access_select(
         .limit(1)
         .scalar_subquery()
     )
+    # Prices are one plan's each (plans.service refuses another's), old versions' included.
+    price_plan = (
+        select(pv.c.plan_id)
+        .join(px, px.c.id == pv.c.plan_id)
+        .where(pv.c.stripe_price_id == s.c.stripe_price_id, px.c.project_id == p.c.id)
+        .order_by(pv.c.plan_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    # A tenant that keeps no version of its price's plan follows the newest.
+    price_version = func.coalesce(pin.c.version, pp.c.version)
     counter_may_be_current = _may_be_current(c, t.c.id, f.c.id)
     feature_on: ColumnElement[bool] = f.c.project_id == p.c.id
     if many:
@@ -131,6 +151,7 @@ def _access_select(
         o.c.enabled, o.c.limit, o.c.reset,
         c.c.period_key, c.c.used,
         t.c.status, f.c.status,
+        pin.c.version, pp.c.version, dp.c.version,
         cc.c.pool_id, cc.c.cost,
     ]  # fmt: skip
     if by_token:
@@ -147,13 +168,20 @@ def _access_select(
         where = p.c.id == bindparam("project_id")
     source = (
         source.outerjoin(s, s.c.id == current_subscription)
-        .outerjoin(pp, and_(pp.c.project_id == p.c.id, pp.c.stripe_price_id == s.c.stripe_price_id))
+        .outerjoin(pp, pp.c.id == price_plan)
+        .outerjoin(pin, and_(pin.c.tenant_id == t.c.id, pin.c.plan_id == pp.c.id))
         .outerjoin(
             dp, and_(dp.c.project_id == p.c.id, dp.c.is_default == true(), dp.c.status == "active")
         )
         .outerjoin(f, feature_on)
-        .outerjoin(g1, and_(g1.c.plan_id == pp.c.id, g1.c.feature_id == f.c.id))
-        .outerjoin(g2, and_(g2.c.plan_id == dp.c.id, g2.c.feature_id == f.c.id))
+        .outerjoin(
+            g1,
+            and_(g1.c.plan_id == pp.c.id, g1.c.version == price_version, g1.c.feature_id == f.c.id),
+        )
+        .outerjoin(
+            g2,
+            and_(g2.c.plan_id == dp.c.id, g2.c.version == dp.c.version, g2.c.feature_id == f.c.id),
+        )
         .outerjoin(o, and_(o.c.tenant_id == t.c.id, o.c.feature_id == f.c.id))
         .outerjoin(
             c, and_(c.c.tenant_id == t.c.id, c.c.feature_id == f.c.id, counter_may_be_current)
@@ -272,6 +300,11 @@ def feature_keys(sql: Sql, project_id: int) -> list[str]:
     return [key for (key,) in sql.run(FEATURE_KEYS, {"project_id": project_id})]
 
 
+def _kept(plan: PlanRow, pinned: int | None) -> PlanRow:
+    """The price's plan at the version the tenant keeps, if it keeps one."""
+    return plan if pinned is None else plan._replace(version=pinned, kept=True)
+
+
 def _found(rows: Any) -> Found:
     first = rows[0]
     (project_id, project_key, first_check_at, scoped_id, scoped_key, tenant_id, tenant_key) = first[
@@ -298,8 +331,10 @@ def _found(rows: Any) -> Found:
             cancel_at_period_end=bool(cancel),
             trial_end=utc(trial_end),
         ),
-        price_plan=None if pp_id is None else PlanRow(pp_id, pp_key),
-        default_plan=None if dp_id is None else PlanRow(dp_id, dp_key),
+        price_plan=None
+        if pp_id is None
+        else _kept(PlanRow(pp_id, pp_key, first[34], first[34]), first[33]),
+        default_plan=None if dp_id is None else PlanRow(dp_id, dp_key, first[35], first[35]),
     )
     seen: set[int] = set()
     for row in rows:
@@ -311,9 +346,9 @@ def _found(rows: Any) -> Found:
         if feature_id not in seen:
             seen.add(feature_id)
             archived = row[32] == "archived"
-            # row[33:35]: credits (the feature's pool and cost, if it has a price)
+            # row[36:38]: credits (the feature's pool and cost, if it has a price)
             found.features.append(
-                FeatureRow(feature_id, row[18], row[19], archived, row[33], row[34])
+                FeatureRow(feature_id, row[18], row[19], archived, row[36], row[37])
             )
             if row[20] is not None:
                 found.price_grants[feature_id] = Grant(bool(row[20]), row[21], row[22])
@@ -371,15 +406,25 @@ PROJECT_TENANTS = Statement(lambda d: _project_tenants(d, some=False))
 SOME_TENANTS = Statement(lambda d: _project_tenants(d, some=True))
 PROJECT_PLANS = Statement(
     lambda _: (
-        select(Plan.id, Plan.key, Plan.stripe_price_id, Plan.is_default, Plan.status)
+        select(Plan.id, Plan.key, Plan.version, Plan.is_default, Plan.status)
         .where(Plan.project_id == bindparam("project_id"))
         .order_by(Plan.id)
+    )
+)
+# Every price a plan of the project sells or sold (in an older version).
+PROJECT_PRICES = Statement(
+    lambda _: (
+        select(PlanVersion.plan_id, PlanVersion.stripe_price_id)
+        .join(Plan, Plan.id == PlanVersion.plan_id)
+        .where(Plan.project_id == bindparam("project_id"), PlanVersion.stripe_price_id.is_not(None))
+        .order_by(PlanVersion.plan_id.desc())
     )
 )
 PROJECT_GRANTS = Statement(
     lambda _: (
         select(
             PlanGrant.plan_id,
+            PlanGrant.version,
             PlanGrant.feature_id,
             PlanGrant.enabled,
             PlanGrant.limit,
@@ -419,6 +464,21 @@ PROJECT_OVERRIDES = Statement(lambda d: _project_overrides(d, some=False))
 SOME_OVERRIDES = Statement(lambda d: _project_overrides(d, some=True))
 
 
+def _project_pins(dialect: str, *, some: bool) -> Any:
+    return (
+        select(TenantPlanVersion.tenant_id, TenantPlanVersion.plan_id, TenantPlanVersion.version)
+        .join(Tenant, Tenant.id == TenantPlanVersion.tenant_id)
+        .where(
+            Tenant.project_id == bindparam("project_id"),
+            *_some(dialect, TenantPlanVersion.tenant_id, some),
+        )
+    )
+
+
+PROJECT_PINS = Statement(lambda d: _project_pins(d, some=False))
+SOME_PINS = Statement(lambda d: _project_pins(d, some=True))
+
+
 def _project_counters(dialect: str, *, some: bool) -> Select[Any]:
     c = UsageCounter.__table__.alias("c")
     t = Tenant.__table__.alias("t")
@@ -448,7 +508,7 @@ def by_project(
     tenant_ids: Collection[int] | None = None,
 ) -> list[Found]:
     """What `by_tenant` finds, for every tenant of the project (or those of `tenant_ids`), in
-    five statements."""
+    seven statements."""
     project: dict[str, Any] = {"project_id": project_id}
     some = tenant_ids is not None
     if tenant_ids is not None:
@@ -457,19 +517,21 @@ def by_project(
         FeatureRow(id_, key, type_, status == "archived")
         for id_, key, type_, status in sql.run(PROJECT_FEATURES, project)
     ]
-    plans = sql.run(PROJECT_PLANS, project)
-    by_price = {price: PlanRow(id_, key) for id_, key, price, _, _ in reversed(plans) if price}
+    rows = sql.run(PROJECT_PLANS, project)
+    plans = {id_: PlanRow(id_, key, version, version) for id_, key, version, _, _ in rows}
+    # The lowest plan id wins a price, as in the one-tenant statement.
+    by_price = {price: plans[id_] for id_, price in sql.run(PROJECT_PRICES, project)}
     default = next(
-        (
-            PlanRow(id_, key)
-            for id_, key, _, is_default, status in plans
-            if is_default and status == "active"
-        ),
+        (plans[id_] for id_, _, _, is_default, status in rows if is_default and status == "active"),
         None,
     )
-    grants: dict[int, dict[int, Grant]] = {}
-    for plan_id, feature_id, enabled, limit, reset in sql.run(PROJECT_GRANTS, project):
-        grants.setdefault(plan_id, {})[feature_id] = Grant(bool(enabled), limit, reset)
+    grants: dict[tuple[int, int], dict[int, Grant]] = {}
+    for plan_id, version, feature_id, enabled, limit, reset in sql.run(PROJECT_GRANTS, project):
+        grants.setdefault((plan_id, version), {})[feature_id] = Grant(bool(enabled), limit, reset)
+    pins: dict[tuple[int, int], int] = {
+        (tenant_id, plan_id): version
+        for tenant_id, plan_id, version in sql.run(SOME_PINS if some else PROJECT_PINS, project)
+    }
     overrides: dict[int, dict[int, Grant]] = {}
     for tenant_id, feature_id, enabled, limit, reset in sql.run(
         SOME_OVERRIDES if some else PROJECT_OVERRIDES, project
@@ -485,11 +547,13 @@ def by_project(
         if period_key.startswith("bp:"):
             latest.setdefault(tenant_id, {})[feature_id] = period_key
     found = []
-    default_grants = grants.get(default.id, {}) if default else {}
+    default_grants = grants.get((default.id, default.version), {}) if default else {}
     for tenant_id, key, status, sub_status, price, start, end, cancel, trial_end in sql.run(
         SOME_TENANTS if some else PROJECT_TENANTS, project
     ):
         price_plan = by_price.get(price) if sub_status is not None and price else None
+        if price_plan is not None:
+            price_plan = _kept(price_plan, pins.get((tenant_id, price_plan.id)))
         found.append(
             Found(
                 project_id=project_id,
@@ -513,7 +577,9 @@ def by_project(
                 price_plan=price_plan,
                 default_plan=default,
                 features=features,
-                price_grants=grants.get(price_plan.id, {}) if price_plan else {},
+                price_grants=grants.get((price_plan.id, price_plan.version), {})
+                if price_plan
+                else {},
                 default_grants=default_grants,
                 overrides=overrides.get(tenant_id, {}),
                 counters=counters.get(tenant_id, {}),

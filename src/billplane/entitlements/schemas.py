@@ -51,6 +51,11 @@ class PlanExplained(BaseModel):
         " plan (no subscription, one that grants no access, or a price no plan has); `none`:"
         " no plan applies."
     )
+    version: int | None = Field(
+        description="The plan's version whose grants apply: the one the tenant subscribed to "
+        "(kept until an operator migrates it), else the newest."
+    )
+    newest_version: int | None = Field(description="The plan's newest version.")
     why: str = Field(description="The same, as a sentence for a person.")
 
 

@@ -31,6 +31,8 @@ else:
         config.get_main_option("sqlalchemy.url") or "",
         prepared_statements=False,
     )
-    with engine.connect() as conn:
-        run_on(conn)
-    engine.dispose()
+    try:
+        with engine.connect() as conn:
+            run_on(conn)
+    finally:  # a migration that stops with an error leaves no connection open either
+        engine.dispose()

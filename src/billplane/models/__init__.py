@@ -19,12 +19,12 @@ from billplane.models.credits import (
 )
 from billplane.models.invoice import Invoice
 from billplane.models.operator import AdminTokenFailure, OneTimeSecret, OperatorSession
-from billplane.models.plan import Plan, PlanGrant
+from billplane.models.plan import Plan, PlanGrant, PlanVersion
 from billplane.models.project import Feature, Project
 from billplane.models.records import AuditEntry, StripeEvent
 from billplane.models.refusal import DailyChecks, Refusal
 from billplane.models.signing_key import SigningKey
-from billplane.models.tenant import Subscription, Tenant, TenantOverride
+from billplane.models.tenant import Subscription, Tenant, TenantOverride, TenantPlanVersion
 from billplane.models.token import Token
 from billplane.models.usage import UsageCounter, UsageEvent
 
@@ -51,6 +51,7 @@ __all__ = [
     "Plan",
     "PlanAllowance",
     "PlanGrant",
+    "PlanVersion",
     "Project",
     "Refusal",
     "SigningKey",
@@ -58,6 +59,7 @@ __all__ = [
     "Subscription",
     "Tenant",
     "TenantOverride",
+    "TenantPlanVersion",
     "Token",
     "UsageCounter",
     "UsageEvent",

@@ -23,12 +23,12 @@ class AppWebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(Text)
     events: Mapped[list[Any]] = mapped_column(JSON)
     # The signing secret (`whsec_…`) must be read back to sign, so it cannot be kept as a hash
-    # the way API tokens are. It is stored as it is until billplane has a key to seal it with
-    # (BILLPLANE_SECRET_KEY); the API shows it only at creation and rotation.
-    secret: Mapped[str] = mapped_column(Text)
+    # the way API tokens are: it is kept sealed with BILLPLANE_SECRET_KEY (see
+    # `appwebhooks.signing`); the API shows it only at creation and rotation.
+    secret_sealed: Mapped[str] = mapped_column(Text)
     # After a rotation the old secret signs beside the new one for a while, so that the app can
     # switch without losing a delivery.
-    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_sealed: Mapped[str | None] = mapped_column(Text)
     previous_secret_until: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16), default="enabled")  # enabled | disabled
     disabled_reason: Mapped[str | None] = mapped_column(Text)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
@@ -38,6 +38,24 @@ class TenantOverride(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     limit: Mapped[int | None]
     reset: Mapped[Reset | None] = mapped_column(String(16))
+
+
+class TenantPlanVersion(Base):
+    """The version of a plan a tenant bought: kept when the plan changes, until an operator
+    migrates the tenant. Written when a live subscription to one of the plan's prices is
+    first stored, or moves to it."""
+
+    __tablename__ = "tenant_plan_versions"
+    __table_args__ = (Index("ix_tenant_plan_versions_plan_version", "plan_id", "version"),)
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int]
+    updated_at: Mapped[datetime]
 
 
 class Subscription(Base):

@@ -1,10 +1,11 @@
 """Admin API bodies for plans and their grants."""
 
-from typing import Annotated, Any, TypedDict
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from billplane.schemas import Key, Limit, Name, Request, Reset, Status
+from billplane.schemas import Key, Limit, Name, Request, Reset, Status, TenantKey
 
 PriceId = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")
@@ -68,6 +69,10 @@ class PlanOut(BaseModel):
     trial_days: int
     status: Status
     is_default: bool
+    version: int = Field(
+        description="The newest version: what new subscribers get. Editing grants, price or trial "
+        "days makes a new one; tenants who subscribed keep theirs until migrated."
+    )
     # {feature: true/false, or {"limit": N, "reset": ...}}: pydantic cannot take `GrantSpec` (a
     # `typing.TypedDict`) on Python 3.11, so the answer's model keeps the plain form.
     features: dict[str, bool | dict[str, Any]]
@@ -82,3 +87,42 @@ def grant_specs(grants: dict[str, bool | LimitGrant]) -> dict[str, GrantSpec]:
         k: v if isinstance(v, bool) else {"limit": v.limit, "reset": v.reset}
         for k, v in grants.items()
     }
+
+
+# `PATCH …/plans/{plan}?migrate=`: who an edit of the grants applies to at once.
+MigrateMode = Literal["none", "all"]
+
+
+class MigrateIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"tenants": ["acme", "globex"]}, {"tenants": "all"}]}
+    )
+
+    tenants: Annotated[list[TenantKey], Field(min_length=1, max_length=1000)] | Literal["all"] = (
+        Field(
+            description="The tenants to move to the plan's newest version, or `all` of those on "
+            "an older one."
+        )
+    )
+
+
+class MovedOut(BaseModel):
+    tenant: str
+    from_version: int
+
+
+class MigrationOut(BaseModel):
+    plan: str
+    version: int = Field(description="The version the tenants were moved to (the newest).")
+    migrated: list[MovedOut] = Field(
+        description="The tenants moved; those already on the newest version are not listed."
+    )
+
+
+class PlanVersionOut(BaseModel):
+    version: int
+    stripe_price_id: str | None
+    trial_days: int
+    created_at: datetime
+    tenants: int = Field(description="Tenants whose entitlements come from this version now.")
+    newest: bool

@@ -27,6 +27,7 @@ class PlanDescription(TypedDict):
     trial_days: int
     status: Status
     is_default: bool
+    version: int  # the newest, which `features`, the price and the trial are of
     features: dict[str, GrantSpec]
     stripe: PriceVerdict | None  # Stripe's word on the price, as stored
 
@@ -128,7 +129,8 @@ def describe(session: Session, project: Project, plan: Plan) -> PlanDescription:
         "trial_days": plan.trial_days,
         "status": plan.status,
         "is_default": plan.is_default,
-        "features": render_grants(repository.grants_of(session, plan.id), features),
+        "version": plan.version,
+        "features": render_grants(repository.grants_of(session, plan.id, plan.version), features),
         "stripe": stored_verdict(plan),
     }
 
@@ -167,11 +169,12 @@ def create_plan(
             trial_days=body.trial_days,
             is_default=is_default,
             status="active",
+            version=1,
             created_at=now,
             updated_at=now,
         )
         repository.add(session, plan)
-        repository.replace_grants(session, plan.id, grants)
+        repository.add_version(session, plan, grants, now)
     plan.stripe_price = _stored(_price_verdict(session, project, plan, price_lookup, stripe_mode))
     audit.record(
         session,
@@ -198,7 +201,11 @@ def update_plan(
     stripe_mode: str = "test",
 ) -> Plan:
     """Apply the edit; tenants whose plan, grants or access it altered are told to their apps
-    (`tenant.entitlements.updated`)."""
+    (`tenant.entitlements.updated`).
+
+    An edit of what the plan grants (grants, price, trial days) makes a new version: new
+    subscribers, and tenants on the default plan without a subscription, get it; tenants who
+    subscribed keep theirs until they are migrated (`migrate_tenants`)."""
     plan = get_plan(session, project, key)
     before = describe(session, project, plan)
     price = price_after(plan, changes)
@@ -211,18 +218,24 @@ def update_plan(
             extra={"param": "status"},
         )
     _check_price(session, project, price, is_default, plan=plan)
-    grants = None if changes.features is None else parse_grants(session, project, changes.features)
+    current = repository.grants_of(session, plan.id, plan.version)
+    grants = (
+        current if changes.features is None else parse_grants(session, project, changes.features)
+    )
+    trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
+    new_version = (grants, price, trial_days) != (current, plan.stripe_price_id, plan.trial_days)
     with outbox.entitlements_change(session, project, now=now, grace_days=grace_days):
-        if grants is not None:
-            repository.replace_grants(session, plan.id, grants)
         if is_default and not plan.is_default:
             repository.clear_default(session, project.id)
         plan.stripe_price_id = price
         plan.is_default = is_default
         plan.name = changes.name or plan.name
-        plan.trial_days = plan.trial_days if changes.trial_days is None else changes.trial_days
+        plan.trial_days = trial_days
         plan.status = status
         plan.updated_at = now
+        if new_version:
+            plan.version += 1
+            repository.add_version(session, plan, grants, now)
     kept = price == before["stripe_price_id"]
     plan.stripe_price = _stored(
         _price_verdict(session, project, plan, price_lookup, stripe_mode, kept=kept)

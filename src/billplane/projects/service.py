@@ -1,4 +1,9 @@
-"""Creating and listing projects; creating, editing and archiving their features."""
+"""Creating and listing projects; creating, editing and archiving their features.
+
+Archiving or restoring a feature alters what every tenant granted it may do: their apps hear of
+it (`tenant.entitlements.updated`) from the same transaction. A new feature does not: no plan
+grants it yet, so no tenant may do more or less than before.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -6,6 +11,7 @@ from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
+from billplane.appwebhooks import outbox
 from billplane.audit import service as audit
 from billplane.errors import AlreadyExists, FeatureNotFound, ProjectNotFound
 from billplane.models import Feature, Project
@@ -190,17 +196,23 @@ def update_feature(
     *,
     actor: str,
     now: datetime,
+    grace_days: int,
 ) -> Feature:
     """Rename a feature, change its unit, archive or restore it.
 
     Archiving keeps the feature's grants and usage: checks of it are refused with
-    `feature_archived` until it is restored, and nothing else changes.
+    `feature_archived` until it is restored, and nothing else changes. Tenants it was granted
+    to are told to their apps (`tenant.entitlements.updated`; `grace_days` tells whether a
+    past-due subscription still grants).
     """
     feature = get_feature(session, project, key)
     before = describe_feature(feature)
     feature.name = changes.name or feature.name
     feature.unit = None if changes.clear_unit else changes.unit or feature.unit
-    feature.status = changes.status or feature.status
+    status = changes.status or feature.status
+    if status != feature.status:
+        with outbox.entitlements_change(session, project, now=now, grace_days=grace_days):
+            feature.status = status
     session.flush()
     audit.record(
         session,

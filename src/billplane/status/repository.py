@@ -44,7 +44,11 @@ def setup_of_projects(session: Session) -> list[ProjectSetup]:
         where=[
             Plan.status == "active",
             select(PlanGrant.id)
-            .where(PlanGrant.plan_id == Plan.id, PlanGrant.enabled.is_(True))
+            .where(
+                PlanGrant.plan_id == Plan.id,
+                PlanGrant.version == Plan.version,  # what the plan sells now
+                PlanGrant.enabled.is_(True),
+            )
             .exists(),
         ],
     )

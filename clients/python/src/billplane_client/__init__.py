@@ -45,6 +45,7 @@ from billplane_client.types import (
     UsageNow,
 )
 from billplane_client.version import __version__
+from billplane_client.webhooks import WebhookEvent, WebhookRefused, Webhooks
 
 __all__ = [
     "AsyncBillplane",
@@ -76,6 +77,9 @@ __all__ = [
     "Usage",
     "UsageEvent",
     "UsageNow",
+    "WebhookEvent",
+    "WebhookRefused",
+    "Webhooks",
     "__version__",
     "records_usage",
 ]

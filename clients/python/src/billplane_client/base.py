@@ -104,6 +104,12 @@ class ClientBase:
         )
         return answer
 
+    def forget(self, tenant: str) -> None:
+        """Drop the tenant's cached entitlements: its next check asks billplane. What a verified
+        billplane webhook calls (`billplane_client.webhooks`), so the app sees a plan change at
+        once rather than when the cache's TTL runs out."""
+        self.cache.invalidate(tenant)
+
     def _forget(self, tenants: Iterable[str]) -> None:
         """Usage changed for these tenants: their cached entitlements are out of date."""
         for tenant in set(tenants):

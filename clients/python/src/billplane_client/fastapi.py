@@ -8,6 +8,10 @@
 
 An API call that is refused gets 402 `{"error": {"code": "payment_required", ...}}`; a page
 request is redirected (303) to the upgrade URL. Needs fastapi (`billplane-client[fastapi]`).
+
+billplane's webhooks drop a tenant's cached entitlements the moment its plan changes:
+
+    add_webhook_route(app, "/billplane/webhooks", Webhooks(bp, secret))
 """
 
 from collections.abc import Awaitable, Callable
@@ -17,8 +21,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 
 from billplane_client.gating import Gate, Refusal
-from billplane_client.starlette import STATE_KEY, refusal_for, to_response
+from billplane_client.starlette import STATE_KEY, refusal_for, to_response, webhook_endpoint
 from billplane_client.types import Check
+from billplane_client.webhooks import Webhooks
 
 
 class FeatureUnavailable(HTTPException):
@@ -56,3 +61,9 @@ def requires_feature(
 
     dependency.__name__ = f"requires_feature_{feature.replace('.', '_')}"
     return dependency
+
+
+def add_webhook_route(app: FastAPI, path: str, webhooks: Webhooks) -> None:
+    """POST `path` receives billplane's webhooks (see `starlette.webhook_endpoint`); it is left
+    out of the app's OpenAPI schema: only billplane calls it."""
+    app.add_api_route(path, webhook_endpoint(webhooks), methods=["POST"], include_in_schema=False)

@@ -7,6 +7,9 @@
     @requires_feature("exports")
     def export(): ...   # flask.g.billplane_check holds the check
 
+    app.add_url_rule("/billplane/webhooks", view_func=webhook_view(Webhooks(bp, secret)),
+                     methods=["POST"])  # billplane's webhooks drop a tenant's cached entitlements
+
 Needs flask (`pip install billplane-client[flask]`) and the sync `Billplane` client.
 """
 
@@ -18,6 +21,7 @@ from flask import current_app, g, jsonify, redirect, request
 from werkzeug.wrappers import Response
 
 from billplane_client.gating import Gate, Refusal
+from billplane_client.webhooks import WebhookRefused, Webhooks
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION = "billplane"
@@ -69,3 +73,19 @@ def _refusal(feature: str, quantity: int, gate: Gate | None) -> Refusal | None:
         accept=request.headers.get("Accept"),
         next_url=request.full_path.rstrip("?"),
     )
+
+
+def webhook_view(webhooks: Webhooks) -> Callable[[], Response]:
+    """A view for billplane's webhooks: 204 once verified (the tenant's cached entitlements
+    dropped), 400 in billplane's error envelope if billplane did not sign it."""
+
+    def receive_billplane_webhook() -> Response:
+        try:
+            webhooks.receive(request.get_data(), dict(request.headers))
+        except WebhookRefused as refused:
+            response = jsonify(refused.body)
+            response.status_code = refused.status
+            return response
+        return Response(status=204)
+
+    return receive_billplane_webhook

@@ -1,10 +1,13 @@
-"""Gating for Starlette apps: `@requires_feature("exports")` on an endpoint `(request)`.
+"""Gating for Starlette apps: `@requires_feature("exports")` on an endpoint `(request)`, and the
+route billplane's webhooks arrive at.
 
     app = Starlette(routes=[Route("/export", export)])
     install(app, Gate(bp, tenant=lambda request: request.session.get("tenant")))
 
     @requires_feature("exports")
     async def export(request): ...   # request.state.billplane_check holds the check
+
+    app.add_route("/billplane/webhooks", webhook_endpoint(Webhooks(bp, secret)), ["POST"])
 
 Needs starlette (`pip install billplane-client[starlette]`); the core package does not.
 """
@@ -17,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from billplane_client.gating import Gate, Refusal
+from billplane_client.webhooks import WebhookRefused, Webhooks
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 STATE_KEY = "billplane_gate"
@@ -75,3 +79,18 @@ def requires_feature(
         return gated
 
     return decorate
+
+
+def webhook_endpoint(webhooks: Webhooks) -> Endpoint:
+    """An endpoint for billplane's webhooks: 204 once verified (the tenant's cached
+    entitlements dropped), 400 in billplane's error envelope if billplane did not sign it."""
+
+    async def receive_webhook(request: Request) -> Response:
+        body = await request.body()
+        try:
+            webhooks.receive(body, request.headers)
+        except WebhookRefused as refused:
+            return JSONResponse(refused.body, status_code=refused.status)
+        return Response(status_code=204)
+
+    return receive_webhook

@@ -1,7 +1,7 @@
 """credits: pools and feature costs, plan allowances, tenants' buckets and the ledger
 
 Revision ID: e5c0d17a9b31
-Revises: a7e3b9c41d52
+Revises: e5d1c8a2b7f4
 Create Date: 2026-12-06 13:24:20
 
 Prepaid credits (issue 13): a feature may cost credits of a project's pool; buckets hold what a
@@ -16,7 +16,7 @@ from alembic import op
 import billplane.models.base
 
 revision: str = "e5c0d17a9b31"
-down_revision: str | None = "a7e3b9c41d52"
+down_revision: str | None = "e5d1c8a2b7f4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
