@@ -77,6 +77,12 @@ class EngineRun:
             return None
         return refused.requests_per_s / allowed.requests_per_s
 
+    def credits_versus_plain(self) -> float | None:
+        plain, credits = self.measurement("usage-many"), self.measurement("usage-credits")
+        if plain is None or credits is None or not plain.requests_per_s:
+            return None
+        return credits.requests_per_s / plain.requests_per_s
+
     def ceiling(self, suffix: str = "") -> float | None:
         for m in self.measurements:
             if m.target == CEILING + suffix:
@@ -135,6 +141,12 @@ def table(runs: list[EngineRun]) -> str:
             lines.append(
                 f"{run.engine}: a refused check (kept in the refusal log) runs at "
                 f"{refused:.2f}x of an allowed one"
+            )
+        credits = run.credits_versus_plain()
+        if credits is not None:
+            lines.append(
+                f"{run.engine}: an enforced usage of a credit-priced feature runs at "
+                f"{credits:.2f}x of a plain one (usage-credits vs usage-many)"
             )
         if run.preview_seconds is not None:
             lines.append(
@@ -200,6 +212,7 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
         "pgbench_tps": run.pgbench_tps,
         "usage_hot_vs_pgbench": run.versus_pgbench(),
         "check_refused_vs_allowed": run.refused_versus_allowed(),
+        "credits_vs_plain_usage": run.credits_versus_plain(),
         "preview_seconds": run.preview_seconds,
         "preview_tenants": run.preview_tenants,
         "backlog": None

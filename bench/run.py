@@ -133,6 +133,13 @@ def targets(fixture: seed.Fixture, batch_size: int = BATCH_SIZE) -> list[Target]
         ),
         Target("usage-many", "/v1/usage", "usage.lua", [token, feature, "{nonce}", many]),
         Target("usage-hot", "/v1/usage", "usage.lua", [token, feature, "{nonce}", fixture.tenant]),
+        # The same enforced usage of a credit-priced feature: each takes 1 credit as well.
+        Target(
+            "usage-credits",
+            "/v1/usage",
+            "usage.lua",
+            [token, fixture.credit_feature, "{nonce}", many],
+        ),
         Target(
             "batch",
             "/v1/usage/batch",

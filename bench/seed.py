@@ -28,6 +28,11 @@ PLAN_LIMIT = 1000  # the plan's grant of each extra limit feature
 REFUSED_FEATURE = "limit.01"  # a limit feature the tenant has no override for
 
 SEEDED_USAGE = 1  # the one usage event `_try_client_calls` records
+# Credits: one of the extra limit features, priced at 1 credit of the pool `credits`, and a grant
+# to each of the many tenants far above any run (the `usage-credits` target, against the plain
+# `usage-many`). The project keeps its 21 features.
+CREDIT_FEATURE = "limit.06"
+CREDIT_GRANT = 10**12
 
 
 class SeedFailed(Exception):
@@ -40,6 +45,7 @@ class Fixture:
     tenant: str
     feature: str
     many_tenants: int
+    credit_feature: str = CREDIT_FEATURE
 
     def check_body(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "feature": self.feature, "quantity": 1}
@@ -59,6 +65,7 @@ def plan_grants() -> dict[str, Any]:
     grants: dict[str, Any] = {FEATURE: {"limit": HUGE_LIMIT, "reset": "month"}}
     for key, kind in EXTRA_FEATURES:
         grants[key] = {"limit": PLAN_LIMIT, "reset": "month"} if kind == "limit" else True
+    grants[CREDIT_FEATURE] = {"limit": HUGE_LIMIT, "reset": "month"}  # only credits bound it
     return grants
 
 
@@ -70,12 +77,16 @@ def seed(base_url: str, admin_token: str) -> Fixture:
         _post(admin, f"{api}/features", {"key": FEATURE, "name": "API calls", "type": "limit"})
         for key, kind in EXTRA_FEATURES:
             _post(admin, f"{api}/features", {"key": key, "name": key, "type": kind})
+        pool = {"key": "credits", "name": "Credits", "costs": {CREDIT_FEATURE: 1}}
+        _post(admin, f"{api}/credit-pools", pool)
         plan = {"key": "free", "name": "Free", "is_default": True, "features": plan_grants()}
         _post(admin, f"{api}/plans", plan)
         _post(admin, f"{api}/tenants", {"key": TENANT})
         _patch(admin, f"{api}/tenants/{TENANT}", {"overrides": OVERRIDES})
         for index in range(MANY_TENANTS):
             _post(admin, f"{api}/tenants", {"key": tenant_key(index)})
+            grant = {"pool": "credits", "amount": CREDIT_GRANT, "reason": "bench"}
+            _post(admin, f"{api}/tenants/{tenant_key(index)}/credit-grants", grant)
     fixture = Fixture(project["token"], TENANT, FEATURE, MANY_TENANTS)
     _try_client_calls(base_url, fixture)
     return fixture

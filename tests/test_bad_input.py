@@ -155,6 +155,8 @@ PATH_VALUES = {
     "event_id": "evt_0000",
     "endpoint": "ep_0000",
     "delivery": "dlv_0000",
+    "pool": "credits",
+    "reservation": "rsv_000000000000000000000000",
 }
 
 
@@ -169,6 +171,9 @@ def known_path_values(setup: Setup, op: Operation) -> dict[str, str]:
         path = f"/admin/api/projects/realtyos/webhook-endpoints/{endpoint.endpoint.public_id}"
         [delivery] = setup.admin.call("GET", f"{path}/deliveries")["data"]
         known |= {"endpoint": endpoint.endpoint.public_id, "delivery": delivery["id"]}
+    if "pool" in op.path_params:  # a credit pool
+        pool = {"key": "credits", "name": "Credits"}
+        setup.admin.call("POST", "/admin/api/projects/realtyos/credit-pools", 201, json=pool)
     return known
 
 

@@ -41,6 +41,7 @@ KNOWN: dict[str, list[str]] = {
     "plan": ["free", "pro"],
     "tenant": TENANTS,
     "token_id": [],
+    "pool": ["credits"],
 }
 
 
@@ -196,6 +197,11 @@ def _seed(client: TestClient) -> str:
     for tenant in TENANTS:
         admin("POST", "/projects/realtyos/tenants", {"key": tenant})
     admin("PATCH", "/projects/realtyos/tenants/acme", {"overrides": {"exports": True}})
+    # Credits: the metered feature costs 2 of a pool the free plan gives 100 of a month.
+    pool = {"key": "credits", "name": "Credits", "costs": {"ai.tokens": 2}}
+    admin("POST", "/projects/realtyos/credit-pools", pool)
+    allowance = {"grant": 100, "reset": "month", "rollover": 50}
+    admin("PUT", "/projects/realtyos/credit-pools/credits/allowances/free", allowance)
     for name in ("rotate me", "revoke me"):
         issued = admin("POST", "/projects/realtyos/tokens", {"name": name, "tenant": "acme"})
         KNOWN["token_id"].append(issued["id"])

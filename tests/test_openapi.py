@@ -29,6 +29,8 @@ PATH_VALUES = {
     "event_id": "evt_0000",
     "endpoint": "ep_0000",
     "delivery": "dlv_0000",
+    "pool": "credits",
+    "reservation": "rsv_000000000000000000000000",
 }
 NOT_OPERATIONS = {"HEAD", "OPTIONS"}
 
@@ -38,6 +40,7 @@ DOCUMENTED = {
     ("POST", "/v1/usage"),
     ("POST", "/v1/usage/batch"),
     ("GET", "/v1/tenants/{tenant}/entitlements"),
+    ("GET", "/v1/tenants/{tenant}/balances"),
     ("POST", "/admin/api/projects"),
     ("GET", "/admin/api/projects"),
     ("GET", "/admin/api/projects/{project}/features"),
@@ -53,6 +56,15 @@ DOCUMENTED = {
     ("POST", "/admin/api/projects/{project}/tokens"),
     ("POST", "/admin/api/tokens/{token_id}/rotate"),
     ("DELETE", "/admin/api/tokens/{token_id}"),
+    ("POST", "/admin/api/projects/{project}/credit-pools"),
+    ("GET", "/admin/api/projects/{project}/credit-pools"),
+    ("PATCH", "/admin/api/projects/{project}/credit-pools/{pool}"),
+    ("PUT", "/admin/api/projects/{project}/credit-pools/{pool}/allowances/{plan}"),
+    ("POST", "/admin/api/projects/{project}/tenants/{tenant}/credit-grants"),
+    ("POST", "/v1/reservations"),
+    ("POST", "/v1/topups"),
+    ("POST", "/v1/reservations/{reservation}/finalize"),
+    ("POST", "/v1/reservations/{reservation}/release"),
     ("GET", "/admin/api/signing-keys"),
     ("POST", "/admin/api/signing-keys/rotate"),
     ("POST", "/admin/api/projects/{project}/webhook-endpoints"),

@@ -14,6 +14,7 @@ from billplane.api import (
     app_webhooks,
     audit,
     billing,
+    credits,
     entitlements,
     operator,
     plans,
@@ -145,6 +146,8 @@ def create_app(
         status.router,
         operator.router,
         app_webhooks.router,
+        credits.router,
+        credits.client,
     ):
         app.include_router(router)
 

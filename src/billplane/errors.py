@@ -66,6 +66,10 @@ class PlanNotFound(NotFound):
     code = "plan_not_found"
 
 
+class PoolNotFound(NotFound):
+    code = "pool_not_found"
+
+
 class ProjectNotFound(NotFound):
     code = "project_not_found"
 

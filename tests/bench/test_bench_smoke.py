@@ -66,4 +66,5 @@ def test_bench_reports_every_endpoint_on_both_engines() -> None:
         endpoints = {word for line in rows for word in line.split()}
         expected = {"healthz", "check", "check-refused", "entitlements", "usage-many"}
         expected |= {"usage-hot", "batch", "healthz-backlog", "check-backlog", "usage-backlog"}
+        expected |= {"usage-credits"}
         assert expected <= endpoints, result.stdout

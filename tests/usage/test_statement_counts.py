@@ -252,3 +252,32 @@ def test_the_counted_path_is_the_production_one(tmp_path: Path) -> None:
         sql.cursor.execute("SELECT 1")
     db.dispose()
     assert statements.take() == ["SELECT 1"]
+
+
+def test_an_enforced_usage_of_a_credit_priced_feature_costs_no_round_trip_more_on_postgresql(
+    counted: tuple[TestClient, Statements], request: pytest.FixtureRequest
+) -> None:
+    """Credits cost the read nothing (the price comes with the feature's row). On PostgreSQL
+    the write is one statement, as a plain usage's: the pool's buckets locked, the count, the
+    claim, the takes and the ledger rows. On SQLite (in-process statements) the buckets are
+    read under the write lock with the plan's allowance, then counted, claimed, taken, logged."""
+    client, statements = counted
+    key = f"p{secrets.token_hex(4)}"
+    token = _seed(client, key=key)
+    pool = {"key": "credits", "name": "Credits", "costs": {"reports": 2}}
+    made = client.post(f"/admin/api/projects/{key}/credit-pools", json=pool, headers=ADMIN)
+    assert made.status_code == 201, made.text
+    grant = {"pool": "credits", "amount": 100, "reason": "statement count"}
+    path = f"/admin/api/projects/{key}/tenants/t0/credit-grants"
+    assert client.post(path, json=grant, headers=ADMIN).status_code == 201
+    _drain(client)
+    statements.take()
+    body = {**_check(), "idempotency_key": "c1", "enforce": True}
+    answer = client.post("/v1/usage", json=body, headers=_bearer(token))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["balance"] == 98
+    if "sqlite" in request.node.name:
+        writes = ["WITH", "INSERT", "INSERT", "UPDATE", "INSERT"]
+    else:
+        writes = ["WITH"]
+    assert _kinds(statements.take()) == ["SELECT", "BEGIN", *writes, "COMMIT"]

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from billplane.billing import checkout, repository
 from billplane.billing import service as billing
 from billplane.billing.schemas import CheckoutIn, CheckoutOut, InvoiceOut, PortalIn, PortalOut
+from billplane.credits.schemas import TopupIn, TopupOut
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.schemas import EntitlementsOut
 from billplane.http import Admin, AppClock, ClientToken, CurrentSettings, Stripe, Tx, errors
@@ -78,6 +79,64 @@ def create_checkout(
             customer = checkout.remember_customer(session, order, created, ctx)
     opened = checkout.open_checkout(stripe, order, customer)
     return {"id": opened.id, "url": opened.url}
+
+
+@router.post(
+    "/topups",
+    response_model=TopupOut,
+    responses=errors(
+        403,
+        (
+            404,
+            "No such tenant, or no credit pool sells the price (`tenant_not_found`, "
+            "`pool_not_found`).",
+        ),
+        (409, "The tenant is archived, or Stripe refused (`tenant_archived`, `stripe_rejected`)."),
+        503,
+    ),
+    summary="Open a Stripe Checkout session for a top-up of credits",
+)
+def create_topup(
+    body: TopupIn,
+    token: ClientToken,
+    tx: Tx,
+    stripe: Stripe,
+    clock: AppClock,
+    settings: CurrentSettings,
+) -> Any:
+    """A payment-mode checkout of a one-time price a credit pool sells (its `packs`). Once
+    paid, its credits land exactly once, whether the webhook (`checkout.session.completed`,
+    `payment_status: paid`), `POST /v1/checkout/{id}/confirm`, or both arrive, in any order."""
+    with tx.read() as session:
+        caller = authenticate(session, token)
+        tenant = tenant_for(session, caller, body.tenant)
+        order = checkout.prepare_topup(
+            session,
+            caller.project,
+            tenant,
+            price=body.price,
+            success_url=body.success_url,
+            cancel_url=body.cancel_url,
+        )
+    customer = order.customer_id
+    if customer is None:
+        created = checkout.create_customer(stripe, order)
+        with tx.write() as session:
+            now = clock()
+            ctx = billing.Context(
+                actor=CHECKOUT_ACTOR,
+                now=now,
+                seen_at=now,
+                grace_days=settings.billplane_past_due_grace_days,
+            )
+            customer = checkout.remember_customer(session, order, created, ctx)
+    opened = checkout.open_topup(stripe, order, customer)
+    return {
+        "id": opened.id,
+        "url": opened.url,
+        "pool": order.plan_key,
+        "credits": order.topup_credits,
+    }
 
 
 @router.post(

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from billplane import metrics
+from billplane.credits import service as credits
 from billplane.db import Transactions
 from billplane.entitlements import explain as explaining
 from billplane.entitlements import service
@@ -95,6 +96,8 @@ def _check(
 ) -> tuple[Found, dict[str, Any]]:
     found, access = _read(token, body.tenant, body.feature, now, grace_days, sql)
     answer: dict[str, Any] = {**service.check(sql, found, access, body.feature, body.quantity, now)}
+    if access.features:  # a credit-priced feature also answers in credits
+        credits.check(sql, access, access.features[0], answer, body.quantity, now)
     if body.explain:
         why: dict[str, Any] = {**explaining.considered(found, access, now, grace_days)}
         if access.features:  # a key the project has (`unknown_feature` has no feature side)

@@ -45,8 +45,10 @@ ERRORS = errors(
     (
         402,
         "`enforce` was asked and the tenant may not use this much (`limit_reached`, "
-        "`not_in_plan`, `no_plan`, `subscription_inactive`), or an operator archived the "
-        "tenant (`tenant_archived`) or the feature (`feature_archived`); nothing was counted. "
+        "`not_in_plan`, `no_plan`, `subscription_inactive`; `insufficient_credits` when a "
+        "credit-priced feature's cost passes the balance, with `pool`, `cost` and `balance`), "
+        "or an operator archived the tenant (`tenant_archived`) or the feature "
+        "(`feature_archived`); nothing was counted. "
         "Usage without `enforce` is still recorded for archived ones: it reports what happened.",
     ),
     403,

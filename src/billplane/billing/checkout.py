@@ -20,9 +20,16 @@ from billplane.billing.errors import (
     TenantArchived,
 )
 from billplane.billing.origins import allowed_url, with_session_id
+from billplane.credits import service as credits
 from billplane.models import Project, Tenant
 from billplane.plans import service as plans
-from billplane.stripe.facts import PROJECT_KEY, TENANT_KEY, CheckoutSessionFacts, claimed_tenant
+from billplane.stripe.facts import (
+    PROJECT_KEY,
+    TENANT_KEY,
+    TOPUP_PRICE_KEY,
+    CheckoutSessionFacts,
+    claimed_tenant,
+)
 from billplane.stripe.gateway import StripeGateway
 
 PORTAL = "/v1/portal"
@@ -44,6 +51,7 @@ class CheckoutOrder:
     trial_days: int
     success_url: str
     cancel_url: str
+    topup_credits: int = 0  # a top-up's (payment mode): the credits `price_id` buys
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -95,6 +103,51 @@ def prepare_checkout(
         trial_days=plan.trial_days,
         success_url=with_session_id(success),
         cancel_url=cancel,
+    )
+
+
+def prepare_topup(
+    session: Session,
+    project: Project,
+    tenant: Tenant,
+    *,
+    price: str,
+    success_url: str,
+    cancel_url: str,
+) -> CheckoutOrder:
+    """A top-up: a one-time price a credit pool sells, bought in a payment-mode checkout."""
+    success = allowed_url(success_url, project.origins, param="success_url")
+    cancel = allowed_url(cancel_url, project.origins, param="cancel_url")
+    if tenant.status != "active":
+        raise TenantArchived(f"Tenant '{tenant.key}' is archived: restore it before it buys.")
+    pool, credits_bought = credits.topup_pack(session, project, price)
+    return CheckoutOrder(
+        project_key=project.key,
+        tenant_id=tenant.id,
+        tenant_key=tenant.key,
+        tenant_name=tenant.name,
+        tenant_email=tenant.email,
+        tenant_version=tenant.updated_at,
+        customer_id=tenant.stripe_customer_id,
+        plan_key=pool.key,
+        price_id=price,
+        trial_days=0,
+        success_url=with_session_id(success),
+        cancel_url=cancel,
+        topup_credits=credits_bought,
+    )
+
+
+def open_topup(
+    stripe: StripeGateway, order: CheckoutOrder, customer_id: str
+) -> CheckoutSessionFacts:
+    return stripe.open_payment_checkout(
+        customer=customer_id,
+        price=order.price_id,
+        success_url=order.success_url,
+        cancel_url=order.cancel_url,
+        client_reference_id=billing.checkout_reference(order.project_key, order.tenant_key),
+        metadata={**order.metadata, TOPUP_PRICE_KEY: order.price_id},
     )
 
 

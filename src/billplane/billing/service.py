@@ -18,10 +18,13 @@ from billplane.appwebhooks import outbox
 from billplane.audit import service as audit
 from billplane.billing import repository
 from billplane.billing.errors import SubscriptionExists, UnverifiedLink
-from billplane.models import Subscription, Tenant
+from billplane.credits import service as credits
+from billplane.errors import present
+from billplane.models import Project, Subscription, Tenant
 from billplane.plans import repository as plans
 from billplane.stripe.facts import (
     ENDED_STATUSES,
+    TOPUP_PRICE_KEY,
     CheckoutSessionFacts,
     SubscriptionFacts,
     claimed_tenant,
@@ -253,6 +256,9 @@ def apply_checkout(
     created for that tenant.
     """
     tenant = checkout_tenant(session, checkout)
+    if tenant is not None and checkout.mode == "payment":
+        _land_topup(session, tenant, checkout, ctx)
+        return []
     if tenant is None or checkout.mode != "subscription" or subscription is None:
         return []
     if subscription.customer != checkout.customer:
@@ -267,6 +273,32 @@ def apply_checkout(
             f"the customer billplane created for tenant {'/'.join(_keys(session, tenant))}."
         )
     return apply_subscription(session, subscription, ctx, tenant=tenant)
+
+
+def _land_topup(
+    session: Session, tenant: Tenant, checkout: CheckoutSessionFacts, ctx: Context
+) -> None:
+    """A paid top-up's credits, once per session (see `credits.service.land_topup`); a session
+    not paid (yet) lands nothing. Trusted only as a subscription's checkout is: paid by the
+    customer billplane created for the tenant."""
+    price = checkout.metadata.get(TOPUP_PRICE_KEY)
+    if price is None or checkout.payment_status != "paid":
+        return
+    if tenant.stripe_customer_id is None or tenant.stripe_customer_id != checkout.customer:
+        raise UnverifiedLink(
+            f"Top-up {checkout.id} was paid by customer {checkout.customer}, which is not the "
+            f"customer billplane created for tenant {'/'.join(_keys(session, tenant))}."
+        )
+    project = present(session.get(Project, tenant.project_id), "the tenant's project")
+    credits.land_topup(
+        session,
+        project,
+        tenant.id,
+        price=price,
+        checkout_id=checkout.id,
+        actor=ctx.actor,
+        now=ctx.now,
+    )
 
 
 def checkout_tenant(session: Session, checkout: CheckoutSessionFacts) -> Tenant | None:

@@ -5,6 +5,7 @@ import sys
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from billplane.cli.credits import credits_app
 from billplane.cli.demo import demo
 from billplane.cli.edge import database_error, fail, redacted, settings
 from billplane.cli.features import feature_app
@@ -27,6 +28,7 @@ for sub, name in [
     (feature_app, "feature"),
     (plan_app, "plan"),
     (tenant_app, "tenant"),
+    (credits_app, "credits"),
     (token_app, "token"),
     (stripe_app, "stripe"),
     (events_app, "events"),

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from billplane.credits import service as credits
+from billplane.credits.schemas import GrantIn
 from billplane.dashboard import charts, forms
 from billplane.dashboard.auth import OperatorForm
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect
@@ -91,6 +93,7 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
             for r in refusals.recent(session, found.id, tenant=tenant.key, limit=20).data
         ]
         days = _days(session, found.id, tenant, features, view.now)
+        held = credits.balances_in(session, found, tenant.id, tenant.key, view.now)["pools"]
     view.current_project(found.key)
     return view.render(
         "tenant.html",
@@ -102,6 +105,7 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
         refusals=refused,
         charts=days,
         keep_days=view.settings.billplane_refusals_keep_days,
+        credit_pools=held,
         **context,
     )
 
@@ -164,6 +168,48 @@ def update_tenant(
             values=form,
         )
     flash(request, f"Tenant {tenant} saved.")
+    return redirect(f"/projects/{project}/tenants/{tenant}")
+
+
+@router.post("/projects/{project}/tenants/{tenant}/credits", response_class=HTMLResponse)
+def grant_credits(
+    project: str, tenant: str, request: Request, form: OperatorForm, view: FormView
+) -> Response:
+    """An operator's grant of credits, with its reason (audited as the dashboard's)."""
+    data = {
+        "pool": forms.text(form, "pool"),
+        "amount": forms.number(form, "amount"),
+        "reason": forms.text(form, "reason"),
+    }
+    try:
+        body = forms.validated(GrantIn, forms.without_none(data))
+        with view.tx.write() as session:
+            credits.grant(
+                session,
+                get_project(session, project),
+                tenant,
+                pool_key=body.pool,
+                amount=body.amount,
+                reason=body.reason,
+                expires_at=None,
+                idempotency_key=None,
+                actor=ACTOR,
+                now=view.now,
+            )
+    except (forms.Invalid, BillplaneError) as exc:
+        if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
+            raise
+        invalid = forms.as_invalid(exc)
+        return _tenant(
+            view,
+            project,
+            tenant,
+            status_code=422,
+            errors=invalid.fields,
+            general=invalid.general,
+            values=form,
+        )
+    flash(request, f"{body.amount} {body.pool} credits granted to {tenant}.")
     return redirect(f"/projects/{project}/tenants/{tenant}")
 
 

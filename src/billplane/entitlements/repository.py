@@ -31,6 +31,7 @@ from sqlalchemy import (
 from billplane.entitlements.rules import Grant, SubscriptionState
 from billplane.hotpath import Sql, Statement, one_of, utc
 from billplane.models import (
+    CreditCost,
     Feature,
     Plan,
     PlanGrant,
@@ -55,6 +56,9 @@ class FeatureRow(NamedTuple):
     key: str
     type: FeatureType
     archived: bool = False
+    # A credit-priced feature's pool and cost per unit (see `credits`); None for the others.
+    credit_pool_id: int | None = None
+    credit_cost: int | None = None
 
 
 class PlanRow(NamedTuple):
@@ -107,6 +111,7 @@ def _access_select(
     g2 = PlanGrant.__table__.alias("g2")
     o = TenantOverride.__table__.alias("o")
     c = UsageCounter.__table__.alias("c")
+    cc = CreditCost.__table__.alias("cc")  # credits: a feature's price, if it has one
 
     current_subscription = (
         select(s2.c.id)
@@ -147,6 +152,7 @@ def _access_select(
         c.c.period_key, c.c.used,
         t.c.status, f.c.status,
         pin.c.version, pp.c.version, dp.c.version,
+        cc.c.pool_id, cc.c.cost,
     ]  # fmt: skip
     if by_token:
         source = (
@@ -180,6 +186,7 @@ def _access_select(
         .outerjoin(
             c, and_(c.c.tenant_id == t.c.id, c.c.feature_id == f.c.id, counter_may_be_current)
         )
+        .outerjoin(cc, cc.c.feature_id == f.c.id)
     )
     order = (t.c.id, f.c.key, pp.c.id) if many else (f.c.key, pp.c.id)
     return select(*columns).select_from(source).where(where).order_by(*order)
@@ -338,7 +345,11 @@ def _found(rows: Any) -> Found:
             continue  # a project without features
         if feature_id not in seen:
             seen.add(feature_id)
-            found.features.append(FeatureRow(feature_id, row[18], row[19], row[32] == "archived"))
+            archived = row[32] == "archived"
+            # row[36:38]: credits (the feature's pool and cost, if it has a price)
+            found.features.append(
+                FeatureRow(feature_id, row[18], row[19], archived, row[36], row[37])
+            )
             if row[20] is not None:
                 found.price_grants[feature_id] = Grant(bool(row[20]), row[21], row[22])
             if row[23] is not None:

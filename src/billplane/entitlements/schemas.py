@@ -16,6 +16,7 @@ Reason = Literal[
     "unknown_feature",
     "tenant_archived",
     "feature_archived",
+    "insufficient_credits",
 ]
 
 
@@ -125,6 +126,18 @@ class CheckOut(BaseModel):
     used: int | None = None
     remaining: int | None = None
     resets_at: datetime | None = None
+    pool: str | None = Field(
+        default=None, description="Only for a credit-priced feature: the pool it costs credits of."
+    )
+    cost: int | None = Field(
+        default=None, description="Only for a credit-priced feature: what `quantity` costs."
+    )
+    balance: int | None = Field(
+        default=None,
+        description="Only for a credit-priced feature: the tenant's usable credits in the pool, "
+        "the current period's allowance included. Past it, `allowed: false` with reason "
+        "`insufficient_credits` (unless the plan allows overage).",
+    )
     message: str | None = Field(
         default=None,
         description="Only with `unknown_feature`: the key not found and the closest one the"

@@ -8,6 +8,15 @@ from billplane.models.appwebhook import (
     AppWebhookEndpoint,
 )
 from billplane.models.base import Base
+from billplane.models.credits import (
+    CreditBucket,
+    CreditCost,
+    CreditEntry,
+    CreditPack,
+    CreditPool,
+    CreditReservation,
+    PlanAllowance,
+)
 from billplane.models.invoice import Invoice
 from billplane.models.operator import AdminTokenFailure, OneTimeSecret, OperatorSession
 from billplane.models.plan import Plan, PlanGrant, PlanVersion
@@ -28,12 +37,19 @@ __all__ = [
     "AppWebhookEndpoint",
     "AuditEntry",
     "Base",
+    "CreditBucket",
+    "CreditCost",
+    "CreditEntry",
+    "CreditPack",
+    "CreditPool",
+    "CreditReservation",
     "DailyChecks",
     "Feature",
     "Invoice",
     "OneTimeSecret",
     "OperatorSession",
     "Plan",
+    "PlanAllowance",
     "PlanGrant",
     "PlanVersion",
     "Project",

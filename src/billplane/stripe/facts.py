@@ -16,6 +16,8 @@ ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 # The metadata keys billplane writes on what it creates in Stripe, to find its tenant again.
 PROJECT_KEY = "billplane_project"
 TENANT_KEY = "billplane_tenant"
+# On a top-up's checkout session: the one-time price it sells (a pack of credits).
+TOPUP_PRICE_KEY = "billplane_topup_price"
 
 Json = Mapping[str, Any]
 
@@ -71,6 +73,7 @@ class CheckoutSessionFacts:
     client_reference_id: str | None
     livemode: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    payment_status: str | None = None  # paid | unpaid | no_payment_required
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,7 @@ def checkout_session_from(obj: Json) -> CheckoutSessionFacts:
         client_reference_id=obj.get("client_reference_id"),
         livemode=bool(obj.get("livemode", False)),
         metadata=_metadata(obj),
+        payment_status=obj.get("payment_status"),
     )
 
 

@@ -186,6 +186,30 @@ class StripeGateway:
             opened = self._sdk().v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
             return facts.checkout_session_from(opened.to_dict())
 
+    def open_payment_checkout(
+        self,
+        *,
+        customer: str,
+        price: str,
+        success_url: str,
+        cancel_url: str,
+        client_reference_id: str,
+        metadata: dict[str, str],
+    ) -> CheckoutSessionFacts:
+        """A Checkout session in payment mode: one one-time price, paid once (a top-up)."""
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "customer": customer,
+            "line_items": [{"price": price, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": client_reference_id,
+            "metadata": metadata,
+        }
+        with self._speaking("checkout.sessions.create", "opening a top-up checkout session"):
+            opened = self._sdk().v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
+            return facts.checkout_session_from(opened.to_dict())
+
     def find_checkout_session(self, session_id: str) -> CheckoutSessionFacts | None:
         with (
             self._speaking(

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billplane.errors import present
 from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
 from billplane.sql import utc_day
@@ -339,6 +340,11 @@ def _count(sql: Sql, counter: CounterKey, quantity: int, limit: int | None) -> i
     return int(rows[0][0]) if rows else None
 
 
+def count(sql: Sql, counter: CounterKey, quantity: int) -> int:
+    """Add `quantity` to the period's counter, unguarded; returns the new total."""
+    return present(_count(sql, counter, quantity, None), "the counter")
+
+
 def take_back(sql: Sql, counter: CounterKey, quantity: int) -> None:
     """Undo `count_and_claim`'s count inside the same transaction (the row is still locked).
 
@@ -402,3 +408,137 @@ def daily_usage(session: Session, tenant_id: int, since: datetime) -> list[tuple
         .group_by(UsageEvent.feature_id, day)
     )
     return [(feature_id, day_, int(total)) for feature_id, day_, total in session.execute(query)]
+
+
+# PostgreSQL, a credit-priced usage in one round trip when nothing unusual stands in the way:
+# the pool's buckets locked in deduction order (soonest-expiring first), the cost spread over
+# them by a running sum, then the counter's guarded upsert, the event's claim, the takes and
+# their ledger rows, each only if what it depends on happened. The common case only: `fits` is
+# false (and nothing is written) when the cost passes the balance, when a bucket has expired
+# with credits left, or when the plan's allowance for this period is not in its bucket yet;
+# the caller then takes the general path (`credits.service.deduction`), in the same transaction.
+_CHARGE_PG = """
+WITH locked AS (
+  SELECT id, remaining, expires_at FROM credit_buckets
+  WHERE tenant_id = :tenant_id AND pool_id = :pool_id AND remaining > 0
+  ORDER BY expires_at IS NULL, expires_at, id
+  FOR UPDATE
+), ordered AS (
+  SELECT id, remaining,
+         SUM(remaining) OVER (ORDER BY expires_at IS NULL, expires_at, id
+                              ROWS UNBOUNDED PRECEDING) - remaining AS before
+  FROM locked
+), total AS (
+  SELECT COALESCE(SUM(remaining), 0) AS available FROM locked
+), fits AS (
+  SELECT 1 AS ok FROM total
+  WHERE total.available >= :cost
+    AND NOT EXISTS (SELECT 1 FROM locked WHERE expires_at <= :now)
+    AND NOT EXISTS (
+      SELECT 1 FROM plan_allowances pa
+      WHERE pa.plan_id = :plan_id AND pa.pool_id = :pool_id
+        AND NOT EXISTS (
+          SELECT 1 FROM credit_buckets ab
+          WHERE ab.tenant_id = :tenant_id AND ab.pool_id = :pool_id
+            AND ab.source = 'allowance'
+            AND ab.source_key = CASE pa.reset WHEN 'never' THEN 'never'
+                                              WHEN 'day' THEN :day_key
+                                              WHEN 'month' THEN :month_key
+                                              ELSE :billing_key END))
+), takes AS (
+  SELECT id, LEAST(remaining, :cost - before) AS take,
+         ROW_NUMBER() OVER (ORDER BY before) - 1 AS part
+  FROM ordered WHERE before < :cost
+), bumped AS (
+  INSERT INTO usage_counters AS c (tenant_id, feature_id, period_key, used)
+  SELECT :tenant_id, :feature_id, :period_key, :quantity FROM fits
+  ON CONFLICT (tenant_id, feature_id, period_key)
+  DO UPDATE SET used = c.used + excluded.used
+  WHERE CAST(:limit AS bigint) IS NULL OR c.used + excluded.used <= CAST(:limit AS bigint)
+  RETURNING c.used
+), claimed AS (
+  INSERT INTO usage_events (tenant_id, feature_id, idempotency_key, quantity,
+                            period_key, occurred_at, recorded_at, response)
+  SELECT :tenant_id, :feature_id, :key, :quantity, :period_key, :occurred_at, :recorded_at,
+         CAST(CAST(:answer AS jsonb) || jsonb_build_object(
+           'used', bumped.used,
+           'remaining', CASE WHEN CAST(:shown_limit AS bigint) IS NULL THEN NULL
+                        ELSE GREATEST(CAST(:shown_limit AS bigint) - bumped.used, 0) END,
+           'pool', (SELECT key FROM credit_pools WHERE id = :pool_id),
+           'balance', (SELECT available FROM total) - :cost
+         ) AS json)
+  FROM bumped
+  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+  RETURNING id
+), taken AS (
+  UPDATE credit_buckets b SET remaining = b.remaining - takes.take
+  FROM takes
+  WHERE b.id = takes.id AND b.remaining >= takes.take AND EXISTS (SELECT 1 FROM claimed)
+  RETURNING b.id
+), logged AS (
+  INSERT INTO credit_ledger (tenant_id, pool_id, bucket_id, kind, part, amount,
+                             idempotency_key, feature_id, quantity, reason, actor, created_at)
+  SELECT :tenant_id, :pool_id, takes.id, 'deduction', takes.part, -takes.take,
+         :key, :feature_id, :quantity, NULL, NULL, :recorded_at
+  FROM takes WHERE EXISTS (SELECT 1 FROM claimed)
+  RETURNING id
+)
+SELECT EXISTS (SELECT 1 FROM fits), (SELECT used FROM bumped), (SELECT id FROM claimed),
+       (SELECT available FROM total), (SELECT key FROM credit_pools WHERE id = :pool_id),
+       (SELECT count(*) FROM takes), (SELECT count(*) FROM taken), (SELECT count(*) FROM logged)
+"""
+CHARGE_PG = Statement(lambda _: text(_CHARGE_PG))
+
+
+class Charged(NamedTuple):
+    """What `count_claim_and_charge` did: `fits` false, nothing (take the general path)."""
+
+    fits: bool
+    body: Stored | None  # None: over the usage limit, nothing changed
+    claimed: bool  # False: the key was taken (the caller gives the count back)
+
+
+def count_claim_and_charge(
+    sql: Sql,
+    counter: CounterKey,
+    *,
+    quantity: int,
+    limit: int | None,
+    key: str,
+    occurred_at: datetime,
+    now: datetime,
+    answer: Callable[[int], Stored],
+    pool_id: int,
+    cost: int,
+    plan_id: int | None,
+    period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
+) -> Charged:
+    """PostgreSQL: a credit-priced usage in one statement (see `_CHARGE_PG`)."""
+    template = answer(0)
+    day_key, month_key, billing_key = period_keys
+    values = {
+        **counter.values(),
+        "quantity": quantity,
+        "key": key,
+        "occurred_at": sql.time(occurred_at),
+        "recorded_at": sql.time(now),
+        "now": sql.time(now),
+        "answer": dumps(template),
+        "shown_limit": template["limit"],
+        "limit": limit,
+        "pool_id": pool_id,
+        "cost": cost,
+        "plan_id": plan_id,
+        "day_key": day_key,
+        "month_key": month_key,
+        "billing_key": billing_key,
+    }
+    fits, total, event_id, available, pool, takes, taken, logged = sql.run(CHARGE_PG, values)[0]
+    if not fits:
+        return Charged(False, None, False)
+    if total is None:
+        return Charged(True, None, False)
+    if event_id is not None and not takes == taken == logged:
+        raise RuntimeError(f"{takes} takes planned, {taken} taken, {logged} logged under lock")
+    body = {**answer(int(total)), "pool": pool, "balance": int(available) - cost}
+    return Charged(True, body, event_id is not None)

@@ -70,6 +70,22 @@ class UsageOut(BaseModel):
     limit: int | None
     remaining: int | None
     resets_at: datetime | None
+    pool: str | None = Field(
+        default=None, description="Only for a credit-priced feature: the pool it costs credits of."
+    )
+    cost: int | None = Field(
+        default=None, description="Only for a credit-priced feature: the credits this use cost."
+    )
+    balance: int | None = Field(
+        default=None,
+        description="Only for a credit-priced feature: the usable credits left after this use.",
+    )
+    overage: int | None = Field(
+        default=None,
+        description="Only for a credit-priced feature: the part of `cost` past the balance, "
+        "counted as usage of the plan's overage feature (0 unless the plan allows overage, or "
+        "the use was recorded without `enforce`).",
+    )
     current: UsageNow | None = Field(
         default=None,
         description="On a repeat (`duplicate: true`) only: the numbers as they stand now; the "

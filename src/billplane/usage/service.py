@@ -12,10 +12,11 @@ from functools import lru_cache, partial
 from typing import Any, NotRequired, TypedDict, cast
 
 from billplane.appwebhooks import outbox
+from billplane.credits import service as credits
 from billplane.entitlements import repository as reads
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.repository import FeatureRow, Found
-from billplane.entitlements.rules import Grant
+from billplane.entitlements.rules import Grant, period_for
 from billplane.errors import (
     BillplaneError,
     IdempotencyKeyReused,
@@ -69,6 +70,12 @@ class UsageAnswer(TypedDict):
     remaining: int | None
     resets_at: str | None
     current: NotRequired[Current]  # a repeat's only
+    # A credit-priced feature's only (see `credits`): what it cost, the balance after it, and
+    # what of the cost went past the balance.
+    pool: NotRequired[str]
+    cost: NotRequired[int]
+    balance: NotRequired[int]
+    overage: NotRequired[int]
 
 
 @dataclass(slots=True)
@@ -91,6 +98,7 @@ class Write:
     shown_limit: int | None  # the limit the answer reports
     now: datetime
     counter: repository.CounterKey  # the counter it counts into
+    price: credits.Priced | None = None  # a credit-priced feature's
 
 
 def prepare(
@@ -135,6 +143,7 @@ def prepare(
         shown_limit=limit,
         now=now,
         counter=repository.CounterKey(access.tenant_id, feature.id, period.key),
+        price=credits.priced(feature),  # judged in the write, on the buckets under lock
     )
 
 
@@ -172,6 +181,17 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     """
     request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
     counter = write.counter
+    if write.price is not None and not sql.is_sqlite:
+        fast = _record_priced_in_one(sql, write, write.price)
+        if fast is not None:
+            return fast
+    taken = None
+    if write.price is not None:  # decided on the pool's buckets, read under lock
+        taken = credits.deduction(
+            sql, write.price, write.access, request.quantity, write.now, enforce=request.enforce
+        )
+        if taken.refused:
+            return _refused_credits(sql, write, taken)
     body, claimed = repository.count_and_claim(
         sql,
         counter,
@@ -180,7 +200,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         key=request.idempotency_key,
         occurred_at=request.timestamp or write.now,
         now=write.now,
-        answer=partial(_answer, write),
+        answer=partial(_answer, write, taken=taken),
     )
     if body is None:
         used = reads.counter(sql, **counter.values())
@@ -190,6 +210,8 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
         return _refusal(decision, feature, write.access.tenant_key, request)
     if claimed:
+        if taken is not None:
+            _charge(sql, write, taken)
         _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
         return Recorded(cast(UsageAnswer, body), created=True)  # the answer just stored
     repository.take_back(sql, counter, request.quantity)
@@ -199,6 +221,96 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     )
     current = _current_of(write, body["used"] - request.quantity)
     return _outcome_of_repeat(earlier, feature, request, current)
+
+
+def _record_priced_in_one(
+    sql: Sql, write: Write, price: credits.Priced
+) -> Recorded | BillplaneError | None:
+    """PostgreSQL's common case of a credit-priced usage, one round trip: count, claim and take
+    the credits in one statement (`repository.count_claim_and_charge`). None when the common
+    case does not hold (the cost passes the balance, a bucket expired with credits left, the
+    period's allowance is not in its bucket yet): nothing was written, `record` goes on."""
+    request, access = write.request, write.access
+    cost = price.unit_cost * request.quantity
+    billing = period_for("billing_period", write.now, access.subscription)
+    keys = entitlements.period_keys(write.now)
+    charged = repository.count_claim_and_charge(
+        sql,
+        write.counter,
+        quantity=request.quantity,
+        limit=write.limit,
+        key=request.idempotency_key,
+        occurred_at=request.timestamp or write.now,
+        now=write.now,
+        answer=partial(_priced_answer, write, cost),
+        pool_id=price.pool_id,
+        cost=cost,
+        plan_id=access.plan.id if access.plan else None,
+        period_keys=(keys["day_key"], keys["month_key"], billing.key),
+    )
+    if not charged.fits:
+        return None
+    body = charged.body
+    if body is None:  # over the usage limit: as `record` answers it
+        used = reads.counter(sql, **write.counter.values())
+        earlier = repository.event_by_key(sql, access.tenant_id, request.idempotency_key)
+        if earlier is not None:
+            return _outcome_of_repeat(earlier, write.feature, request, _current_of(write, used))
+        decision = entitlements.decide(access, write.feature, used, request.quantity, write.now)
+        return _refusal(decision, write.feature, access.tenant_key, request)
+    if charged.claimed:
+        _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
+        return Recorded(cast(UsageAnswer, body), created=True)
+    repository.take_back(sql, write.counter, request.quantity)  # no credit was taken
+    earlier = present(
+        repository.event_by_key(sql, access.tenant_id, request.idempotency_key), "the event"
+    )
+    current = _current_of(write, body["used"] - request.quantity)
+    return _outcome_of_repeat(earlier, write.feature, request, current)
+
+
+def _priced_answer(write: Write, cost: int, total: int) -> UsageAnswer:
+    """A credit-priced usage's answer before SQL fills in `pool` and `balance`."""
+    answer = _answer(write, total)
+    answer["cost"] = cost
+    answer["overage"] = 0
+    return answer
+
+
+def _charge(sql: Sql, write: Write, taken: credits.Deduction) -> None:
+    """Take the credits of a usage just claimed; an overage the plan allows is counted as usage
+    of its metered feature, in the billing period (metered use's default reset)."""
+    request = write.request
+    credits.apply(
+        sql,
+        taken,
+        key=request.idempotency_key,
+        feature_id=write.feature.id,
+        quantity=request.quantity,
+        now=write.now,
+    )
+    overage, feature_id = taken.spread.overage, taken.pool.overage_feature_id
+    if overage and feature_id is not None:
+        period = period_for("billing_period", write.now, write.access.subscription)
+        counter = repository.CounterKey(write.access.tenant_id, feature_id, period.key)
+        repository.count(sql, counter, overage)
+
+
+def _refused_credits(sql: Sql, write: Write, taken: credits.Deduction) -> Recorded | BillplaneError:
+    """A credit-priced use that does not fit the balance: a repeat of a key counted before is
+    answered as such; anything else is refused (402 `insufficient_credits`), nothing written."""
+    request = write.request
+    earlier = repository.event_by_key(sql, write.access.tenant_id, request.idempotency_key)
+    if earlier is not None:
+        used = reads.counter(sql, **write.counter.values())
+        return _outcome_of_repeat(earlier, write.feature, request, _current_of(write, used))
+    balance = taken.spread.available
+    return PaymentRequired(
+        "insufficient_credits",
+        f"Recording {request.quantity} of '{write.feature.key}' costs {taken.cost} "
+        f"'{taken.pool.pool_key}' credits; the balance is {balance}.",
+        extra={**taken.numbers, "balance": balance},
+    )
 
 
 class BatchWrite:
@@ -225,6 +337,25 @@ class BatchWrite:
 
 
 def record_batch(
+    sql: Sql, writes: list[Write], earlier: repository.Earlier
+) -> list[Recorded | BillplaneError]:
+    """A batch's writes: those of credit-priced features one by one, as `record` writes them
+    (each takes credits under the pool's lock), after the others (see `_record_counted`)."""
+    priced = [i for i, w in enumerate(writes) if w.price is not None]
+    if not priced:
+        return _record_counted(sql, writes, earlier)
+    outcomes: list[Recorded | BillplaneError | None] = [None] * len(writes)
+    plain = [i for i, w in enumerate(writes) if w.price is None]
+    if plain:
+        counted = _record_counted(sql, [writes[i] for i in plain], earlier)
+        for index, outcome in zip(plain, counted, strict=True):
+            outcomes[index] = outcome
+    for index in priced:
+        outcomes[index] = record(sql, writes[index])
+    return [o for o in outcomes if o is not None]  # every index got its outcome
+
+
+def _record_counted(
     sql: Sql, writes: list[Write], earlier: repository.Earlier
 ) -> list[Recorded | BillplaneError]:
     """A batch's writes in one go, judged in their order, in the writer's open transaction.
@@ -306,9 +437,9 @@ def lock_order(write: Write) -> tuple[int, int, str]:
     return write.counter
 
 
-def _answer(write: Write, total: int) -> UsageAnswer:
+def _answer(write: Write, total: int, taken: credits.Deduction | None = None) -> UsageAnswer:
     limit = write.shown_limit
-    return {
+    answer: UsageAnswer = {
         "tenant": write.access.tenant_key,
         "feature": write.feature.key,
         "idempotency_key": write.request.idempotency_key,
@@ -320,6 +451,10 @@ def _answer(write: Write, total: int) -> UsageAnswer:
         "remaining": None if limit is None else max(limit - total, 0),
         "resets_at": _iso(write.resets_at),
     }
+    if taken is not None:
+        answer.update(taken.numbers)  # type: ignore[typeddict-item]
+        answer["overage"] = taken.spread.overage
+    return answer
 
 
 @lru_cache(maxsize=256)  # a batch's events share a handful of periods

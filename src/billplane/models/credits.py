@@ -1,0 +1,153 @@
+"""Credits: pools a project prices features in, plans' allowances, each tenant's buckets, and
+the append-only ledger every movement of credits is written to."""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billplane.models.base import Base
+from billplane.schemas import Reset
+
+
+class CreditPool(Base):
+    """A currency of one project (e.g. `credits`); features are priced in it (`CreditCost`)."""
+
+    __tablename__ = "credit_pools"
+    __table_args__ = (UniqueConstraint("project_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class CreditCost(Base):
+    """What one unit of a counted feature costs in a pool: a feature has at most one price."""
+
+    __tablename__ = "credit_costs"
+
+    feature_id: Mapped[int] = mapped_column(
+        ForeignKey("features.id", ondelete="CASCADE"), primary_key=True
+    )
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    cost: Mapped[int] = mapped_column(BigInteger)
+
+
+class CreditPack(Base):
+    """A top-up: a one-time Stripe price that buys this many credits of the pool."""
+
+    __tablename__ = "credit_packs"
+    __table_args__ = (UniqueConstraint("pool_id", "stripe_price_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    stripe_price_id: Mapped[str] = mapped_column(String(255))
+    credits: Mapped[int] = mapped_column(BigInteger)
+
+
+class PlanAllowance(Base):
+    """What a plan gives of a pool each period, and what it allows beyond."""
+
+    __tablename__ = "plan_allowances"
+    __table_args__ = (UniqueConstraint("plan_id", "pool_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reset: Mapped[Reset] = mapped_column(String(16))
+    # How much of a period's unused allowance the next period gets (0: none), at most `amount`.
+    rollover_cap: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Set: a deduction past the balance is admitted, the part past it counted as usage of this
+    # metered feature (billed by usage); unset: a deduction must fit the balance.
+    overage_feature_id: Mapped[int | None] = mapped_column(
+        ForeignKey("features.id", ondelete="SET NULL")
+    )
+
+
+class CreditBucket(Base):
+    """Credits of one origin held by a tenant: a period's allowance, a grant or a top-up.
+
+    `remaining` is only ever changed together with a ledger row of the same amount, and the
+    database refuses it below zero.
+    """
+
+    __tablename__ = "credit_buckets"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "pool_id", "source", "source_key"),
+        CheckConstraint("remaining >= 0", name="remaining_not_negative"),
+        Index("ix_credit_buckets_tenant_id_pool_id", "tenant_id", "pool_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))  # allowance | grant | topup
+    # Unique per source: an allowance's period key, a grant's idempotency key.
+    source_key: Mapped[str] = mapped_column(String(255))
+    granted: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class CreditEntry(Base):
+    """One movement of credits, never changed once written.
+
+    A movement touching several buckets (a deduction spanning two) writes a row per bucket,
+    numbered by `part`; (tenant, idempotency key, kind, part) is unique, so a movement retried
+    lands once. An overage row has no bucket: it is what was used past the balance.
+    """
+
+    __tablename__ = "credit_ledger"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", "kind", "part"),
+        Index("ix_credit_ledger_tenant_id_pool_id_id", "tenant_id", "pool_id", "id"),
+        Index("ix_credit_ledger_bucket_id", "bucket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    bucket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credit_buckets.id", ondelete="CASCADE")
+    )
+    # allowance | rollover | grant | topup | deduction | overage | expiry
+    kind: Mapped[str] = mapped_column(String(16))
+    part: Mapped[int] = mapped_column(default=0)
+    amount: Mapped[int] = mapped_column(BigInteger)  # signed: + into a bucket, - out of it
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    feature_id: Mapped[int | None] = mapped_column(ForeignKey("features.id", ondelete="SET NULL"))
+    quantity: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class CreditReservation(Base):
+    """Credits held for a long action (`POST /v1/reservations`): taken out of the buckets at
+    once (ledger rows `reservation`), then settled by `finalize` (what the action cost; the rest
+    goes back) or `release` (all goes back), or by expiry (released)."""
+
+    __tablename__ = "credit_reservations"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_credit_reservations_tenant_id_pool_id_status", "tenant_id", "pool_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)  # rsv_…, in URLs
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    feature_id: Mapped[int] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[int] = mapped_column(BigInteger)  # the estimate, in the feature's units
+    amount: Mapped[int] = mapped_column(BigInteger)  # the credits held
+    status: Mapped[str] = mapped_column(String(16))  # held | finalized | released | expired
+    final_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    final_amount: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None]

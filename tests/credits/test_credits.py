@@ -1,0 +1,216 @@
+"""Credits in one process, on both engines: pools and prices, allowances and grants, the
+deduction order, overage, and the ledger that every balance is the sum of."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from conftest import Clock, Setup
+from credits.conftest import (
+    POOLS,
+    allowance,
+    assert_balance,
+    balances,
+    check,
+    grant,
+    usage,
+)
+
+
+def test_a_pool_prices_counted_features(credits: Setup) -> None:
+    (pool,) = credits.admin.call("GET", POOLS)["data"]
+    assert pool == {
+        "key": "credits",
+        "name": "Credits",
+        "costs": {"ai.chat": 1, "ai.image": 5},
+        "packs": {},
+        "allowances": {},
+    }
+    changed = credits.admin.call(
+        "PATCH", f"{POOLS}/credits", json={"costs": {"ai.image": 4, "ai.chat": None}}
+    )
+    assert changed["costs"] == {"ai.image": 4}
+
+
+@pytest.mark.parametrize(
+    ("costs", "status", "code"),
+    [
+        ({"exports": 1}, 400, "invalid_request"),  # an on/off feature has no quantity
+        ({"nope": 1}, 404, "feature_not_found"),
+        ({"ai.chat": 0}, 422, "validation_error"),
+    ],
+)
+def test_a_bad_price_is_refused_and_no_pool_is_made(
+    realtyos: Setup, costs: dict[str, int], status: int, code: str
+) -> None:
+    realtyos.admin.feature("realtyos", "ai.chat", "metered")
+    body = {"key": "other", "name": "Other", "costs": costs}
+    refused = realtyos.admin.call("POST", POOLS, status, json=body)
+    assert refused["error"]["code"] == code
+    assert realtyos.admin.call("GET", POOLS)["data"] == []
+
+
+def test_a_feature_has_one_price(credits: Setup) -> None:
+    body = {"key": "gems", "name": "Gems", "costs": {"ai.chat": 2}}
+    refused = credits.admin.call("POST", POOLS, 409, json=body)
+    assert refused["error"]["code"] == "already_exists"
+
+
+def test_check_of_a_priced_feature_answers_cost_and_balance(credits: Setup) -> None:
+    grant(credits, 10)
+    answer = check(credits, feature="ai.image", quantity=2)
+    assert (answer["allowed"], answer["reason"]) == (True, "ok")
+    assert (answer["pool"], answer["cost"], answer["balance"]) == ("credits", 10, 10)
+    over = check(credits, feature="ai.image", quantity=3)
+    assert (over["allowed"], over["reason"], over["cost"]) == (False, "insufficient_credits", 15)
+
+
+def test_check_and_usage_of_a_feature_without_a_price_are_unchanged(credits: Setup) -> None:
+    grant(credits, 10)
+    answer = check(credits, feature="ai.tokens")
+    assert set(answer) == {
+        "allowed", "reason", "tenant", "feature", "plan", "subscription_status",
+        "limit", "used", "remaining", "resets_at",
+    }  # fmt: skip
+    recorded = usage(credits, "t1", 201, feature="ai.tokens")
+    assert not {"pool", "cost", "balance", "overage"} & set(recorded)
+
+
+def test_enforced_usage_takes_its_cost_once(credits: Setup, session: Session, clock: Clock) -> None:
+    grant(credits, 12)
+    first = usage(credits, "img-1", 201, feature="ai.image", quantity=2)
+    assert (first["cost"], first["balance"], first["overage"], first["used"]) == (10, 2, 0, 2)
+    repeat = usage(credits, "img-1", 200, feature="ai.image", quantity=2)
+    assert repeat["duplicate"] is True
+    assert repeat["balance"] == 2
+    assert_balance(credits, session, clock, 2)
+
+
+def test_usage_that_does_not_fit_is_refused_and_writes_nothing(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    grant(credits, 4)
+    refused = usage(credits, "img-1", 402, feature="ai.image")
+    assert refused["error"]["code"] == "insufficient_credits"
+    assert (refused["error"]["cost"], refused["error"]["balance"]) == (5, 4)
+    assert check(credits, feature="ai.image")["used"] == 0
+    kinds = session.execute(text("SELECT kind FROM credit_ledger")).scalars().all()
+    assert kinds == ["grant"]
+    assert_balance(credits, session, clock, 4)
+
+
+def test_soonest_expiring_credits_go_first_and_one_use_may_span_buckets(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    later = grant(credits, 3, expires_at=(clock() + timedelta(days=10)).isoformat())
+    never = grant(credits, 10)
+    sooner = grant(credits, 2, expires_at=(clock() + timedelta(days=5)).isoformat())
+    usage(credits, "c1", 201, quantity=4)
+
+    pool = balances(credits)
+    assert [(b["id"], b["remaining"]) for b in pool["buckets"]] == [
+        (sooner["bucket"], 0),
+        (later["bucket"], 1),
+        (never["bucket"], 10),
+    ]
+    taken = [(e["bucket"], e["amount"]) for e in pool["ledger"] if e["kind"] == "deduction"]
+    assert sorted(taken) == sorted([(sooner["bucket"], -2), (later["bucket"], -2)])
+    assert_balance(credits, session, clock, 11)
+
+
+def test_expired_credits_are_not_spent(credits: Setup, session: Session, clock: Clock) -> None:
+    grant(credits, 5, expires_at=(clock() + timedelta(days=1)).isoformat())
+    grant(credits, 2)
+    clock.advance(days=2)
+    assert check(credits, quantity=3)["reason"] == "insufficient_credits"
+    usage(credits, "c1", 201, quantity=2)
+    expired = [e for e in balances(credits)["ledger"] if e["kind"] == "expiry"]
+    assert [e["amount"] for e in expired] == [-5]
+    assert_balance(credits, session, clock, 0)
+
+
+def test_a_plans_allowance_comes_each_month(credits: Setup, session: Session, clock: Clock) -> None:
+    allowance(credits, grant=100, reset="month")
+    assert check(credits)["balance"] == 100
+    usage(credits, "c1", 201, quantity=60)
+    assert_balance(credits, session, clock, 40)
+    clock.advance(days=10)  # 2026-12-01: a new month, nothing rolls over
+    assert check(credits)["balance"] == 100
+    assert_balance(credits, session, clock, 100)
+    kinds = [e["kind"] for e in balances(credits)["ledger"]]
+    assert kinds == ["expiry", "allowance", "deduction", "allowance"]  # newest first
+
+
+def test_unused_allowance_rolls_over_up_to_the_cap(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    allowance(credits, grant=100, reset="month", rollover=30)
+    usage(credits, "c1", 201, quantity=40)  # 60 unused: 30 roll over
+    clock.advance(days=10)
+    assert check(credits)["balance"] == 130
+    usage(credits, "c2", 201, quantity=1)
+    assert_balance(credits, session, clock, 129)
+    moves = [(e["kind"], e["amount"]) for e in balances(credits)["ledger"]][:4]
+    assert moves == [("deduction", -1), ("rollover", 30), ("expiry", -60), ("allowance", 100)]
+
+
+def test_a_rollover_above_the_allowance_is_refused(credits: Setup) -> None:
+    refused = allowance(credits, 400, grant=10, reset="month", rollover=11)
+    assert refused["error"]["param"] == "rollover"
+    assert credits.admin.call("GET", POOLS)["data"][0]["allowances"] == {}
+
+
+def test_without_overage_a_use_past_the_balance_is_refused(credits: Setup) -> None:
+    allowance(credits, grant=3, reset="month")
+    assert usage(credits, "c1", 402, quantity=4)["error"]["code"] == "insufficient_credits"
+
+
+def test_overage_the_plan_allows_is_counted_as_metered_usage(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    allowance(credits, grant=3, reset="month", overage="ai.overage")
+    assert check(credits, quantity=4)["allowed"] is True
+    answer = usage(credits, "c1", 201, quantity=5)
+    assert (answer["cost"], answer["balance"], answer["overage"]) == (5, 0, 2)
+    assert check(credits, feature="ai.overage")["used"] == 2
+    assert_balance(credits, session, clock, 0)
+
+
+def test_usage_without_enforce_is_recorded_past_the_balance(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    grant(credits, 1)
+    answer = usage(credits, "c1", 201, quantity=3, enforce=False)
+    assert (answer["balance"], answer["overage"]) == (0, 2)
+    assert_balance(credits, session, clock, 0)
+
+
+def test_a_grant_is_audited_and_its_key_grants_once(credits: Setup) -> None:
+    first = grant(credits, 50, idempotency_key="ticket-1", reason="Outage apology")
+    again = grant(credits, 50, 200, idempotency_key="ticket-1", reason="Outage apology")
+    assert again == first
+    reused = grant(credits, 60, 409, idempotency_key="ticket-1")
+    assert reused["error"]["code"] == "idempotency_key_reused"
+    entries = credits.admin.call("GET", "/admin/api/audit")["data"]
+    grants = [e for e in entries if e["action"] == "credits.grant"]
+    assert len(grants) == 1
+    assert grants[0]["after"]["reason"] == "Outage apology"
+    assert balances(credits)["ledger"][0]["reason"] == "Outage apology"
+
+
+def test_a_batch_takes_credits_for_priced_events(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    grant(credits, 6)
+    event = {"tenant": "acme", "enforce": True}
+    events = [
+        event | {"feature": "ai.image", "idempotency_key": "b1"},
+        event | {"feature": "ai.tokens", "idempotency_key": "b2"},
+        event | {"feature": "ai.image", "idempotency_key": "b3"},
+        event | {"feature": "ai.chat", "idempotency_key": "b4"},
+    ]
+    response = credits.api.post("/v1/usage/batch", {"events": events})
+    assert [r["status"] for r in response.json()["data"]] == [201, 201, 402, 201]
+    assert_balance(credits, session, clock, 0)
