@@ -65,18 +65,7 @@ def create_checkout(
             success_url=body.success_url,
             cancel_url=body.cancel_url,
         )
-    customer = order.customer_id
-    if customer is None:
-        created = checkout.create_customer(stripe, order)
-        with tx.write() as session:
-            now = clock()
-            ctx = billing.Context(
-                actor=CHECKOUT_ACTOR,
-                now=now,
-                seen_at=now,
-                grace_days=settings.billplane_past_due_grace_days,
-            )
-            customer = checkout.remember_customer(session, order, created, ctx)
+    customer = _customer_of(order, stripe, tx, clock, settings)
     opened = checkout.open_checkout(stripe, order, customer)
     return {"id": opened.id, "url": opened.url}
 
@@ -118,18 +107,7 @@ def create_topup(
             success_url=body.success_url,
             cancel_url=body.cancel_url,
         )
-    customer = order.customer_id
-    if customer is None:
-        created = checkout.create_customer(stripe, order)
-        with tx.write() as session:
-            now = clock()
-            ctx = billing.Context(
-                actor=CHECKOUT_ACTOR,
-                now=now,
-                seen_at=now,
-                grace_days=settings.billplane_past_due_grace_days,
-            )
-            customer = checkout.remember_customer(session, order, created, ctx)
+    customer = _customer_of(order, stripe, tx, clock, settings)
     opened = checkout.open_topup(stripe, order, customer)
     return {
         "id": opened.id,
@@ -137,6 +115,28 @@ def create_topup(
         "pool": order.plan_key,
         "credits": order.topup_credits,
     }
+
+
+def _customer_of(
+    order: checkout.CheckoutOrder,
+    stripe: Stripe,
+    tx: Tx,
+    clock: AppClock,
+    settings: CurrentSettings,
+) -> str:
+    """The tenant's Stripe customer: the one it has, else one made now and stored on it."""
+    if order.customer_id is not None:
+        return order.customer_id
+    created = checkout.create_customer(stripe, order)
+    with tx.write() as session:
+        now = clock()
+        ctx = billing.Context(
+            actor=CHECKOUT_ACTOR,
+            now=now,
+            seen_at=now,
+            grace_days=settings.billplane_past_due_grace_days,
+        )
+        return checkout.remember_customer(session, order, created, ctx)
 
 
 @router.post(
