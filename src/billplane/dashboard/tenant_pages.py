@@ -155,18 +155,7 @@ def update_tenant(
                 grace_days=view.settings.billplane_past_due_grace_days,
             )
     except (forms.Invalid, BillplaneError) as exc:
-        if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
-            raise
-        invalid = forms.as_invalid(exc)
-        return _tenant(
-            view,
-            project,
-            tenant,
-            status_code=422,
-            errors=invalid.fields,
-            general=invalid.general,
-            values=form,
-        )
+        return _refused(view, project, tenant, exc, form)
     flash(request, f"Tenant {tenant} saved.")
     return redirect(f"/projects/{project}/tenants/{tenant}")
 
@@ -197,18 +186,7 @@ def grant_credits(
                 now=view.now,
             )
     except (forms.Invalid, BillplaneError) as exc:
-        if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
-            raise
-        invalid = forms.as_invalid(exc)
-        return _tenant(
-            view,
-            project,
-            tenant,
-            status_code=422,
-            errors=invalid.fields,
-            general=invalid.general,
-            values=form,
-        )
+        return _refused(view, project, tenant, exc, form)
     flash(request, f"{body.amount} {body.pool} credits granted to {tenant}.")
     return redirect(f"/projects/{project}/tenants/{tenant}")
 
@@ -242,3 +220,22 @@ def _set_status(view: View, project: str, tenant: str, status: Status) -> None:
             now=view.now,
             grace_days=view.settings.billplane_past_due_grace_days,
         )
+
+
+def _refused(
+    view: FormView, project: str, tenant: str, exc: forms.Invalid | BillplaneError, form: Any
+) -> Response:
+    """The tenant's page again (422) with what the form got wrong beside its fields; a missing
+    project or tenant stays the 404 it is."""
+    if isinstance(exc, BillplaneError) and exc.status == 404 and "param" not in exc.extra:
+        raise exc
+    invalid = forms.as_invalid(exc)
+    return _tenant(
+        view,
+        project,
+        tenant,
+        status_code=422,
+        errors=invalid.fields,
+        general=invalid.general,
+        values=form,
+    )
