@@ -65,21 +65,17 @@ class StripeBillplane:
     url: str
     double: StripeDouble
 
-    def new_price(self, amount: int = 2900) -> str:
-        """A monthly price in the double, created as an operator would in Stripe."""
+    def new_price(self, amount: int = 2900, *, monthly: bool = True) -> str:
+        """A monthly price in the double (or a one-time one, for a pack of credits), created
+        as an operator would in Stripe."""
         client = stripe.StripeClient(
             STRIPE_KEY, base_addresses={"api": self.double.base_url}, max_network_retries=0
         )
-        product = client.v1.products.create(params={"name": "Pro"})
-        price = client.v1.prices.create(
-            params={
-                "product": product.id,
-                "unit_amount": amount,
-                "currency": "usd",
-                "recurring": {"interval": "month"},
-            }
-        )
-        return price.id
+        product = client.v1.products.create(params={"name": "Pro" if monthly else "Credits"})
+        params: dict[str, Any] = {"product": product.id, "unit_amount": amount, "currency": "usd"}
+        if monthly:
+            params["recurring"] = {"interval": "month"}
+        return client.v1.prices.create(params=params).id  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

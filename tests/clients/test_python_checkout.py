@@ -1,5 +1,5 @@
-"""The Python client's checkout, confirm and portal calls against a live billplane whose Stripe is
-the Stripe double. Skipped as pending while billplane has no `/v1/checkout`.
+"""The Python client's checkout, top-up, confirm and portal calls against a live billplane whose
+Stripe is the Stripe double.
 """
 
 import asyncio
@@ -16,7 +16,10 @@ from billplane_client import (
     InvalidRequest,
     NotFound,
     PortalSession,
+    Topup,
 )
+
+from conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -100,3 +103,31 @@ def test_async_client_checkout_and_confirm(billplane: Any, shop: Project) -> Non
     assert (upgraded.tenant, upgraded.plan) == ("globex", "pro")
     assert upgraded.features["exports"].allowed is True
     assert portal.url.startswith("http")
+
+
+def test_a_topup_sells_a_pack_whose_credits_land_on_confirm(billplane: Any, shop: Project) -> None:
+    price = billplane.new_price(900, monthly=False)
+    pool = {"key": "credits", "name": "Credits", "packs": {price: 500}}
+    created = httpx.post(
+        f"{billplane.url}/admin/api/projects/{shop['key']}/credit-pools",
+        json=pool,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    with Billplane(billplane.url, shop["token"], timeout=30) as bp:
+        topup = bp.topup("acme", price, success_url=f"{APP}/billing/success", cancel_url=APP)
+        before = bp.balances("acme").balance("credits")
+        pay(billplane, CheckoutSession(topup.id, str(topup.url)))
+        bp.confirm_checkout(topup.id)
+        bp.confirm_checkout(topup.id)  # a repeat lands nothing more
+        after = bp.balances("acme")
+        with pytest.raises(NotFound) as unsold:
+            bp.topup("acme", "price_notsold", success_url=f"{APP}/s", cancel_url=APP)
+
+    assert isinstance(topup, Topup)
+    assert (topup.pool, topup.credits) == ("credits", 500)
+    assert topup.id.startswith("cs_")
+    assert (before, after.balance("credits")) == (0, 500)
+    assert [e.kind for e in after.pool("credits").ledger] == ["topup"]
+    assert unsold.value.code == "pool_not_found"

@@ -15,6 +15,14 @@ The core needs only httpx; the FastAPI, Starlette and Flask helpers live in thei
 
 from billplane_client.aio import AsyncBillplane
 from billplane_client.client import Billplane
+from billplane_client.credits import (
+    Balances,
+    CreditBucket,
+    LedgerEntry,
+    PoolBalance,
+    Reservation,
+    Topup,
+)
 from billplane_client.errors import (
     BillplaneError,
     BillplaneUnreachable,
@@ -49,6 +57,7 @@ from billplane_client.webhooks import WebhookEvent, WebhookRefused, Webhooks
 
 __all__ = [
     "AsyncBillplane",
+    "Balances",
     "BatchResult",
     "Billplane",
     "BillplaneError",
@@ -56,6 +65,7 @@ __all__ = [
     "Check",
     "CheckoutSession",
     "Conflict",
+    "CreditBucket",
     "Entitlements",
     "FeatureEntitlement",
     "Flushed",
@@ -63,16 +73,20 @@ __all__ = [
     "Gate",
     "InvalidRequest",
     "KeptAside",
+    "LedgerEntry",
     "NotFound",
     "OutagePolicy",
     "Outbox",
     "PaymentRequired",
+    "PoolBalance",
     "PortalSession",
     "QueuedEvent",
+    "Reservation",
     "ServerError",
     "ServiceUnavailable",
     "SnapshotRefused",
     "Subscription",
+    "Topup",
     "Unauthorized",
     "Usage",
     "UsageEvent",

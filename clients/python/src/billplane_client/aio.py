@@ -15,6 +15,7 @@ import httpx
 from billplane_client import calls
 from billplane_client.base import REPLAY_BATCH, ClientBase, keyed, log
 from billplane_client.calls import Call
+from billplane_client.credits import Balances, Reservation, Topup
 from billplane_client.errors import (
     BillplaneError,
     BillplaneUnreachable,
@@ -160,6 +161,36 @@ class AsyncBillplane(ClientBase):
 
     async def portal(self, tenant: str, *, return_url: str) -> PortalSession:
         return PortalSession.from_json(await self._send(calls.portal(tenant, return_url)))
+
+    async def balances(self, tenant: str) -> Balances:
+        return Balances.from_json(await self._send(calls.balances(tenant)))
+
+    async def topup(self, tenant: str, price: str, *, success_url: str, cancel_url: str) -> Topup:
+        call = calls.topup(tenant, price, success_url, cancel_url)
+        return Topup.from_json(await self._send(call))
+
+    async def reserve(
+        self,
+        tenant: str,
+        feature: str,
+        quantity: int = 1,
+        *,
+        idempotency_key: str | None = None,
+        expires_in: int | None = None,
+    ) -> Reservation:
+        call = calls.reserve(tenant, feature, quantity, idempotency_key, expires_in)
+        return await self._held(call)
+
+    async def finalize(self, reservation: str, quantity: int) -> Reservation:
+        return await self._held(calls.finalize(reservation, quantity))
+
+    async def release(self, reservation: str) -> Reservation:
+        return await self._held(calls.release(reservation))
+
+    async def _held(self, call: Call) -> Reservation:
+        reservation = Reservation.from_json(await self._send(call))
+        self._forget([reservation.tenant])
+        return reservation
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -151,6 +151,39 @@ def portal(tenant: str, return_url: str) -> Call:
     return Call("POST", "/v1/portal", {"tenant": tenant, "return_url": return_url})
 
 
+def balances(tenant: str) -> Call:
+    return Call("GET", f"/v1/tenants/{_path_segment(tenant)}/balances")
+
+
+def topup(tenant: str, price: str, success_url: str, cancel_url: str) -> Call:
+    body = {"tenant": tenant, "price": price, "success_url": success_url, "cancel_url": cancel_url}
+    return Call("POST", "/v1/topups", body)
+
+
+def reserve(
+    tenant: str, feature: str, quantity: int, idempotency_key: str | None, expires_in: int | None
+) -> Call:
+    # The key is fixed here, once, as for usage: a retry holds nothing twice.
+    body: dict[str, Any] = {
+        "tenant": tenant,
+        "feature": feature,
+        "quantity": quantity,
+        "idempotency_key": idempotency_key or new_idempotency_key(),
+    }
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    return Call("POST", "/v1/reservations", body)
+
+
+def finalize(reservation: str, quantity: int) -> Call:
+    path = f"/v1/reservations/{_path_segment(reservation)}/finalize"
+    return Call("POST", path, {"quantity": quantity})
+
+
+def release(reservation: str) -> Call:
+    return Call("POST", f"/v1/reservations/{_path_segment(reservation)}/release")
+
+
 def as_event(event: UsageEvent | dict[str, Any]) -> UsageEvent:
     return event if isinstance(event, UsageEvent) else UsageEvent(**event)
 

@@ -17,6 +17,7 @@ import httpx
 from billplane_client import calls
 from billplane_client.base import REPLAY_BATCH, ClientBase, keyed, log
 from billplane_client.calls import Call
+from billplane_client.credits import Balances, Reservation, Topup
 from billplane_client.errors import (
     BillplaneError,
     BillplaneUnreachable,
@@ -191,6 +192,47 @@ class Billplane(ClientBase):
     def portal(self, tenant: str, *, return_url: str) -> PortalSession:
         """A Stripe Customer Portal session for plan changes and cancellation."""
         return PortalSession.from_json(self._send(calls.portal(tenant, return_url)))
+
+    # --- credits -------------------------------------------------------------------------------
+
+    def balances(self, tenant: str) -> Balances:
+        """The tenant's credit pools: balance, buckets (in deduction order) and ledger."""
+        return Balances.from_json(self._send(calls.balances(tenant)))
+
+    def topup(self, tenant: str, price: str, *, success_url: str, cancel_url: str) -> Topup:
+        """A Stripe Checkout session for a pack of credits (a one-time `price` a pool sells);
+        send the person to its `url`, then `confirm_checkout(id)` lands the credits at once."""
+        return Topup.from_json(self._send(calls.topup(tenant, price, success_url, cancel_url)))
+
+    def reserve(
+        self,
+        tenant: str,
+        feature: str,
+        quantity: int = 1,
+        *,
+        idempotency_key: str | None = None,
+        expires_in: int | None = None,
+    ) -> Reservation:
+        """Hold the credits `quantity` of `feature` costs for a long action, `expires_in`
+        seconds at most (the server's default if not given). Raises `PaymentRequired`
+        (`insufficient_credits`) if they are not there; a repeat of the key holds nothing more."""
+        call = calls.reserve(tenant, feature, quantity, idempotency_key, expires_in)
+        return self._held(call)
+
+    def finalize(self, reservation: str, quantity: int) -> Reservation:
+        """Charge what the action used (`quantity` of the feature, more or less than held; more
+        must fit the balance, else `PaymentRequired` and the hold stays). Idempotent."""
+        return self._held(calls.finalize(reservation, quantity))
+
+    def release(self, reservation: str) -> Reservation:
+        """Give everything held back to the buckets it came from. Idempotent."""
+        return self._held(calls.release(reservation))
+
+    def _held(self, call: Call) -> Reservation:
+        # Credits moved: cached entitlements of the tenant no longer tell the balance.
+        reservation = Reservation.from_json(self._send(call))
+        self._forget([reservation.tenant])
+        return reservation
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -37,7 +37,9 @@ class Unauthorized(BillplaneError):
 
 
 class PaymentRequired(BillplaneError):
-    """402: usage with `enforce=True` would pass the tenant's limit (code `limit_reached`, ...)."""
+    """402: usage with `enforce=True` would pass the tenant's limit (code `limit_reached`, ...),
+    or credits do not cover it (`insufficient_credits`, with `pool`, `cost` and `balance` in
+    `details`)."""
 
 
 class Forbidden(BillplaneError):
