@@ -293,6 +293,57 @@ export class Billplane {
     return this.#send("POST", "/v1/portal", { tenant, return_url: returnUrl });
   }
 
+  // --- credits -------------------------------------------------------------------------------
+
+  /** The tenant's credit pools: `{ tenant, pools: [{ pool, balance, buckets, ledger }] }`. */
+  async balances(tenant) {
+    return this.#send("GET", `/v1/tenants/${encodeURIComponent(tenant)}/balances`);
+  }
+
+  /**
+   * A Stripe Checkout session for a pack of credits (a one-time `price` a pool sells):
+   * `{ id, url, pool, credits }`. Once paid, `confirmCheckout(id)` lands the credits at once.
+   */
+  async topup({ tenant, price, successUrl, cancelUrl }) {
+    const body = { tenant, price, success_url: successUrl, cancel_url: cancelUrl };
+    return this.#send("POST", "/v1/topups", body);
+  }
+
+  /**
+   * Hold the credits `quantity` of `feature` costs for a long action: `{ id, amount, status,
+   * balance, ... }`. Throws `PaymentRequired` (`insufficient_credits`, with `pool`, `cost` and
+   * `balance` in `details`) when they are not there. The key is generated once when not given,
+   * so a retry holds nothing twice.
+   */
+  async reserve({ tenant, feature, quantity = 1, idempotencyKey, expiresIn }) {
+    const body = {
+      tenant,
+      feature,
+      quantity,
+      idempotency_key: idempotencyKey ?? (await newIdempotencyKey()),
+    };
+    if (expiresIn !== undefined) body.expires_in = expiresIn;
+    return this.#held("/v1/reservations", body);
+  }
+
+  /** Charge what the action used (more or less than held); idempotent. */
+  async finalize(reservationId, quantity) {
+    const path = `/v1/reservations/${encodeURIComponent(reservationId)}/finalize`;
+    return this.#held(path, { quantity });
+  }
+
+  /** Give everything held back; idempotent. */
+  async release(reservationId) {
+    return this.#held(`/v1/reservations/${encodeURIComponent(reservationId)}/release`);
+  }
+
+  async #held(path, body) {
+    const reservation = await this.#send("POST", path, body);
+    // Credits moved: the tenant's cached entitlements no longer tell the balance.
+    this.cache.invalidate(reservation.tenant);
+    return reservation;
+  }
+
   // --- sending -------------------------------------------------------------------------------
 
   async #send(method, path, body, accept = "application/json") {

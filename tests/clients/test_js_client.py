@@ -11,8 +11,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from conftest import ADMIN_TOKEN
 from node_tests import NodeRun
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +38,9 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         pro_price=stripe_billplane.new_price(),
         tenants=("acme", "globex", "initech", "hooli"),
     )
+    credits = seed(stripe_billplane.url, origins=[APP_ORIGIN])
+    pack = stripe_billplane.new_price(900, monthly=False)
+    _sell_credits(stripe_billplane.url, credits["key"], pack)
     env = {
         **os.environ,
         "BILLPLANE_URL": stripe_billplane.url,
@@ -43,6 +48,8 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         "BILLPLANE_TENANT_TOKEN": project["tenant_token"],
         "STRIPE_DOUBLE_URL": stripe_billplane.double.base_url,
         "BILLPLANE_APP_ORIGIN": APP_ORIGIN,
+        "BILLPLANE_CREDITS_TOKEN": credits["token"],
+        "BILLPLANE_CREDIT_PACK": pack,
     }
     done = subprocess.run(
         [node, "--test", "--test-reporter=tap", f"{JS_TESTS}/"],
@@ -54,6 +61,26 @@ def node_run(stripe_billplane: Any, seed: Any) -> NodeRun:
         check=False,
     )
     return NodeRun.of(done.returncode, done.stdout + done.stderr)
+
+
+def _sell_credits(base_url: str, project: str, pack: str) -> None:
+    """In the credits tests' own project, `ai.tokens` costs 5 credits of the pool `credits`,
+    `pack` sells 500, and `acme` is granted 50 (credits.test.mjs)."""
+    with httpx.Client(
+        base_url=f"{base_url}/admin/api/projects/{project}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    ) as admin:
+        pool = {
+            "key": "credits",
+            "name": "Credits",
+            "costs": {"ai.tokens": 5},
+            "packs": {pack: 500},
+        }
+        assert admin.post("/credit-pools", json=pool).status_code == 201
+        grant = {"pool": "credits", "amount": 50, "reason": "js tests"}
+        answer = admin.post("/tenants/acme/credit-grants", json=grant)
+        assert answer.status_code == 201, answer.text
 
 
 def _written_tests() -> set[str]:
