@@ -1,6 +1,7 @@
-"""The API call builder: snippets for check, usage, checkout and portal in curl, JavaScript and
-Python, for the chosen project, tenant, feature and plan, with the public base URL and the
-`PROJECT_TOKEN` placeholder (never a real token); each one well-formed in its language."""
+"""The API call builder: snippets for check, usage, checkout and portal, and for credits the
+balances, a top-up and a reservation, in curl, JavaScript and Python, for the chosen project,
+tenant, feature and plan, with the public base URL and the `PROJECT_TOKEN` placeholder (never a
+real token); each one well-formed in its language."""
 
 import ast
 import re
@@ -12,6 +13,8 @@ from conftest import Setup
 from dashboard.conftest import Operator, one_time_secret, snippet_of
 
 CALLS = ["check", "usage", "checkout", "portal"]
+CREDIT_CALLS = ["balances", "topup", "reservation"]
+KEYED = ("usage", "reservation")  # the calls whose idempotency key comes from the action
 
 
 def builder(operator: Operator, lang: str, **choice: str) -> str:
@@ -81,7 +84,7 @@ def test_without_a_project_the_builder_says_what_to_do_first(operator: Operator)
 
 def all_snippets(operator: Operator, lang: str) -> dict[str, str]:
     page = builder(operator, lang)
-    return {call: snippet_of(page, call) for call in CALLS}
+    return {call: snippet_of(page, call) for call in CALLS + CREDIT_CALLS}
 
 
 def test_curl_snippets_are_valid_shell(operator: Operator, realtyos: Setup) -> None:
@@ -89,10 +92,11 @@ def test_curl_snippets_are_valid_shell(operator: Operator, realtyos: Setup) -> N
         for shell in ("bash", "sh"):
             checked = subprocess.run([shell, "-n"], input=code, text=True, capture_output=True)
             assert checked.returncode == 0, (call, shell, checked.stderr)
-        # One command; the usage call first sets the id of the action it records.
-        before, command = code.split("curl -sS -X POST ", 1)
+        # One command; the keyed calls first set the id of the action they record.
+        before, command = code.split("curl -sS -X ", 1)
         assert "\ncurl " not in command
-        if call == "usage":
+        assert ("-d '" in command) is (call != "balances"), call
+        if call in KEYED:
             comment, assignment = before.splitlines()
             assert comment.startswith("# Idempotency: ")
             assert assignment.startswith('ACTION_ID="$(date +%s)-')
@@ -155,7 +159,7 @@ def test_the_usage_snippet_sets_the_key_only_where_it_is_sent(
     for lang in snippets.LANGUAGES:
         for call, code in all_snippets(operator, lang).items():
             names = ("ACTION_ID", "actionId", "action_id")
-            assert any(name in code for name in names) is (call == "usage"), (lang, call)
+            assert any(name in code for name in names) is (call in KEYED), (lang, call)
 
 
 def test_python_snippets_are_valid_python(operator: Operator, realtyos: Setup) -> None:
@@ -166,7 +170,7 @@ def test_python_snippets_are_valid_python(operator: Operator, realtyos: Setup) -
             for n in ast.walk(tree)
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
         ]
-        assert "post" in called, call
+        assert ("get" if call == "balances" else "post") in called, call
 
 
 def test_javascript_snippets_are_valid_modules(
@@ -178,3 +182,38 @@ def test_javascript_snippets_are_valid_modules(
         checked = subprocess.run(["node", "--check", str(module)], capture_output=True, text=True)
         assert checked.returncode == 0, (call, checked.stderr)
         assert "await fetch(" in code
+
+
+# --- Credits ------------------------------------------------------------------------------------
+
+
+def test_credit_snippets_use_a_priced_feature_and_a_pack_the_project_sells(
+    operator: Operator, realtyos: Setup
+) -> None:
+    pool = {
+        "key": "credits",
+        "name": "Credits",
+        "costs": {"ai.tokens": 2},
+        "packs": {"price_p500": 500},
+    }
+    realtyos.admin.call("POST", "/admin/api/projects/realtyos/credit-pools", 201, json=pool)
+    for lang in snippets.LANGUAGES:
+        # The chosen feature costs nothing: the reservation names the one a pool prices.
+        page = builder(operator, lang, project="realtyos", feature="exports")
+        assert "/v1/tenants/acme/balances" in snippet_of(page, "balances")
+        topup = snippet_of(page, "topup")
+        assert "/v1/topups" in topup
+        assert '"price_p500"' in topup
+        reservation = snippet_of(page, "reservation")
+        assert "/v1/reservations" in reservation
+        assert '"feature": "ai.tokens"' in reservation
+        assert '"exports"' not in reservation
+    assert "/finalize" in builder(operator, "curl")
+
+
+def test_without_a_pool_the_credit_snippets_show_placeholders(
+    operator: Operator, realtyos: Setup
+) -> None:
+    page = builder(operator, "python", project="realtyos")
+    assert '"price": "PRICE_ID"' in snippet_of(page, "topup")
+    assert '"feature": "FEATURE_KEY"' in snippet_of(page, "reservation")

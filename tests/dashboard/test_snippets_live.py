@@ -35,9 +35,8 @@ class Live:
     def snippets(self, lang: str, tenant: str = "acme") -> dict[str, str]:
         page = self.operator.get(f"/builder?project=realtyos&tenant={tenant}&lang={lang}")
         assert page.status_code == 200, page.text
-        found = {
-            call: snippet_of(page.text, call) for call in ["check", "usage", "checkout", "portal"]
-        }
+        calls = ["check", "usage", "checkout", "portal", "balances", "topup", "reservation"]
+        found = {call: snippet_of(page.text, call) for call in calls}
         assert f'"{tenant}"' in found["usage"]
         return found
 
@@ -51,6 +50,15 @@ class Live:
         )
         assert made.status_code == 201, made.text
         return key
+
+    def grant(self, tenant: str, amount: int) -> None:
+        granted = httpx.post(
+            f"{self.base_url}/admin/api/projects/realtyos/tenants/{tenant}/credit-grants",
+            json={"pool": "credits", "amount": amount, "reason": "snippet test"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=60,
+        )
+        assert granted.status_code == 201, granted.text
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -73,30 +81,35 @@ def live(
             },
         ) as base_url,
     ):
-        live = Live(base_url, double, _seed(base_url, _price(double)))
+        live = Live(base_url, double, _seed(base_url, _price(double), _price(double, once=True)))
         yield live
         live.operator.close()
 
 
-def _price(double: StripeDouble) -> str:
-    """A monthly 20.00 USD price, made in the Stripe double."""
+def _price(double: StripeDouble, *, once: bool = False) -> str:
+    """A monthly 20.00 USD price, made in the Stripe double (or a one-time one: a credit pack)."""
     with httpx.Client(
         base_url=double.base_url, headers={"Authorization": "Bearer sk_test_snippets"}
     ) as stripe:
         product = stripe.post("/v1/products", data={"name": "Pro"}).json()["id"]
         fields = {"product": product, "unit_amount": "2000", "currency": "usd"}
-        price = stripe.post("/v1/prices", data={**fields, "recurring[interval]": "month"})
+        recurring = {} if once else {"recurring[interval]": "month"}
+        price = stripe.post("/v1/prices", data={**fields, **recurring})
         return str(price.json()["id"])
 
 
-def _seed(base_url: str, price: str) -> str:
-    """realtyos: a limit feature, a free default plan, a pro plan on `price`, tenant acme."""
-    free = {"listings.publish": {"limit": 5, "reset": "month"}}
+def _seed(base_url: str, price: str, pack: str) -> str:
+    """realtyos: a limit feature, a metered one priced in the pool `credits` (which sells `pack`
+    as 500), a free default plan with both, a pro plan on `price`, tenant acme."""
+    free = {"listings.publish": {"limit": 5, "reset": "month"}, "render.minutes": True}
+    pool = {"key": "credits", "name": "Credits", "costs": {"render.minutes": RENDER_COST}}
     steps: list[tuple[str, dict[str, Any]]] = [
         ("features", {"key": "listings.publish", "name": "Listings", "type": "limit"}),
+        ("features", {"key": "render.minutes", "name": "Renders", "type": "metered"}),
         ("plans", {"key": "free", "name": "Free", "is_default": True, "features": free}),
         ("plans", {"key": "pro", "name": "Pro", "stripe_price_id": price}),
         ("tenants", {"key": "acme"}),
+        ("credit-pools", {**pool, "packs": {pack: 500}}),
     ]
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as admin:
@@ -129,33 +142,15 @@ def _answer(lang: str, out: str) -> tuple[int, dict[str, Any]]:
     if lang == "curl":
         body, status = out.rsplit("\n", 1)
         return int(status), json.loads(body)
-    # The Python and JS snippets print "<status> <result>" (Python's dict repr, JS's inspect).
+    # The Python and JS snippets print "<status> <result>" (Python's dict repr, JS's JSON).
     status, rest = out.strip().split(" ", 1)
     if lang == "python":
         return int(status), ast.literal_eval(rest)
-    return int(status), json.loads(_js_object_to_json(rest))
-
-
-def _js_object_to_json(text: str) -> str:
-    """node's console.log of a plain object: quote its bare keys and single-quoted strings (node
-    picks double quotes for a string holding a single quote, so strings are read whole)."""
-    out: list[str] = []
-    strings = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
-    last = 0
-    for found in strings.finditer(text):
-        out.append(_bare_keys_quoted(text[last : found.start()]))
-        single = found.group(1)
-        out.append(json.dumps(single.replace("\\'", "'")) if single is not None else found[0])
-        last = found.end()
-    out.append(_bare_keys_quoted(text[last:]))
-    return "".join(out)
-
-
-def _bare_keys_quoted(code: str) -> str:
-    return re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', code)
+    return int(status), json.loads(rest)
 
 
 LIMIT = 5  # listings.publish on the free plan of `_seed`
+RENDER_COST = 3  # credits one render.minutes costs in `_seed`
 
 
 @pytest.mark.parametrize("lang", ["curl", "python", "js"])
@@ -214,3 +209,27 @@ def test_checkout_and_portal_snippets_work_as_pasted(live: Live, lang: str, tmp_
     status, portal = run(live, lang, code["portal"], tmp_path)
     assert status == 200, portal
     assert portal["url"].startswith("http")
+
+
+@pytest.mark.parametrize("lang", ["curl", "python", "js"])
+def test_credit_snippets_show_balances_hold_credits_and_open_a_top_up(
+    live: Live, lang: str, tmp_path: Path
+) -> None:
+    tenant = live.tenant(f"credits-{lang}")
+    live.grant(tenant, 10)
+    code = live.snippets(lang, tenant=tenant)
+    status, before = run(live, lang, code["balances"], tmp_path)
+    assert status == 200, before
+    assert [(p["pool"], p["balance"]) for p in before["pools"]] == [("credits", 10)]
+    # Each paste holds for a new action: three fit in 10 credits at 3 each, the fourth does not.
+    for paste in range(1, 4):
+        status, held = run(live, lang, code["reservation"], tmp_path)
+        assert status == 201, (paste, held)
+        assert (held["status"], held["amount"], held["balance"]) == ("held", 3, 10 - 3 * paste)
+    status, refused = run(live, lang, code["reservation"], tmp_path)
+    assert status == 402, refused
+    assert refused["error"]["code"] == "insufficient_credits"
+    status, opened = run(live, lang, code["topup"], tmp_path)
+    assert status == 200, opened
+    assert opened["id"].startswith("cs_")
+    assert (opened["pool"], opened["credits"]) == ("credits", 500)

@@ -1,12 +1,14 @@
 """Dashboard HTTP: login and logout, the overview (status and checklist), the API call builder
 and the webhook page. Projects, plans and tenants have their own page modules."""
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from billplane.credits import service as credits
 from billplane.dashboard import auth, charts, snippets
 from billplane.dashboard.view import FormView, PageView, View, flash, redirect, templates
 from billplane.errors import BillplaneError, TooManyAttempts
@@ -152,6 +154,7 @@ def builder(
         plan=_pick_key(options["plans"], plan, "PLAN_KEY"),
         origin=chosen.origins[0] if chosen and chosen.origins else "https://app.example.com",
     )
+    choice = _with_credits(choice, options.pop("pools"))
     base = view.settings.billplane_public_url
     built = [(call, snippets.snippet(language, base, call)) for call in snippets.calls(choice)]
     return view.render(
@@ -181,7 +184,7 @@ def _pick_key(rows: list[Any], key: str | None, placeholder: str) -> str:
 
 def _options(session: Session, project: Project | None) -> dict[str, Any]:
     if project is None:
-        return {"tenants": [], "features": [], "plans": []}
+        return {"tenants": [], "features": [], "plans": [], "pools": []}
     found_tenants: list[Tenant] = list(
         tenants.list_tenants(session, project.id, limit=100, starting_after=None).data
     )
@@ -191,7 +194,17 @@ def _options(session: Session, project: Project | None) -> dict[str, Any]:
     )
     # Checkout needs a plan with a price: those come first.
     priced = sorted(all_plans, key=lambda p: (p.stripe_price_id is None, p.status != "active"))
-    return {"tenants": found_tenants, "features": features, "plans": priced}
+    pools = credits.list_pools(session, project)
+    return {"tenants": found_tenants, "features": features, "plans": priced, "pools": pools}
+
+
+def _with_credits(choice: snippets.Choice, pools: list[credits.PoolDescription]) -> snippets.Choice:
+    """The credit snippets' feature (the chosen one if a pool prices it, else the first priced)
+    and the first pack a pool sells; placeholders while there are none."""
+    priced = [feature for pool in pools for feature in pool["costs"]]
+    packs = [price for pool in pools for price in pool["packs"]]
+    feature = choice.feature if choice.feature in priced else next(iter(priced), "FEATURE_KEY")
+    return replace(choice, credit_feature=feature, pack=next(iter(packs), "PRICE_ID"))
 
 
 @router.get("/webhook", response_class=HTMLResponse)

@@ -1,4 +1,5 @@
-"""The API call builder: ready-to-paste client calls in curl, JavaScript `fetch` and Python.
+"""The API call builder: ready-to-paste client calls in curl, JavaScript `fetch` and Python:
+check, usage, checkout and portal, and for credits the balances, a top-up and a reservation.
 
 Every snippet reads the token from the `PROJECT_TOKEN` environment variable, so no real token is
 ever printed in a page, and a pasted snippet keeps the secret out of the app's source. The usage
@@ -31,7 +32,7 @@ class Call:
     title: str
     method: str
     path: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None  # None: a GET, sent without a body
     note: str
 
 
@@ -43,6 +44,9 @@ class Choice:
     feature: str
     plan: str
     origin: str
+    # For credits: a feature priced in a pool (for a reservation) and a price a pool sells.
+    credit_feature: str = "FEATURE_KEY"
+    pack: str = "PRICE_ID"
 
 
 def calls(choice: Choice) -> list[Call]:
@@ -93,6 +97,52 @@ def calls(choice: Choice) -> list[Call]:
             {"tenant": choice.tenant, "return_url": f"{choice.origin}/billing"},
             "Send the tenant's browser to the answer's url (409 until it has paid once).",
         ),
+        *credit_calls(choice),
+    ]
+
+
+def credit_calls(choice: Choice) -> list[Call]:
+    return [
+        Call(
+            "balances",
+            "Show the tenant's credits",
+            "GET",
+            f"/v1/tenants/{choice.tenant}/balances",
+            None,
+            "Each credit pool's usable balance, its buckets (soonest-expiring first) and the "
+            "newest movements of its ledger.",
+        ),
+        Call(
+            "topup",
+            "Sell a pack of credits (Stripe Checkout)",
+            "POST",
+            "/v1/topups",
+            {
+                "tenant": choice.tenant,
+                "price": choice.pack,
+                "success_url": f"{choice.origin}/credits/thanks",
+                "cancel_url": f"{choice.origin}/credits",
+            },
+            "The price is a one-time Stripe price a pool sells (its packs). Send the tenant's "
+            "browser to the answer's url; the credits land once it is paid (the webhook, or "
+            "POST /v1/checkout/{id}/confirm on return).",
+        ),
+        Call(
+            "reservation",
+            "Hold credits for a long action",
+            "POST",
+            "/v1/reservations",
+            {
+                "tenant": choice.tenant,
+                "feature": choice.credit_feature,
+                "quantity": 1,
+                "idempotency_key": FromAction(f"{choice.credit_feature}-"),
+                "expires_in": 900,
+            },
+            "Holds what the estimate costs (402 insufficient_credits if it does not fit). When "
+            'the action ends, POST /v1/reservations/{id}/finalize with {"quantity": <used>}, or '
+            "/release if it failed; a hold left alone releases itself after expires_in seconds.",
+        ),
     ]
 
 
@@ -102,15 +152,16 @@ def snippet(language: str, base_url: str, call: Call) -> str:
 
 
 def curl(base_url: str, call: Call) -> str:
-    body = shlex.quote(json.dumps(_marked(call.body), indent=2))
-    # Inside the single-quoted body, the id is spliced in double quotes: '…-'"$ACTION_ID"'…'.
-    body = body.replace(_ACTION, "'\"$ACTION_ID\"'")
     command = [
         f"curl -sS -X {call.method} {shlex.quote(base_url + call.path)} \\",
-        f'  -H "Authorization: Bearer ${PLACEHOLDER}" \\',
-        "  -H 'Content-Type: application/json' \\",
-        f"  -d {body}",
+        f'  -H "Authorization: Bearer ${PLACEHOLDER}"',
     ]
+    if call.body is not None:
+        body = shlex.quote(json.dumps(_marked(call.body), indent=2))
+        # Inside the single-quoted body, the id is spliced in double quotes: '…-'"$ACTION_ID"'…'.
+        body = body.replace(_ACTION, "'\"$ACTION_ID\"'")
+        command[-1] += " \\"
+        command += ["  -H 'Content-Type: application/json' \\", f"  -d {body}"]
     if not _needs_action_id(call):
         return "\n".join(command)
     # `date` and `od` answer alike in bash, zsh and sh, on Linux and macOS (no %N, no $RANDOM).
@@ -125,12 +176,18 @@ def curl(base_url: str, call: Call) -> str:
 
 
 def javascript(base_url: str, call: Call) -> str:
-    body = json.dumps(_marked(call.body), indent=2).replace("\n", "\n  ")
-    body = _spliced(body, call, "actionId")
     action = [
         f"// Idempotency: {WHY_ACTION_ID}",
         "const actionId = crypto.randomUUID(); // or your app's own id for the action",
     ]
+    sent: list[str] = []
+    if call.body is not None:
+        body = json.dumps(_marked(call.body), indent=2).replace("\n", "\n  ")
+        sent = [
+            '    "Content-Type": "application/json",',
+            "  },",
+            f"  body: JSON.stringify({_spliced(body, call, 'actionId')}),",
+        ]
     return "\n".join(
         [
             "// Server side only (a Base44/Deno function or Node): keep the token out of browsers.",
@@ -141,12 +198,11 @@ def javascript(base_url: str, call: Call) -> str:
             f'  method: "{call.method}",',
             "  headers: {",
             '    "Authorization": `Bearer ${token}`,',
-            '    "Content-Type": "application/json",',
-            "  },",
-            f"  body: JSON.stringify({body}),",
+            *(sent or ["  },"]),
             "});",
             "const result = await response.json();",
-            "console.log(response.status, result);",
+            # Whole: console.log of an object cuts nesting (a balance's buckets) at depth 2.
+            "console.log(response.status, JSON.stringify(result, null, 2));",
         ]
     )
 
@@ -168,7 +224,11 @@ def python(base_url: str, call: Call) -> str:
             f"response = httpx.{call.method.lower()}(",
             f"    {json.dumps(base_url + call.path)},",
             f'    headers={{"Authorization": f"Bearer {{os.environ[\'{PLACEHOLDER}\']}}"}},',
-            f"    json={_spliced(_python_literal(_marked(call.body)), call, 'action_id')},",
+            *(
+                [f"    json={_spliced(_python_literal(_marked(call.body)), call, 'action_id')},"]
+                if call.body is not None
+                else []
+            ),
             "    timeout=10,",
             ")",
             "result = response.json()",
@@ -178,7 +238,7 @@ def python(base_url: str, call: Call) -> str:
 
 
 def _needs_action_id(call: Call) -> bool:
-    return any(isinstance(value, FromAction) for value in call.body.values())
+    return any(isinstance(value, FromAction) for value in (call.body or {}).values())
 
 
 def _marked(body: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +251,7 @@ def _marked(body: dict[str, Any]) -> dict[str, Any]:
 
 def _spliced(rendered: str, call: Call, variable: str) -> str:
     """JS or Python source of a marked body, each marked string now `"prefix" + variable`."""
-    for value in call.body.values():
+    for value in (call.body or {}).values():
         if isinstance(value, FromAction):
             marked = json.dumps(value.prefix + _ACTION)
             rendered = rendered.replace(marked, f"{json.dumps(value.prefix)} + {variable}")
