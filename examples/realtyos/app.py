@@ -6,6 +6,8 @@ It shows the three moves every client app makes, with billplane_client's helpers
 - count what was used once the action succeeded (`records_usage`, one key per listing, so
   publishing the same listing twice counts once);
 - upgrade: a button opens billplane's checkout, Stripe sends the person back, the app confirms;
+- sell credits and spend them: a pack of credits bought through Stripe Checkout (top-up), and an
+  AI description of a listing that holds its estimated credits first, then pays what it used;
 - hear of changes: billplane's webhooks (`/billplane/webhooks`, with BILLPLANE_WEBHOOK_SECRET)
   drop a tenant's cached entitlements, so a plan changed in billplane holds at the next request.
 
@@ -28,6 +30,7 @@ from billplane_client import (
     Conflict,
     Gate,
     OutagePolicy,
+    PaymentRequired,
     Webhooks,
     records_usage,
 )
@@ -37,6 +40,8 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 TENANT_COOKIE = "realtyos_tenant"
+# An AI description of a listing: what it may take (held before it starts), in AI tokens.
+DESCRIBE_ESTIMATE = 40
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class Settings:
     # How long a tenant's entitlements answer its checks (the client's default: 5 s). With the
     # webhook, a long TTL costs no staleness: billplane tells the app when to drop them.
     cache_ttl: float = 5.0
+    # A one-time Stripe price a credit pool of the project sells (its `packs`): with it, the
+    # app sells that pack of credits, which AI descriptions spend.
+    credit_pack: str | None = None
+    credit_pool: str = "credits"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -61,6 +70,8 @@ class Settings:
             pro_plan=os.environ.get("REALTYOS_PRO_PLAN", cls.pro_plan),
             webhook_secret=os.environ.get("BILLPLANE_WEBHOOK_SECRET") or None,
             cache_ttl=float(os.environ.get("REALTYOS_CACHE_TTL", cls.cache_ttl)),
+            credit_pack=os.environ.get("REALTYOS_CREDIT_PACK") or None,
+            credit_pool=os.environ.get("REALTYOS_CREDIT_POOL", cls.credit_pool),
         )
 
 
@@ -126,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.billplane = billplane
     _listing_routes(app, billplane)
     _billing_routes(app, billplane, settings)
-    _pages(app, billplane)
+    _credit_routes(app, billplane, settings)
+    _pages(app, billplane, settings)
     return app
 
 
@@ -188,11 +200,59 @@ def _billing_routes(app: FastAPI, billplane: Billplane, settings: Settings) -> N
         return _to_portal(billplane, tenant, settings)
 
 
+def _credit_routes(app: FastAPI, billplane: Billplane, settings: Settings) -> None:
+    listings: Listings = app.state.listings
+
+    @app.post("/billing/credits")
+    def buy_credits(tenant: Tenant) -> Response:
+        """The "Buy credits" button: billplane opens Stripe Checkout for the pack; on return,
+        /billing/success confirms it and the credits land (once, even if the webhook also
+        arrives)."""
+        if settings.credit_pack is None:
+            raise HTTPException(404, "This app sells no credits (REALTYOS_CREDIT_PACK).")
+        topup = billplane.topup(
+            tenant,
+            settings.credit_pack,
+            success_url=f"{settings.public_url}/billing/success",
+            cancel_url=f"{settings.public_url}/",
+        )
+        return RedirectResponse(str(topup.url), 303)
+
+    @app.post("/listings/{listing_id}/describe")
+    def describe(listing_id: int, tenant: Tenant, request: Request) -> Response:
+        """A long AI action paid in credits: hold the estimate, write, pay what it used."""
+        listing = listings.get(tenant, listing_id)
+        key = f"{tenant}-listing-{listing_id}-description"
+        try:
+            held = billplane.reserve(tenant, "ai.tokens", DESCRIBE_ESTIMATE, idempotency_key=key)
+        except PaymentRequired as refused:
+            if wants_html(request.headers.get("accept")):
+                return RedirectResponse("/?credits=low", 303)
+            return JSONResponse({"error": {"code": refused.code, **refused.details}}, 402)
+        try:
+            listing["description"] = _describe(listing["title"])
+        except Exception:
+            billplane.release(held.id)  # the action failed: every credit goes back
+            raise
+        used = len(listing["description"].split())  # the "tokens" the model used
+        paid = billplane.finalize(held.id, used)
+        if wants_html(request.headers.get("accept")):
+            return RedirectResponse("/", 303)
+        return JSONResponse(
+            {**listing, "credits_spent": paid.final_amount, "balance": paid.balance}
+        )
+
+
+def _describe(title: str) -> str:
+    """Stands in for a language model."""
+    return f"{title}: bright, quiet and close to everything. Book a visit today."
+
+
 def _to_portal(billplane: Billplane, tenant: str, settings: Settings) -> Response:
     return RedirectResponse(billplane.portal(tenant, return_url=f"{settings.public_url}/").url, 303)
 
 
-def _pages(app: FastAPI, billplane: Billplane) -> None:
+def _pages(app: FastAPI, billplane: Billplane, settings: Settings) -> None:
     listings: Listings = app.state.listings
 
     @app.get("/login")
@@ -212,7 +272,8 @@ def _pages(app: FastAPI, billplane: Billplane) -> None:
         return _page(
             "realtyos",
             f"<p>Signed in as <b>{_e(tenant)}</b> · {_plan_summary(billplane, tenant)}</p>"
-            f"<ul>{rows}</ul>"
+            + _credit_summary(billplane, tenant, settings)
+            + f"<ul>{rows}</ul>"
             '<form method="post" action="/listings"><input name="title" placeholder="Title">'
             "<button>Add listing</button></form>"
             '<p><a href="/exports/listings.csv">Export listings (CSV)</a></p>',
@@ -241,7 +302,22 @@ def _plan_summary(billplane: Billplane, tenant: str) -> str:
     )
 
 
+def _credit_summary(billplane: Billplane, tenant: str, settings: Settings) -> str:
+    if settings.credit_pack is None:
+        return ""
+    try:
+        balance = billplane.balances(tenant).balance(settings.credit_pool)
+    except (BillplaneUnreachable, KeyError):
+        return ""
+    return (
+        f"<p>Credits: <b>{balance}</b>"
+        '<form method="post" action="/billing/credits"><button>Buy credits</button></form></p>'
+    )
+
+
 def _listing_row(listing: dict[str, Any]) -> str:
+    if "description" in listing:
+        return f"<li>{_e(listing['title'])} — {_e(listing['description'])}</li>"
     if listing["published"]:
         return f"<li>{_e(listing['title'])} — published</li>"
     action = f"/listings/{listing['id']}/publish"

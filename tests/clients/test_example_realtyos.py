@@ -1,6 +1,6 @@
 """The realtyos example app (examples/realtyos/app.py) driven against a live billplane whose Stripe
 is the Stripe double: a gated and counted paid action, the upgrade page, and the upgrade button
-through checkout (pending while billplane has no `/v1/checkout`).
+through checkout, and a pack of credits bought through Stripe and spent by an AI action.
 """
 
 import importlib.util
@@ -15,6 +15,8 @@ import httpx
 import pytest
 from billplane_client import Billplane
 from fastapi.testclient import TestClient
+
+from conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -144,3 +146,67 @@ def test_the_upgrade_button_runs_checkout_and_unlocks_the_pro_feature(
     # Already subscribed: the button leads to the customer portal instead of a second checkout.
     assert to_portal.status_code == 303
     assert "/_double/portal/" in to_portal.headers["location"]
+
+
+PACK = 500  # credits the pack sells; one AI token costs one credit
+
+
+@pytest.fixture
+def credit_app(
+    realtyos: ModuleType, stripe_billplane: Any, shop: dict[str, str]
+) -> Iterator[TestClient]:
+    """The app selling a pack of credits, which its AI descriptions (`ai.tokens`) spend."""
+    pack = stripe_billplane.new_price(900, monthly=False)
+    pool = {"key": "credits", "name": "Credits", "costs": {"ai.tokens": 1}, "packs": {pack: PACK}}
+    created = httpx.post(
+        f"{stripe_billplane.url}/admin/api/projects/{shop['key']}/credit-pools",
+        json=pool,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    settings = realtyos.Settings(
+        billplane_url=stripe_billplane.url,
+        billplane_token=shop["token"],
+        public_url=PUBLIC_URL,
+        credit_pack=pack,
+    )
+    with TestClient(realtyos.create_app(settings), base_url=PUBLIC_URL) as client:
+        yield client
+
+
+def test_a_credit_pack_is_bought_through_stripe_and_spent_by_an_ai_description(
+    credit_app: TestClient, realtyos: ModuleType
+) -> None:
+    browser = signed_in(credit_app, "acme")
+    listing = browser.post("/api/listings", json={"title": "Loft"}).json()["id"]
+
+    broke = browser.post(f"/listings/{listing}/describe", headers=API)
+    empty = browser.get("/", headers=BROWSER)
+    to_stripe = browser.post("/billing/credits", headers=BROWSER, follow_redirects=False)
+    paid = httpx.post(f"{to_stripe.headers['location']}/pay", timeout=30)
+    back = urlsplit(paid.headers["location"])
+    confirmed = browser.get(f"{back.path}?{back.query}", headers=BROWSER, follow_redirects=False)
+    bought = browser.get("/", headers=BROWSER)
+    described = browser.post(f"/listings/{listing}/describe", headers=API)
+    again = browser.post(f"/listings/{listing}/describe", headers=API)
+    after = browser.get("/", headers=BROWSER)
+
+    assert broke.status_code == 402
+    assert broke.json()["error"]["code"] == "insufficient_credits"
+    assert broke.json()["error"]["cost"] == realtyos.DESCRIBE_ESTIMATE
+    assert "Credits: <b>0</b>" in empty.text
+    assert 'action="/billing/credits"' in empty.text
+    assert to_stripe.status_code == 303
+    assert paid.status_code == 303
+    assert (confirmed.status_code, confirmed.headers["location"]) == (303, "/?upgraded=1")
+    assert f"Credits: <b>{PACK}</b>" in bought.text
+    assert described.status_code == 200, described.text
+    spent = described.json()["credits_spent"]
+    # Held the estimate, paid what the description used: fewer credits than held.
+    assert 0 < spent < realtyos.DESCRIBE_ESTIMATE
+    assert spent == len(described.json()["description"].split())
+    assert described.json()["balance"] == PACK - spent
+    # The same listing described again is the same action: charged once.
+    assert (again.status_code, again.json()["balance"]) == (200, PACK - spent)
+    assert f"Credits: <b>{PACK - spent}</b>" in after.text
