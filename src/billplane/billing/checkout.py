@@ -67,8 +67,7 @@ def prepare_checkout(
     success_url: str,
     cancel_url: str,
 ) -> CheckoutOrder:
-    success = allowed_url(success_url, project.origins, param="success_url")
-    cancel = allowed_url(cancel_url, project.origins, param="cancel_url")
+    success, cancel = _return_urls(project, success_url, cancel_url)
     if tenant.status != "active":
         # Checks refuse it: a subscription bought now would pay for nothing it could use.
         raise TenantArchived(
@@ -90,19 +89,13 @@ def prepare_checkout(
             f"cancel it in the customer portal (POST {PORTAL}).",
             extra={"portal": PORTAL},
         )
-    return CheckoutOrder(
-        project_key=project.key,
-        tenant_id=tenant.id,
-        tenant_key=tenant.key,
-        tenant_name=tenant.name,
-        tenant_email=tenant.email,
-        tenant_version=tenant.updated_at,
-        customer_id=tenant.stripe_customer_id,
+    return _order(
+        project,
+        tenant,
+        (success, cancel),
         plan_key=plan.key,
         price_id=plan.stripe_price_id,
         trial_days=plan.trial_days,
-        success_url=with_session_id(success),
-        cancel_url=cancel,
     )
 
 
@@ -116,11 +109,39 @@ def prepare_topup(
     cancel_url: str,
 ) -> CheckoutOrder:
     """A top-up: a one-time price a credit pool sells, bought in a payment-mode checkout."""
-    success = allowed_url(success_url, project.origins, param="success_url")
-    cancel = allowed_url(cancel_url, project.origins, param="cancel_url")
+    success, cancel = _return_urls(project, success_url, cancel_url)
     if tenant.status != "active":
         raise TenantArchived(f"Tenant '{tenant.key}' is archived: restore it before it buys.")
     pool, credits_bought = credits.topup_pack(session, project, price)
+    return _order(
+        project,
+        tenant,
+        (success, cancel),
+        plan_key=pool.key,
+        price_id=price,
+        trial_days=0,
+        topup_credits=credits_bought,
+    )
+
+
+def _return_urls(project: Project, success_url: str, cancel_url: str) -> tuple[str, str]:
+    """Where Stripe sends the buyer back, both on the project's origins."""
+    success = allowed_url(success_url, project.origins, param="success_url")
+    return success, allowed_url(cancel_url, project.origins, param="cancel_url")
+
+
+def _order(
+    project: Project,
+    tenant: Tenant,
+    urls: tuple[str, str],
+    *,
+    plan_key: str,
+    price_id: str,
+    trial_days: int,
+    topup_credits: int = 0,
+) -> CheckoutOrder:
+    """What a checkout for the tenant needs once it was judged buyable (see `CheckoutOrder`)."""
+    success, cancel = urls
     return CheckoutOrder(
         project_key=project.key,
         tenant_id=tenant.id,
@@ -129,12 +150,12 @@ def prepare_topup(
         tenant_email=tenant.email,
         tenant_version=tenant.updated_at,
         customer_id=tenant.stripe_customer_id,
-        plan_key=pool.key,
-        price_id=price,
-        trial_days=0,
+        plan_key=plan_key,
+        price_id=price_id,
+        trial_days=trial_days,
         success_url=with_session_id(success),
         cancel_url=cancel,
-        topup_credits=credits_bought,
+        topup_credits=topup_credits,
     )
 
 
