@@ -179,7 +179,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     event with its answer; a key that turns out to be taken gives the quantity back, still
     inside the same transaction, so a repeat never counts.
     """
-    request, feature, tenant_id = write.request, write.feature, write.access.tenant_id
+    request = write.request
     counter = write.counter
     if write.price is not None and not sql.is_sqlite:
         fast = _record_priced_in_one(sql, write, write.price)
@@ -203,24 +203,38 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         answer=partial(_answer, write, taken=taken),
     )
     if body is None:
-        used = reads.counter(sql, **counter.values())
-        earlier = repository.event_by_key(sql, tenant_id, request.idempotency_key)
-        if earlier is not None:
-            return _outcome_of_repeat(earlier, feature, request, _current_of(write, used))
-        decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
-        return _refusal(decision, feature, write.access.tenant_key, request)
+        return _over_limit(sql, write)
     if claimed:
         if taken is not None:
             _charge(sql, write, taken)
         _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
         return Recorded(cast(UsageAnswer, body), created=True)  # the answer just stored
-    repository.take_back(sql, counter, request.quantity)
-    # The key was taken by an event this transaction can see.
+    return _repeated(sql, write, body["used"])
+
+
+def _over_limit(sql: Sql, write: Write) -> Recorded | BillplaneError:
+    """Nothing was counted, the limit being reached: a repeat of a key counted before is
+    answered as that event; anything else is refused with the reason."""
+    request, feature = write.request, write.feature
+    used = reads.counter(sql, **write.counter.values())
+    earlier = repository.event_by_key(sql, write.access.tenant_id, request.idempotency_key)
+    if earlier is not None:
+        return _outcome_of_repeat(earlier, feature, request, _current_of(write, used))
+    decision = entitlements.decide(write.access, feature, used, request.quantity, write.now)
+    return _refusal(decision, feature, write.access.tenant_key, request)
+
+
+def _repeated(sql: Sql, write: Write, used: int) -> Recorded | BillplaneError:
+    """The usage was counted (to `used`) but its key was taken by an event this transaction can
+    see: the count is given back, still inside the transaction, and the earlier event answers."""
+    request = write.request
+    repository.take_back(sql, write.counter, request.quantity)
     earlier = present(
-        repository.event_by_key(sql, tenant_id, request.idempotency_key), "the earlier event"
+        repository.event_by_key(sql, write.access.tenant_id, request.idempotency_key),
+        "the earlier event",
     )
-    current = _current_of(write, body["used"] - request.quantity)
-    return _outcome_of_repeat(earlier, feature, request, current)
+    current = _current_of(write, used - request.quantity)
+    return _outcome_of_repeat(earlier, write.feature, request, current)
 
 
 def _record_priced_in_one(
@@ -252,21 +266,11 @@ def _record_priced_in_one(
         return None
     body = charged.body
     if body is None:  # over the usage limit: as `record` answers it
-        used = reads.counter(sql, **write.counter.values())
-        earlier = repository.event_by_key(sql, access.tenant_id, request.idempotency_key)
-        if earlier is not None:
-            return _outcome_of_repeat(earlier, write.feature, request, _current_of(write, used))
-        decision = entitlements.decide(access, write.feature, used, request.quantity, write.now)
-        return _refusal(decision, write.feature, access.tenant_key, request)
+        return _over_limit(sql, write)
     if charged.claimed:
         _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
         return Recorded(cast(UsageAnswer, body), created=True)
-    repository.take_back(sql, write.counter, request.quantity)  # no credit was taken
-    earlier = present(
-        repository.event_by_key(sql, access.tenant_id, request.idempotency_key), "the event"
-    )
-    current = _current_of(write, body["used"] - request.quantity)
-    return _outcome_of_repeat(earlier, write.feature, request, current)
+    return _repeated(sql, write, body["used"])  # no credit was taken
 
 
 def _priced_answer(write: Write, cost: int, total: int) -> UsageAnswer:
