@@ -28,6 +28,7 @@ from billplane.api import (
     usage,
     webhooks,
 )
+from billplane.api.direct import serve_hot_routes
 from billplane.appwebhooks import sender
 from billplane.clock import Clock, utc_now
 from billplane.dashboard.app import mount_dashboard
@@ -127,6 +128,7 @@ def create_app(
         BodyLimits, api=settings.billplane_max_body_bytes, forms=settings.billplane_max_form_bytes
     )
     observe_requests(app)
+    serve_hot_routes(app)
     for router in (
         entitlements.router,
         usage.router,
