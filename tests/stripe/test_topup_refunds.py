@@ -4,8 +4,10 @@ the events, and records what was spent already; the billing history shows each t
 
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from billplane.models import CreditTopup
 from conftest import Clock
 from ledgers import ledger_balance
 from stripe_shop import CANCEL_URL, SUCCESS_URL, Shop, create_price
@@ -232,3 +234,20 @@ def test_a_refund_of_a_charge_billplane_did_not_sell_is_ignored(shop: Shop) -> N
     assert answer.status_code == 200, answer.text
     (stored,) = shop.events(type="charge.refunded")
     assert stored["outcome"] == "ignored"
+
+
+def test_a_top_up_landed_before_top_ups_had_rows_is_still_refunded(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    """A top-up landed by an older billplane has its bucket only: its refund adopts it."""
+    _, payment = _buy(shop, _sell(shop))
+    _deliver(shop, "checkout.session.completed")
+    session.execute(delete(CreditTopup))
+
+    _refund(shop, payment, 450)
+    _deliver(shop, "charge.refunded")
+
+    assert _pool(shop)["balance"] == 250
+    assert [e["amount"] for e in _kinds(shop, "refund")] == [-250]
+    assert _topup(shop)["status"] == "partially_refunded"
+    assert ledger_balance(session, clock()) == 250
