@@ -251,3 +251,22 @@ def test_a_top_up_landed_before_top_ups_had_rows_is_still_refunded(
     assert [e["amount"] for e in _kinds(shop, "refund")] == [-250]
     assert _topup(shop)["status"] == "partially_refunded"
     assert ledger_balance(session, clock()) == 250
+
+
+def test_sync_lands_a_top_up_and_applies_its_refund_when_their_webhooks_never_came(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    checkout_id, payment = _buy(shop, _sell(shop))
+    _refund(shop, payment, 300)  # no event delivered at all
+
+    report = shop.admin.call("POST", "/admin/api/stripe/sync")
+
+    assert report["topups"] == 1
+    assert [c["action"] for c in report["changes"]] == ["topup.land", "topup.refund"]
+    assert _pool(shop)["balance"] == 500 - 166
+    assert shop.admin.call("POST", "/admin/api/stripe/sync")["changes"] == []  # nothing left
+    _deliver(shop, "checkout.session.completed")  # the webhooks, late: nothing more
+    _deliver(shop, "charge.refunded")
+    assert [e["amount"] for e in _kinds(shop, "refund")] == [-166]
+    assert _topup(shop)["id"] == checkout_id
+    assert ledger_balance(session, clock()) == 500 - 166

@@ -232,7 +232,23 @@ class StripeGateway:
             )
             return [facts.checkout_session_from(s.to_dict()) for s in page.data]
 
+    def checkout_sessions_of(self, customer_id: str) -> list[CheckoutSessionFacts]:
+        """Every Checkout session of a customer, newest first."""
+        with self._speaking("checkout.sessions.list", f"listing the checkouts of {customer_id}"):
+            page = self._sdk().v1.checkout.sessions.list(
+                params={"customer": customer_id, "limit": 100}
+            )
+            return [facts.checkout_session_from(s.to_dict()) for s in page.auto_paging_iter()]
+
     # --- payments --------------------------------------------------------------------------
+
+    def charge_of_payment(self, payment_intent: str) -> ChargeFacts | None:
+        """The charge that paid a PaymentIntent (its latest), as Stripe has it now."""
+        with self._speaking("charges.list", f"looking up the charge of {payment_intent}"):
+            page = self._sdk().v1.charges.list(
+                params={"payment_intent": payment_intent, "limit": 1}
+            )
+            return facts.charge_from(page.data[0].to_dict()) if page.data else None
 
     def find_charge(self, charge_id: str) -> ChargeFacts | None:
         with (
