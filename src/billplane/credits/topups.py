@@ -1,7 +1,7 @@
 """Top-ups bought through Stripe: their credits land once per Checkout session, and a refunded
 charge takes back its share of them, as far as they are unspent.
 
-Refunds (documented in the README, "Top-ups and refunds"):
+Refunds (documented in the README, "Refunds of top-ups"):
 - Stripe's charge says how much was refunded so far (`amount_refunded`, a running total), and
   each `charge.refunded` is applied from it: the top-up's refunds claim
   `floor(credits * amount_refunded / amount)` credits in all (all of them once the charge is
