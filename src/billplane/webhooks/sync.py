@@ -16,7 +16,14 @@ from billplane.billing import service as billing
 from billplane.billing.service import Change, Context, audited
 from billplane.credits import repository as credit_rows
 from billplane.db import Transactions
-from billplane.errors import Conflict
+from billplane.errors import Conflict, StripeUnavailable
+from billplane.stripe.errors import (
+    StripeKeyForbidden,
+    StripeKeyRefused,
+    StripeRateLimited,
+    StripeRejected,
+    StripeUnreachable,
+)
 from billplane.stripe.facts import (
     TOPUP_PRICE_KEY,
     ChargeFacts,
@@ -77,7 +84,7 @@ def sync(
         found = stripe.subscriptions_of(customer_id)
         seen.update(s.id for s in found)
         _apply_all(tx, found, _context(), report)
-        _sync_topups(tx, stripe, stripe.checkout_sessions_of(customer_id), _context(), report)
+        _sync_topups(tx, stripe, _checkouts_of(stripe, customer_id, report), _context(), report)
     with tx.read() as session:
         leftovers = [s for s in repository.live_subscription_ids(session) if s not in seen]
     for subscription_id in leftovers:
@@ -134,6 +141,21 @@ def _apply_one(
             report.changes += billing.apply_subscription(session, subscription, ctx)
     except Conflict as exc:
         report.problems.append(f"{subscription.id}: {exc.message}")
+
+
+def _checkouts_of(
+    stripe: StripeGateway, customer_id: str, report: SyncReport
+) -> list[CheckoutSessionFacts]:
+    """The customer's Checkout sessions; none, said as a problem, when this Stripe will not
+    list them (a restricted key without the right, a Stripe double without the route). An
+    unreachable or rate-limiting Stripe stops the sync, as for everything else."""
+    try:
+        return stripe.checkout_sessions_of(customer_id)
+    except (StripeRejected, StripeKeyForbidden, StripeUnavailable) as exc:
+        if isinstance(exc, StripeUnreachable | StripeRateLimited | StripeKeyRefused):
+            raise
+        report.problems.append(f"Top-ups of {customer_id} not checked: {exc.message}")
+        return []
 
 
 def _sync_topups(
