@@ -149,3 +149,10 @@ def test_the_async_client_makes_the_same_credit_calls(
 
     assert (held.amount, done.final_amount, released.status) == (10, 5, "released")
     assert balances.balance("credits") == 45
+
+
+def test_a_refund_row_says_what_it_could_not_remove() -> None:
+    row = {"id": 9, "kind": "refund", "amount": -50, "bucket": 3, "unrecovered": 450}
+    entry = LedgerEntry.from_json(row | {"idempotency_key": "refund:cs_test_1:900"})
+
+    assert (entry.kind, entry.amount, entry.unrecovered) == ("refund", -50, 450)

@@ -33,6 +33,9 @@ RESOURCES = [
     "event",
     "webhook_endpoint",
     "deleted_webhook_endpoint",
+    "payment_intent",
+    "charge",
+    "refund",
 ]
 
 
@@ -103,6 +106,22 @@ def make_specimens(double: StripeDouble) -> Specimens:
         endpoint = api.call(
             "POST", "/v1/webhook_endpoints", url="http://127.0.0.1:9/hook", enabled_events="*"
         )
+        pack = api.call(
+            "POST", "/v1/prices", product=product["id"], unit_amount="900", currency="usd"
+        )
+        paid = api.call(
+            "POST",
+            "/v1/checkout/sessions",
+            mode="payment",
+            customer=customer["id"],
+            success_url="https://app.example/done",
+            **{"line_items[0][price]": pack["id"], "line_items[0][quantity]": "1"},
+        )
+        double.complete_checkout(paid["id"])
+        paid = api.call("GET", f"/v1/checkout/sessions/{paid['id']}")
+        refund = api.call(
+            "POST", "/v1/refunds", payment_intent=paid["payment_intent"], amount="300"
+        )
         spare = api.call("POST", "/v1/products", name="Spare")
         gone = api.call("POST", "/v1/customers", email="gone@example.com")
         return {
@@ -117,7 +136,7 @@ def make_specimens(double: StripeDouble) -> Specimens:
             "subscription": [subscription],
             "subscription_item": [item, api.call("GET", f"/v1/subscription_items/{item['id']}")],
             "plan": [item["plan"]],
-            "checkout.session": [session],
+            "checkout.session": [session, paid],
             "item": api.call("GET", f"/v1/checkout/sessions/{session['id']}/line_items")["data"],
             "billing_portal.session": [
                 api.call("POST", "/v1/billing_portal/sessions", customer=customer["id"])
@@ -126,6 +145,9 @@ def make_specimens(double: StripeDouble) -> Specimens:
             "line_item": invoice["lines"]["data"],
             "event": api.call("GET", "/v1/events", limit="100")["data"],
             "webhook_endpoint": [api.call("GET", f"/v1/webhook_endpoints/{endpoint['id']}")],
+            "payment_intent": [api.call("GET", f"/v1/payment_intents/{paid['payment_intent']}")],
+            "charge": [api.call("GET", f"/v1/charges/{refund['charge']}")],
+            "refund": [refund, api.call("GET", f"/v1/refunds/{refund['id']}")],
             "deleted_webhook_endpoint": [
                 api.call("DELETE", f"/v1/webhook_endpoints/{endpoint['id']}")
             ],
@@ -155,7 +177,12 @@ def test_every_event_carries_an_object_shaped_like_stripes(specimens: Specimens)
     for event in events:
         snapshot = event["data"]["object"]
         assert set(snapshot) == keys(snapshot["object"]), event["type"]
-    assert {"checkout.session.completed", "invoice.payment_failed", "customer.deleted"} <= types
+    assert {
+        "checkout.session.completed",
+        "invoice.payment_failed",
+        "customer.deleted",
+        "charge.refunded",
+    } <= types
 
 
 def test_subscription_items_have_the_item_keys_and_the_period() -> None:

@@ -6,13 +6,20 @@ from fastapi import APIRouter
 
 from billplane.billing import checkout, repository
 from billplane.billing import service as billing
-from billplane.billing.schemas import CheckoutIn, CheckoutOut, InvoiceOut, PortalIn, PortalOut
+from billplane.billing.schemas import (
+    BillingHistoryOut,
+    CheckoutIn,
+    CheckoutOut,
+    InvoiceOut,
+    PortalIn,
+    PortalOut,
+)
+from billplane.credits import topups
 from billplane.credits.schemas import TopupIn, TopupOut
 from billplane.entitlements import service as entitlements
 from billplane.entitlements.schemas import EntitlementsOut
 from billplane.http import Admin, AppClock, ClientToken, CurrentSettings, Stripe, Tx, errors
 from billplane.models import Invoice
-from billplane.paging import ListOut
 from billplane.projects.service import get_project
 from billplane.schemas import Key, PageLimit, TenantKey
 from billplane.tenants.service import get_tenant, tenant_for
@@ -234,10 +241,16 @@ def invoice_out(row: Invoice) -> InvoiceOut:
     )
 
 
-@admin.get("/invoices", response_model=ListOut[InvoiceOut], summary="A tenant's billing history")
+@admin.get("/invoices", response_model=BillingHistoryOut, summary="A tenant's billing history")
 def list_invoices(project: Key, tenant: TenantKey, _: Admin, tx: Tx, limit: PageLimit = 100) -> Any:
-    """Newest first, as billplane last read each invoice from Stripe."""
+    """Invoices newest first, as billplane last read each from Stripe (`data`), and the
+    tenant's paid top-ups of credits, newest first, with how much of each was refunded
+    (`topups`)."""
     with tx.read() as session:
         found = get_tenant(session, get_project(session, project), tenant)
         rows = repository.invoices_of(session, found.id, limit=limit + 1)
-        return {"data": [invoice_out(r) for r in rows[:limit]], "has_more": len(rows) > limit}
+        return {
+            "data": [invoice_out(r) for r in rows[:limit]],
+            "has_more": len(rows) > limit,
+            "topups": topups.history(session, found.id, limit),
+        }

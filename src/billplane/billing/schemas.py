@@ -1,10 +1,11 @@
 """Client API bodies for checkout, its confirmation and the customer portal."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from billplane.paging import ListOut
 from billplane.schemas import NO_NUL_PATTERN, Key, Request, TenantKey
 
 # Kept as sent (no URL normalisation): `{CHECKOUT_SESSION_ID}` must reach Stripe verbatim.
@@ -111,3 +112,53 @@ class InvoiceOut(BaseModel):
     subscription: str | None
     hosted_invoice_url: str | None
     created: datetime | None
+
+
+TOPUP_EXAMPLE: dict[str, Any] = {
+    "id": "cs_test_b4c5d6",
+    "pool": "credits",
+    "credits": 500,
+    "amount_paid": 900,
+    "currency": "usd",
+    "status": "partially_refunded",
+    "amount_refunded": 300,
+    "credits_refunded": 166,
+    "credits_unrecovered": 0,
+    "payment_intent": "pi_1a2b3c",
+    "price": "price_500credits",
+    "created": "2026-12-04T10:00:00Z",
+}
+
+
+class TopupHistoryOut(BaseModel):
+    """A paid top-up in the tenant's billing history."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [TOPUP_EXAMPLE]})
+
+    id: str = Field(description="The Checkout session that bought it.")
+    pool: str
+    credits: int = Field(description="What it bought.")
+    amount_paid: int = Field(description="In the currency's minor units (cents).")
+    currency: str
+    status: Literal["paid", "partially_refunded", "refunded"] = Field(
+        description="As Stripe's charge says: nothing, part or all of `amount_paid` refunded."
+    )
+    amount_refunded: int = Field(description="Refunded so far, in minor units.")
+    credits_refunded: int = Field(
+        description="Credits the refunds take back: the refunded share of `credits`, rounded "
+        "down (all of them once wholly refunded)."
+    )
+    credits_unrecovered: int = Field(
+        description="Of `credits_refunded`, those spent already, so not removed."
+    )
+    payment_intent: str | None
+    price: str = Field(description="The one-time Stripe price it was bought at.")
+    created: datetime = Field(description="When its credits landed.")
+
+
+class BillingHistoryOut(ListOut[InvoiceOut]):
+    """Invoices as `data` (Stripe's list shape, paged by `limit`), top-ups beside them."""
+
+    topups: list[TopupHistoryOut] = Field(
+        description="The newest top-ups (at most `limit`), newest first."
+    )

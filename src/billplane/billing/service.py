@@ -18,7 +18,7 @@ from billplane.appwebhooks import outbox
 from billplane.audit import service as audit
 from billplane.billing import repository
 from billplane.billing.errors import SubscriptionExists, UnverifiedLink
-from billplane.credits import service as credits
+from billplane.credits import topups
 from billplane.errors import present
 from billplane.models import Project, Subscription, Tenant
 from billplane.plans import repository as plans
@@ -257,7 +257,7 @@ def apply_checkout(
     """
     tenant = checkout_tenant(session, checkout)
     if tenant is not None and checkout.mode == "payment":
-        _land_topup(session, tenant, checkout, ctx)
+        land_topup(session, tenant, checkout, ctx)
         return []
     if tenant is None or checkout.mode != "subscription" or subscription is None:
         return []
@@ -275,30 +275,35 @@ def apply_checkout(
     return apply_subscription(session, subscription, ctx, tenant=tenant)
 
 
-def _land_topup(
+def land_topup(
     session: Session, tenant: Tenant, checkout: CheckoutSessionFacts, ctx: Context
-) -> None:
-    """A paid top-up's credits, once per session (see `credits.service.land_topup`); a session
+) -> bool:
+    """A paid top-up's credits, once per session (see `credits.topups.land_topup`); a session
     not paid (yet) lands nothing. Trusted only as a subscription's checkout is: paid by the
-    customer billplane created for the tenant."""
+    customer billplane created for the tenant. Returns whether the session is a paid top-up
+    (landed now or before)."""
     price = checkout.metadata.get(TOPUP_PRICE_KEY)
     if price is None or checkout.payment_status != "paid":
-        return
+        return False
     if tenant.stripe_customer_id is None or tenant.stripe_customer_id != checkout.customer:
         raise UnverifiedLink(
             f"Top-up {checkout.id} was paid by customer {checkout.customer}, which is not the "
             f"customer billplane created for tenant {'/'.join(_keys(session, tenant))}."
         )
     project = present(session.get(Project, tenant.project_id), "the tenant's project")
-    credits.land_topup(
+    topups.land_topup(
         session,
         project,
         tenant.id,
         price=price,
         checkout_id=checkout.id,
+        payment_intent=checkout.payment_intent,
+        amount=checkout.amount_total or 0,
+        currency=checkout.currency or "",
         actor=ctx.actor,
         now=ctx.now,
     )
+    return True
 
 
 def checkout_tenant(session: Session, checkout: CheckoutSessionFacts) -> Tenant | None:

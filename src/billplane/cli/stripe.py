@@ -114,6 +114,7 @@ def stripe_sync(as_json: AsJson = False) -> None:
     typer.echo(
         f"{report['customers']} customers and {report['subscriptions']} subscriptions "
         f"checked; {report['changed']} changes."
+        + (f" {report['topups']} top-ups checked." if report["topups"] else "")
     )
     for change in report["changes"]:
         typer.echo(f"  {change['action']} {change['target']}: {_difference(change)}")

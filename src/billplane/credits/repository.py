@@ -36,6 +36,7 @@ from billplane.models import (
     CreditPack,
     CreditPool,
     CreditReservation,
+    CreditTopup,
     Feature,
     Plan,
     PlanAllowance,
@@ -496,6 +497,7 @@ LEDGER_OF = Statement(
             _LEDGER.c.quantity,
             _LEDGER.c.reason,
             _LEDGER.c.created_at,
+            _LEDGER.c.unrecovered,
         )
         .select_from(_LEDGER.outerjoin(Feature, Feature.id == _LEDGER.c.feature_id))
         .where(
@@ -768,3 +770,55 @@ def expired_holds(sql: Sql, tenant_id: int, pool_id: int, now: datetime) -> int:
     """How many of the tenant's reservations of the pool expired still holding credits."""
     values = {"tenant_id": tenant_id, "pool_id": pool_id, "now": sql.time(now)}
     return int(sql.run(EXPIRED_HOLDS, values)[0][0])
+
+
+# --- Top-ups and their refunds (ORM, off the hot path) -------------------------------------------
+
+
+def topup_by_checkout(
+    session: Session, checkout_id: str, *, lock: bool = False
+) -> CreditTopup | None:
+    """The top-up a Checkout session bought; `lock`: held until the transaction ends, so two
+    refunds of it are applied one after the other."""
+    query = select(CreditTopup).where(CreditTopup.stripe_checkout_session_id == checkout_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
+
+
+def topup_by_payment_intent(session: Session, payment_intent: str) -> CreditTopup | None:
+    return session.scalar(
+        select(CreditTopup).where(CreditTopup.stripe_payment_intent_id == payment_intent)
+    )
+
+
+def topups_of(session: Session, tenant_id: int, limit: int) -> list[tuple[CreditTopup, str]]:
+    """The tenant's top-ups, newest first, each with its pool's key."""
+    rows = session.execute(
+        select(CreditTopup, CreditPool.key)
+        .join(CreditPool, CreditPool.id == CreditTopup.pool_id)
+        .where(CreditTopup.tenant_id == tenant_id)
+        .order_by(CreditTopup.created_at.desc(), CreditTopup.id.desc())
+        .limit(limit)
+    ).all()
+    return [(topup, key) for topup, key in rows]
+
+
+def locked_remaining(session: Session, bucket_id: int) -> int:
+    """What a bucket holds, read under lock (as a deduction reads it) until the transaction ends."""
+    found = session.execute(
+        select(CreditBucket.remaining).where(CreditBucket.id == bucket_id).with_for_update()
+    ).scalar_one()
+    return int(found)
+
+
+def take_out(session: Session, bucket_id: int, amount: int) -> None:
+    """Take `amount` out of a bucket read under lock; the guard holds because of that lock."""
+    taken = session.execute(
+        update(CreditBucket)
+        .where(CreditBucket.id == bucket_id, CreditBucket.remaining >= amount)
+        .values(remaining=CreditBucket.remaining - amount)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError(f"bucket {bucket_id} holds less than {amount} under its lock")

@@ -186,6 +186,7 @@ Kind = Literal[
     "expiry",
     "reservation",
     "release",
+    "refund",
 ]
 
 
@@ -209,6 +210,11 @@ class EntryOut(BaseModel):
     quantity: int | None
     reason: str | None
     created_at: datetime
+    unrecovered: int | None = Field(
+        default=None,
+        description="A `refund` only: credits the refund takes back that were spent already, "
+        "so could not be removed (`amount` is what was removed).",
+    )
 
 
 class PoolBalanceOut(BaseModel):

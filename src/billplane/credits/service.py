@@ -40,7 +40,6 @@ from billplane.models import (
     Project,
 )
 from billplane.schemas import Reset
-from billplane.sql import insert_ignoring_conflict
 
 # --- The hot path: a credit-priced feature's check and usage ------------------------------------
 
@@ -376,19 +375,9 @@ def balances_of_tenant(
         ]
         live = [b for b in buckets if rules.usable(b["expires_at"], now)]
         ledger = [
-            {
-                "id": int(id_),
-                "kind": kind,
-                "amount": int(amount),
-                "bucket": bucket,
-                "idempotency_key": ikey,
-                "feature": feature,
-                "quantity": quantity,
-                "reason": reason,
-                "created_at": _utc(created_at),
-            }
-            for id_, kind, amount, bucket, ikey, feature, quantity, reason, created_at in (
-                repository.ledger_of(sql, tenant_id=tenant_id, pool_id=pool_id, limit=LEDGER_SHOWN)
+            _ledger_entry(row)
+            for row in repository.ledger_of(
+                sql, tenant_id=tenant_id, pool_id=pool_id, limit=LEDGER_SHOWN
             )
         ]
         answer.append(
@@ -404,6 +393,22 @@ def balances_of_tenant(
 
 
 LEDGER_SHOWN = 50
+
+
+def _ledger_entry(row: Any) -> dict[str, Any]:
+    id_, kind, amount, bucket, ikey, feature, quantity, reason, created_at, unrecovered = row
+    return {
+        "id": int(id_),
+        "kind": kind,
+        "amount": int(amount),
+        "bucket": bucket,
+        "idempotency_key": ikey,
+        "feature": feature,
+        "quantity": quantity,
+        "reason": reason,
+        "created_at": _utc(created_at),
+        "unrecovered": None if unrecovered is None else int(unrecovered),
+    }
 
 
 def _utc(value: Any) -> datetime | None:
@@ -576,57 +581,6 @@ def topup_pack(session: Session, project: Project, price: str) -> tuple[CreditPo
         )
     pool, pack = found
     return pool, pack.credits
-
-
-def land_topup(
-    session: Session,
-    project: Project,
-    tenant_id: int,
-    *,
-    price: str,
-    checkout_id: str,
-    actor: str,
-    now: datetime,
-) -> bool:
-    """The credits a paid top-up bought, once per checkout session whoever lands them first
-    (the webhook, the confirm call, both, repeated): a bucket of source `topup` keyed by the
-    session and its ledger row. Returns whether this call landed them."""
-    pool, credits = topup_pack(session, project, price)
-    made = session.execute(
-        insert_ignoring_conflict(
-            session,
-            CreditBucket.__table__,
-            {
-                "tenant_id": tenant_id,
-                "pool_id": pool.id,
-                "source": "topup",
-                "source_key": checkout_id,
-                "granted": credits,
-                "remaining": credits,
-                "expires_at": None,
-                "created_at": now,
-            },
-            ["tenant_id", "pool_id", "source", "source_key"],
-        ).returning(CreditBucket.id)
-    ).scalar()
-    if made is None:
-        return False
-    session.add(
-        CreditEntry(
-            tenant_id=tenant_id,
-            pool_id=pool.id,
-            bucket_id=made,
-            kind="topup",
-            part=0,
-            amount=credits,
-            idempotency_key=f"topup:{checkout_id}",
-            reason=f"Stripe Checkout {checkout_id} ({price})",
-            actor=actor,
-            created_at=now,
-        )
-    )
-    session.flush()
-    return True
 
 
 def set_allowance(

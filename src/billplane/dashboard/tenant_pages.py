@@ -7,7 +7,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from billplane.billing import repository as billing
 from billplane.credits import service as credits
+from billplane.credits import topups
 from billplane.credits.schemas import GrantIn
 from billplane.dashboard import charts, forms
 from billplane.dashboard.auth import OperatorForm
@@ -26,6 +28,7 @@ from billplane.usage import repository as usage
 
 router = APIRouter(include_in_schema=False)
 ACTOR = "dashboard"
+HISTORY_SHOWN = 20  # invoices and top-ups on the tenant's page; the admin API pages them all
 
 
 @router.get("/projects/{project}/tenants", response_class=HTMLResponse)
@@ -94,6 +97,8 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
         ]
         days = _days(session, found.id, tenant, features, view.now)
         held = credits.balances_in(session, found, tenant.id, tenant.key, view.now)["pools"]
+        invoices = billing.invoices_of(session, tenant.id, limit=HISTORY_SHOWN)
+        bought = topups.history(session, tenant.id, HISTORY_SHOWN)
     view.current_project(found.key)
     return view.render(
         "tenant.html",
@@ -106,6 +111,8 @@ def _tenant(view: View, key: str, tenant_key: str, **context: Any) -> Response:
         charts=days,
         keep_days=view.settings.billplane_refusals_keep_days,
         credit_pools=held,
+        invoices=invoices,
+        topups=bought,
         **context,
     )
 

@@ -35,7 +35,40 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
+# Stripe's zero-decimal currencies: their amounts are whole units, not hundredths.
+ZERO_DECIMAL = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+
+
+def money(amount: int | None, currency: str | None) -> str:
+    """Minor units as an amount a person reads: `900, "usd"` is "9.00 USD"."""
+    if amount is None:
+        return "—"
+    code = (currency or "").lower()
+    shown = str(amount) if code in ZERO_DECIMAL else f"{amount / 100:.2f}"
+    return f"{shown} {code.upper()}".strip()
+
+
 templates.env.filters["when"] = _when
+templates.env.globals["money"] = money
 templates.env.filters["ago"] = ago
 
 

@@ -15,6 +15,7 @@ from billplane.models.credits import (
     CreditPack,
     CreditPool,
     CreditReservation,
+    CreditTopup,
     PlanAllowance,
 )
 from billplane.models.invoice import Invoice
@@ -43,6 +44,7 @@ __all__ = [
     "CreditPack",
     "CreditPool",
     "CreditReservation",
+    "CreditTopup",
     "DailyChecks",
     "Feature",
     "Invoice",

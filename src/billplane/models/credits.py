@@ -114,7 +114,8 @@ class CreditEntry(Base):
     bucket_id: Mapped[int | None] = mapped_column(
         ForeignKey("credit_buckets.id", ondelete="CASCADE")
     )
-    # allowance | rollover | grant | topup | deduction | overage | expiry
+    # allowance | rollover | grant | topup | deduction | overage | expiry | reservation |
+    # release | refund
     kind: Mapped[str] = mapped_column(String(16))
     part: Mapped[int] = mapped_column(default=0)
     amount: Mapped[int] = mapped_column(BigInteger)  # signed: + into a bucket, - out of it
@@ -123,7 +124,40 @@ class CreditEntry(Base):
     quantity: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(String(500))
     actor: Mapped[str | None] = mapped_column(String(255))
+    # A refund row only: the credits the refund took back that were spent already, so could not
+    # be removed (`amount` is what was removed).
+    unrecovered: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+
+
+class CreditTopup(Base):
+    """A paid top-up: the Checkout session that bought it, the payment behind it, and how much
+    of it was refunded. Made with its bucket when the credits land; a refund moves the
+    `*_refunded` totals (Stripe's charge says how much it gave back so far) and writes the
+    ledger row of what it took out of the bucket."""
+
+    __tablename__ = "credit_topups"
+    __table_args__ = (
+        Index("ix_credit_topups_stripe_payment_intent_id", "stripe_payment_intent_id"),
+        Index("ix_credit_topups_tenant_id_created_at", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("credit_buckets.id", ondelete="CASCADE"))
+    stripe_checkout_session_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_price_id: Mapped[str] = mapped_column(String(255))
+    credits: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)  # paid, in the currency's minor units
+    currency: Mapped[str] = mapped_column(String(8))
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What the refunds take back (their share of `credits`), and of that what was spent already.
+    credits_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_unrecovered: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime]
+    refunded_at: Mapped[datetime | None]
 
 
 class CreditReservation(Base):

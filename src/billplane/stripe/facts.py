@@ -74,6 +74,24 @@ class CheckoutSessionFacts:
     livemode: bool
     metadata: dict[str, str] = field(default_factory=dict)
     payment_status: str | None = None  # paid | unpaid | no_payment_required
+    # Payment mode: what paid for it, and how much (minor units of `currency`).
+    payment_intent: str | None = None
+    amount_total: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class ChargeFacts:
+    """A charge as Stripe has it now: `amount_refunded` is the total of its refunds so far."""
+
+    id: str
+    customer: str | None
+    payment_intent: str | None
+    amount: int
+    amount_refunded: int
+    refunded: bool
+    currency: str
+    livemode: bool
 
 
 @dataclass(frozen=True)
@@ -204,6 +222,22 @@ def checkout_session_from(obj: Json) -> CheckoutSessionFacts:
         livemode=bool(obj.get("livemode", False)),
         metadata=_metadata(obj),
         payment_status=obj.get("payment_status"),
+        payment_intent=_id(obj.get("payment_intent")),
+        amount_total=None if obj.get("amount_total") is None else int(obj["amount_total"]),
+        currency=str(obj["currency"]).lower() if obj.get("currency") else None,
+    )
+
+
+def charge_from(obj: Json) -> ChargeFacts:
+    return ChargeFacts(
+        id=str(obj["id"]),
+        customer=_id(obj.get("customer")),
+        payment_intent=_id(obj.get("payment_intent")),
+        amount=int(obj.get("amount") or 0),
+        amount_refunded=int(obj.get("amount_refunded") or 0),
+        refunded=bool(obj.get("refunded", False)),
+        currency=str(obj.get("currency") or "").lower(),
+        livemode=bool(obj.get("livemode", False)),
     )
 
 

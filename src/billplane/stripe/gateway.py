@@ -28,6 +28,7 @@ from billplane.stripe.errors import (
     StripeUnreachable,
 )
 from billplane.stripe.facts import (
+    ChargeFacts,
     CheckoutSessionFacts,
     CustomerFacts,
     InvoiceFacts,
@@ -219,6 +220,42 @@ class StripeGateway:
         ):
             found = self._sdk().v1.checkout.sessions.retrieve(session_id)
             return facts.checkout_session_from(found.to_dict())
+        return None
+
+    def checkout_sessions_of_payment(self, payment_intent: str) -> list[CheckoutSessionFacts]:
+        """The Checkout sessions a PaymentIntent paid (one, for a session billplane opened)."""
+        with self._speaking(
+            "checkout.sessions.list", f"looking up the checkout of payment {payment_intent}"
+        ):
+            page = self._sdk().v1.checkout.sessions.list(
+                params={"payment_intent": payment_intent, "limit": 10}
+            )
+            return [facts.checkout_session_from(s.to_dict()) for s in page.data]
+
+    def checkout_sessions_of(self, customer_id: str) -> list[CheckoutSessionFacts]:
+        """Every Checkout session of a customer, newest first."""
+        with self._speaking("checkout.sessions.list", f"listing the checkouts of {customer_id}"):
+            page = self._sdk().v1.checkout.sessions.list(
+                params={"customer": customer_id, "limit": 100}
+            )
+            return [facts.checkout_session_from(s.to_dict()) for s in page.auto_paging_iter()]
+
+    # --- payments --------------------------------------------------------------------------
+
+    def charge_of_payment(self, payment_intent: str) -> ChargeFacts | None:
+        """The charge that paid a PaymentIntent (its latest), as Stripe has it now."""
+        with self._speaking("charges.list", f"looking up the charge of {payment_intent}"):
+            page = self._sdk().v1.charges.list(
+                params={"payment_intent": payment_intent, "limit": 1}
+            )
+            return facts.charge_from(page.data[0].to_dict()) if page.data else None
+
+    def find_charge(self, charge_id: str) -> ChargeFacts | None:
+        with (
+            self._speaking("charges.retrieve", f"looking up charge {charge_id}"),
+            _missing_is_none(),
+        ):
+            return facts.charge_from(self._sdk().v1.charges.retrieve(charge_id).to_dict())
         return None
 
     def open_portal(self, *, customer: str, return_url: str) -> tuple[str, str]:

@@ -13,11 +13,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from billplane.billing import invoices
+from billplane.billing import invoices, refunds
 from billplane.billing import repository as billing_rows
 from billplane.billing import service as billing
+from billplane.credits import repository as credit_rows
 from billplane.stripe import facts
 from billplane.stripe.facts import (
+    TOPUP_PRICE_KEY,
+    ChargeFacts,
     CheckoutSessionFacts,
     EventFacts,
     InvoiceFacts,
@@ -37,7 +40,14 @@ INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.paid", PAYMEN
 # Invoices whose outcome moves the subscription (Stripe sets its status as they settle).
 SETTLING_INVOICE_EVENTS = ("invoice.paid", PAYMENT_FAILED)
 CUSTOMER_DELETED = "customer.deleted"
-HANDLED_TYPES = (CHECKOUT_COMPLETED, *SUBSCRIPTION_EVENTS, *INVOICE_EVENTS, CUSTOMER_DELETED)
+CHARGE_REFUNDED = "charge.refunded"
+HANDLED_TYPES = (
+    CHECKOUT_COMPLETED,
+    *SUBSCRIPTION_EVENTS,
+    *INVOICE_EVENTS,
+    CUSTOMER_DELETED,
+    CHARGE_REFUNDED,
+)
 
 Clock = Callable[[], datetime]
 
@@ -50,6 +60,7 @@ class Gathered:
     checkout: CheckoutSessionFacts | None = None
     subscription: SubscriptionFacts | None = None
     invoice: InvoiceFacts | None = None
+    charge: ChargeFacts | None = None
     # Set when what the event is about is gone from Stripe: the event is ignored, saying so.
     gone: str | None = None
 
@@ -76,6 +87,14 @@ def concerns_billplane(session: Session, event: EventFacts) -> bool:
         customer = str(obj.get("id") or "")
         return _linked_customer(session, customer) or bool(
             billing_rows.subscriptions_of_customer(session, customer)
+        )
+    if event.type == CHARGE_REFUNDED:
+        # A top-up's customer is linked before its checkout opens, so even a refund processed
+        # before the top-up landed is recognised.
+        charge = facts.charge_from(obj)
+        return _linked_customer(session, charge.customer) or (
+            bool(charge.payment_intent)
+            and credit_rows.topup_by_payment_intent(session, str(charge.payment_intent)) is not None
         )
     return False
 
@@ -109,7 +128,22 @@ def gather(event: EventFacts, stripe: StripeGateway, clock: Clock) -> Gathered:
         if invoice is not None and invoice.subscription and event.type in SETTLING_INVOICE_EVENTS:
             subscription = stripe.find_subscription(invoice.subscription)
         return Gathered(seen_at=clock(), invoice=invoice, subscription=subscription)
+    if event.type == CHARGE_REFUNDED:
+        return gather_refund(str(obj["id"]), stripe, clock)
     return Gathered(seen_at=clock())
+
+
+def gather_refund(charge_id: str, stripe: StripeGateway, clock: Clock) -> Gathered:
+    """The charge as Stripe has it now (its refunds so far), and the top-up checkout its
+    PaymentIntent paid, if billplane opened one (else nothing is to be done)."""
+    charge = stripe.find_charge(charge_id)
+    if charge is None:
+        return Gathered(seen_at=clock(), gone=_gone("charge", charge_id))
+    paid = (
+        stripe.checkout_sessions_of_payment(charge.payment_intent) if charge.payment_intent else []
+    )
+    topup = next((s for s in paid if TOPUP_PRICE_KEY in s.metadata), None)
+    return Gathered(seen_at=clock(), checkout=topup, charge=charge)
 
 
 def _gone(kind: str, object_id: str) -> str:
@@ -133,6 +167,10 @@ def apply(
     session: Session, event: EventFacts, gathered: Gathered, ctx: billing.Context
 ) -> list[billing.Change]:
     """Store what was gathered for this event; raises to leave everything as it was."""
+    if event.type == CHARGE_REFUNDED:
+        if gathered.checkout is None or gathered.charge is None:
+            return []
+        return refunds.apply_refund(session, gathered.checkout, gathered.charge, ctx)
     if event.type == CHECKOUT_COMPLETED and gathered.checkout is not None:
         return billing.apply_checkout(session, gathered.checkout, gathered.subscription, ctx)
     if event.type == CUSTOMER_DELETED:

@@ -78,6 +78,7 @@ class SyncOut(BaseModel):
 
     customers: int
     subscriptions: int
+    topups: int = Field(description="Paid top-ups checked (landed if missed, refunds applied).")
     changed: int
     changes: list[SyncChangeOut]
     problems: list[str]  # what could not be repaired, and why

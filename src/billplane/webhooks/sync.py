@@ -1,6 +1,7 @@
-"""Reconciliation: pull customers and subscriptions from Stripe and repair what missed webhooks
-left wrong. Like a request handler this is an edge: it owns its transactions, one short one per
-tenant, and asks Stripe between them (never while holding a lock).
+"""Reconciliation: pull customers, subscriptions and top-ups (with their refunds) from Stripe and
+repair what missed webhooks left wrong. Like a request handler this is an edge: it owns its
+transactions, one short one per tenant, and asks Stripe between them (never while holding a
+lock).
 """
 
 from collections.abc import Callable
@@ -10,12 +11,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from billplane.billing import repository
+from billplane.billing import refunds, repository
 from billplane.billing import service as billing
-from billplane.billing.service import Change, Context
+from billplane.billing.service import Change, Context, audited
+from billplane.credits import repository as credit_rows
 from billplane.db import Transactions
-from billplane.errors import Conflict
-from billplane.stripe.facts import SubscriptionFacts, claimed_tenant
+from billplane.errors import Conflict, StripeUnavailable
+from billplane.stripe.errors import (
+    StripeKeyForbidden,
+    StripeKeyRefused,
+    StripeRateLimited,
+    StripeRejected,
+    StripeUnreachable,
+)
+from billplane.stripe.facts import (
+    TOPUP_PRICE_KEY,
+    ChargeFacts,
+    CheckoutSessionFacts,
+    SubscriptionFacts,
+    claimed_tenant,
+)
 from billplane.stripe.gateway import StripeGateway
 
 ACTOR = "stripe-sync"
@@ -27,6 +42,7 @@ Progress = Callable[[str], None]
 class SyncReport:
     customers: int = 0
     subscriptions: int = 0
+    topups: int = 0
     changes: list[Change] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -34,6 +50,7 @@ class SyncReport:
         return {
             "customers": self.customers,
             "subscriptions": self.subscriptions,
+            "topups": self.topups,
             "changed": len(self.changes),
             "changes": [asdict(c) for c in self.changes],
             "problems": self.problems,
@@ -67,6 +84,7 @@ def sync(
         found = stripe.subscriptions_of(customer_id)
         seen.update(s.id for s in found)
         _apply_all(tx, found, _context(), report)
+        _sync_topups(tx, stripe, _checkouts_of(stripe, customer_id, report), _context(), report)
     with tx.read() as session:
         leftovers = [s for s in repository.live_subscription_ids(session) if s not in seen]
     for subscription_id in leftovers:
@@ -123,6 +141,64 @@ def _apply_one(
             report.changes += billing.apply_subscription(session, subscription, ctx)
     except Conflict as exc:
         report.problems.append(f"{subscription.id}: {exc.message}")
+
+
+def _checkouts_of(
+    stripe: StripeGateway, customer_id: str, report: SyncReport
+) -> list[CheckoutSessionFacts]:
+    """The customer's Checkout sessions; none, said as a problem, when this Stripe will not
+    list them (a restricted key without the right, a Stripe double without the route). An
+    unreachable or rate-limiting Stripe stops the sync, as for everything else."""
+    try:
+        return stripe.checkout_sessions_of(customer_id)
+    except (StripeRejected, StripeKeyForbidden, StripeUnavailable) as exc:
+        if isinstance(exc, StripeUnreachable | StripeRateLimited | StripeKeyRefused):
+            raise
+        report.problems.append(f"Top-ups of {customer_id} not checked: {exc.message}")
+        return []
+
+
+def _sync_topups(
+    tx: Transactions,
+    stripe: StripeGateway,
+    sessions: list[CheckoutSessionFacts],
+    ctx: Context,
+    report: SyncReport,
+) -> None:
+    """The customer's paid top-ups: those never landed land, and each takes back what its
+    charge's refunds claim, as the webhooks would have done."""
+    for checkout in sessions:
+        if checkout.mode != "payment" or checkout.status != "complete":
+            continue
+        if TOPUP_PRICE_KEY not in checkout.metadata or checkout.payment_status != "paid":
+            continue
+        report.topups += 1
+        charge = (
+            stripe.charge_of_payment(checkout.payment_intent) if checkout.payment_intent else None
+        )
+        with tx.write() as session:
+            try:
+                with session.begin_nested():
+                    report.changes += _apply_topup(session, checkout, charge, ctx)
+            except Conflict as exc:
+                report.problems.append(f"{checkout.id}: {exc.message}")
+
+
+def _apply_topup(
+    session: Session, checkout: CheckoutSessionFacts, charge: ChargeFacts | None, ctx: Context
+) -> list[Change]:
+    landed = credit_rows.topup_by_checkout(session, checkout.id) is not None
+    changes: list[Change] = []
+    billing.apply_checkout(session, checkout, None, ctx)
+    tenant = billing.checkout_tenant(session, checkout)
+    if not landed and tenant is not None:
+        after = {"checkout": checkout.id, "price": checkout.metadata[TOPUP_PRICE_KEY]}
+        changes.append(
+            audited(session, tenant, "topup.land", ("topup", checkout.id), None, after, ctx)
+        )
+    if charge is not None and charge.amount_refunded > 0:
+        changes += refunds.apply_refund(session, checkout, charge, ctx)
+    return changes
 
 
 def _contexts(clock: Callable[[], datetime], grace_days: int) -> Callable[[], Context]:

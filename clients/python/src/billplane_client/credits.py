@@ -37,7 +37,8 @@ class CreditBucket:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One movement of credits: `amount` is signed, into (+) or out of (-) `bucket`."""
+    """One movement of credits: `amount` is signed, into (+) or out of (-) `bucket`; a
+    `refund` also says what it could not remove (`unrecovered`: spent already)."""
 
     id: int
     kind: str
@@ -48,6 +49,7 @@ class LedgerEntry:
     quantity: int | None
     reason: str | None
     created_at: datetime | None
+    unrecovered: int | None = None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -62,6 +64,7 @@ class LedgerEntry:
             quantity=_int(data.get("quantity")),
             reason=data.get("reason"),
             created_at=parse_time(data.get("created_at")),
+            unrecovered=_int(data.get("unrecovered")),
             raw=data,
         )
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from stripe_double import billing, checkout, resources, subscriptions
+from stripe_double import billing, checkout, payments, resources, subscriptions
 from stripe_double.errors import StripeError, authentication_failed, unknown_route
 from stripe_double.forms import Params, as_list, decode
 from stripe_double.objects import StripeObject, list_object
@@ -250,11 +250,27 @@ def _api() -> dict[str, dict[str, Handler]]:
             "POST": _acting(r.update_webhook_endpoint, with_params=True),
             "DELETE": _acting(r.delete_webhook_endpoint),
         },
+        "/v1/payment_intents": {
+            "GET": _listing("/v1/payment_intents", payments.list_payment_intents)
+        },
+        "/v1/payment_intents/{id}": {"GET": _retrieve("payment_intent")},
+        "/v1/charges": {"GET": _listing("/v1/charges", payments.list_charges)},
+        "/v1/charges/{id}": {"GET": _retrieve("charge")},
+        "/v1/refunds": {
+            "GET": _listing("/v1/refunds", payments.list_refunds),
+            "POST": _creating(payments.create_refund),
+        },
+        "/v1/refunds/{id}": {"GET": _retrieve("refund")},
         "/v1/events": {"GET": _listing("/v1/events", r.list_events)},
         "/v1/events/{id}": {"GET": _retrieve("event")},
     }
 
 
 def _list_sessions(state: DoubleState, params: Params) -> list[StripeObject]:
-    fields: dict[str, Callable[[Any], Any]] = {"customer": str, "subscription": str, "status": str}
+    fields: dict[str, Callable[[Any], Any]] = {
+        "customer": str,
+        "subscription": str,
+        "status": str,
+        "payment_intent": str,
+    }
     return resources.matching(state.all("checkout.session"), params, fields)

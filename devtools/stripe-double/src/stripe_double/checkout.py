@@ -4,7 +4,7 @@ The hosted pages Stripe would show live on the double itself (`/_double/checkout
 browser test can "pay" and be sent back to `success_url`.
 """
 
-from stripe_double import billing, objects
+from stripe_double import billing, objects, payments
 from stripe_double.clock import SECONDS_PER_DAY
 from stripe_double.errors import StripeError, parameter_invalid, parameter_missing
 from stripe_double.forms import Params, as_int, as_list, merge_metadata
@@ -97,7 +97,8 @@ def _subscription_data(params: Params, mode: str) -> Params:
 
 
 def complete(state: DoubleState, session_id: str, *, email: str | None = None) -> StripeObject:
-    """The customer pays: customer (if new), subscription, first invoice, then the session."""
+    """The customer pays: customer (if new), subscription and its first invoice (subscription
+    mode) or a PaymentIntent and its charge (payment mode), then the session."""
     session = state.get("checkout.session", session_id)
     if session["status"] != "open":
         raise StripeError(f"Checkout session {session_id} is {session['status']}, not open.")
@@ -106,12 +107,22 @@ def complete(state: DoubleState, session_id: str, *, email: str | None = None) -
     if session["mode"] == "subscription":
         subscription = _subscribe(state, session, customer)
     invoice = state.get("invoice", subscription["latest_invoice"]) if subscription else None
+    intent = None
+    if session["mode"] == "payment":
+        intent = payments.pay(
+            state,
+            customer=customer["id"],
+            amount=session["amount_total"] or 0,
+            currency=session["currency"] or "usd",
+            livemode=session["livemode"],
+        )
     session.update(
         status="complete",
         url=None,
         customer=customer["id"],
         subscription=subscription["id"] if subscription else None,
         invoice=invoice["id"] if invoice else None,
+        payment_intent=intent["id"] if intent else None,
         payment_status=_payment_status(session, invoice),
         customer_details={
             "address": None,

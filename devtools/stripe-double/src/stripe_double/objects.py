@@ -178,6 +178,90 @@ def checkout_line_item(
     return obj
 
 
+def payment_intent(
+    *,
+    id: str,
+    amount: int,
+    currency: str,
+    customer: str | None,
+    latest_charge: str,
+    created: int,
+    livemode: bool,
+) -> StripeObject:
+    """A PaymentIntent paid in full by its one charge."""
+    obj = blank("payment_intent")
+    obj.update(
+        id=id,
+        amount=amount,
+        amount_received=amount,
+        currency=currency,
+        customer=customer,
+        latest_charge=latest_charge,
+        created=created,
+        livemode=livemode,
+        client_secret=f"{id}_secret_double",
+        status="succeeded",
+    )
+    return obj
+
+
+def charge(
+    *,
+    id: str,
+    amount: int,
+    currency: str,
+    customer: str | None,
+    payment_intent: str,
+    created: int,
+    livemode: bool,
+) -> StripeObject:
+    """A card charge captured in full."""
+    obj = blank("charge")
+    obj.update(
+        id=id,
+        amount=amount,
+        amount_captured=amount,
+        captured=True,
+        paid=True,
+        status="succeeded",
+        currency=currency,
+        customer=customer,
+        payment_intent=payment_intent,
+        created=created,
+        livemode=livemode,
+        calculated_statement_descriptor="BILLPLANE DOUBLE",
+        outcome={
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network",
+            "reason": None,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        },
+    )
+    obj["refunds"] = list_object([], f"/v1/charges/{id}/refunds")
+    return obj
+
+
+def refund(
+    *, id: str, amount: int, charge: StripeObject, created: int, reason: str | None
+) -> StripeObject:
+    """A refund of `amount` of `charge`, succeeded at once (as card refunds are, in test mode)."""
+    obj = blank("refund")
+    obj.update(
+        id=id,
+        amount=amount,
+        charge=charge["id"],
+        payment_intent=charge["payment_intent"],
+        currency=charge["currency"],
+        created=created,
+        reason=reason,
+        status="succeeded",
+    )
+    return obj
+
+
 def portal_session(
     *, id: str, customer: str, created: int, livemode: bool, return_url: str | None, url: str
 ) -> StripeObject:

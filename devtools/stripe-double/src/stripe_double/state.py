@@ -38,6 +38,9 @@ PREFIXES = {
     "item": "li_",
     "event": "evt_",
     "webhook_endpoint": "we_",
+    "payment_intent": "pi_",
+    "charge": "ch_",
+    "refund": "re_",
 }
 
 
