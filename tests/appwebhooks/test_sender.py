@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from app_receiver import Receiver, receiving
@@ -262,3 +262,35 @@ def test_events_nothing_waits_for_are_removed_once_kept_30_days(
     assert sender.prune() == 1
 
     assert [d.status for d in deliveries(session)] == ["pending"]
+
+
+def test_a_claim_reads_a_burst_of_deliveries_once_whatever_postgresqls_statistics_say(
+    realtyos: Setup, session: Session, clock: Clock, sender: Sender
+) -> None:
+    """A plan change reaches every tenant at once, faster than PostgreSQL's statistics follow:
+    believing few deliveries pending, it used to scan every pending delivery once per due one
+    to find the heads of the queues (0.3 s of its CPU per claim with 1,600 waiting)."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite plans without statistics")
+    session.execute(text("ANALYZE app_deliveries"))  # as it stood: nothing pending
+    realtyos.seed.webhook_endpoint("realtyos", "http://127.0.0.1:9/hooks")
+    burst = 300
+    for n in range(burst):
+        realtyos.seed.tenant("realtyos", f"burst-{n:03d}")
+        emit(session, f"burst-{n:03d}", 1, clock)
+    before = _deliveries_read(session)
+    claimed = sender.claim()
+    assert len(claimed) == sender.batch
+    # The good plans read each pending delivery a few times; the one it chose read 300 × 300.
+    assert _deliveries_read(session) - before < 10 * burst
+
+
+def _deliveries_read(session: Session) -> int:
+    """Rows of `app_deliveries` this transaction read so far, by scans and index fetches."""
+    read = session.execute(
+        text(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
+            "FROM pg_stat_xact_user_tables WHERE relname = 'app_deliveries'"
+        )
+    ).scalar_one()
+    return int(read)
