@@ -15,7 +15,8 @@ from billplane.api.direct import HotRoutes
 CHECK = {"tenant": "acme", "feature": "listings.publish"}
 USAGE = {"tenant": "acme", "feature": "listings.publish", "quantity": 1, "enforce": True}
 
-# (method, path, JSON body or raw bytes, extra headers): each the plain case or one it hands on.
+# (method, path, JSON body, raw bytes or chunks of them, extra headers): each the plain case or
+# one it hands on.
 CASES: list[tuple[str, str, Any, dict[str, str]]] = [
     ("POST", "/v1/check", CHECK, {}),
     ("POST", "/v1/check", {**CHECK, "quantity": 3, "explain": True}, {}),
@@ -36,6 +37,10 @@ CASES: list[tuple[str, str, Any, dict[str, str]]] = [
     ),
     ("POST", "/v1/check", b"tenant=acme", {"Content-Type": "application/x-www-form-urlencoded"}),
     ("POST", "/v1/check", b"<check/>", {"Content-Type": "application/xml"}),
+    ("POST", "/v1/check", CHECK, {"Content-Type": "application/json; charset=utf-8"}),
+    ("POST", "/v1/check", CHECK, {"Content-Type": "text/plain"}),
+    ("POST", "/v1/check", b'{"feature": "' + b"x" * (3 * 1024 * 1024) + b'"}', {}),
+    ("POST", "/v1/check", (b'{"tenant": "acme", ', b'"feature": "listings.publish"}'), {}),
     ("POST", "/v1/check?explain=true", CHECK, {}),
     ("PUT", "/v1/check", CHECK, {}),
     ("POST", "/v1/usage", {**USAGE, "enforce": "yes", "idempotency_key": "k-1"}, {}),
@@ -98,7 +103,10 @@ def fastapi_alone(app: FastAPI) -> Iterator[None]:
 def answer(client: TestClient, token: str, case: tuple[str, str, Any, dict[str, str]]) -> Any:
     method, path, body, headers = case
     sent = {"Authorization": f"Bearer {token}", **headers}
-    if isinstance(body, bytes):
+    if isinstance(body, tuple):  # sent chunked, without a Content-Length
+        sent["Content-Type"] = "application/json"
+        response = client.request(method, path, content=iter(body), headers=sent)
+    elif isinstance(body, bytes):
         response = client.request(method, path, content=body, headers=sent)
     else:
         response = client.request(method, path, json=body, headers=sent)
