@@ -21,7 +21,6 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-from typing import cast as typed
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -162,9 +161,7 @@ class HotRoutes:
             handler = self.handlers.get(kind)
             if handler is not None:
                 answered = handler(request, exc)
-                return typed(
-                    Response, await answered if inspect.isawaitable(answered) else answered
-                )
+                return await answered if inspect.isawaitable(answered) else answered
         raise exc
 
     def _transactions(self) -> Transactions:
