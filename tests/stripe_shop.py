@@ -2,7 +2,10 @@
 of a project that sells a Pro plan through the Stripe double."""
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,16 +13,37 @@ import pytest
 from fastapi.testclient import TestClient
 
 import stripe
-from conftest import Admin, Client
+from conftest import ADMIN_TOKEN, Admin, Client, fresh_database
 from factories import Seed
-from servers import free_port
-from stripe_double import StripeDouble
+from servers import free_port, running_server
+from stripe_double import StripeDouble, running_double
 
 API_KEY = "sk_test_billplane_stripe_tests"
 WEBHOOK_SECRET = "whsec_billplane_stripe_tests"
 ORIGIN = "https://app.realtyos.test"
 SUCCESS_URL = f"{ORIGIN}/billing/done"
 CANCEL_URL = f"{ORIGIN}/billing"
+
+
+@contextmanager
+def served_with_double(
+    engine: str, workdir: Path, *, workers: int = 1
+) -> Iterator[tuple[str, str, StripeDouble]]:
+    """A fresh database on `engine`, the Stripe double, and a real billplane server that the
+    double signs and posts its events to: (database URL, server URL, double)."""
+    with (
+        fresh_database(engine, workdir) as url,
+        running_double(webhook_url=None, webhook_secret=WEBHOOK_SECRET) as double,
+    ):
+        env = {
+            "STRIPE_SECRET_KEY": API_KEY,
+            "STRIPE_API_BASE": double.base_url,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+        with running_server(url, ADMIN_TOKEN, workers=workers, extra_env=env) as base_url:
+            # The double learns billplane's URL once billplane is up.
+            double.set_webhook(f"{base_url}/webhooks/stripe", WEBHOOK_SECRET)
+            yield url, base_url, double
 
 
 def create_price(

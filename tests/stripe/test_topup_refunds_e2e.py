@@ -15,12 +15,11 @@ from sqlalchemy import create_engine
 
 import stripe
 from billplane.settings import Settings
-from conftest import ADMIN_TOKEN, fresh_database
+from conftest import ADMIN_TOKEN
 from ledgers import ledger_balance
 from races import fire
-from servers import running_server
-from stripe_double import StripeDouble, running_double
-from stripe_shop import API_KEY, WEBHOOK_SECRET, create_price
+from stripe_double import StripeDouble
+from stripe_shop import API_KEY, create_price, served_with_double
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("many_connections")]
 
@@ -49,21 +48,12 @@ class Stack:
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    with (
-        fresh_database(request.param, tmp_path_factory.mktemp("refunds")) as url,
-        running_double(webhook_url=None, webhook_secret=WEBHOOK_SECRET) as double,
-    ):
-        env = {
-            "STRIPE_SECRET_KEY": API_KEY,
-            "STRIPE_API_BASE": double.base_url,
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        }
-        with running_server(url, ADMIN_TOKEN, workers=2, extra_env=env) as base_url:
-            double.set_webhook(f"{base_url}/webhooks/stripe", WEBHOOK_SECRET)
-            served = Stack(base_url, url, double)
-            yield served
-            served.http.close()
-            served.engine.dispose()
+    workdir = tmp_path_factory.mktemp("refunds")
+    with served_with_double(request.param, workdir, workers=2) as (url, base_url, double):
+        served = Stack(base_url, url, double)
+        yield served
+        served.http.close()
+        served.engine.dispose()
 
 
 class Shop:

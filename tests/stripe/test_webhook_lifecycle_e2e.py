@@ -14,11 +14,9 @@ import httpx
 import pytest
 
 import stripe
-from conftest import ADMIN_TOKEN, fresh_database
-from servers import running_server
-from stripe_double import running_double
+from conftest import ADMIN_TOKEN
 from stripe_lifecycle import Project, Stack, assert_final, lifecycle
-from stripe_shop import API_KEY, WEBHOOK_SECRET
+from stripe_shop import API_KEY, served_with_double
 
 pytestmark = pytest.mark.e2e
 
@@ -27,29 +25,17 @@ pytestmark = pytest.mark.e2e
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("lifecycle")
     with (
-        fresh_database(request.param, tmp_path_factory.mktemp("lifecycle")) as url,
-        running_double(webhook_url=None, webhook_secret=WEBHOOK_SECRET) as double,
+        served_with_double(request.param, workdir) as (_, base_url, double),
+        httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
+        ) as admin,
     ):
-        env = {
-            "STRIPE_SECRET_KEY": API_KEY,
-            "STRIPE_API_BASE": double.base_url,
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        }
-        with (
-            running_server(url, ADMIN_TOKEN, extra_env=env) as base_url,
-            httpx.Client(
-                base_url=base_url,
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                timeout=60,
-            ) as admin,
-        ):
-            # The double learns billplane's URL once billplane is up.
-            double.set_webhook(f"{base_url}/webhooks/stripe", WEBHOOK_SECRET)
-            sdk = stripe.StripeClient(
-                API_KEY, base_addresses={"api": double.base_url}, max_network_retries=0
-            )
-            yield Stack(base_url, double, sdk, admin)
+        sdk = stripe.StripeClient(
+            API_KEY, base_addresses={"api": double.base_url}, max_network_retries=0
+        )
+        yield Stack(base_url, double, sdk, admin)
 
 
 @pytest.fixture(scope="module")
