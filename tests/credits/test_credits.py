@@ -88,6 +88,27 @@ def test_enforced_usage_takes_its_cost_once(credits: Setup, session: Session, cl
     assert_balance(credits, session, clock, 2)
 
 
+def test_a_priced_usage_past_its_limit_or_reusing_a_key_takes_no_credits(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    """A credit-priced usage refused by its usage limit, or by a key used before for another
+    quantity, takes no credits and writes no ledger row; a true repeat is charged once."""
+    credits.admin.call("PATCH", f"{POOLS}/credits", json={"costs": {"listings.publish": 2}})
+    grant(credits, 100)
+    first = usage(credits, "p1", 201, feature="listings.publish", quantity=3)
+    assert (first["cost"], first["balance"], first["used"]) == (6, 94, 3)
+    over = usage(credits, "p2", 402, feature="listings.publish")
+    assert over["error"]["code"] == "limit_reached"
+    reused = usage(credits, "p1", 409, feature="listings.publish", quantity=1)
+    assert reused["error"]["code"] == "idempotency_key_reused"
+    repeat = usage(credits, "p1", 200, feature="listings.publish", quantity=3)
+    assert (repeat["duplicate"], repeat["balance"]) == (True, 94)
+    assert check(credits, feature="listings.publish")["used"] == 3
+    kinds = session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars().all()
+    assert kinds == ["grant", "deduction"]
+    assert_balance(credits, session, clock, 94)
+
+
 def test_usage_that_does_not_fit_is_refused_and_writes_nothing(
     credits: Setup, session: Session, clock: Clock
 ) -> None:
