@@ -475,13 +475,28 @@ def create_pool(
     session.flush()
     _set_costs(session, project, pool, costs)
     _set_packs(session, pool, packs or {})
+    return _audited(session, project, pool, "create", actor=actor, now=now)
+
+
+def _audited(
+    session: Session,
+    project: Project,
+    pool: CreditPool,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    before: PoolDescription | None = None,
+) -> PoolDescription:
+    """The pool as it now stands, with the change (`credit_pool.<action>`) on the audit trail."""
     after = describe(session, pool)
     audit.record(
         session,
         actor=actor,
-        action="credit_pool.create",
-        target=f"credit_pool:{project.key}/{key}",
+        action=f"credit_pool.{action}",
+        target=f"credit_pool:{project.key}/{pool.key}",
         project_id=project.id,
+        before=before,
         after=after,
         now=now,
     )
@@ -508,18 +523,7 @@ def update_pool(
     if packs is not None:
         _set_packs(session, pool, packs)
     session.flush()
-    after = describe(session, pool)
-    audit.record(
-        session,
-        actor=actor,
-        action="credit_pool.update",
-        target=f"credit_pool:{project.key}/{key}",
-        project_id=project.id,
-        before=before,
-        after=after,
-        now=now,
-    )
-    return after
+    return _audited(session, project, pool, "update", actor=actor, now=now, before=before)
 
 
 def _set_costs(
@@ -630,18 +634,7 @@ def set_allowance(
     found.amount, found.reset, found.rollover_cap = amount, reset, rollover
     found.overage_feature_id = overage_id
     session.flush()
-    after = describe(session, pool)
-    audit.record(
-        session,
-        actor=actor,
-        action="credit_pool.allowance",
-        target=f"credit_pool:{project.key}/{pool_key}",
-        project_id=project.id,
-        before=before,
-        after=after,
-        now=now,
-    )
-    return after
+    return _audited(session, project, pool, "allowance", actor=actor, now=now, before=before)
 
 
 class GrantDescription(TypedDict):
