@@ -141,18 +141,7 @@ def grant_credits(
     ledger row, and an audit entry."""
     with tx.write() as session:
         found = get_project(session, project)
-        granted, created = service.grant(
-            session,
-            found,
-            tenant,
-            pool_key=body.pool,
-            amount=body.amount,
-            reason=body.reason,
-            expires_at=body.expires_at,
-            idempotency_key=body.idempotency_key,
-            actor=actor,
-            now=now,
-        )
+        granted, created = service.grant(session, found, tenant, body, actor=actor, now=now)
     return json_response(granted, 201 if created else 200)
 
 

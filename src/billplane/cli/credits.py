@@ -53,17 +53,6 @@ def credits_grant(
     )
     with transaction() as session:
         found = get_project(session, project)
-        granted, _ = service.grant(
-            session,
-            found,
-            tenant,
-            pool_key=body.pool,
-            amount=body.amount,
-            reason=body.reason,
-            expires_at=body.expires_at,
-            idempotency_key=body.idempotency_key,
-            actor=ACTOR,
-            now=utc_now(),
-        )
+        granted, _ = service.grant(session, found, tenant, body, actor=ACTOR, now=utc_now())
         out = GrantOut.model_validate(granted)
     show(out, as_json, grant_fields)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from billplane.audit import service as audit
 from billplane.credits import repository, rules
 from billplane.credits.repository import AllowanceRow, BucketRow, Entry
+from billplane.credits.schemas import GrantIn
 from billplane.entitlements.repository import FeatureRow
 from billplane.entitlements.rules import Period, period_for
 from billplane.entitlements.service import Access
@@ -652,18 +653,16 @@ def grant(
     session: Session,
     project: Project,
     tenant_key: str,
+    given: GrantIn,
     *,
-    pool_key: str,
-    amount: int,
-    reason: str,
-    expires_at: datetime | None,
-    idempotency_key: str | None,
     actor: str,
     now: datetime,
 ) -> tuple[GrantDescription, bool]:
     """Give a tenant credits (a bucket of source `grant` and its ledger row), audited. A
     repeat of the idempotency key with the same pool and amount answers the first grant
     (False: nothing new); with another, 409."""
+    pool_key, amount, reason = given.pool, given.amount, given.reason
+    expires_at, idempotency_key = given.expires_at, given.idempotency_key
     pool = get_pool(session, project, pool_key)
     tenant = repository.tenant(session, project.id, tenant_key)
     if tenant is None:

@@ -181,16 +181,7 @@ def grant_credits(
         body = forms.validated(GrantIn, forms.without_none(data))
         with view.tx.write() as session:
             credits.grant(
-                session,
-                get_project(session, project),
-                tenant,
-                pool_key=body.pool,
-                amount=body.amount,
-                reason=body.reason,
-                expires_at=None,
-                idempotency_key=None,
-                actor=ACTOR,
-                now=view.now,
+                session, get_project(session, project), tenant, body, actor=ACTOR, now=view.now
             )
     except (forms.Invalid, BillplaneError) as exc:
         return _refused(view, project, tenant, exc, form)
