@@ -173,19 +173,17 @@ class StripeGateway:
         subscription_data: dict[str, Any] = {"metadata": metadata}
         if trial_days > 0:
             subscription_data["trial_period_days"] = trial_days
-        params: dict[str, Any] = {
-            "mode": "subscription",
-            "customer": customer,
-            "line_items": [{"price": price, "quantity": 1}],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "client_reference_id": client_reference_id,
-            "metadata": metadata,
-            "subscription_data": subscription_data,
-        }
-        with self._speaking("checkout.sessions.create", "opening a checkout session"):
-            opened = self._sdk().v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
-            return facts.checkout_session_from(opened.to_dict())
+        return self._open_checkout(
+            "opening a checkout session",
+            mode="subscription",
+            customer=customer,
+            line_items=[{"price": price, "quantity": 1}],
+            success_url=success_url,
+            cancel_url=cancel_url,
+            client_reference_id=client_reference_id,
+            metadata=metadata,
+            subscription_data=subscription_data,
+        )
 
     def open_payment_checkout(
         self,
@@ -198,16 +196,20 @@ class StripeGateway:
         metadata: dict[str, str],
     ) -> CheckoutSessionFacts:
         """A Checkout session in payment mode: one one-time price, paid once (a top-up)."""
-        params: dict[str, Any] = {
-            "mode": "payment",
-            "customer": customer,
-            "line_items": [{"price": price, "quantity": 1}],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "client_reference_id": client_reference_id,
-            "metadata": metadata,
-        }
-        with self._speaking("checkout.sessions.create", "opening a top-up checkout session"):
+        return self._open_checkout(
+            "opening a top-up checkout session",
+            mode="payment",
+            customer=customer,
+            line_items=[{"price": price, "quantity": 1}],
+            success_url=success_url,
+            cancel_url=cancel_url,
+            client_reference_id=client_reference_id,
+            metadata=metadata,
+        )
+
+    def _open_checkout(self, doing: str, **params: Any) -> CheckoutSessionFacts:
+        """`checkout.sessions.create` with `params`; `doing` names it in a refusal."""
+        with self._speaking("checkout.sessions.create", doing):
             opened = self._sdk().v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
             return facts.checkout_session_from(opened.to_dict())
 
