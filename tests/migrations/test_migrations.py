@@ -220,3 +220,43 @@ def test_existing_plans_become_version_1_and_their_subscribers_keep_it(
             kept = conn.execute(text('SELECT plan_id, "limit" FROM plan_grants'))
             assert [tuple(g) for g in kept] == [(1, 10)]
         engine_.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_projects_get_a_catalogue_generation_each_and_going_down_removes_its_triggers(
+    engine: str, tmp_path: Path
+) -> None:
+    """Existing projects get generations of their own (workers key their plans by them), a plan
+    written afterwards changes its project's; downgraded, plans are written without them."""
+    with fresh_database(engine, tmp_path) as plain_url:
+        url = Settings(database_url=plain_url).sqlalchemy_url
+        command.downgrade(alembic_config(url), "05323f7e0564")
+        engine_ = create_engine(url)
+        plan = (
+            "INSERT INTO plans (project_id, key, name, trial_days, status, is_default, version,"
+            " created_at, updated_at) VALUES (1, :key, 'Plan', 0, 'active', false, 1, :t, :t)"
+        )
+        with engine_.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO projects (id, key, name, origins, created_at)"
+                    " VALUES (1, 'p', 'P', '[]', :t), (2, 'q', 'Q', '[]', :t)"
+                ),
+                {"t": NOW},
+            )
+        upgrade(url)
+        generations = "SELECT catalogue_generation FROM projects ORDER BY id"
+        with engine_.begin() as conn:
+            first, second = conn.scalars(text(generations)).all()
+            conn.execute(text(plan), {"key": "pro", "t": NOW})
+            after = conn.scalars(text(generations)).all()
+        assert first != second
+        assert after[0] != first
+        assert after[1] == second
+
+        command.downgrade(alembic_config(url), "05323f7e0564")
+        with engine_.begin() as conn:
+            conn.execute(text(plan), {"key": "gold", "t": NOW})
+            plans = conn.scalar(text("SELECT count(*) FROM plans"))
+        engine_.dispose()
+        assert plans == 2

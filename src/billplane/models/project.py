@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
@@ -21,6 +21,9 @@ class Project(Base):
     first_check_at: Mapped[datetime | None]
     # How long its signed snapshots are valid, in seconds; NULL: BILLPLANE_SNAPSHOT_TTL.
     snapshot_ttl_seconds: Mapped[int | None]
+    # A new random number whenever the project's plans, their versions or grants change, set by
+    # the database's triggers (see entitlements/catalogue.py); workers keep the plans under it.
+    catalogue_generation: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class Feature(Base):
