@@ -141,6 +141,27 @@ def test_a_check_is_one_statement(counted: tuple[TestClient, Statements]) -> Non
     assert _kinds(statements.take()) == ["SELECT"]
 
 
+def test_a_check_after_a_plan_change_reads_the_plans_once_then_is_one_statement_again(
+    counted: tuple[TestClient, Statements],
+) -> None:
+    """Each worker keeps the project's plans (entitlements/catalogue.py): a change makes the
+    next check read them again (three statements more), and the one after is one statement."""
+    client, statements = counted
+    key = f"p{secrets.token_hex(4)}"
+    token = _seed(client, key=key)
+    grants = {"features": {"reports": {"limit": 999_999, "reset": "month"}}}
+    edited = client.patch(f"/admin/api/projects/{key}/plans/free", json=grants, headers=ADMIN)
+    assert edited.status_code == 200, edited.text
+    seen = []
+    for _ in range(2):
+        _drain(client)
+        statements.take()
+        answer = client.post("/v1/check", json=_check(), headers=_bearer(token))
+        assert answer.json()["limit"] == 999_999
+        seen.append(_kinds(statements.take()))
+    assert seen == [["SELECT"] * 4, ["SELECT"]]
+
+
 def test_a_check_of_an_archived_tenant_or_feature_is_still_one_statement(
     counted: tuple[TestClient, Statements],
 ) -> None:

@@ -1,14 +1,13 @@
 """The one read behind every entitlement answer: `/v1/check`, entitlements, and usage.
 
-Token → project → tenant → its current subscription → the plan of the subscribed price (whichever
-version sold it) with the version the tenant keeps of it, and the default plan → the feature (or
-every feature) → both plans' grants, of those versions, and the tenant's override →
-the usage counters that may be the current period's, with the tenant's and each feature's
-status (archived ones are refused: two columns, no join). One statement, SQLAlchemy Core
+Token → project (with its catalogue's generation) → tenant → its current subscription and the
+plan versions it keeps → the feature (or every feature) with its status, the tenant's override
+and the usage counters that may be the current period's. One statement, SQLAlchemy Core
 compiled once per dialect and run on the driver (see `hotpath`): it sits in front of every paid
-action. Which plan applies, which grant wins and which counter is current is decided in Python
-from the clock (`rules`), so the statement holds no time arithmetic that would differ between
-engines.
+action. The plans themselves (which sells the subscribed price, the default, what each version
+grants) come from the catalogue each worker keeps under that generation (`catalogue`). Which
+plan applies, which grant wins and which counter is current is decided in Python from the clock
+(`rules`), so the statement holds no time arithmetic that would differ between engines.
 """
 
 from collections.abc import Collection
@@ -25,17 +24,15 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    true,
 )
 
+from billplane.entitlements import catalogue
+from billplane.entitlements.catalogue import PlanRow
 from billplane.entitlements.rules import Grant, SubscriptionState
 from billplane.hotpath import Sql, Statement, one_of, utc
 from billplane.models import (
     CreditCost,
     Feature,
-    Plan,
-    PlanGrant,
-    PlanVersion,
     Project,
     Subscription,
     Tenant,
@@ -61,14 +58,6 @@ class FeatureRow(NamedTuple):
     credit_cost: int | None = None
 
 
-class PlanRow(NamedTuple):
-    id: int
-    key: str
-    version: int  # the version whose grants apply: the one the tenant keeps, else the newest
-    newest: int
-    kept: bool = False  # whether `version` is one the tenant keeps (it subscribed to it)
-
-
 @dataclass
 class Found:
     """What the statement found, before the rules pick plan, grants and period."""
@@ -76,8 +65,7 @@ class Found:
     project_id: int
     project_key: str
     first_check_pending: bool
-    scoped_tenant_key: str | None  # the tenant a tenant-scoped token is limited to
-    token_scoped: bool
+    scoped_tenant_id: int | None  # the tenant a tenant-scoped token is limited to
     tenant_id: int | None
     tenant_key: str | None
     tenant_archived: bool
@@ -97,18 +85,11 @@ def _access_select(
 ) -> Select[Any]:
     tk = Token.__table__.alias("tk")
     p = Project.__table__.alias("p")
-    st = Tenant.__table__.alias("st")
     t = Tenant.__table__.alias("t")
     s = Subscription.__table__.alias("s")
     s2 = Subscription.__table__.alias("s2")
-    pp = Plan.__table__.alias("pp")
-    dp = Plan.__table__.alias("dp")
-    pv = PlanVersion.__table__.alias("pv")
-    px = Plan.__table__.alias("px")
     pin = TenantPlanVersion.__table__.alias("pin")
     f = Feature.__table__.alias("f")
-    g1 = PlanGrant.__table__.alias("g1")
-    g2 = PlanGrant.__table__.alias("g2")
     o = TenantOverride.__table__.alias("o")
     c = UsageCounter.__table__.alias("c")
     cc = CreditCost.__table__.alias("cc")  # credits: a feature's price, if it has one
@@ -120,17 +101,6 @@ def _access_select(
         .limit(1)
         .scalar_subquery()
     )
-    # Prices are one plan's each (plans.service refuses another's), old versions' included.
-    price_plan = (
-        select(pv.c.plan_id)
-        .join(px, px.c.id == pv.c.plan_id)
-        .where(pv.c.stripe_price_id == s.c.stripe_price_id, px.c.project_id == p.c.id)
-        .order_by(pv.c.plan_id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    # A tenant that keeps no version of its price's plan follows the newest.
-    price_version = func.coalesce(pin.c.version, pp.c.version)
     counter_may_be_current = _may_be_current(c, t.c.id, f.c.id)
     priced = one_feature or many
     feature_on: ColumnElement[bool] = f.c.project_id == p.c.id
@@ -140,29 +110,26 @@ def _access_select(
         feature_on = and_(feature_on, f.c.key == bindparam("feature"))
     tenant_is = one_of(dialect, t.c.key, "tenants") if many else t.c.key == bindparam("tenant")
 
-    scoped: list[Any] = [tk.c.tenant_id, st.c.key] if by_token else [null(), null()]
+    # A tenant-scoped token's tenant, by id: compared with the tenant asked about, whose id the
+    # statement finds anyway (a join for its key made PostgreSQL hash every tenant per check).
+    scoped = tk.c.tenant_id if by_token else null()
     columns = [
-        p.c.id, p.c.key, p.c.first_check_at, *scoped, t.c.id, t.c.key,
+        p.c.id, p.c.key, p.c.first_check_at, p.c.catalogue_generation, scoped, t.c.id, t.c.key,
+        t.c.status,
         s.c.status, s.c.stripe_price_id, s.c.current_period_start, s.c.current_period_end,
         s.c.cancel_at_period_end, s.c.trial_end,
-        pp.c.id, pp.c.key, dp.c.id, dp.c.key,
-        f.c.id, f.c.key, f.c.type,
-        g1.c.enabled, g1.c.limit, g1.c.reset,
-        g2.c.enabled, g2.c.limit, g2.c.reset,
+        pin.c.plan_id, pin.c.version,
+        f.c.id, f.c.key, f.c.type, f.c.status,
         o.c.enabled, o.c.limit, o.c.reset,
         c.c.period_key, c.c.used,
-        t.c.status, f.c.status,
-        pin.c.version, pp.c.version, dp.c.version,
         # A credit-priced feature's pool and cost, read where a check or usage needs them: the
         # every-feature reads (entitlements, snapshots) answer no credits, and a join per
         # feature there cost PostgreSQL an index probe each, about a tenth of the statement.
         *([cc.c.pool_id, cc.c.cost] if priced else [null(), null()]),
     ]  # fmt: skip
     if by_token:
-        source = (
-            tk.join(p, p.c.id == tk.c.project_id)
-            .outerjoin(st, st.c.id == tk.c.tenant_id)
-            .outerjoin(t, and_(t.c.project_id == p.c.id, tenant_is))
+        source = tk.join(p, p.c.id == tk.c.project_id).outerjoin(
+            t, and_(t.c.project_id == p.c.id, tenant_is)
         )
         where: ColumnElement[bool] = and_(
             tk.c.token_hash == bindparam("token_hash"), tk.c.revoked_at.is_(None)
@@ -170,22 +137,12 @@ def _access_select(
     else:
         source = p.join(t, and_(t.c.project_id == p.c.id, t.c.id == bindparam("tenant_id")))
         where = p.c.id == bindparam("project_id")
+    # The versions the tenant keeps, of any plan (one row each, mostly none): which one applies
+    # depends on the price's plan, which the catalogue knows (see `catalogue`).
     source = (
         source.outerjoin(s, s.c.id == current_subscription)
-        .outerjoin(pp, pp.c.id == price_plan)
-        .outerjoin(pin, and_(pin.c.tenant_id == t.c.id, pin.c.plan_id == pp.c.id))
-        .outerjoin(
-            dp, and_(dp.c.project_id == p.c.id, dp.c.is_default == true(), dp.c.status == "active")
-        )
+        .outerjoin(pin, pin.c.tenant_id == t.c.id)
         .outerjoin(f, feature_on)
-        .outerjoin(
-            g1,
-            and_(g1.c.plan_id == pp.c.id, g1.c.version == price_version, g1.c.feature_id == f.c.id),
-        )
-        .outerjoin(
-            g2,
-            and_(g2.c.plan_id == dp.c.id, g2.c.version == dp.c.version, g2.c.feature_id == f.c.id),
-        )
         .outerjoin(o, and_(o.c.tenant_id == t.c.id, o.c.feature_id == f.c.id))
         .outerjoin(
             c, and_(c.c.tenant_id == t.c.id, c.c.feature_id == f.c.id, counter_may_be_current)
@@ -193,7 +150,7 @@ def _access_select(
     )
     if priced:
         source = source.outerjoin(cc, cc.c.feature_id == f.c.id)
-    order = (t.c.id, f.c.key, pp.c.id) if many else (f.c.key, pp.c.id)
+    order = (t.c.id, f.c.key) if many else (f.c.key,)
     return select(*columns).select_from(source).where(where).order_by(*order)
 
 
@@ -247,7 +204,7 @@ def by_token(
     statement = BY_TOKEN_ONE if feature is not None else BY_TOKEN_ALL
     values = {"token_hash": token_hash, "tenant": tenant, "feature": feature}
     rows = sql.run(statement, {**values, "day_key": day_key, "month_key": month_key})
-    return _found(rows) if rows else None
+    return _found(sql, rows) if rows else None
 
 
 def by_token_many(
@@ -275,9 +232,9 @@ def by_token_many(
         return None
     per_tenant: dict[str, list[Any]] = {}
     for row in rows:
-        if row[6] is not None:
-            per_tenant.setdefault(row[6], []).append(row)
-    return _found(rows[:1]), {key: _found(group) for key, group in per_tenant.items()}
+        if row[AT.tenant_key] is not None:
+            per_tenant.setdefault(row[AT.tenant_key], []).append(row)
+    return _found(sql, rows[:1]), {key: _found(sql, group) for key, group in per_tenant.items()}
 
 
 def by_tenant(
@@ -286,7 +243,7 @@ def by_tenant(
     """The same for the operator's views, which know the tenant already."""
     values = {"project_id": project_id, "tenant_id": tenant_id}
     rows = sql.run(BY_TENANT_ALL, {**values, "day_key": day_key, "month_key": month_key})
-    return _found(rows) if rows else None
+    return _found(sql, rows) if rows else None
 
 
 def counter(sql: Sql, *, tenant_id: int, feature_id: int, period_key: str) -> int:
@@ -305,27 +262,44 @@ def feature_keys(sql: Sql, project_id: int) -> list[str]:
     return [key for (key,) in sql.run(FEATURE_KEYS, {"project_id": project_id})]
 
 
-def _kept(plan: PlanRow, pinned: int | None) -> PlanRow:
-    """The price's plan at the version the tenant keeps, if it keeps one."""
-    return plan if pinned is None else plan._replace(version=pinned, kept=True)
+class _At(NamedTuple):
+    """The statement's columns by position (a row is a plain tuple)."""
+
+    project_id: int = 0
+    project_key: int = 1
+    first_check_at: int = 2
+    generation: int = 3
+    scoped_id: int = 4
+    tenant_id: int = 5
+    tenant_key: int = 6
+    tenant_status: int = 7
+    subscription: int = 8  # status, price, period start and end, cancel at end, trial end
+    pin_plan: int = 14
+    pin_version: int = 15
+    feature: int = 16  # id, key, type, status
+    override: int = 20  # enabled, limit, reset
+    period_key: int = 23
+    used: int = 24
+    credits: int = 25  # the feature's pool and cost
 
 
-def _found(rows: Any) -> Found:
+AT = _At()
+
+
+def _found(sql: Sql, rows: Any) -> Found:
     first = rows[0]
-    (project_id, project_key, first_check_at, scoped_id, scoped_key, tenant_id, tenant_key) = first[
-        :7
-    ]
-    status, price, start, end, cancel, trial_end = first[7:13]
-    pp_id, pp_key, dp_id, dp_key = first[13:17]
+    plans = catalogue.current(sql, first[AT.project_id], first[AT.generation])
+    kept = {row[AT.pin_plan]: row[AT.pin_version] for row in rows if row[AT.pin_plan] is not None}
+    status, price, start, end, cancel, trial_end = first[AT.subscription : AT.subscription + 6]
+    price_plan = plans.plan_of(price, kept) if status is not None else None
     found = Found(
-        project_id=project_id,
-        project_key=project_key,
-        first_check_pending=first_check_at is None,
-        scoped_tenant_key=scoped_key,
-        token_scoped=scoped_id is not None,
-        tenant_id=tenant_id,
-        tenant_key=tenant_key,
-        tenant_archived=first[31] == "archived",
+        project_id=first[AT.project_id],
+        project_key=first[AT.project_key],
+        first_check_pending=first[AT.first_check_at] is None,
+        scoped_tenant_id=first[AT.scoped_id],
+        tenant_id=first[AT.tenant_id],
+        tenant_key=first[AT.tenant_key],
+        tenant_archived=first[AT.tenant_status] == "archived",
         subscription=None
         if status is None
         else SubscriptionState(
@@ -336,32 +310,26 @@ def _found(rows: Any) -> Found:
             cancel_at_period_end=bool(cancel),
             trial_end=utc(trial_end),
         ),
-        price_plan=None
-        if pp_id is None
-        else _kept(PlanRow(pp_id, pp_key, first[34], first[34]), first[33]),
-        default_plan=None if dp_id is None else PlanRow(dp_id, dp_key, first[35], first[35]),
+        price_plan=price_plan,
+        default_plan=plans.default,
+        price_grants=plans.grants_of(price_plan),
+        default_grants=plans.grants_of(plans.default),
     )
     seen: set[int] = set()
     for row in rows:
-        if row[13] != pp_id:  # another plan with the same price: the first one decides
-            continue
-        feature_id = row[17]
+        feature_id = row[AT.feature]
         if feature_id is None:
             continue  # a project without features
         if feature_id not in seen:
             seen.add(feature_id)
-            archived = row[32] == "archived"
-            # row[36:38]: credits (the feature's pool and cost, if it has a price)
-            found.features.append(
-                FeatureRow(feature_id, row[18], row[19], archived, row[36], row[37])
-            )
-            if row[20] is not None:
-                found.price_grants[feature_id] = Grant(bool(row[20]), row[21], row[22])
-            if row[23] is not None:
-                found.default_grants[feature_id] = Grant(bool(row[23]), row[24], row[25])
-            if row[26] is not None:
-                found.overrides[feature_id] = Grant(bool(row[26]), row[27], row[28])
-        period_key, used = row[29], row[30]
+            key, type_, feature_status = row[AT.feature + 1 : AT.feature + 4]
+            pool_id, cost = row[AT.credits : AT.credits + 2]
+            archived = feature_status == "archived"
+            found.features.append(FeatureRow(feature_id, key, type_, archived, pool_id, cost))
+            enabled, limit, reset = row[AT.override : AT.override + 3]
+            if enabled is not None:
+                found.overrides[feature_id] = Grant(bool(enabled), limit, reset)
+        period_key, used = row[AT.period_key], row[AT.used]
         if period_key is not None:
             found.counters[(feature_id, period_key)] = int(used)
             if period_key.startswith("bp:"):
@@ -409,36 +377,6 @@ def _some(dialect: str, tenant_id: Any, some: bool) -> list[ColumnElement[bool]]
 
 PROJECT_TENANTS = Statement(lambda d: _project_tenants(d, some=False))
 SOME_TENANTS = Statement(lambda d: _project_tenants(d, some=True))
-PROJECT_PLANS = Statement(
-    lambda _: (
-        select(Plan.id, Plan.key, Plan.version, Plan.is_default, Plan.status)
-        .where(Plan.project_id == bindparam("project_id"))
-        .order_by(Plan.id)
-    )
-)
-# Every price a plan of the project sells or sold (in an older version).
-PROJECT_PRICES = Statement(
-    lambda _: (
-        select(PlanVersion.plan_id, PlanVersion.stripe_price_id)
-        .join(Plan, Plan.id == PlanVersion.plan_id)
-        .where(Plan.project_id == bindparam("project_id"), PlanVersion.stripe_price_id.is_not(None))
-        .order_by(PlanVersion.plan_id.desc())
-    )
-)
-PROJECT_GRANTS = Statement(
-    lambda _: (
-        select(
-            PlanGrant.plan_id,
-            PlanGrant.version,
-            PlanGrant.feature_id,
-            PlanGrant.enabled,
-            PlanGrant.limit,
-            PlanGrant.reset,
-        )
-        .join(Plan, Plan.id == PlanGrant.plan_id)
-        .where(Plan.project_id == bindparam("project_id"))
-    )
-)
 PROJECT_FEATURES = Statement(
     lambda _: (
         select(Feature.id, Feature.key, Feature.type, Feature.status)
@@ -522,21 +460,10 @@ def by_project(
         FeatureRow(id_, key, type_, status == "archived")
         for id_, key, type_, status in sql.run(PROJECT_FEATURES, project)
     ]
-    rows = sql.run(PROJECT_PLANS, project)
-    plans = {id_: PlanRow(id_, key, version, version) for id_, key, version, _, _ in rows}
-    # The lowest plan id wins a price, as in the one-tenant statement.
-    by_price = {price: plans[id_] for id_, price in sql.run(PROJECT_PRICES, project)}
-    default = next(
-        (plans[id_] for id_, _, _, is_default, status in rows if is_default and status == "active"),
-        None,
-    )
-    grants: dict[tuple[int, int], dict[int, Grant]] = {}
-    for plan_id, version, feature_id, enabled, limit, reset in sql.run(PROJECT_GRANTS, project):
-        grants.setdefault((plan_id, version), {})[feature_id] = Grant(bool(enabled), limit, reset)
-    pins: dict[tuple[int, int], int] = {
-        (tenant_id, plan_id): version
-        for tenant_id, plan_id, version in sql.run(SOME_PINS if some else PROJECT_PINS, project)
-    }
+    plans = catalogue.load(sql, project_id)
+    pins: dict[int, dict[int, int]] = {}  # tenant id -> plan id -> the version it keeps
+    for tenant_id, plan_id, version in sql.run(SOME_PINS if some else PROJECT_PINS, project):
+        pins.setdefault(tenant_id, {})[plan_id] = version
     overrides: dict[int, dict[int, Grant]] = {}
     for tenant_id, feature_id, enabled, limit, reset in sql.run(
         SOME_OVERRIDES if some else PROJECT_OVERRIDES, project
@@ -552,20 +479,17 @@ def by_project(
         if period_key.startswith("bp:"):
             latest.setdefault(tenant_id, {})[feature_id] = period_key
     found = []
-    default_grants = grants.get((default.id, default.version), {}) if default else {}
+    default_grants = plans.grants_of(plans.default)
     for tenant_id, key, status, sub_status, price, start, end, cancel, trial_end in sql.run(
         SOME_TENANTS if some else PROJECT_TENANTS, project
     ):
-        price_plan = by_price.get(price) if sub_status is not None and price else None
-        if price_plan is not None:
-            price_plan = _kept(price_plan, pins.get((tenant_id, price_plan.id)))
+        price_plan = plans.plan_of(price, pins.get(tenant_id, {})) if sub_status else None
         found.append(
             Found(
                 project_id=project_id,
                 project_key=project_key,
                 first_check_pending=False,
-                scoped_tenant_key=None,
-                token_scoped=False,
+                scoped_tenant_id=None,
                 tenant_id=tenant_id,
                 tenant_key=key,
                 tenant_archived=status == "archived",
@@ -580,11 +504,9 @@ def by_project(
                     trial_end=utc(trial_end),
                 ),
                 price_plan=price_plan,
-                default_plan=default,
+                default_plan=plans.default,
                 features=features,
-                price_grants=grants.get((price_plan.id, price_plan.version), {})
-                if price_plan
-                else {},
+                price_grants=plans.grants_of(price_plan),
                 default_grants=default_grants,
                 overrides=overrides.get(tenant_id, {}),
                 counters=counters.get(tenant_id, {}),

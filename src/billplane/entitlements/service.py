@@ -13,7 +13,8 @@ from typing import Literal, TypedDict
 from sqlalchemy.orm import Session
 
 from billplane.entitlements import repository
-from billplane.entitlements.repository import FeatureRow, Found, PlanRow
+from billplane.entitlements.catalogue import PlanRow
+from billplane.entitlements.repository import FeatureRow, Found
 from billplane.entitlements.rules import (
     Grant,
     Period,
@@ -141,16 +142,16 @@ def lookup(
     )
     if found is None:
         raise tokens.unknown_token()
-    _require_tenant(found, tenant_key, exists=found.tenant_id is not None)
+    _require_tenant(found, tenant_key, found.tenant_id)
     return found
 
 
-def _require_tenant(token_view: Found, tenant_key: str, *, exists: bool) -> None:
+def _require_tenant(token_view: Found, tenant_key: str, tenant_id: int | None) -> None:
     tokens.require_tenant(
         project_key=token_view.project_key,
-        scoped_tenant_key=token_view.scoped_tenant_key if token_view.token_scoped else None,
+        scoped_tenant_id=token_view.scoped_tenant_id,
         tenant_key=tenant_key,
-        exists=exists,
+        tenant_id=tenant_id,
     )
 
 
@@ -164,7 +165,7 @@ class Batch:
     def tenant(self, key: str) -> Found:
         """The tenant's view: 403 outside a scoped token's tenant, 404 if it does not exist."""
         found = self.tenants.get(key)
-        _require_tenant(self.token, key, exists=found is not None)
+        _require_tenant(self.token, key, found.tenant_id if found is not None else None)
         return present(found, f"tenant {key}")
 
 

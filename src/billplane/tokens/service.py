@@ -68,12 +68,13 @@ def other_tenant() -> Forbidden:
 
 
 def require_tenant(
-    *, project_key: str, scoped_tenant_key: str | None, tenant_key: str, exists: bool
+    *, project_key: str, scoped_tenant_id: int | None, tenant_key: str, tenant_id: int | None
 ) -> None:
-    """403 outside a tenant-scoped token's tenant; 404 for a tenant the project does not have."""
-    if scoped_tenant_key is not None and scoped_tenant_key != tenant_key:
+    """403 outside a tenant-scoped token's tenant; 404 for a tenant the project does not have
+    (`tenant_id` None: the project has no tenant `tenant_key`)."""
+    if scoped_tenant_id is not None and scoped_tenant_id != tenant_id:
         raise other_tenant()
-    if not exists:
+    if tenant_id is None:
         raise TenantNotFound(f"No tenant '{tenant_key}' in project '{project_key}'.")
 
 
