@@ -87,6 +87,8 @@ def running_server(
             log=log,
             name="billplane serve",
             started=started,
+            # Every worker imports the app at once: on 2 cores, more workers start slower.
+            within=30 + 10 * workers,
         ) as base_url,
     ):
         yield base_url
@@ -102,6 +104,7 @@ def serving(
     env: dict[str, str] | None = None,
     log: IO[str] | None = None,
     started: list["subprocess.Popen[str]"] | None = None,
+    within: float = 30,
 ) -> Iterator[str]:
     """Run a server process until the block ends, once `probe(base_url)` answers 200; yields
     the base URL. Without a `log`, the process's stderr is kept to explain an early exit."""
@@ -115,7 +118,7 @@ def serving(
     if started is not None:
         started.append(process)
     try:
-        wait_until_up(base_url, process, probe, name)
+        wait_until_up(base_url, process, probe, name, within)
         yield base_url
     finally:
         process.terminate()
@@ -133,8 +136,9 @@ def wait_until_up(
     process: "subprocess.Popen[str]",
     probe: Callable[[str], httpx.Response],
     name: str,
+    within: float = 30,
 ) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             error = process.stderr.read() if process.stderr else ""
@@ -145,4 +149,4 @@ def wait_until_up(
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{name} did not answer on {base_url} within 30 s")
+    raise RuntimeError(f"{name} did not answer on {base_url} within {within:.0f} s")

@@ -5,15 +5,19 @@ tests/stripe/test_webhook_lifecycle_e2e.py (one server) and tests/test_scale_out
 servers behind a load balancer)."""
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 import stripe
+from conftest import ADMIN_TOKEN
 from stripe_double import StripeDouble
-from stripe_shop import create_price
+from stripe_shop import API_KEY, create_price, served_with_double
 
 ORIGIN = "https://app.example.test"
 
@@ -27,6 +31,25 @@ class Stack:
     double: StripeDouble
     sdk: stripe.StripeClient
     admin: httpx.Client
+
+
+def sdk_of(double: StripeDouble) -> stripe.StripeClient:
+    """The official SDK, talking to the double."""
+    return stripe.StripeClient(
+        API_KEY, base_addresses={"api": double.base_url}, max_network_retries=0
+    )
+
+
+@contextmanager
+def served_stack(engine: str, workdir: Path, *, workers: int = 1) -> Iterator[Stack]:
+    """A real billplane server (`workers` processes) on a fresh database, with the double."""
+    with (
+        served_with_double(engine, workdir, workers=workers) as (_, base_url, double),
+        httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
+        ) as admin,
+    ):
+        yield Stack(base_url, double, sdk_of(double), admin)
 
 
 class Project:

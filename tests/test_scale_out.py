@@ -26,14 +26,13 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-import stripe
 from app_receiver import receiving
 from balancers import HAPROXY, PGBOUNCER, running_haproxy, running_pgbouncer
 from conftest import ADMIN_TOKEN, fresh_database
 from races import fire, seed, used
 from servers import running_server
 from stripe_double import running_double
-from stripe_lifecycle import Project, Stack, assert_final, lifecycle
+from stripe_lifecycle import Project, Stack, assert_final, lifecycle, sdk_of
 from stripe_shop import API_KEY, WEBHOOK_SECRET
 
 pytestmark = [
@@ -83,10 +82,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         balancer = stack.enter_context(running_haproxy(servers, workdir))
         admin = stack.enter_context(httpx.Client(base_url=balancer, headers=ADMIN, timeout=60))
         double.set_webhook(f"{balancer}/webhooks/stripe", WEBHOOK_SECRET)
-        sdk = stripe.StripeClient(
-            API_KEY, base_addresses={"api": double.base_url}, max_network_retries=0
-        )
-        yield Topology(balancer, servers, Stack(balancer, double, sdk, admin))
+        yield Topology(balancer, servers, Stack(balancer, double, sdk_of(double), admin))
 
 
 def _served_by(responses: list[httpx.Response]) -> Counter[str]:

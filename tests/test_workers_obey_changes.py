@@ -15,12 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-import stripe
-from conftest import ADMIN_TOKEN
-from stripe_lifecycle import Project, Stack
-from stripe_shop import API_KEY, served_with_double
+from stripe_lifecycle import Project, Stack, served_stack
 
-pytestmark = pytest.mark.e2e
+# A 4-worker server's pools: one at a time on PostgreSQL beside the other many-worker tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("many_connections")]
 
 WORKERS = 4
 ROUND = 12  # concurrent requests per round, each on a connection of its own
@@ -31,16 +29,8 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("workers")
-    with (
-        served_with_double(request.param, workdir, workers=WORKERS) as (_, base_url, double),
-        httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
-        ) as admin,
-    ):
-        sdk = stripe.StripeClient(
-            API_KEY, base_addresses={"api": double.base_url}, max_network_retries=0
-        )
-        yield Stack(base_url, double, sdk, admin)
+    with served_stack(request.param, workdir, workers=WORKERS) as stack:
+        yield stack
 
 
 Ask = Callable[[httpx.AsyncClient], Any]  # one request, as a coroutine

@@ -13,10 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-import stripe
-from conftest import ADMIN_TOKEN
-from stripe_lifecycle import Project, Stack, assert_final, lifecycle
-from stripe_shop import API_KEY, served_with_double
+from stripe_lifecycle import Project, Stack, assert_final, lifecycle, served_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -25,17 +22,8 @@ pytestmark = pytest.mark.e2e
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("lifecycle")
-    with (
-        served_with_double(request.param, workdir) as (_, base_url, double),
-        httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
-        ) as admin,
-    ):
-        sdk = stripe.StripeClient(
-            API_KEY, base_addresses={"api": double.base_url}, max_network_retries=0
-        )
-        yield Stack(base_url, double, sdk, admin)
+    with served_stack(request.param, tmp_path_factory.mktemp("lifecycle")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
