@@ -661,6 +661,22 @@ HELD_PARTS = Statement(
         .order_by(_LEDGER.c.part)
     )
 )
+HELD_BUCKETS = Statement(
+    lambda dialect: _locked(
+        dialect,
+        select(_BUCKETS.c.id)
+        .where(
+            _BUCKETS.c.id.in_(
+                select(_LEDGER.c.bucket_id).where(
+                    _LEDGER.c.tenant_id == bindparam("tenant_id"),
+                    _LEDGER.c.idempotency_key == bindparam("key"),
+                    _LEDGER.c.kind == "reservation",
+                )
+            )
+        )
+        .order_by(*_soonest_expiring_first(_BUCKETS)),
+    )
+)
 GIVE_BACK = Statement(
     lambda _: (
         update(_BUCKETS)
@@ -720,6 +736,15 @@ def held_parts(sql: Sql, tenant_id: int, key: str) -> list[tuple[int, int]]:
     """What a reservation took from each bucket: (bucket id, credits), in the order taken."""
     rows = sql.run(HELD_PARTS, {"tenant_id": tenant_id, "key": key})
     return [(int(b), -int(a)) for b, a in rows]
+
+
+def lock_held_buckets(sql: Sql, tenant_id: int, key: str) -> None:
+    """Lock the buckets a reservation took from, in deduction order, before its own row: two
+    settlings of one reservation in two workers' transactions then wait for each other at the
+    buckets, never holding one each of what the other wants. SQLite's write transaction holds
+    the whole database already."""
+    if not sql.is_sqlite:
+        sql.run(HELD_BUCKETS, {"tenant_id": tenant_id, "key": key})
 
 
 def give_back(sql: Sql, bucket_id: int, amount: int) -> tuple[str, str]:
