@@ -237,3 +237,32 @@ def test_reservations_and_uses_racing_never_overspend(server: Server) -> None:
         )
         assert released.status_code == 200, released.text
     assert server.balance(project, token) == 60 - len(spent)
+
+
+def test_batches_with_overage_and_its_metered_feature_racing_single_uses_count_exactly(
+    server: Server,
+) -> None:
+    """Each batch has a credit-priced use falling into overage and a direct use of the
+    overage's metered feature; single uses of each race them. On PostgreSQL these
+    transactions lock the pool's buckets and the overage's counter, in whichever order their
+    events come: none may deadlock (a 503), and every use counts once."""
+    allowance = {"grant": 20, "reset": "month", "overage": "ai.overage"}
+    project, token = server.project(allowance=allowance)
+    event = {"tenant": "acme", "enforce": True}
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for i in range(30):
+        overage = event | {"feature": "ai.overage", "idempotency_key": f"o{i}"}
+        chat = event | {"feature": "ai.chat", "idempotency_key": f"c{i}"}
+        calls += [
+            ("/v1/usage/batch", {"events": [overage, chat] if i % 2 else [chat, overage]}),
+            ("/v1/usage", event | {"feature": "ai.chat", "idempotency_key": f"s{i}"}),
+            ("/v1/usage", event | {"feature": "ai.overage", "idempotency_key": f"d{i}"}),
+        ]
+    responses = asyncio.run(fire_calls(server.base_url, token, calls))
+
+    assert [r.text for r in responses if r.status_code not in (200, 201)] == []
+    batched = [e["status"] for r in responses if r.status_code == 200 for e in r.json()["data"]]
+    assert batched == [201] * 60
+    assert server.balance(project, token) == 0
+    assert server.used(token, "ai.chat") == 60
+    assert server.used(token, "ai.overage") == 60 - 20 + 60  # past the 20 credits, and direct
