@@ -661,22 +661,32 @@ HELD_PARTS = Statement(
         .order_by(_LEDGER.c.part)
     )
 )
-HELD_BUCKETS = Statement(
-    lambda dialect: _locked(
+
+
+def _settling_buckets(dialect: str) -> Select[Any]:
+    """The buckets a deduction would lock (the tenant's of the reservation's pool with credits
+    left) and those the reservation took from, emptied since or not, in deduction order."""
+    held = select(_LEDGER.c.bucket_id).where(
+        _LEDGER.c.tenant_id == bindparam("tenant_id"),
+        _LEDGER.c.idempotency_key == bindparam("key"),
+        _LEDGER.c.kind == "reservation",
+    )
+    pool = select(_RESERVATIONS.c.pool_id).where(
+        _RESERVATIONS.c.public_id == bindparam("public_id")
+    )
+    return _locked(
         dialect,
         select(_BUCKETS.c.id)
         .where(
-            _BUCKETS.c.id.in_(
-                select(_LEDGER.c.bucket_id).where(
-                    _LEDGER.c.tenant_id == bindparam("tenant_id"),
-                    _LEDGER.c.idempotency_key == bindparam("key"),
-                    _LEDGER.c.kind == "reservation",
-                )
-            )
+            _BUCKETS.c.tenant_id == bindparam("tenant_id"),
+            _BUCKETS.c.pool_id == pool.scalar_subquery(),
+            or_(_BUCKETS.c.remaining > 0, _BUCKETS.c.id.in_(held)),
         )
         .order_by(*_soonest_expiring_first(_BUCKETS)),
     )
-)
+
+
+SETTLING_BUCKETS = Statement(_settling_buckets)
 GIVE_BACK = Statement(
     lambda _: (
         update(_BUCKETS)
@@ -738,13 +748,15 @@ def held_parts(sql: Sql, tenant_id: int, key: str) -> list[tuple[int, int]]:
     return [(int(b), -int(a)) for b, a in rows]
 
 
-def lock_held_buckets(sql: Sql, tenant_id: int, key: str) -> None:
-    """Lock the buckets a reservation took from, in deduction order, before its own row: two
-    settlings of one reservation in two workers' transactions then wait for each other at the
-    buckets, never holding one each of what the other wants. SQLite's write transaction holds
-    the whole database already."""
+def lock_settling_buckets(sql: Sql, tenant_id: int, public_id: str) -> None:
+    """Lock, before a reservation's own row, the buckets its settling may touch (see
+    `_settling_buckets`), in the order every deduction locks buckets: two settlings of one
+    reservation in two workers' transactions then wait for each other at the buckets, never
+    holding one each of what the other wants, nor does a settling and a usage. SQLite's write
+    transaction holds the whole database already."""
     if not sql.is_sqlite:
-        sql.run(HELD_BUCKETS, {"tenant_id": tenant_id, "key": key})
+        values = {"tenant_id": tenant_id, "key": f"reservation:{public_id}", "public_id": public_id}
+        sql.run(SETTLING_BUCKETS, values)
 
 
 def give_back(sql: Sql, bucket_id: int, amount: int) -> tuple[str, str]:

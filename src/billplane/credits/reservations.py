@@ -154,7 +154,7 @@ def settle(
     """Finalize with `final_quantity` (None: release). Idempotent: settling again the same way
     answers the settled reservation; another way, 409 `reservation_settled`. An expired one is
     released (409 `reservation_expired` to a finalize)."""
-    repository.lock_held_buckets(sql, access.tenant_id, f"reservation:{public_id}")
+    repository.lock_settling_buckets(sql, access.tenant_id, public_id)
     row = present(repository.reservation_by_id(sql, public_id), public_id)  # the read found it
     unit_cost = row.amount // row.quantity
     price = service.Priced(row.pool_id, unit_cost)
