@@ -42,7 +42,14 @@ def _setup_steps(limit: int) -> list[tuple[str, dict[str, object]]]:
 
 async def fire(base_url: str, token: str, bodies: list[dict[str, object]]) -> list[httpx.Response]:
     """Every body posted to /v1/usage at once, each on its own connection, released together."""
-    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
+    return await fire_calls(base_url, token, [("/v1/usage", body) for body in bodies])
+
+
+async def fire_calls(
+    base_url: str, token: str, calls: list[tuple[str, dict[str, object]]]
+) -> list[httpx.Response]:
+    """Every (path, body) posted at once, each on its own connection, released together."""
+    limits = httpx.Limits(max_connections=len(calls), max_keepalive_connections=0)
     async with httpx.AsyncClient(
         base_url=base_url,
         limits=limits,
@@ -51,11 +58,11 @@ async def fire(base_url: str, token: str, bodies: list[dict[str, object]]) -> li
     ) as client:
         start = asyncio.Event()
 
-        async def one(body: dict[str, object]) -> httpx.Response:
+        async def one(path: str, body: dict[str, object]) -> httpx.Response:
             await start.wait()
-            return await client.post("/v1/usage", json=body)
+            return await client.post(path, json=body)
 
-        tasks = [asyncio.create_task(one(b)) for b in bodies]
+        tasks = [asyncio.create_task(one(path, body)) for path, body in calls]
         await asyncio.sleep(0.2)  # every task is parked at the gate before any request leaves
         start.set()
         return await asyncio.gather(*tasks)

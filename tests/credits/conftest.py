@@ -1,16 +1,24 @@
 """The credits tests' project: realtyos with AI features priced in a pool, and the calls the
 tests make of it."""
 
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from sqlalchemy.orm import Session
 
-from conftest import Clock, Setup
+from conftest import Client, Clock, Setup
 from ledgers import ledger_balance
 
 POOLS = "/admin/api/projects/realtyos/credit-pools"
 GRANTS = "/admin/api/projects/realtyos/tenants/acme/credit-grants"
+RESERVATIONS = "/v1/reservations"
+
+
+class Calling(Protocol):
+    """What the client-side helpers call through: a test's set-up (or a Stripe shop)."""
+
+    @property
+    def api(self) -> Client: ...
 
 
 @pytest.fixture
@@ -68,3 +76,16 @@ def assert_balance(setup: Setup, session: Session, clock: Clock, expected: int) 
 def allowance(setup: Setup, expect: int = 200, **body: Any) -> Any:
     path = f"{POOLS}/credits/allowances/free"
     return setup.admin.call("PUT", path, expect, json=body)
+
+
+def reserve(setup: Calling, key: str, expect: int = 201, **body: Any) -> Any:
+    sent = {"tenant": "acme", "feature": "ai.image", "quantity": 4, "idempotency_key": key}
+    response = setup.api.post(RESERVATIONS, sent | body)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+def settle(setup: Calling, reservation: str, how: str, expect: int = 200, **body: Any) -> Any:
+    response = setup.api.post(f"{RESERVATIONS}/{reservation}/{how}", body)
+    assert response.status_code == expect, response.text
+    return response.json()

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN, fresh_database
 from ledgers import ledger_balance
-from races import fire
+from races import fire, fire_calls
 from servers import running_server
 
 # Several multi-worker servers: one at a time on PostgreSQL (`make test` runs two processes).
@@ -199,24 +199,6 @@ def test_overage_the_plan_allows_is_counted_exactly(server: Server) -> None:
     assert server.used(token, "ai.overage") == 30
 
 
-async def _fire_mixed(base_url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> Any:
-    """Every (path, body) posted at once, each on its own connection, released together."""
-    limits = httpx.Limits(max_connections=len(calls), max_keepalive_connections=0)
-    async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=120, headers={"Authorization": f"Bearer {token}"}
-    ) as client:
-        start = asyncio.Event()
-
-        async def one(path: str, body: dict[str, Any]) -> httpx.Response:
-            await start.wait()
-            return await client.post(path, json=body)
-
-        tasks = [asyncio.create_task(one(path, body)) for path, body in calls]
-        await asyncio.sleep(0.2)
-        start.set()
-        return await asyncio.gather(*tasks)
-
-
 def test_reservations_and_uses_racing_never_overspend(server: Server) -> None:
     """Holds of 5 and uses of 1 at once against 60 credits: what is held and spent never
     passes 60; once the holds are released, the balance is what the uses left."""
@@ -230,7 +212,7 @@ def test_reservations_and_uses_racing_never_overspend(server: Server) -> None:
         else:
             calls.append(("/v1/usage", {**base, "feature": "ai.chat", "enforce": True}))
     calls = calls * 2  # every key twice: a repeat holds or spends nothing more
-    responses = asyncio.run(_fire_mixed(server.base_url, token, calls))
+    responses = asyncio.run(fire_calls(server.base_url, token, calls))
 
     assert {r.status_code for r in responses} <= {200, 201, 402}
     held = {r.json()["id"] for r in responses if r.status_code in (200, 201) and "id" in r.json()}
@@ -255,3 +237,32 @@ def test_reservations_and_uses_racing_never_overspend(server: Server) -> None:
         )
         assert released.status_code == 200, released.text
     assert server.balance(project, token) == 60 - len(spent)
+
+
+def test_batches_with_overage_and_its_metered_feature_racing_single_uses_count_exactly(
+    server: Server,
+) -> None:
+    """Each batch has a credit-priced use falling into overage and a direct use of the
+    overage's metered feature; single uses of each race them. On PostgreSQL these
+    transactions lock the pool's buckets and the overage's counter, in whichever order their
+    events come: none may deadlock (a 503), and every use counts once."""
+    allowance = {"grant": 20, "reset": "month", "overage": "ai.overage"}
+    project, token = server.project(allowance=allowance)
+    event = {"tenant": "acme", "enforce": True}
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for i in range(30):
+        overage = event | {"feature": "ai.overage", "idempotency_key": f"o{i}"}
+        chat = event | {"feature": "ai.chat", "idempotency_key": f"c{i}"}
+        calls += [
+            ("/v1/usage/batch", {"events": [overage, chat] if i % 2 else [chat, overage]}),
+            ("/v1/usage", event | {"feature": "ai.chat", "idempotency_key": f"s{i}"}),
+            ("/v1/usage", event | {"feature": "ai.overage", "idempotency_key": f"d{i}"}),
+        ]
+    responses = asyncio.run(fire_calls(server.base_url, token, calls))
+
+    assert [r.text for r in responses if r.status_code not in (200, 201)] == []
+    batched = [e["status"] for r in responses if r.status_code == 200 for e in r.json()["data"]]
+    assert batched == [201] * 60
+    assert server.balance(project, token) == 0
+    assert server.used(token, "ai.chat") == 60
+    assert server.used(token, "ai.overage") == 60 - 20 + 60  # past the 20 credits, and direct

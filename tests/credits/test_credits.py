@@ -235,3 +235,23 @@ def test_a_batch_takes_credits_for_priced_events(
     response = credits.api.post("/v1/usage/batch", {"events": events})
     assert [r["status"] for r in response.json()["data"]] == [201, 201, 402, 201]
     assert_balance(credits, session, clock, 0)
+
+
+def test_a_batch_counts_a_priced_use_and_a_direct_use_of_its_overage_feature(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    allowance(credits, grant=3, reset="month", overage="ai.overage")
+    event = {"tenant": "acme", "enforce": True}
+    events = [
+        event | {"feature": "ai.overage", "quantity": 2, "idempotency_key": "b1"},
+        event | {"feature": "ai.chat", "quantity": 5, "idempotency_key": "b2"},
+        event | {"feature": "ai.tokens", "idempotency_key": "b2"},  # the priced use's key
+    ]
+    response = credits.api.post("/v1/usage/batch", {"events": events})
+    assert response.status_code == 200, response.text
+    results = response.json()["data"]
+    assert [r["status"] for r in results] == [201, 201, 409]
+    assert results[2]["error"]["code"] == "idempotency_key_reused"
+    assert check(credits, feature="ai.overage")["used"] == 2 + 2  # direct, and past the 3 credits
+    assert check(credits, feature="ai.tokens")["used"] == 0
+    assert_balance(credits, session, clock, 0)

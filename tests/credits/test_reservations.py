@@ -2,27 +2,11 @@
 released by itself once expired; the ledger adds up after each."""
 
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from conftest import Clock, Setup
-from credits.conftest import assert_balance, balances, grant, usage
-
-RESERVATIONS = "/v1/reservations"
-
-
-def reserve(setup: Setup, key: str, expect: int = 201, **body: Any) -> Any:
-    sent = {"tenant": "acme", "feature": "ai.image", "quantity": 4, "idempotency_key": key}
-    response = setup.api.post(RESERVATIONS, sent | body)
-    assert response.status_code == expect, response.text
-    return response.json()
-
-
-def settle(setup: Setup, reservation: str, how: str, expect: int = 200, **body: Any) -> Any:
-    response = setup.api.post(f"{RESERVATIONS}/{reservation}/{how}", body)
-    assert response.status_code == expect, response.text
-    return response.json()
+from credits.conftest import assert_balance, balances, grant, reserve, settle, usage
 
 
 def test_a_reservation_holds_its_cost_once(credits: Setup, session: Session, clock: Clock) -> None:

@@ -9,10 +9,12 @@ from sqlalchemy.orm import Session
 
 from billplane.models import CreditTopup
 from conftest import Clock
+from credits.conftest import reserve, settle
 from ledgers import ledger_balance
 from stripe_shop import CANCEL_URL, SUCCESS_URL, Shop, create_price
 
-HISTORY = "/admin/api/projects/realtyos/tenants/acme/invoices"
+TENANT = "/admin/api/projects/realtyos/tenants/acme"
+HISTORY = f"{TENANT}/invoices"
 
 
 def _sell(shop: Shop, credits: int = 500, amount: int = 900) -> str:
@@ -193,6 +195,161 @@ def test_an_older_refund_arriving_after_a_newer_one_changes_nothing(
     assert _pool(shop)["balance"] == 500 - 333
     assert [e["amount"] for e in _kinds(shop, "refund")] == [-333]
     assert ledger_balance(session, clock()) == 500 - 333
+
+
+def _hold(shop: Shop, quantity: int, key: str = "r1", **extra: Any) -> str:
+    """Credits of `ai.chat` (1 each) held by a reservation; its id."""
+    body: dict[str, Any] = {"feature": "ai.chat", "quantity": quantity} | extra
+    return str(reserve(shop, key, **body)["id"])
+
+
+def _refund_rows(shop: Shop) -> list[tuple[int, int, str]]:
+    """The `refund` ledger rows, oldest first: (amount, unrecovered, idempotency key)."""
+    rows = reversed(_kinds(shop, "refund"))
+    return [(e["amount"], e["unrecovered"], e["idempotency_key"]) for e in rows]
+
+
+def test_credits_held_when_their_top_up_is_refunded_are_taken_back_on_release(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    checkout_id, payment = _buy(shop, _sell(shop))
+    _deliver(shop, "checkout.session.completed")
+    held = _hold(shop, 500)
+    _refund(shop, payment)
+    _deliver(shop, "charge.refunded")
+    assert _topup(shop)["credits_unrecovered"] == 500  # all held: nothing to remove yet
+
+    released = settle(shop, held, "release")
+
+    assert released["balance"] == 0  # the money went back: the credits do not
+    key = f"refund:{checkout_id}:900"
+    assert _refund_rows(shop) == [(0, 500, key), (-500, -500, key)]
+    assert [e["amount"] for e in _kinds(shop, "release")] == [500]  # the release stands
+    topup = _topup(shop)
+    assert (topup["credits_refunded"], topup["credits_unrecovered"]) == (500, 0)
+    assert ledger_balance(session, clock()) == 0
+
+
+def test_a_release_retried_takes_back_once(shop: Shop, session: Session, clock: Clock) -> None:
+    _, payment = _buy(shop, _sell(shop))
+    _deliver(shop, "checkout.session.completed")
+    held = _hold(shop, 500)
+    _refund(shop, payment)
+    _deliver(shop, "charge.refunded")
+
+    first = settle(shop, held, "release")
+    assert settle(shop, held, "release") == first
+    _deliver(shop, "charge.refunded")  # the refund again: nothing more either
+
+    assert [amount for amount, _, _ in _refund_rows(shop)] == [0, -500]
+    assert _topup(shop)["credits_unrecovered"] == 0
+    assert ledger_balance(session, clock()) == 0
+
+
+def test_finalizing_a_hold_for_less_takes_back_only_what_returns(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    _, payment = _buy(shop, _sell(shop))
+    _deliver(shop, "checkout.session.completed")
+    held = _hold(shop, 500)
+    _refund(shop, payment)
+    _deliver(shop, "charge.refunded")
+
+    done = settle(shop, held, "finalize", quantity=200)
+
+    assert (done["final_amount"], done["balance"]) == (200, 0)
+    assert [amount for amount, _, _ in _refund_rows(shop)] == [0, -300]
+    assert _topup(shop)["credits_unrecovered"] == 200  # the 200 the action used stay spent
+    assert ledger_balance(session, clock()) == 0
+
+
+def test_an_expired_hold_of_a_refunded_top_up_is_taken_back(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    _, payment = _buy(shop, _sell(shop))
+    _deliver(shop, "checkout.session.completed")
+    held = _hold(shop, 500, expires_in=60)
+    _refund(shop, payment)
+    _deliver(shop, "charge.refunded")
+    clock.advance(minutes=2)
+
+    pool = _pool(shop)  # reading the balances releases the expired hold
+
+    assert pool["balance"] == 0
+    assert [(e["kind"], e["amount"]) for e in pool["ledger"][:2]] == [
+        ("refund", -500),
+        ("release", 500),
+    ]
+    assert settle(shop, held, "release")["status"] == "expired"
+    assert _topup(shop)["credits_unrecovered"] == 0
+    assert ledger_balance(session, clock()) == 0
+
+
+def test_a_partially_refunded_top_up_keeps_its_paid_share_of_a_released_hold(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    checkout_id, payment = _buy(shop, _sell(shop, credits=500, amount=900))
+    _deliver(shop, "checkout.session.completed")
+    held = _hold(shop, 500)
+    _refund(shop, payment, 450)  # half: 250 credits claimed, all of them held
+    _deliver(shop, "charge.refunded", -1)
+
+    assert settle(shop, held, "release")["balance"] == 250
+    key = f"refund:{checkout_id}:450"
+    assert _refund_rows(shop) == [(0, 250, key), (-250, -250, key)]
+    assert _topup(shop)["credits_unrecovered"] == 0
+
+    _refund(shop, payment)  # the rest, later: taken out of the bucket as usual
+    _deliver(shop, "charge.refunded", -1)
+    assert _pool(shop)["balance"] == 0
+    assert _refund_rows(shop)[-1] == (-250, 0, f"refund:{checkout_id}:900")
+    assert ledger_balance(session, clock()) == 0
+
+
+def test_held_credits_settle_what_the_oldest_refund_could_not_take_first(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    # 500 credits for 9.00, all held: 1.00 refunded claims 55, 3.00 in all 166.
+    checkout_id, payment = _buy(shop, _sell(shop, credits=500, amount=900))
+    _deliver(shop, "checkout.session.completed")
+    held = _hold(shop, 500)
+    _refund(shop, payment, 100)
+    _deliver(shop, "charge.refunded", -1)
+    _refund(shop, payment, 200)
+    _deliver(shop, "charge.refunded", -1)
+
+    assert settle(shop, held, "release")["balance"] == 500 - 166
+
+    first, second = f"refund:{checkout_id}:100", f"refund:{checkout_id}:300"
+    assert sorted(_refund_rows(shop), key=lambda r: r[2]) == [
+        (0, 55, first),
+        (-55, -55, first),
+        (0, 111, second),
+        (-111, -111, second),
+    ]
+    assert ledger_balance(session, clock()) == 500 - 166
+
+
+def test_only_the_refunded_top_ups_part_of_a_hold_is_taken_back(
+    shop: Shop, session: Session, clock: Clock
+) -> None:
+    """A hold spanning the top-up and a grant: what goes back to the grant stays usable, and
+    what was spent for good before the refund stays unrecovered."""
+    checkout_id, payment = _buy(shop, _sell(shop))
+    _deliver(shop, "checkout.session.completed")
+    grant = {"pool": "credits", "amount": 100, "reason": "bonus"}
+    shop.admin.call("POST", f"{TENANT}/credit-grants", 201, json=grant)
+    _spend(shop, 100)  # from the top-up (the older bucket): 400 left in it
+    held = _hold(shop, 450)  # the top-up's 400, then 50 of the grant
+    _refund(shop, payment)
+    _deliver(shop, "charge.refunded")
+
+    assert settle(shop, held, "release")["balance"] == 100  # the grant's, whole again
+
+    key = f"refund:{checkout_id}:900"
+    assert _refund_rows(shop) == [(0, 500, key), (-400, -400, key)]
+    assert _topup(shop)["credits_unrecovered"] == 100  # the use before the refund
+    assert ledger_balance(session, clock()) == 100
 
 
 def test_the_billing_history_lists_top_ups_beside_invoices(shop: Shop) -> None:

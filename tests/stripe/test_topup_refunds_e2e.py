@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 import stripe
 from billplane.settings import Settings
 from conftest import ADMIN_TOKEN
 from ledgers import ledger_balance
-from races import fire
+from races import fire, fire_calls
 from stripe_double import StripeDouble
 from stripe_shop import API_KEY, create_price, served_with_double
 
@@ -75,11 +75,11 @@ class Shop:
         pool = {"key": "credits", "name": "Credits", "packs": {self.price: 500}}
         stack.admin(f"/projects/{key}/credit-pools", pool | {"costs": {"ai.chat": 1}})
 
-    def client(self, method: str, path: str, body: Any = None) -> Any:
+    def client(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
         answer = self.stack.http.request(
             method, path, json=body, headers={"Authorization": f"Bearer {self.token}"}
         )
-        assert answer.status_code == 200, answer.text
+        assert answer.status_code == expect, answer.text
         return answer.json()
 
     def buy(self) -> str:
@@ -153,3 +153,49 @@ def test_a_refund_racing_the_tenants_uses_removes_exactly_what_is_unspent(stack:
     assert spent - refund["amount"] == 500
     assert refund["unrecovered"] == spent
     assert spent >= 200  # the first wave was spent before the refund could take it
+
+
+REFUND_TOTALS = text(
+    "SELECT -SUM(l.amount), SUM(l.unrecovered), MAX(tu.credits_unrecovered) FROM credit_ledger l"
+    " JOIN credit_topups tu ON tu.bucket_id = l.bucket_id"
+    " JOIN tenants t ON t.id = l.tenant_id JOIN projects p ON p.id = t.project_id"
+    " WHERE p.key = :project AND l.kind = 'refund'"
+)
+
+
+def test_a_refund_racing_releases_of_held_credits_is_not_undone(stack: Stack) -> None:
+    """All 500 credits held (50 holds of 10); a full refund arrives while half the holds are
+    released, each twice at once; the other half is released after it. Every credit is
+    taken back exactly once, whichever came first, and nothing stays unrecovered."""
+    shop = Shop(stack)
+    payment = shop.buy()
+    stack.double.wait_for_deliveries()
+    hold = {"tenant": "acme", "feature": "ai.chat", "quantity": 10}
+    held = [
+        shop.client("POST", "/v1/reservations", hold | {"idempotency_key": f"h{i}"}, 201)["id"]
+        for i in range(50)
+    ]
+    assert shop.pool()["balance"] == 0
+
+    def releases(ids: list[str]) -> list[tuple[str, dict[str, object]]]:
+        return [(f"/v1/reservations/{i}/release", {}) for i in ids]
+
+    async def race() -> list[httpx.Response]:
+        racing = asyncio.create_task(
+            fire_calls(stack.base_url, shop.token, releases(held[:25]) * 2)
+        )
+        await asyncio.sleep(0.3)  # the releases are let go at the gate, and under way
+        await asyncio.to_thread(stack.sdk.v1.refunds.create, params={"payment_intent": payment})
+        return await racing
+
+    responses = asyncio.run(race())
+    stack.double.wait_for_deliveries()
+    late = asyncio.run(fire_calls(stack.base_url, shop.token, releases(held[25:]) * 2))
+
+    assert [r.text for r in responses + late if r.status_code != 200] == []
+    assert {r.json()["status"] for r in responses + late} == {"released"}
+    pool = shop.pool()  # and the ledger adds up
+    assert pool["balance"] == 0
+    with stack.engine.connect() as conn:
+        taken, unrecovered, on_topup = conn.execute(REFUND_TOTALS, {"project": shop.key}).one()
+    assert (taken, unrecovered, on_topup) == (500, 0, 0)

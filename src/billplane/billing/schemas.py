@@ -149,7 +149,8 @@ class TopupHistoryOut(BaseModel):
         "down (all of them once wholly refunded)."
     )
     credits_unrecovered: int = Field(
-        description="Of `credits_refunded`, those spent already, so not removed."
+        description="Of `credits_refunded`, those spent already, so not removed (held by a "
+        "reservation then, they are taken back when they return, and leave this number)."
     )
     payment_intent: str | None
     price: str = Field(description="The one-time Stripe price it was bought at.")

@@ -661,11 +661,38 @@ HELD_PARTS = Statement(
         .order_by(_LEDGER.c.part)
     )
 )
+
+
+def _settling_buckets(dialect: str) -> Select[Any]:
+    """The buckets a deduction would lock (the tenant's of the reservation's pool with credits
+    left) and those the reservation took from, emptied since or not, in deduction order."""
+    held = select(_LEDGER.c.bucket_id).where(
+        _LEDGER.c.tenant_id == bindparam("tenant_id"),
+        _LEDGER.c.idempotency_key == bindparam("key"),
+        _LEDGER.c.kind == "reservation",
+    )
+    pool = select(_RESERVATIONS.c.pool_id).where(
+        _RESERVATIONS.c.public_id == bindparam("public_id")
+    )
+    return _locked(
+        dialect,
+        select(_BUCKETS.c.id)
+        .where(
+            _BUCKETS.c.tenant_id == bindparam("tenant_id"),
+            _BUCKETS.c.pool_id == pool.scalar_subquery(),
+            or_(_BUCKETS.c.remaining > 0, _BUCKETS.c.id.in_(held)),
+        )
+        .order_by(*_soonest_expiring_first(_BUCKETS)),
+    )
+
+
+SETTLING_BUCKETS = Statement(_settling_buckets)
 GIVE_BACK = Statement(
     lambda _: (
         update(_BUCKETS)
         .where(_BUCKETS.c.id == bindparam("bucket_id"))
         .values(remaining=_BUCKETS.c.remaining + bindparam("amount"))
+        .returning(_BUCKETS.c.source, _BUCKETS.c.source_key)
     )
 )
 
@@ -721,8 +748,22 @@ def held_parts(sql: Sql, tenant_id: int, key: str) -> list[tuple[int, int]]:
     return [(int(b), -int(a)) for b, a in rows]
 
 
-def give_back(sql: Sql, bucket_id: int, amount: int) -> None:
-    sql.run(GIVE_BACK, {"bucket_id": bucket_id, "amount": amount})
+def lock_settling_buckets(sql: Sql, tenant_id: int, public_id: str) -> None:
+    """Lock, before a reservation's own row, the buckets its settling may touch (see
+    `_settling_buckets`), in the order every deduction locks buckets: two settlings of one
+    reservation in two workers' transactions then wait for each other at the buckets, never
+    holding one each of what the other wants, nor does a settling and a usage. SQLite's write
+    transaction holds the whole database already."""
+    if not sql.is_sqlite:
+        values = {"tenant_id": tenant_id, "key": f"reservation:{public_id}", "public_id": public_id}
+        sql.run(SETTLING_BUCKETS, values)
+
+
+def give_back(sql: Sql, bucket_id: int, amount: int) -> tuple[str, str]:
+    """Put `amount` back into a bucket (locking it until the transaction ends); returns the
+    bucket's (source, source key)."""
+    ((source, source_key),) = sql.run(GIVE_BACK, {"bucket_id": bucket_id, "amount": amount})
+    return source, source_key
 
 
 RESERVATION_VIEW = Statement(
@@ -770,6 +811,73 @@ def expired_holds(sql: Sql, tenant_id: int, pool_id: int, now: datetime) -> int:
     """How many of the tenant's reservations of the pool expired still holding credits."""
     values = {"tenant_id": tenant_id, "pool_id": pool_id, "now": sql.time(now)}
     return int(sql.run(EXPIRED_HOLDS, values)[0][0])
+
+
+# --- What refunds of top-ups could not take back (in the writer's transaction) ------------------
+
+_TOPUPS = cast(Table, CreditTopup.__table__)
+UNRECOVERED_TOPUP = Statement(
+    lambda dialect: _locked(
+        dialect,
+        select(_TOPUPS.c.id, _TOPUPS.c.credits_unrecovered).where(
+            _TOPUPS.c.stripe_checkout_session_id == bindparam("checkout_id"),
+            _TOPUPS.c.bucket_id == bindparam("bucket_id"),
+            _TOPUPS.c.credits_unrecovered > 0,
+        ),
+    )
+)
+REFUNDS_SHORT = Statement(
+    lambda _: (
+        select(_LEDGER.c.idempotency_key, func.sum(_LEDGER.c.unrecovered), func.max(_LEDGER.c.part))
+        .where(
+            _LEDGER.c.tenant_id == bindparam("tenant_id"),
+            _LEDGER.c.bucket_id == bindparam("bucket_id"),
+            _LEDGER.c.kind == "refund",
+        )
+        .group_by(_LEDGER.c.idempotency_key)
+        .having(func.sum(_LEDGER.c.unrecovered) > 0)
+        .order_by(func.min(_LEDGER.c.id))
+    )
+)
+LESS_UNRECOVERED = Statement(
+    lambda _: (
+        update(_TOPUPS)
+        .where(
+            _TOPUPS.c.id == bindparam("topup_id"),
+            _TOPUPS.c.credits_unrecovered >= bindparam("amount"),
+        )
+        .values(credits_unrecovered=_TOPUPS.c.credits_unrecovered - bindparam("amount"))
+        .returning(_TOPUPS.c.id)
+    )
+)
+_REFUND_ROW = (*(c.name for c in _ENTRY_COLUMNS), "unrecovered")
+REFUND_ROW = Statement(lambda _: insert(_LEDGER).values({n: bindparam(n) for n in _REFUND_ROW}))
+
+
+def unrecovered_topup(sql: Sql, checkout_id: str, bucket_id: int) -> tuple[int, int] | None:
+    """The top-up whose bucket this is, locked, if its refunds could not take everything they
+    claimed: (top-up id, credits unrecovered); None otherwise."""
+    rows = sql.run(UNRECOVERED_TOPUP, {"checkout_id": checkout_id, "bucket_id": bucket_id})
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def refunds_short(sql: Sql, tenant_id: int, bucket_id: int) -> list[tuple[str, int, int]]:
+    """The refunds of a top-up's bucket still short of what they claimed, oldest first:
+    (idempotency key, credits unrecovered, the last part written under the key)."""
+    rows = sql.run(REFUNDS_SHORT, {"tenant_id": tenant_id, "bucket_id": bucket_id})
+    return [(key, int(short), int(part)) for key, short, part in rows]
+
+
+def less_unrecovered(sql: Sql, topup_id: int, amount: int) -> None:
+    """A locked top-up's `credits_unrecovered`, less `amount` taken back since."""
+    if not sql.run(LESS_UNRECOVERED, {"topup_id": topup_id, "amount": amount}):
+        raise RuntimeError(f"top-up {topup_id} has less than {amount} unrecovered under its lock")
+
+
+def insert_refund_row(sql: Sql, entry: Entry, unrecovered: int) -> None:
+    """A `refund` ledger row, with the change it makes to what its refund could not take."""
+    values = {**entry._asdict(), "created_at": sql.time(entry.created_at)}
+    sql.run(REFUND_ROW, {**values, "unrecovered": unrecovered})
 
 
 # --- Top-ups and their refunds (ORM, off the hot path) -------------------------------------------

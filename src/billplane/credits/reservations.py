@@ -1,7 +1,8 @@
 """Reservations for long actions: credits held at the start (`reserve`), settled at the end
 with what the action cost (`finalize`) or nothing (`release`), or released by themselves once
 expired. Each runs as one job of the hot path's writer, on the buckets read under lock; a
-reservation's own row is locked while it is settled, so two settlings never both apply.
+reservation's own row is locked while it is settled (after the buckets it holds from, the
+order every movement takes), so two settlings never both apply nor wait in a circle.
 """
 
 import secrets
@@ -153,6 +154,7 @@ def settle(
     """Finalize with `final_quantity` (None: release). Idempotent: settling again the same way
     answers the settled reservation; another way, 409 `reservation_settled`. An expired one is
     released (409 `reservation_expired` to a finalize)."""
+    repository.lock_settling_buckets(sql, access.tenant_id, public_id)
     row = present(repository.reservation_by_id(sql, public_id), public_id)  # the read found it
     unit_cost = row.amount // row.quantity
     price = service.Priced(row.pool_id, unit_cost)

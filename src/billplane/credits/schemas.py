@@ -213,7 +213,8 @@ class EntryOut(BaseModel):
     unrecovered: int | None = Field(
         default=None,
         description="A `refund` only: credits the refund takes back that were spent already, "
-        "so could not be removed (`amount` is what was removed).",
+        "so could not be removed (`amount` is what was removed). Negative on a later row of the "
+        "refund (`part` 1, 2, …) that took back credits a reservation held and gave back.",
     )
 
 

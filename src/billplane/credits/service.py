@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, TypedDict
 from sqlalchemy.orm import Session
 
 from billplane.audit import service as audit
-from billplane.credits import repository, rules
+from billplane.credits import repository, rules, unrecovered
 from billplane.credits.repository import AllowanceRow, BucketRow, Entry
 from billplane.credits.schemas import GrantIn
 from billplane.entitlements.repository import FeatureRow
@@ -223,9 +223,12 @@ def give_back_held(
     sql: Sql, pool: PoolView, reservation: repository.ReservationRow, amount: int, now: datetime
 ) -> None:
     """Return `amount` of what a reservation holds to the buckets it came from, the last taken
-    first (the soonest-expiring credits stay spent), with `release` ledger rows."""
+    first (the soonest-expiring credits stay spent), with `release` ledger rows. What returns
+    to a refunded top-up's bucket is then taken back as far as its refunds could not take it
+    (see `unrecovered`): a refund is not undone by giving a hold back."""
     key = f"reservation:{reservation.public_id}"
     entries = []
+    to_topups = []
     left = amount
     for part, (bucket_id, held) in enumerate(
         reversed(repository.held_parts(sql, pool.tenant_id, key))
@@ -233,12 +236,22 @@ def give_back_held(
         if left == 0:
             break
         back = min(held, left)
-        repository.give_back(sql, bucket_id, back)
+        source, source_key = repository.give_back(sql, bucket_id, back)
         entries.append(
             _entry(pool, bucket_id, "release", back, key, now, part, reservation.feature_id)
         )
+        if source == "topup":
+            to_topups.append(unrecovered.Returned(bucket_id, source_key, back))
         left -= back
     repository.insert_entries(sql, entries)
+    unrecovered.take_back(
+        sql,
+        tenant_id=pool.tenant_id,
+        pool_id=pool.pool_id,
+        returned=to_topups,
+        reservation=reservation.public_id,
+        now=now,
+    )
 
 
 def _pool_view(access: Access, price: Priced, row: repository.PoolRow, now: datetime) -> PoolView:

@@ -11,7 +11,9 @@ Refunds (documented in the README, "Refunds of top-ups"):
 - What is claimed comes out of the top-up's own bucket, as far as it still holds credits; the
   rest was spent and is recorded, not taken from other buckets: the ledger row `refund` carries
   what was removed (`amount`) and what could not be (`unrecovered`), and the top-up keeps the
-  totals (`credits_refunded`, `credits_unrecovered`).
+  totals (`credits_refunded`, `credits_unrecovered`). Credits a reservation held count as
+  spent then; if they come back to the bucket later, they are taken back as far as the
+  refunds are short (see `unrecovered`).
 - A refund applied already (the same running total, or an older one arriving late) changes
   nothing; a refund whose top-up has not landed yet lands it first (the caller does), so the
   order of `checkout.session.completed` and `charge.refunded` does not matter.
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from billplane.credits import repository
 from billplane.credits.service import topup_pack
+from billplane.errors import present
 from billplane.models import CreditBucket, CreditEntry, CreditTopup, Project
 from billplane.sql import insert_ignoring_conflict
 
@@ -151,12 +154,18 @@ def refund_topup(
 ) -> Refunded | None:
     """Take back what a refund of the top-up claims (see the module's rules); None when this
     running total was applied already (a repeat, or an older refund arriving late)."""
-    topup = repository.topup_by_checkout(session, checkout_id, lock=True)
-    if topup is None or amount_refunded <= topup.amount_refunded:
+    with session.no_autoflush:  # a change to the top-up's row waits for the bucket's lock
+        found = repository.topup_by_checkout(session, checkout_id)
+        if found is None or amount_refunded <= found.amount_refunded:
+            return None
+        # The bucket first, then the top-up: the order in which credits a reservation gives
+        # back to the bucket are taken back (see `unrecovered`).
+        held = repository.locked_remaining(session, found.bucket_id)
+    topup = present(repository.topup_by_checkout(session, checkout_id, lock=True), checkout_id)
+    if amount_refunded <= topup.amount_refunded:  # a concurrent twin applied it meanwhile
         return None
     claimed_in_all = credits_claimed(topup.credits, charge_amount or topup.amount, amount_refunded)
     claimed = max(claimed_in_all - topup.credits_refunded, 0)
-    held = repository.locked_remaining(session, topup.bucket_id)
     removed = min(claimed, held)
     unrecovered = claimed - removed
     if removed:

@@ -125,7 +125,8 @@ class CreditEntry(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     actor: Mapped[str | None] = mapped_column(String(255))
     # A refund row only: the credits the refund took back that were spent already, so could not
-    # be removed (`amount` is what was removed).
+    # be removed (`amount` is what was removed); negative on a later row of the refund that took
+    # back held credits as they returned (see `credits.unrecovered`).
     unrecovered: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
 
@@ -153,7 +154,8 @@ class CreditTopup(Base):
     amount: Mapped[int] = mapped_column(BigInteger)  # paid, in the currency's minor units
     currency: Mapped[str] = mapped_column(String(8))
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
-    # What the refunds take back (their share of `credits`), and of that what was spent already.
+    # What the refunds take back (their share of `credits`), and of that what was spent already
+    # (less held credits taken back since, as they returned).
     credits_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_unrecovered: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime]

@@ -344,18 +344,26 @@ def record_batch(
     sql: Sql, writes: list[Write], earlier: repository.Earlier
 ) -> list[Recorded | BillplaneError]:
     """A batch's writes: those of credit-priced features one by one, as `record` writes them
-    (each takes credits under the pool's lock), after the others (see `_record_counted`)."""
+    (each takes credits under the pool's lock), before the others (see `_record_counted`).
+
+    Priced first: a lone usage locks the pool's buckets, its counter, then its overage's
+    counter; a batch that locked the overage's counter for a direct use first could wait for
+    that usage's counter while the usage waits for the overage's (a PostgreSQL deadlock)."""
     priced = [i for i, w in enumerate(writes) if w.price is not None]
     if not priced:
         return _record_counted(sql, writes, earlier)
     outcomes: list[Recorded | BillplaneError | None] = [None] * len(writes)
+    for index in priced:
+        write = writes[index]
+        outcome = outcomes[index] = record(sql, write)
+        if isinstance(outcome, Recorded) and outcome.created:  # a later event's key: a repeat
+            ident = (write.counter.tenant_id, write.request.idempotency_key)
+            earlier[ident] = (write.feature.id, write.request.quantity, outcome.body)
     plain = [i for i, w in enumerate(writes) if w.price is None]
     if plain:
         counted = _record_counted(sql, [writes[i] for i in plain], earlier)
         for index, outcome in zip(plain, counted, strict=True):
             outcomes[index] = outcome
-    for index in priced:
-        outcomes[index] = record(sql, writes[index])
     return [o for o in outcomes if o is not None]  # every index got its outcome
 
 

@@ -38,7 +38,8 @@ class CreditBucket:
 @dataclass(frozen=True)
 class LedgerEntry:
     """One movement of credits: `amount` is signed, into (+) or out of (-) `bucket`; a
-    `refund` also says what it could not remove (`unrecovered`: spent already)."""
+    `refund` also says what it could not remove (`unrecovered`: spent already; negative on a
+    later row that took back held credits as they returned)."""
 
     id: int
     kind: str
