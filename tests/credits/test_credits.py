@@ -255,3 +255,24 @@ def test_a_batch_counts_a_priced_use_and_a_direct_use_of_its_overage_feature(
     assert check(credits, feature="ai.overage")["used"] == 2 + 2  # direct, and past the 3 credits
     assert check(credits, feature="ai.tokens")["used"] == 0
     assert_balance(credits, session, clock, 0)
+
+
+def test_of_a_plain_and_a_priced_event_under_one_key_the_batchs_first_is_counted(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    """Whichever is priced: the first under a key is counted, the other answered as a repeat
+    (the same key for another feature: 409), as two usage calls in that order would be."""
+    allowance(credits, grant=10, reset="month")
+    event = {"tenant": "acme", "enforce": True, "idempotency_key": "same"}
+    events = [
+        event | {"feature": "ai.tokens", "quantity": 4},
+        event | {"feature": "ai.chat", "quantity": 1},  # priced, the plain one's key
+    ]
+    response = credits.api.post("/v1/usage/batch", {"events": events})
+    assert response.status_code == 200, response.text
+    results = response.json()["data"]
+    assert [r["status"] for r in results] == [201, 409], results
+    assert results[1]["error"]["code"] == "idempotency_key_reused"
+    assert check(credits, feature="ai.tokens")["used"] == 4
+    assert check(credits, feature="ai.chat")["used"] == 0
+    assert_balance(credits, session, clock, 10)

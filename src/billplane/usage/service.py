@@ -348,10 +348,24 @@ def record_batch(
 
     Priced first: a lone usage locks the pool's buckets, its counter, then its overage's
     counter; a batch that locked the overage's counter for a direct use first could wait for
-    that usage's counter while the usage waits for the overage's (a PostgreSQL deadlock)."""
-    priced = [i for i, w in enumerate(writes) if w.price is not None]
-    if not priced:
+    that usage's counter while the usage waits for the overage's (a PostgreSQL deadlock). Only
+    a priced event that repeats an earlier plain event's key comes after the plain ones, as the
+    repeat it is."""
+    if all(w.price is None for w in writes):
         return _record_counted(sql, writes, earlier)
+    # Of two events under one key, the batch's first is counted and the other is its repeat,
+    # whichever is priced: a priced event whose key a plain one took first waits for it.
+    first: dict[tuple[int, str], Write] = {}
+    for write in writes:
+        first.setdefault((write.counter.tenant_id, write.request.idempotency_key), write)
+    priced, plain, after = [], [], []
+    for index, write in enumerate(writes):
+        if write.price is None:
+            plain.append(index)
+        elif first[(write.counter.tenant_id, write.request.idempotency_key)].price is None:
+            after.append(index)
+        else:
+            priced.append(index)
     outcomes: list[Recorded | BillplaneError | None] = [None] * len(writes)
     for index in priced:
         write = writes[index]
@@ -359,11 +373,12 @@ def record_batch(
         if isinstance(outcome, Recorded) and outcome.created:  # a later event's key: a repeat
             ident = (write.counter.tenant_id, write.request.idempotency_key)
             earlier[ident] = (write.feature.id, write.request.quantity, outcome.body)
-    plain = [i for i, w in enumerate(writes) if w.price is None]
     if plain:
         counted = _record_counted(sql, [writes[i] for i in plain], earlier)
         for index, outcome in zip(plain, counted, strict=True):
             outcomes[index] = outcome
+    for index in after:  # repeats of a plain event's key, found taken in this transaction
+        outcomes[index] = record(sql, writes[index])
     return [o for o in outcomes if o is not None]  # every index got its outcome
 
 
