@@ -1,6 +1,9 @@
 """The database's settings reach its engine: pool sizes, the wait for a connection, and whether
-psycopg may prepare statements (off behind an older PgBouncer in transaction mode)."""
+psycopg may prepare statements (off behind an older PgBouncer in transaction mode); SQLite's
+write-ahead log is checkpointed off the hot writer."""
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,23 @@ def test_sqlite_takes_the_same_settings_without_complaint(tmp_path: Path) -> Non
         billplane_db_prepared_statements=False,
     )
     Database.from_settings(settings).dispose()
+
+
+def test_sqlite_hot_writes_reach_the_database_file_by_the_checkpointer(tmp_path: Path) -> None:
+    """The hot writer's COMMIT never checkpoints (it holds the writers' turn), and a few pages
+    are far below SQLite's own threshold: the checkpointer's thread copies them soon after."""
+    path = tmp_path / "c.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        committed = threading.Event()
+        db.hot.writer.run_later(lambda sql: sql.cursor.execute("CREATE TABLE kept (x)"), committed)
+        assert committed.wait(10)
+        deadline = time.monotonic() + 10
+        while b"CREATE TABLE kept" not in path.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b"CREATE TABLE kept" in path.read_bytes()
+    finally:
+        db.dispose()
 
 
 def test_the_readme_documents_every_database_setting() -> None:
