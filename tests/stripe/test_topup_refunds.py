@@ -37,11 +37,25 @@ def _buy(shop: Shop, price: str) -> tuple[str, str]:
     return str(paid["id"]), str(paid["payment_intent"])
 
 
+def _bought(shop: Shop, credits: int = 500, amount: int = 900) -> tuple[str, str]:
+    """A pack sold, bought and its credits landed (`checkout.session.completed` delivered):
+    (session id, payment)."""
+    bought = _buy(shop, _sell(shop, credits, amount))
+    _deliver(shop, "checkout.session.completed")
+    return bought
+
+
 def _refund(shop: Shop, payment_intent: str, amount: int | None = None) -> None:
     params: dict[str, Any] = {"payment_intent": payment_intent}
     if amount is not None:
         params["amount"] = amount
     shop.sdk.v1.refunds.create(params=params)  # type: ignore[arg-type]
+
+
+def _refunded(shop: Shop, payment_intent: str, amount: int | None = None) -> None:
+    """A refund made in Stripe, and its `charge.refunded` delivered."""
+    _refund(shop, payment_intent, amount)
+    _deliver(shop, "charge.refunded", -1)
 
 
 def _deliver(shop: Shop, event_type: str, which: int | None = None) -> None:
@@ -76,8 +90,7 @@ def _topup(shop: Shop) -> Any:
 def test_a_wholly_refunded_top_up_takes_its_credits_back(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
-    checkout_id, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    checkout_id, payment = _bought(shop)
     assert _pool(shop)["balance"] == 500
 
     _refund(shop, payment)
@@ -95,21 +108,17 @@ def test_partial_refunds_take_back_their_share_rounded_down_on_the_running_total
     shop: Shop, session: Session, clock: Clock
 ) -> None:
     # 500 credits for 9.00: 1.00 refunded is 55.5 credits, 3.00 in all is 166.6.
-    _, payment = _buy(shop, _sell(shop, credits=500, amount=900))
-    _deliver(shop, "checkout.session.completed")
+    _, payment = _bought(shop, credits=500, amount=900)
 
-    _refund(shop, payment, 100)
-    _deliver(shop, "charge.refunded", -1)
+    _refunded(shop, payment, 100)
     assert _pool(shop)["balance"] == 500 - 55
     assert _topup(shop)["status"] == "partially_refunded"
 
-    _refund(shop, payment, 200)
-    _deliver(shop, "charge.refunded", -1)
+    _refunded(shop, payment, 200)
     assert _pool(shop)["balance"] == 500 - 166  # not 500 - 55 - 111 rounded twice apart
     assert [e["amount"] for e in _kinds(shop, "refund")] == [-111, -55]
 
-    _refund(shop, payment)  # the rest: every credit goes back
-    _deliver(shop, "charge.refunded", -1)
+    _refunded(shop, payment)  # the rest: every credit goes back
     assert _pool(shop)["balance"] == 0
     assert sum(e["amount"] for e in _kinds(shop, "refund")) == -500
     assert ledger_balance(session, clock()) == 0
@@ -124,8 +133,7 @@ def test_partial_refunds_take_back_their_share_rounded_down_on_the_running_total
 def test_a_refund_after_spending_removes_only_the_unspent_part_and_records_the_rest(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
-    _, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    _, payment = _bought(shop)
     _spend(shop, 450)
 
     _refund(shop, payment)
@@ -184,8 +192,7 @@ def test_a_refund_arriving_before_the_completed_checkout_is_not_lost(
 def test_an_older_refund_arriving_after_a_newer_one_changes_nothing(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
-    _, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    _, payment = _bought(shop)
     _refund(shop, payment, 300)
     _refund(shop, payment, 300)
 
@@ -212,8 +219,7 @@ def _refund_rows(shop: Shop) -> list[tuple[int, int, str]]:
 def test_credits_held_when_their_top_up_is_refunded_are_taken_back_on_release(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
-    checkout_id, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    checkout_id, payment = _bought(shop)
     held = _hold(shop, 500)
     _refund(shop, payment)
     _deliver(shop, "charge.refunded")
@@ -231,8 +237,7 @@ def test_credits_held_when_their_top_up_is_refunded_are_taken_back_on_release(
 
 
 def test_a_release_retried_takes_back_once(shop: Shop, session: Session, clock: Clock) -> None:
-    _, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    _, payment = _bought(shop)
     held = _hold(shop, 500)
     _refund(shop, payment)
     _deliver(shop, "charge.refunded")
@@ -249,8 +254,7 @@ def test_a_release_retried_takes_back_once(shop: Shop, session: Session, clock: 
 def test_finalizing_a_hold_for_less_takes_back_only_what_returns(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
-    _, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    _, payment = _bought(shop)
     held = _hold(shop, 500)
     _refund(shop, payment)
     _deliver(shop, "charge.refunded")
@@ -266,8 +270,7 @@ def test_finalizing_a_hold_for_less_takes_back_only_what_returns(
 def test_an_expired_hold_of_a_refunded_top_up_is_taken_back(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
-    _, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    _, payment = _bought(shop)
     held = _hold(shop, 500, expires_in=60)
     _refund(shop, payment)
     _deliver(shop, "charge.refunded")
@@ -288,19 +291,16 @@ def test_an_expired_hold_of_a_refunded_top_up_is_taken_back(
 def test_a_partially_refunded_top_up_keeps_its_paid_share_of_a_released_hold(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
-    checkout_id, payment = _buy(shop, _sell(shop, credits=500, amount=900))
-    _deliver(shop, "checkout.session.completed")
+    checkout_id, payment = _bought(shop, credits=500, amount=900)
     held = _hold(shop, 500)
-    _refund(shop, payment, 450)  # half: 250 credits claimed, all of them held
-    _deliver(shop, "charge.refunded", -1)
+    _refunded(shop, payment, 450)  # half: 250 credits claimed, all of them held
 
     assert settle(shop, held, "release")["balance"] == 250
     key = f"refund:{checkout_id}:450"
     assert _refund_rows(shop) == [(0, 250, key), (-250, -250, key)]
     assert _topup(shop)["credits_unrecovered"] == 0
 
-    _refund(shop, payment)  # the rest, later: taken out of the bucket as usual
-    _deliver(shop, "charge.refunded", -1)
+    _refunded(shop, payment)  # the rest, later: taken out of the bucket as usual
     assert _pool(shop)["balance"] == 0
     assert _refund_rows(shop)[-1] == (-250, 0, f"refund:{checkout_id}:900")
     assert ledger_balance(session, clock()) == 0
@@ -310,13 +310,10 @@ def test_held_credits_settle_what_the_oldest_refund_could_not_take_first(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
     # 500 credits for 9.00, all held: 1.00 refunded claims 55, 3.00 in all 166.
-    checkout_id, payment = _buy(shop, _sell(shop, credits=500, amount=900))
-    _deliver(shop, "checkout.session.completed")
+    checkout_id, payment = _bought(shop, credits=500, amount=900)
     held = _hold(shop, 500)
-    _refund(shop, payment, 100)
-    _deliver(shop, "charge.refunded", -1)
-    _refund(shop, payment, 200)
-    _deliver(shop, "charge.refunded", -1)
+    _refunded(shop, payment, 100)
+    _refunded(shop, payment, 200)
 
     assert settle(shop, held, "release")["balance"] == 500 - 166
 
@@ -335,8 +332,7 @@ def test_only_the_refunded_top_ups_part_of_a_hold_is_taken_back(
 ) -> None:
     """A hold spanning the top-up and a grant: what goes back to the grant stays usable, and
     what was spent for good before the refund stays unrecovered."""
-    checkout_id, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    checkout_id, payment = _bought(shop)
     grant = {"pool": "credits", "amount": 100, "reason": "bonus"}
     shop.admin.call("POST", f"{TENANT}/credit-grants", 201, json=grant)
     _spend(shop, 100)  # from the top-up (the older bucket): 400 left in it
@@ -397,8 +393,7 @@ def test_a_top_up_landed_before_top_ups_had_rows_is_still_refunded(
     shop: Shop, session: Session, clock: Clock
 ) -> None:
     """A top-up landed by an older billplane has its bucket only: its refund adopts it."""
-    _, payment = _buy(shop, _sell(shop))
-    _deliver(shop, "checkout.session.completed")
+    _, payment = _bought(shop)
     session.execute(delete(CreditTopup))
 
     _refund(shop, payment, 450)
