@@ -9,6 +9,7 @@ that answered is told by our request ids' per-process prefix.
 """
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,24 +31,27 @@ def stack(
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("workers")
     with served_stack(request.param, workdir, workers=WORKERS) as stack:
+        # The server is up once one worker answers; the others may still be importing the app.
+        every_worker(stack, lambda client: client.get("/healthz"), within=120)
         yield stack
 
 
 Ask = Callable[[httpx.AsyncClient], Any]  # one request, as a coroutine
 
 
-def every_worker(stack: Stack, ask: Ask) -> list[httpx.Response]:
+def every_worker(stack: Stack, ask: Ask, within: float = 60) -> list[httpx.Response]:
     """Rounds of the same request, each on a fresh connection (so the kernel hands them to any
     worker), until all four workers answered; every answer, in the order they came."""
-    return asyncio.run(_rounds(stack.base_url, ask))
+    return asyncio.run(_rounds(stack.base_url, ask, time.monotonic() + within))
 
 
-async def _rounds(base_url: str, ask: Ask) -> list[httpx.Response]:
+async def _rounds(base_url: str, ask: Ask, deadline: float) -> list[httpx.Response]:
     limits = httpx.Limits(max_keepalive_connections=0)
     answers: list[httpx.Response] = []
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         while len({_worker(a) for a in answers}) < WORKERS:
-            assert len(answers) < 3000, f"only workers { ({_worker(a) for a in answers}) } answered"
+            seen = {_worker(a) for a in answers}
+            assert time.monotonic() < deadline, f"only workers {seen} answered"
             answers += await asyncio.gather(*(ask(client) for _ in range(ROUND)))
     return answers
 
