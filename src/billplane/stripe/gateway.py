@@ -175,9 +175,9 @@ class StripeGateway:
             subscription_data["trial_period_days"] = trial_days
         return self._open_checkout(
             "opening a checkout session",
-            mode="subscription",
+            "subscription",
             customer=customer,
-            line_items=[{"price": price, "quantity": 1}],
+            price=price,
             success_url=success_url,
             cancel_url=cancel_url,
             client_reference_id=client_reference_id,
@@ -198,17 +198,22 @@ class StripeGateway:
         """A Checkout session in payment mode: one one-time price, paid once (a top-up)."""
         return self._open_checkout(
             "opening a top-up checkout session",
-            mode="payment",
+            "payment",
             customer=customer,
-            line_items=[{"price": price, "quantity": 1}],
+            price=price,
             success_url=success_url,
             cancel_url=cancel_url,
             client_reference_id=client_reference_id,
             metadata=metadata,
         )
 
-    def _open_checkout(self, doing: str, **params: Any) -> CheckoutSessionFacts:
-        """`checkout.sessions.create` with `params`; `doing` names it in a refusal."""
+    def _open_checkout(
+        self, doing: str, mode: str, *, price: str, **params: Any
+    ) -> CheckoutSessionFacts:
+        """`checkout.sessions.create` of one unit of `price` in `mode`, with the other `params`
+        (customer, return URLs, reference, metadata, and any of the mode's own); `doing` names
+        it in a refusal."""
+        params |= {"mode": mode, "line_items": [{"price": price, "quantity": 1}]}
         with self._speaking("checkout.sessions.create", doing):
             opened = self._sdk().v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
             return facts.checkout_session_from(opened.to_dict())
