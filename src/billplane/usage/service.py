@@ -100,6 +100,11 @@ class Write:
     counter: repository.CounterKey  # the counter it counts into
     price: credits.Priced | None = None  # a credit-priced feature's
 
+    @property
+    def ident(self) -> tuple[int, str]:
+        """The event's key as `repository.Earlier` has it: (tenant id, idempotency key)."""
+        return self.counter.tenant_id, self.request.idempotency_key
+
 
 def prepare(
     sql: Sql,
@@ -331,7 +336,7 @@ class BatchWrite:
         self._earlier: repository.Earlier | None = repository.events_of(sql, self._idents())
 
     def _idents(self) -> list[tuple[int, str]]:
-        return [(w.counter.tenant_id, w.request.idempotency_key) for w in self.writes]
+        return [w.ident for w in self.writes]
 
     def __call__(self, sql: Sql) -> list[Recorded | BillplaneError]:
         earlier, self._earlier = self._earlier, None
@@ -357,12 +362,12 @@ def record_batch(
     # whichever is priced: a priced event whose key a plain one took first waits for it.
     first: dict[tuple[int, str], Write] = {}
     for write in writes:
-        first.setdefault((write.counter.tenant_id, write.request.idempotency_key), write)
+        first.setdefault(write.ident, write)
     priced, plain, after = [], [], []
     for index, write in enumerate(writes):
         if write.price is None:
             plain.append(index)
-        elif first[(write.counter.tenant_id, write.request.idempotency_key)].price is None:
+        elif first[write.ident].price is None:
             after.append(index)
         else:
             priced.append(index)
@@ -371,8 +376,7 @@ def record_batch(
         write = writes[index]
         outcome = outcomes[index] = record(sql, write)
         if isinstance(outcome, Recorded) and outcome.created:  # a later event's key: a repeat
-            ident = (write.counter.tenant_id, write.request.idempotency_key)
-            earlier[ident] = (write.feature.id, write.request.quantity, outcome.body)
+            earlier[write.ident] = (write.feature.id, write.request.quantity, outcome.body)
     if plain:
         counted = _record_counted(sql, [writes[i] for i in plain], earlier)
         for index, outcome in zip(plain, counted, strict=True):
@@ -401,8 +405,7 @@ def _record_counted(
     rows: list[tuple[Any, ...]] = []
     stored_time = sql.times(as_text=False)
     for write, key in zip(writes, keys, strict=True):
-        request = write.request
-        ident = (key.tenant_id, request.idempotency_key)
+        request, ident = write.request, write.ident
         if ident in earlier:
             current = _current_of(write, totals[key])
             outcomes.append(_outcome_of_repeat(earlier[ident], write.feature, request, current))
