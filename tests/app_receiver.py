@@ -32,7 +32,8 @@ class Received:
 class Receiver:
     """Answers each POST with the next scripted answer (an int status, or "slow": waits
     `slow_seconds` and never answers), then 200 once the script is spent; every answer comes
-    `latency` seconds late (an app that takes its time, but answers)."""
+    `latency` seconds late (an app that takes its time, but answers). While `hold` is on, a
+    request waits at the gate (counted in `waiting`) until `let_go`, then is kept unanswered."""
 
     def __init__(self, slow_seconds: float = 1.0, latency: float = 0.0) -> None:
         self.script: list[int | str] = []
@@ -40,6 +41,9 @@ class Receiver:
         self.slow_seconds = slow_seconds
         self.latency = latency
         self._lock = threading.Lock()
+        self._gate = threading.Event()
+        self._gate.set()
+        self.waiting = 0
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
         self.open()
@@ -57,6 +61,12 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 answer = receiver._next()
                 headers = dict(self.headers.items())
+                if not receiver._gate.is_set():  # held: its sender may die while it waits
+                    with receiver._lock:
+                        receiver.waiting += 1
+                    receiver._gate.wait(60)
+                    receiver._keep(Received(headers, body, 0))
+                    return
                 if answer == "slow":  # the sender gives up waiting: no answer, as far as it knows
                     receiver._keep(Received(headers, body, 0))
                     time.sleep(receiver.slow_seconds)
@@ -84,6 +94,14 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def hold(self) -> None:
+        """Keep every request that comes from now on waiting, unanswered, until `let_go`."""
+        self._gate.clear()
+
+    def let_go(self) -> None:
+        """End `hold`: the requests it kept waiting end without an answer."""
+        self._gate.set()
 
     def _next(self) -> int | str:
         with self._lock:

@@ -148,19 +148,24 @@ def test_a_server_killed_mid_delivery_loses_nothing_another_sends_it_all(
     database_url: str,
 ) -> None:
     killed: list[subprocess.Popen[str]] = []
+    # A time-out long enough that a delivery held at the app is still in flight when the test,
+    # having seen it arrive, kills its sender (its claim then lasts 8 times this).
+    patient = QUICK | {"BILLPLANE_APP_WEBHOOKS_TIMEOUT": "1.5"}
     with receiving(latency=0.2) as receiver:  # an app that takes its time to answer
         with running_server(
-            database_url, ADMIN_TOKEN, extra_env=QUICK, started=killed, port=free_port()
+            database_url, ADMIN_TOKEN, extra_env=patient, started=killed, port=free_port()
         ) as first:
             setup = set_up(first, receiver, tenants=4)
             setup.change_each(5)
             wait_for(lambda: len(receiver.received) >= 4, 20, "the first deliveries")
-            wait_for(lambda: _claimed_and_pending(database_url) > 0, 20, "deliveries in flight")
+            receiver.hold()  # what is sent from now on stays in flight
+            wait_for(lambda: receiver.waiting > 0, 20, "a delivery in flight")
             killed[0].send_signal(signal.SIGKILL)  # mid-way: no chance to record anything
             killed[0].wait(timeout=10)
             held = _claimed_and_pending(database_url)
             total = len(setup.tenants) * 5
-        with running_server(database_url, ADMIN_TOKEN, extra_env=QUICK) as second:
+            receiver.let_go()  # the held requests end unanswered: their sender is gone
+        with running_server(database_url, ADMIN_TOKEN, extra_env=patient) as second:
             setup.base_url = second
             wait_for(
                 lambda: {d["status"] for d in setup.deliveries()} == {"delivered"},
