@@ -210,13 +210,19 @@ class Sql:
 
     def time(self, moment: datetime) -> Any:
         """A datetime as `models.base.UTCDateTime` stores it (naive UTC text on SQLite)."""
-        moment = moment.astimezone(UTC)
-        if self.is_sqlite:  # isoformat pads the year to four digits; strftime's %Y may not
-            return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        return moment
+        if self.is_sqlite:
+            return _sqlite_time(moment)
+        return moment.astimezone(UTC)
 
     def json(self, value: Any) -> Any:
         return dumps(value) if self.is_sqlite else _pg_json(value)
+
+
+@functools.lru_cache(maxsize=64)  # a write stores its moment several times (event, ledger...)
+def _sqlite_time(moment: datetime) -> str:
+    # isoformat pads the year to four digits; strftime's %Y may not
+    utc_moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc_moment.isoformat(sep=" ", timespec="microseconds")
 
 
 @functools.cache
