@@ -7,6 +7,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from billplane.entitlements import service as entitlements
+from billplane.errors import PaymentRequired
+from billplane.hotpath import Sql
+from billplane.usage import service as usage_service
 from conftest import Clock, Setup
 from credits.conftest import (
     POOLS,
@@ -106,6 +110,45 @@ def test_a_priced_usage_past_its_limit_or_reusing_a_key_takes_no_credits(
     assert check(credits, feature="listings.publish")["used"] == 3
     kinds = session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars().all()
     assert kinds == ["grant", "deduction"]
+    assert_balance(credits, session, clock, 94)
+
+
+def test_a_repeat_whose_cost_still_fits_is_charged_once(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    """A repeat the read cannot tell (the balance and the limit have room for it) reaches the
+    write, which takes the cost, finds the key taken and puts the cost back."""
+    grant(credits, 100)
+    first = usage(credits, "img-1", 201, feature="ai.image", quantity=2)
+    assert (first["cost"], first["balance"]) == (10, 90)
+    repeat = usage(credits, "img-1", 200, feature="ai.image", quantity=2)
+    assert (repeat["duplicate"], repeat["balance"], repeat["used"]) == (True, 90, 2)
+    kinds = session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars().all()
+    assert kinds == ["grant", "deduction"]
+    assert_balance(credits, session, clock, 90)
+
+
+def test_a_usage_whose_limit_filled_after_its_read_takes_no_credits(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    """Read while its limit had room, written after another use filled it: refused by the
+    limit in the write, and the credits it took there are back (same transaction)."""
+    credits.admin.call("PATCH", f"{POOLS}/credits", json={"costs": {"listings.publish": 2}})
+    grant(credits, 100)
+    sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
+    now = clock()
+    found = entitlements.lookup(sql, credits.token, "acme", "listings.publish", now)
+    request = usage_service.UsageRequest("listings.publish", 1, "late", enforce=True)
+    late = usage_service.prepare(sql, found, request, now, grace_days=3)
+    assert isinstance(late, usage_service.Write)
+    usage(credits, "fills", 201, feature="listings.publish", quantity=3)  # the limit is 3
+    with session.begin_nested():
+        refused = usage_service.record(sql, late)
+    assert isinstance(refused, PaymentRequired)
+    assert refused.code == "limit_reached"
+    kinds = session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars().all()
+    assert kinds == ["grant", "deduction"]
+    assert check(credits, feature="listings.publish")["used"] == 3
     assert_balance(credits, session, clock, 94)
 
 
