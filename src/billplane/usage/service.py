@@ -101,6 +101,31 @@ class Write:
     price: credits.Priced | None = None  # a credit-priced feature's
 
     @property
+    def event(self) -> dict[str, Any]:
+        """What `repository.count_and_claim` (and its priced variant) counts and claims, but the
+        counter and the answer: the quantity within the limit, the key and the moments."""
+        request = self.request
+        return {
+            "quantity": request.quantity,
+            "limit": self.limit,
+            "key": request.idempotency_key,
+            "occurred_at": request.timestamp or self.now,
+            "now": self.now,
+        }
+
+    @property
+    def movement(self) -> dict[str, Any]:
+        """How the credits' ledger names what this use takes: its key, feature, quantity and
+        moment (see `credits.apply`)."""
+        request = self.request
+        return {
+            "key": request.idempotency_key,
+            "feature_id": self.feature.id,
+            "quantity": request.quantity,
+            "now": self.now,
+        }
+
+    @property
     def ident(self) -> tuple[int, str]:
         """The event's key as `repository.Earlier` has it: (tenant id, idempotency key)."""
         return self.counter.tenant_id, self.request.idempotency_key
@@ -185,7 +210,6 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     inside the same transaction, so a repeat never counts.
     """
     request = write.request
-    counter = write.counter
     if write.price is not None:
         priced_fast = _record_priced_in_turn if sql.is_sqlite else _record_priced_in_one
         fast = priced_fast(sql, write, write.price)
@@ -199,14 +223,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         if taken.refused:
             return _refused_credits(sql, write, taken)
     body, claimed = repository.count_and_claim(
-        sql,
-        counter,
-        quantity=request.quantity,
-        limit=write.limit,
-        key=request.idempotency_key,
-        occurred_at=request.timestamp or write.now,
-        now=write.now,
-        answer=partial(_answer, write, taken=taken),
+        sql, write.counter, **write.event, answer=partial(_answer, write, taken=taken)
     )
     if body is None:
         return _over_limit(sql, write)
@@ -255,11 +272,7 @@ def _record_priced_in_one(
     charged = repository.count_claim_and_charge(
         sql,
         write.counter,
-        quantity=request.quantity,
-        limit=write.limit,
-        key=request.idempotency_key,
-        occurred_at=request.timestamp or write.now,
-        now=write.now,
+        **write.event,
         answer=partial(_priced_answer, write, cost),
         pool_id=price.pool_id,
         cost=cost,
@@ -292,29 +305,12 @@ def _record_priced_in_turn(
         return None
     spent = credits.numbers(took.pool, cost, took.balance)
     body, claimed = repository.count_and_claim(
-        sql,
-        write.counter,
-        quantity=request.quantity,
-        limit=write.limit,
-        key=request.idempotency_key,
-        occurred_at=request.timestamp or write.now,
-        now=write.now,
-        answer=partial(_charged_answer, write, spent, 0),
+        sql, write.counter, **write.event, answer=partial(_charged_answer, write, spent, 0)
     )
     if body is None or not claimed:
         credits.put_back_whole(sql, took, cost)
         return _over_limit(sql, write) if body is None else _repeated(sql, write, body["used"])
-    credits.log_whole_take(
-        sql,
-        took,
-        access,
-        price,
-        cost,
-        key=request.idempotency_key,
-        feature_id=write.feature.id,
-        quantity=request.quantity,
-        now=write.now,
-    )
+    credits.log_whole_take(sql, took, access, price, cost, **write.movement)
     _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
     return Recorded(cast(UsageAnswer, body), created=True)
 
@@ -338,15 +334,7 @@ def _priced_answer(write: Write, cost: int, total: int) -> UsageAnswer:
 def _charge(sql: Sql, write: Write, taken: credits.Deduction) -> None:
     """Take the credits of a usage just claimed; an overage the plan allows is counted as usage
     of its metered feature, in the billing period (metered use's default reset)."""
-    request = write.request
-    credits.apply(
-        sql,
-        taken,
-        key=request.idempotency_key,
-        feature_id=write.feature.id,
-        quantity=request.quantity,
-        now=write.now,
-    )
+    credits.apply(sql, taken, **write.movement)
     overage, feature_id = taken.spread.overage, taken.pool.overage_feature_id
     if overage and feature_id is not None:
         period = period_for("billing_period", write.now, write.access.subscription)
