@@ -108,8 +108,7 @@ def test_a_priced_usage_past_its_limit_or_reusing_a_key_takes_no_credits(
     repeat = usage(credits, "p1", 200, feature="listings.publish", quantity=3)
     assert (repeat["duplicate"], repeat["balance"]) == (True, 94)
     assert check(credits, feature="listings.publish")["used"] == 3
-    kinds = session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars().all()
-    assert kinds == ["grant", "deduction"]
+    assert _ledger_kinds(session) == ["grant", "deduction"]
     assert_balance(credits, session, clock, 94)
 
 
@@ -117,14 +116,13 @@ def test_a_repeat_whose_cost_still_fits_is_charged_once(
     credits: Setup, session: Session, clock: Clock
 ) -> None:
     """A repeat the read cannot tell (the balance and the limit have room for it) reaches the
-    write, which takes the cost, finds the key taken and puts the cost back."""
+    write, which finds the key taken: answered as the repeat, nothing more taken."""
     grant(credits, 100)
     first = usage(credits, "img-1", 201, feature="ai.image", quantity=2)
     assert (first["cost"], first["balance"]) == (10, 90)
     repeat = usage(credits, "img-1", 200, feature="ai.image", quantity=2)
     assert (repeat["duplicate"], repeat["balance"], repeat["used"]) == (True, 90, 2)
-    kinds = session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars().all()
-    assert kinds == ["grant", "deduction"]
+    assert _ledger_kinds(session) == ["grant", "deduction"]
     assert_balance(credits, session, clock, 90)
 
 
@@ -132,7 +130,7 @@ def test_a_usage_whose_limit_filled_after_its_read_takes_no_credits(
     credits: Setup, session: Session, clock: Clock
 ) -> None:
     """Read while its limit had room, written after another use filled it: refused by the
-    limit in the write, and the credits it took there are back (same transaction)."""
+    limit in the write, no credit taken."""
     credits.admin.call("PATCH", f"{POOLS}/credits", json={"costs": {"listings.publish": 2}})
     grant(credits, 100)
     sql = Sql(session.connection().connection.cursor(), session.get_bind().dialect)
@@ -146,8 +144,7 @@ def test_a_usage_whose_limit_filled_after_its_read_takes_no_credits(
         refused = usage_service.record(sql, late)
     assert isinstance(refused, PaymentRequired)
     assert refused.code == "limit_reached"
-    kinds = session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars().all()
-    assert kinds == ["grant", "deduction"]
+    assert _ledger_kinds(session) == ["grant", "deduction"]
     assert check(credits, feature="listings.publish")["used"] == 3
     assert_balance(credits, session, clock, 94)
 
@@ -319,3 +316,8 @@ def test_of_a_plain_and_a_priced_event_under_one_key_the_batchs_first_is_counted
     assert check(credits, feature="ai.tokens")["used"] == 4
     assert check(credits, feature="ai.chat")["used"] == 0
     assert_balance(credits, session, clock, 10)
+
+
+def _ledger_kinds(session: Session) -> list[str]:
+    """The kinds of the ledger's rows, oldest first."""
+    return list(session.execute(text("SELECT kind FROM credit_ledger ORDER BY id")).scalars())
