@@ -21,6 +21,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -199,6 +200,37 @@ TAKE = Statement(
         .returning(_BUCKETS.c.remaining)
     )
 )
+# SQLite: the common case of a credit-priced usage's take, in one statement. The whole cost
+# comes out of the first bucket in deduction order, if that bucket is live and holds it all and
+# the plan's allowance for the period has its bucket (no bucket is due to be made, none to be
+# emptied: an expired one with credits left would come first). Answers the bucket, the balance
+# left (this bucket's and the other live ones') and the pool's key; no row: the common case
+# does not hold and nothing changed (`credits.service.deduction` decides the rest).
+_TAKE_WHOLE_SQLITE = """
+UPDATE credit_buckets SET remaining = remaining - :cost
+WHERE id = (SELECT id FROM credit_buckets
+            WHERE tenant_id = :tenant_id AND pool_id = :pool_id AND remaining > 0
+            ORDER BY expires_at IS NULL, expires_at, id LIMIT 1)
+  AND remaining >= :cost
+  AND (expires_at IS NULL OR expires_at > :now)
+  AND NOT EXISTS (
+    SELECT 1 FROM plan_allowances pa
+    WHERE pa.plan_id = :plan_id AND pa.pool_id = :pool_id
+      AND NOT EXISTS (
+        SELECT 1 FROM credit_buckets ab
+        WHERE ab.tenant_id = :tenant_id AND ab.pool_id = :pool_id AND ab.source = 'allowance'
+          AND ab.source_key = CASE pa.reset WHEN 'never' THEN 'never'
+                                            WHEN 'day' THEN :day_key
+                                            WHEN 'month' THEN :month_key
+                                            ELSE :billing_key END))
+RETURNING id,
+  remaining + (SELECT COALESCE(SUM(o.remaining), 0) FROM credit_buckets o
+               WHERE o.tenant_id = :tenant_id AND o.pool_id = :pool_id AND o.remaining > 0
+                 AND o.id <> credit_buckets.id
+                 AND (o.expires_at IS NULL OR o.expires_at > :now)),
+  (SELECT key FROM credit_pools WHERE id = :pool_id)
+"""
+TAKE_WHOLE = Statement(lambda _: text(_TAKE_WHOLE_SQLITE))
 ADD = Statement(
     lambda _: (
         update(_BUCKETS)
@@ -270,6 +302,44 @@ def lock_state(sql: Sql, *, pool_id: int, plan_id: int | None, tenant_id: int) -
     left, locked, soonest-expiring first (an emptied allowance bucket is not among them)."""
     values = {"pool_id": pool_id, "plan_id": plan_id, "tenant_id": tenant_id}
     return _pool_row(sql.run(LOCK_STATE, values))
+
+
+class TookWhole(NamedTuple):
+    """A take `take_whole` made: the bucket, the balance left and the pool's key."""
+
+    bucket_id: int
+    balance: int
+    pool: str
+
+
+def take_whole(
+    sql: Sql,
+    *,
+    tenant_id: int,
+    pool_id: int,
+    plan_id: int | None,
+    cost: int,
+    now: datetime,
+    period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
+) -> TookWhole | None:
+    """SQLite: take `cost` whole out of the first bucket in deduction order, in the common case
+    only (see `_TAKE_WHOLE_SQLITE`); None: nothing was taken."""
+    day_key, month_key, billing_key = period_keys
+    values = {
+        "tenant_id": tenant_id,
+        "pool_id": pool_id,
+        "plan_id": plan_id,
+        "cost": cost,
+        "now": sql.time(now),
+        "day_key": day_key,
+        "month_key": month_key,
+        "billing_key": billing_key,
+    }
+    rows = sql.run(TAKE_WHOLE, values)
+    if not rows:
+        return None
+    bucket_id, balance, pool = rows[0]
+    return TookWhole(int(bucket_id), int(balance), pool)
 
 
 def _pool_row(rows: Sequence[Sequence[Any]]) -> PoolRow:
@@ -359,14 +429,18 @@ def take_and_log(sql: Sql, takes: Sequence[tuple[int, int]], entries: Sequence[E
     wanted = len(takes)
     if sql.is_sqlite:  # in-process statements: one prepared update per take costs least
         taken = sum(len(sql.run(TAKE, {"bucket_id": b, "take": t})) for b, t in takes)
-        stored = sql.times(as_text=False)
-        rows = [(*e[:-1], stored(e.created_at)) for e in entries]
-        sql.insert_rows(_LEDGER, ENTRY_ROW, rows)
+        log(sql, entries)
     else:
         values = {**_takes(sql, takes), **sql.rows("entries", _ENTRY_COLUMNS, _records(entries))}
         taken = int(sql.run(TAKE_AND_LOG, values)[0][0])
     if taken != wanted:
         raise RuntimeError(f"{wanted - taken} of {wanted} takes found less than taken under lock")
+
+
+def log(sql: Sql, entries: Sequence[Entry]) -> None:
+    """SQLite: ledger rows of takes already made, one prepared insert stepped per row."""
+    stored = sql.times(as_text=False)
+    sql.insert_rows(_LEDGER, ENTRY_ROW, [(*e[:-1], stored(e.created_at)) for e in entries])
 
 
 ENTRY_ROW = tuple(c.name for c in _ENTRY_COLUMNS)  # `Entry`'s fields, in its order

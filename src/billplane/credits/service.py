@@ -208,6 +208,49 @@ def deduction(
     return Deduction(pool, cost, spread, refused)
 
 
+def take_whole(
+    sql: Sql, price: Priced, access: Access, cost: int, now: datetime, period_keys: tuple[str, ...]
+) -> repository.TookWhole | None:
+    """SQLite's common case of a deduction, one statement: `cost` whole out of the first bucket
+    in deduction order, when no allowance bucket is due and none expired with credits left
+    (`repository.take_whole`). None: nothing taken, `deduction` decides."""
+    day_key, month_key, billing_key = period_keys
+    return repository.take_whole(
+        sql,
+        tenant_id=access.tenant_id,
+        pool_id=price.pool_id,
+        plan_id=access.plan.id if access.plan else None,
+        cost=cost,
+        now=now,
+        period_keys=(day_key, month_key, billing_key),
+    )
+
+
+def log_whole_take(
+    sql: Sql,
+    took: repository.TookWhole,
+    access: Access,
+    price: Priced,
+    cost: int,
+    *,
+    key: str,
+    feature_id: int,
+    quantity: int,
+    now: datetime,
+) -> None:
+    """The `deduction` ledger row of a take `take_whole` made."""
+    entry = Entry(
+        access.tenant_id, price.pool_id, took.bucket_id, "deduction", 0, -cost, key, feature_id,
+        quantity, None, None, now,
+    )  # fmt: skip
+    repository.log(sql, [entry])
+
+
+def put_back_whole(sql: Sql, took: repository.TookWhole, cost: int) -> None:
+    """Undo a take of `take_whole` inside its transaction: the use it paid for did not count."""
+    repository.give_back(sql, took.bucket_id, cost)
+
+
 def release_expired(sql: Sql, pool: PoolView, now: datetime) -> int:
     """Give back what the tenant's expired reservations of the pool hold (they release
     themselves: looked for when credits fall short, and by the reservations' own calls);

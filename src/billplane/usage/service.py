@@ -101,6 +101,31 @@ class Write:
     price: credits.Priced | None = None  # a credit-priced feature's
 
     @property
+    def event(self) -> dict[str, Any]:
+        """What `repository.count_and_claim` (and its priced variant) counts and claims, but the
+        counter and the answer: the quantity within the limit, the key and the moments."""
+        request = self.request
+        return {
+            "quantity": request.quantity,
+            "limit": self.limit,
+            "key": request.idempotency_key,
+            "occurred_at": request.timestamp or self.now,
+            "now": self.now,
+        }
+
+    @property
+    def movement(self) -> dict[str, Any]:
+        """How the credits' ledger names what this use takes: its key, feature, quantity and
+        moment (see `credits.apply`)."""
+        request = self.request
+        return {
+            "key": request.idempotency_key,
+            "feature_id": self.feature.id,
+            "quantity": request.quantity,
+            "now": self.now,
+        }
+
+    @property
     def ident(self) -> tuple[int, str]:
         """The event's key as `repository.Earlier` has it: (tenant id, idempotency key)."""
         return self.counter.tenant_id, self.request.idempotency_key
@@ -185,9 +210,9 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     inside the same transaction, so a repeat never counts.
     """
     request = write.request
-    counter = write.counter
-    if write.price is not None and not sql.is_sqlite:
-        fast = _record_priced_in_one(sql, write, write.price)
+    if write.price is not None:
+        priced_fast = _record_priced_in_turn if sql.is_sqlite else _record_priced_in_one
+        fast = priced_fast(sql, write, write.price)
         if fast is not None:
             return fast
     taken = None
@@ -198,14 +223,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
         if taken.refused:
             return _refused_credits(sql, write, taken)
     body, claimed = repository.count_and_claim(
-        sql,
-        counter,
-        quantity=request.quantity,
-        limit=write.limit,
-        key=request.idempotency_key,
-        occurred_at=request.timestamp or write.now,
-        now=write.now,
-        answer=partial(_answer, write, taken=taken),
+        sql, write.counter, **write.event, answer=partial(_answer, write, taken=taken)
     )
     if body is None:
         return _over_limit(sql, write)
@@ -251,21 +269,15 @@ def _record_priced_in_one(
     period's allowance is not in its bucket yet): nothing was written, `record` goes on."""
     request, access = write.request, write.access
     cost = price.unit_cost * request.quantity
-    billing = period_for("billing_period", write.now, access.subscription)
-    keys = entitlements.period_keys(write.now)
     charged = repository.count_claim_and_charge(
         sql,
         write.counter,
-        quantity=request.quantity,
-        limit=write.limit,
-        key=request.idempotency_key,
-        occurred_at=request.timestamp or write.now,
-        now=write.now,
+        **write.event,
         answer=partial(_priced_answer, write, cost),
         pool_id=price.pool_id,
         cost=cost,
         plan_id=access.plan.id if access.plan else None,
-        period_keys=(keys["day_key"], keys["month_key"], billing.key),
+        period_keys=_allowance_keys(write),
     )
     if not charged.fits:
         return None
@@ -276,6 +288,39 @@ def _record_priced_in_one(
         _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
         return Recorded(cast(UsageAnswer, body), created=True)
     return _repeated(sql, write, body["used"])  # no credit was taken
+
+
+def _record_priced_in_turn(
+    sql: Sql, write: Write, price: credits.Priced
+) -> Recorded | BillplaneError | None:
+    """SQLite's common case of a credit-priced usage: the cost taken whole out of one bucket
+    (one statement, `credits.take_whole`), then counted and claimed as any usage, then its
+    ledger row. A usage that does not count (over its limit, or a repeat) puts the credits back
+    in the same transaction. None when the common case does not hold: nothing was written,
+    `record` goes on."""
+    request, access = write.request, write.access
+    cost = price.unit_cost * request.quantity
+    took = credits.take_whole(sql, price, access, cost, write.now, _allowance_keys(write))
+    if took is None:
+        return None
+    spent = credits.numbers(took.pool, cost, took.balance)
+    body, claimed = repository.count_and_claim(
+        sql, write.counter, **write.event, answer=partial(_charged_answer, write, spent, 0)
+    )
+    if body is None or not claimed:
+        credits.put_back_whole(sql, took, cost)
+        return _over_limit(sql, write) if body is None else _repeated(sql, write, body["used"])
+    credits.log_whole_take(sql, took, access, price, cost, **write.movement)
+    _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
+    return Recorded(cast(UsageAnswer, body), created=True)
+
+
+def _allowance_keys(write: Write) -> tuple[str, str, str]:
+    """The keys of the periods a plan's allowance may reset by: the day's, the month's and the
+    billing period's."""
+    keys = entitlements.period_keys(write.now)
+    billing = period_for("billing_period", write.now, write.access.subscription)
+    return keys["day_key"], keys["month_key"], billing.key
 
 
 def _priced_answer(write: Write, cost: int, total: int) -> UsageAnswer:
@@ -289,15 +334,7 @@ def _priced_answer(write: Write, cost: int, total: int) -> UsageAnswer:
 def _charge(sql: Sql, write: Write, taken: credits.Deduction) -> None:
     """Take the credits of a usage just claimed; an overage the plan allows is counted as usage
     of its metered feature, in the billing period (metered use's default reset)."""
-    request = write.request
-    credits.apply(
-        sql,
-        taken,
-        key=request.idempotency_key,
-        feature_id=write.feature.id,
-        quantity=request.quantity,
-        now=write.now,
-    )
+    credits.apply(sql, taken, **write.movement)
     overage, feature_id = taken.spread.overage, taken.pool.overage_feature_id
     if overage and feature_id is not None:
         period = period_for("billing_period", write.now, write.access.subscription)
@@ -468,6 +505,8 @@ def lock_order(write: Write) -> tuple[int, int, str]:
 
 
 def _answer(write: Write, total: int, taken: credits.Deduction | None = None) -> UsageAnswer:
+    if taken is not None:
+        return _charged_answer(write, taken.numbers, taken.spread.overage, total)
     limit = write.shown_limit
     answer: UsageAnswer = {
         "tenant": write.access.tenant_key,
@@ -481,9 +520,16 @@ def _answer(write: Write, total: int, taken: credits.Deduction | None = None) ->
         "remaining": None if limit is None else max(limit - total, 0),
         "resets_at": _iso(write.resets_at),
     }
-    if taken is not None:
-        answer.update(taken.numbers)  # type: ignore[typeddict-item]
-        answer["overage"] = taken.spread.overage
+    return answer
+
+
+def _charged_answer(
+    write: Write, spent: credits.CreditNumbers, overage: int, total: int
+) -> UsageAnswer:
+    """A credit-priced usage's answer: `_answer` with what it cost and the balance left."""
+    answer = _answer(write, total)
+    answer.update(spent)  # type: ignore[typeddict-item]
+    answer["overage"] = overage
     return answer
 
 
