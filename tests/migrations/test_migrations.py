@@ -7,7 +7,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from billplane.appwebhooks.signing import unseal
 from billplane.db import Database
@@ -260,3 +261,65 @@ def test_projects_get_a_catalogue_generation_each_and_going_down_removes_its_tri
             plans = conn.scalar(text("SELECT count(*) FROM plans"))
         engine_.dispose()
         assert plans == 2
+
+
+LEDGER_ROW = (
+    "INSERT INTO credit_ledger (tenant_id, pool_id, bucket_id, kind, part, amount,"
+    " idempotency_key, created_at) VALUES (1, 1, 1, :kind, 0, :amount, :key, :t)"
+)
+GRANT = {"kind": "grant", "amount": 10, "key": "g1", "t": NOW}
+USE = {"kind": "deduction", "amount": -1, "key": "u1", "t": NOW}
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_ledger_keeps_its_rows_and_a_movement_stays_once_both_ways(
+    engine: str, tmp_path: Path
+) -> None:
+    """Up: the rows stay, a grant's row still lands once, a usage's rows are left to its event's
+    key, and the bucket is a plain reference. Down: the unique key, the bucket's foreign key
+    and its index are back."""
+    with fresh_database(engine, tmp_path) as plain_url:
+        url = Settings(database_url=plain_url).sqlalchemy_url
+        command.downgrade(alembic_config(url), "ecf37c2bea85")
+        engine_ = create_engine(url)
+        with engine_.begin() as conn:
+            for statement in (
+                "INSERT INTO projects (id, key, name, origins, created_at)"
+                " VALUES (1, 'p', 'P', '[]', :t)",
+                "INSERT INTO tenants (id, project_id, key, status, created_at, updated_at)"
+                " VALUES (1, 1, 't', 'active', :t, :t)",
+                "INSERT INTO credit_pools (id, project_id, key, name, created_at)"
+                " VALUES (1, 1, 'credits', 'Credits', :t)",
+                "INSERT INTO credit_buckets (id, tenant_id, pool_id, source, source_key, granted,"
+                " remaining, created_at) VALUES (1, 1, 1, 'grant', 'g1', 10, 9, :t)",
+            ):
+                conn.execute(text(statement), {"t": NOW})
+            conn.execute(text(LEDGER_ROW), GRANT)
+            conn.execute(text(LEDGER_ROW), USE)
+
+        upgrade(url)
+        assert "credit_buckets" not in _referred(engine_, "credit_ledger")
+        indexes = {i["name"]: i for i in inspect(engine_).get_indexes("credit_ledger")}
+        assert indexes["uq_credit_ledger_movement"]["unique"]
+        assert "ix_credit_ledger_bucket_id" not in indexes
+        with engine_.begin() as conn:
+            assert conn.scalar(text("SELECT sum(amount) FROM credit_ledger")) == 9
+            conn.execute(text(LEDGER_ROW), USE)  # the usage event's key keeps it once
+        with pytest.raises(IntegrityError), engine_.begin() as conn:
+            conn.execute(text(LEDGER_ROW), GRANT)
+
+        with engine_.begin() as conn:  # the unique key coming back would refuse the second
+            conn.execute(text("DELETE FROM credit_ledger WHERE id = 3"))
+        command.downgrade(alembic_config(url), "ecf37c2bea85")
+        assert "credit_buckets" in _referred(engine_, "credit_ledger")
+        indexes = {i["name"]: i for i in inspect(engine_).get_indexes("credit_ledger")}
+        assert "ix_credit_ledger_bucket_id" in indexes
+        with pytest.raises(IntegrityError), engine_.begin() as conn:
+            conn.execute(text(LEDGER_ROW), USE)
+        with engine_.begin() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM credit_ledger")) == 2
+        engine_.dispose()
+
+
+def _referred(engine_: Engine, table: str) -> set[str]:
+    return {fk["referred_table"] for fk in inspect(engine_).get_foreign_keys(table)}

@@ -44,6 +44,7 @@ from billplane.models import (
     Tenant,
     Token,
 )
+from billplane.models.credits import MOVEMENT
 
 _BUCKETS = cast(Table, CreditBucket.__table__)
 _LEDGER = cast(Table, CreditEntry.__table__)
@@ -731,6 +732,7 @@ HELD_PARTS = Statement(
             _LEDGER.c.tenant_id == bindparam("tenant_id"),
             _LEDGER.c.idempotency_key == bindparam("key"),
             _LEDGER.c.kind == "reservation",
+            MOVEMENT,  # the unique key's index (partial)
         )
         .order_by(_LEDGER.c.part)
     )
@@ -744,6 +746,7 @@ def _settling_buckets(dialect: str) -> Select[Any]:
         _LEDGER.c.tenant_id == bindparam("tenant_id"),
         _LEDGER.c.idempotency_key == bindparam("key"),
         _LEDGER.c.kind == "reservation",
+        MOVEMENT,  # the unique key's index (partial)
     )
     pool = select(_RESERVATIONS.c.pool_id).where(
         _RESERVATIONS.c.public_id == bindparam("public_id")
@@ -907,6 +910,7 @@ REFUNDS_SHORT = Statement(
             _LEDGER.c.tenant_id == bindparam("tenant_id"),
             _LEDGER.c.bucket_id == bindparam("bucket_id"),
             _LEDGER.c.kind == "refund",
+            MOVEMENT,  # the tenant's rows but its usages' (the unique key's partial index)
         )
         .group_by(_LEDGER.c.idempotency_key)
         .having(func.sum(_LEDGER.c.unrecovered) > 0)

@@ -3,7 +3,15 @@ the append-only ledger every movement of credits is written to."""
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.models.base import Base
@@ -93,27 +101,47 @@ class CreditBucket(Base):
     created_at: Mapped[datetime]
 
 
+# The ledger rows that are not a credit-priced usage's own (`deduction`, `overage`): those the
+# ledger's unique key holds (see `CreditEntry`).
+MOVEMENT = text("kind NOT IN ('deduction', 'overage')")
+
+
 class CreditEntry(Base):
     """One movement of credits, never changed once written.
 
     A movement touching several buckets (a deduction spanning two) writes a row per bucket,
     numbered by `part`; (tenant, idempotency key, kind, part) is unique, so a movement retried
-    lands once. An overage row has no bucket: it is what was used past the balance.
+    lands once. A deduction or an overage is kept once by what writes it, in the same
+    transaction: the usage event that claimed its key, or the reservation settled from `held`.
+    An overage row has no bucket: it is what was used past the balance.
     """
 
     __tablename__ = "credit_ledger"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key", "kind", "part"),
+        # A usage's own rows are left out (`MOVEMENT`): they are written only by the usage
+        # that claimed its event's key, which is unique already (`usage_events`), and each
+        # index a row enters is one more page a credit-priced usage writes. A query that wants
+        # this index says `MOVEMENT` too (SQLite uses a partial index only then).
+        Index(
+            "uq_credit_ledger_movement",
+            "tenant_id",
+            "idempotency_key",
+            "kind",
+            "part",
+            unique=True,
+            sqlite_where=MOVEMENT,
+            postgresql_where=MOVEMENT,
+        ),
         Index("ix_credit_ledger_tenant_id_pool_id_id", "tenant_id", "pool_id", "id"),
-        Index("ix_credit_ledger_bucket_id", "bucket_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id", ondelete="CASCADE"))
-    bucket_id: Mapped[int | None] = mapped_column(
-        ForeignKey("credit_buckets.id", ondelete="CASCADE")
-    )
+    # The bucket moved, with no foreign key: a bucket goes only with its tenant or pool, whose
+    # cascades take its rows too, and a key would want an index on this column, one more page
+    # written per movement (the rows of one bucket are found by tenant first).
+    bucket_id: Mapped[int | None]
     # allowance | rollover | grant | topup | deduction | overage | expiry | reservation |
     # release | refund
     kind: Mapped[str] = mapped_column(String(16))
