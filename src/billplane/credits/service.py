@@ -209,12 +209,16 @@ def deduction(
 
 
 def take_whole(
-    sql: Sql, price: Priced, access: Access, cost: int, now: datetime, period_keys: tuple[str, ...]
+    sql: Sql,
+    price: Priced,
+    access: Access,
+    cost: int,
+    now: datetime,
+    period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
 ) -> repository.TookWhole | None:
     """SQLite's common case of a deduction, one statement: `cost` whole out of the first bucket
     in deduction order, when no allowance bucket is due and none expired with credits left
     (`repository.take_whole`). None: nothing taken, `deduction` decides."""
-    day_key, month_key, billing_key = period_keys
     return repository.take_whole(
         sql,
         tenant_id=access.tenant_id,
@@ -222,7 +226,7 @@ def take_whole(
         plan_id=access.plan.id if access.plan else None,
         cost=cost,
         now=now,
-        period_keys=(day_key, month_key, billing_key),
+        period_keys=period_keys,
     )
 
 
