@@ -278,10 +278,9 @@ def test_the_counted_path_is_the_production_one(tmp_path: Path) -> None:
 def test_an_enforced_usage_of_a_credit_priced_feature_costs_no_round_trip_more_on_postgresql(
     counted: tuple[TestClient, Statements], request: pytest.FixtureRequest
 ) -> None:
-    """Credits cost the read nothing (the price comes with the feature's row). On PostgreSQL
-    the write is one statement, as a plain usage's: the pool's buckets locked, the count, the
-    claim, the takes and the ledger rows. On SQLite (in-process statements) the cost is taken
-    whole out of the first bucket in one statement, then counted, claimed and logged."""
+    """Credits cost the read nothing (the price comes with the feature's row). The cost is
+    taken whole out of the first bucket, then counted, claimed and logged: on PostgreSQL in one
+    statement, as a plain usage's; on SQLite (in-process statements) one statement each."""
     client, statements = counted
     key = f"p{secrets.token_hex(4)}"
     token = _seed(client, key=key)

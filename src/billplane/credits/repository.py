@@ -201,13 +201,15 @@ TAKE = Statement(
         .returning(_BUCKETS.c.remaining)
     )
 )
-# SQLite: the common case of a credit-priced usage's take, in one statement. The whole cost
-# comes out of the first bucket in deduction order, if that bucket is live and holds it all and
-# the plan's allowance for the period has its bucket (no bucket is due to be made, none to be
+# The common case of a credit-priced usage's take, in one statement (either engine: SQLite runs
+# it alone, PostgreSQL as the first step of usage's one-statement charge). The whole cost comes
+# out of the first bucket in deduction order, if that bucket is live and holds it all and the
+# plan's allowance for the period has its bucket (no bucket is due to be made, none to be
 # emptied: an expired one with credits left would come first). Answers the bucket, the balance
 # left (this bucket's and the other live ones') and the pool's key; no row: the common case
-# does not hold and nothing changed (`credits.service.deduction` decides the rest).
-_TAKE_WHOLE_SQLITE = """
+# does not hold and nothing changed (`credits.service.deduction` decides the rest). The guard
+# on `remaining` is checked on the row as it is when updated, so racing takes never overdraw.
+TAKE_WHOLE_SQL = """
 UPDATE credit_buckets SET remaining = remaining - :cost
 WHERE id = (SELECT id FROM credit_buckets
             WHERE tenant_id = :tenant_id AND pool_id = :pool_id AND remaining > 0
@@ -231,7 +233,7 @@ RETURNING id,
                  AND (o.expires_at IS NULL OR o.expires_at > :now)),
   (SELECT key FROM credit_pools WHERE id = :pool_id)
 """
-TAKE_WHOLE = Statement(lambda _: text(_TAKE_WHOLE_SQLITE))
+TAKE_WHOLE = Statement(lambda _: text(TAKE_WHOLE_SQL))
 ADD = Statement(
     lambda _: (
         update(_BUCKETS)
@@ -324,7 +326,7 @@ def take_whole(
     period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
 ) -> TookWhole | None:
     """SQLite: take `cost` whole out of the first bucket in deduction order, in the common case
-    only (see `_TAKE_WHOLE_SQLITE`); None: nothing was taken."""
+    only (see `TAKE_WHOLE_SQL`); None: nothing was taken."""
     day_key, month_key, billing_key = period_keys
     values = {
         "tenant_id": tenant_id,

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billplane.credits.repository import TAKE_WHOLE_SQL, TookWhole
 from billplane.errors import present
 from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
@@ -410,48 +411,18 @@ def daily_usage(session: Session, tenant_id: int, since: datetime) -> list[tuple
     return [(feature_id, day_, int(total)) for feature_id, day_, total in session.execute(query)]
 
 
-# PostgreSQL, a credit-priced usage in one round trip when nothing unusual stands in the way:
-# the pool's buckets locked in deduction order (soonest-expiring first), the cost spread over
-# them by a running sum, then the counter's guarded upsert, the event's claim, the takes and
-# their ledger rows, each only if what it depends on happened. The common case only: `fits` is
-# false (and nothing is written) when the cost passes the balance, when a bucket has expired
-# with credits left, or when the plan's allowance for this period is not in its bucket yet;
-# the caller then takes the general path (`credits.service.deduction`), in the same transaction.
-_CHARGE_PG = """
-WITH locked AS (
-  SELECT id, remaining, expires_at FROM credit_buckets
-  WHERE tenant_id = :tenant_id AND pool_id = :pool_id AND remaining > 0
-  ORDER BY expires_at IS NULL, expires_at, id
-  FOR UPDATE
-), ordered AS (
-  SELECT id, remaining,
-         SUM(remaining) OVER (ORDER BY expires_at IS NULL, expires_at, id
-                              ROWS UNBOUNDED PRECEDING) - remaining AS before
-  FROM locked
-), total AS (
-  SELECT COALESCE(SUM(remaining), 0) AS available FROM locked
-), fits AS (
-  SELECT 1 AS ok FROM total
-  WHERE total.available >= :cost
-    AND NOT EXISTS (SELECT 1 FROM locked WHERE expires_at <= :now)
-    AND NOT EXISTS (
-      SELECT 1 FROM plan_allowances pa
-      WHERE pa.plan_id = :plan_id AND pa.pool_id = :pool_id
-        AND NOT EXISTS (
-          SELECT 1 FROM credit_buckets ab
-          WHERE ab.tenant_id = :tenant_id AND ab.pool_id = :pool_id
-            AND ab.source = 'allowance'
-            AND ab.source_key = CASE pa.reset WHEN 'never' THEN 'never'
-                                              WHEN 'day' THEN :day_key
-                                              WHEN 'month' THEN :month_key
-                                              ELSE :billing_key END))
-), takes AS (
-  SELECT id, LEAST(remaining, :cost - before) AS take,
-         ROW_NUMBER() OVER (ORDER BY before) - 1 AS part
-  FROM ordered WHERE before < :cost
+# PostgreSQL, a credit-priced usage in one round trip in the common case: the cost taken whole
+# out of the first bucket (`TAKE_WHOLE_SQL`, whose guards decide whether the common case holds:
+# no row, nothing written, and the caller takes the general path), then the counter's guarded
+# upsert and the event's claim as `COUNT_AND_CLAIM`, then the take's ledger row, only if the key
+# was claimed. A take whose use did not count (over the limit, or a repeat) is given back by the
+# caller, in the same transaction. Its row locks come in the order of every credit-priced use:
+# the bucket, then the counter.
+_CHARGE_PG = f"""
+WITH taken (id, balance, pool) AS ({TAKE_WHOLE_SQL}
 ), bumped AS (
   INSERT INTO usage_counters AS c (tenant_id, feature_id, period_key, used)
-  SELECT :tenant_id, :feature_id, :period_key, :quantity FROM fits
+  SELECT :tenant_id, :feature_id, :period_key, :quantity FROM taken
   ON CONFLICT (tenant_id, feature_id, period_key)
   DO UPDATE SET used = c.used + excluded.used
   WHERE CAST(:limit AS bigint) IS NULL OR c.used + excluded.used <= CAST(:limit AS bigint)
@@ -464,37 +435,32 @@ WITH locked AS (
            'used', bumped.used,
            'remaining', CASE WHEN CAST(:shown_limit AS bigint) IS NULL THEN NULL
                         ELSE GREATEST(CAST(:shown_limit AS bigint) - bumped.used, 0) END,
-           'pool', (SELECT key FROM credit_pools WHERE id = :pool_id),
-           'balance', (SELECT available FROM total) - :cost
+           'pool', taken.pool,
+           'balance', taken.balance
          ) AS json)
-  FROM bumped
+  FROM bumped, taken
   ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
   RETURNING id
-), taken AS (
-  UPDATE credit_buckets b SET remaining = b.remaining - takes.take
-  FROM takes
-  WHERE b.id = takes.id AND b.remaining >= takes.take AND EXISTS (SELECT 1 FROM claimed)
-  RETURNING b.id
 ), logged AS (
   INSERT INTO credit_ledger (tenant_id, pool_id, bucket_id, kind, part, amount,
                              idempotency_key, feature_id, quantity, reason, actor, created_at)
-  SELECT :tenant_id, :pool_id, takes.id, 'deduction', takes.part, -takes.take,
+  SELECT :tenant_id, :pool_id, taken.id, 'deduction', 0, -CAST(:cost AS bigint),
          :key, :feature_id, :quantity, NULL, NULL, :recorded_at
-  FROM takes WHERE EXISTS (SELECT 1 FROM claimed)
+  FROM taken WHERE EXISTS (SELECT 1 FROM claimed)
   RETURNING id
 )
-SELECT EXISTS (SELECT 1 FROM fits), (SELECT used FROM bumped), (SELECT id FROM claimed),
-       (SELECT available FROM total), (SELECT key FROM credit_pools WHERE id = :pool_id),
-       (SELECT count(*) FROM takes), (SELECT count(*) FROM taken), (SELECT count(*) FROM logged)
-"""
+SELECT taken.id, taken.balance, taken.pool, (SELECT used FROM bumped), (SELECT id FROM claimed),
+       (SELECT count(*) FROM logged)
+FROM taken
+"""  # noqa: S608 -- `TAKE_WHOLE_SQL` is a constant; every value is a bound parameter
 CHARGE_PG = Statement(lambda _: text(_CHARGE_PG))
 
 
 class Charged(NamedTuple):
-    """What `count_claim_and_charge` did: `fits` false, nothing (take the general path)."""
+    """What `count_claim_and_charge` did, when its common case held."""
 
-    fits: bool
-    body: Stored | None  # None: over the usage limit, nothing changed
+    took: TookWhole  # the credits taken (given back by the caller if the use did not count)
+    total: int | None  # the counter's new total; None: over the usage limit, not counted
     claimed: bool  # False: the key was taken (the caller gives the count back)
 
 
@@ -507,14 +473,17 @@ def count_claim_and_charge(
     key: str,
     occurred_at: datetime,
     now: datetime,
-    answer: Callable[[int], Stored],
+    template: Stored,
     pool_id: int,
     cost: int,
     plan_id: int | None,
     period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
-) -> Charged:
-    """PostgreSQL: a credit-priced usage in one statement (see `_CHARGE_PG`)."""
-    template = answer(0)
+) -> Charged | None:
+    """PostgreSQL: a credit-priced usage in one statement (see `_CHARGE_PG`); the event stores
+    `template` with its numbers filled in. None: the common case does not hold, nothing was
+    written."""
+    if limit is not None and quantity > limit:
+        return None  # a counter created by the upsert would start above the limit
     day_key, month_key, billing_key = period_keys
     values = {
         **counter.values(),
@@ -533,12 +502,11 @@ def count_claim_and_charge(
         "month_key": month_key,
         "billing_key": billing_key,
     }
-    fits, total, event_id, available, pool, takes, taken, logged = sql.run(CHARGE_PG, values)[0]
-    if not fits:
-        return Charged(False, None, False)
-    if total is None:
-        return Charged(True, None, False)
-    if event_id is not None and not takes == taken == logged:
-        raise RuntimeError(f"{takes} takes planned, {taken} taken, {logged} logged under lock")
-    body = {**answer(int(total)), "pool": pool, "balance": int(available) - cost}
-    return Charged(True, body, event_id is not None)
+    rows = sql.run(CHARGE_PG, values)
+    if not rows:
+        return None
+    bucket_id, balance, pool, total, event_id, logged = rows[0]
+    if event_id is not None and logged != 1:
+        raise RuntimeError(f"a claimed use of {cost} credits wrote {logged} ledger rows")
+    took = TookWhole(int(bucket_id), int(balance), pool)
+    return Charged(took, None if total is None else int(total), event_id is not None)

@@ -211,8 +211,7 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     """
     request = write.request
     if write.price is not None:
-        priced_fast = _record_priced_in_turn if sql.is_sqlite else _record_priced_in_one
-        fast = priced_fast(sql, write, write.price)
+        fast = _record_priced_whole(sql, write, write.price)
         if fast is not None:
             return fast
     taken = None
@@ -260,57 +259,43 @@ def _repeated(sql: Sql, write: Write, used: int) -> Recorded | BillplaneError:
     return _outcome_of_repeat(earlier, write.feature, request, current)
 
 
-def _record_priced_in_one(
+def _record_priced_whole(
     sql: Sql, write: Write, price: credits.Priced
 ) -> Recorded | BillplaneError | None:
-    """PostgreSQL's common case of a credit-priced usage, one round trip: count, claim and take
-    the credits in one statement (`repository.count_claim_and_charge`). None when the common
-    case does not hold (the cost passes the balance, a bucket expired with credits left, the
-    period's allowance is not in its bucket yet): nothing was written, `record` goes on."""
+    """The common case of a credit-priced usage: the cost taken whole out of one bucket, then
+    counted and claimed as any usage, then its ledger row. PostgreSQL does it in one statement
+    (`repository.count_claim_and_charge`), SQLite in its in-process statements, the take first
+    (`credits.take_whole`). A usage that does not count (over its limit, or a repeat) puts the
+    credits back in the same transaction. None when the common case does not hold (the cost
+    passes the first bucket, one expired with credits left, the period's allowance is not in
+    its bucket yet): nothing was written, `record` goes on."""
     request, access = write.request, write.access
     cost = price.unit_cost * request.quantity
-    charged = repository.count_claim_and_charge(
-        sql,
-        write.counter,
-        **write.event,
-        answer=partial(_priced_answer, write, cost),
-        pool_id=price.pool_id,
-        cost=cost,
-        plan_id=access.plan.id if access.plan else None,
-        period_keys=_allowance_keys(write),
-    )
-    if not charged.fits:
-        return None
-    body = charged.body
-    if body is None:  # over the usage limit: as `record` answers it
-        return _over_limit(sql, write)
-    if charged.claimed:
-        _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
-        return Recorded(cast(UsageAnswer, body), created=True)
-    return _repeated(sql, write, body["used"])  # no credit was taken
-
-
-def _record_priced_in_turn(
-    sql: Sql, write: Write, price: credits.Priced
-) -> Recorded | BillplaneError | None:
-    """SQLite's common case of a credit-priced usage: the cost taken whole out of one bucket
-    (one statement, `credits.take_whole`), then counted and claimed as any usage, then its
-    ledger row. A usage that does not count (over its limit, or a repeat) puts the credits back
-    in the same transaction. None when the common case does not hold: nothing was written,
-    `record` goes on."""
-    request, access = write.request, write.access
-    cost = price.unit_cost * request.quantity
-    took = credits.take_whole(sql, price, access, cost, write.now, _allowance_keys(write))
-    if took is None:
-        return None
-    spent = credits.numbers(took.pool, cost, took.balance)
-    body, claimed = repository.count_and_claim(
-        sql, write.counter, **write.event, answer=partial(_charged_answer, write, spent, 0)
-    )
+    keys = _allowance_keys(write)
+    if sql.is_sqlite:
+        took = credits.take_whole(sql, price, access, cost, write.now, keys)
+        if took is None:
+            return None
+        spent = credits.numbers(took.pool, cost, took.balance)
+        body, claimed = repository.count_and_claim(
+            sql, write.counter, **write.event, answer=partial(_charged_answer, write, spent, 0)
+        )
+        if body is not None and claimed:
+            credits.log_whole_take(sql, took, access, price, cost, **write.movement)
+    else:
+        template = _charged_answer(write, credits.numbers("", cost, 0), 0, 0)  # SQL fills it
+        charged = repository.count_claim_and_charge(
+            sql, write.counter, **write.event, template=template, pool_id=price.pool_id,
+            cost=cost, plan_id=access.plan.id if access.plan else None, period_keys=keys,
+        )  # fmt: skip
+        if charged is None:
+            return None
+        took, total, claimed = charged
+        spent = credits.numbers(took.pool, cost, took.balance)
+        body = None if total is None else _charged_answer(write, spent, 0, total)
     if body is None or not claimed:
         credits.put_back_whole(sql, took, cost)
         return _over_limit(sql, write) if body is None else _repeated(sql, write, body["used"])
-    credits.log_whole_take(sql, took, access, price, cost, **write.movement)
     _tell_thresholds(sql, write, body["used"] - request.quantity, body["used"])
     return Recorded(cast(UsageAnswer, body), created=True)
 
@@ -321,14 +306,6 @@ def _allowance_keys(write: Write) -> tuple[str, str, str]:
     keys = entitlements.period_keys(write.now)
     billing = period_for("billing_period", write.now, write.access.subscription)
     return keys["day_key"], keys["month_key"], billing.key
-
-
-def _priced_answer(write: Write, cost: int, total: int) -> UsageAnswer:
-    """A credit-priced usage's answer before SQL fills in `pool` and `balance`."""
-    answer = _answer(write, total)
-    answer["cost"] = cost
-    answer["overage"] = 0
-    return answer
 
 
 def _charge(sql: Sql, write: Write, taken: credits.Deduction) -> None:
