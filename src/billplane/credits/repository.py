@@ -315,7 +315,14 @@ class TookWhole(NamedTuple):
     pool: str
 
 
-def take_whole(
+def take_whole(sql: Sql, values: dict[str, Any]) -> TookWhole | None:
+    """SQLite: take a cost whole out of the first bucket in deduction order, in the common case
+    only (see `TAKE_WHOLE_SQL`, bound by `take_whole_values`); None: nothing was taken."""
+    rows = sql.run(TAKE_WHOLE, values)
+    return took_whole(rows[0]) if rows else None
+
+
+def take_whole_values(
     sql: Sql,
     *,
     tenant_id: int,
@@ -324,11 +331,10 @@ def take_whole(
     cost: int,
     now: datetime,
     period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
-) -> TookWhole | None:
-    """SQLite: take `cost` whole out of the first bucket in deduction order, in the common case
-    only (see `TAKE_WHOLE_SQL`); None: nothing was taken."""
+) -> dict[str, Any]:
+    """What `TAKE_WHOLE_SQL` binds, wherever it runs."""
     day_key, month_key, billing_key = period_keys
-    values = {
+    return {
         "tenant_id": tenant_id,
         "pool_id": pool_id,
         "plan_id": plan_id,
@@ -338,10 +344,11 @@ def take_whole(
         "month_key": month_key,
         "billing_key": billing_key,
     }
-    rows = sql.run(TAKE_WHOLE, values)
-    if not rows:
-        return None
-    bucket_id, balance, pool = rows[0]
+
+
+def took_whole(row: Sequence[Any]) -> TookWhole:
+    """The take `TAKE_WHOLE_SQL` made, from its first three columns."""
+    bucket_id, balance, pool = row[:3]
     return TookWhole(int(bucket_id), int(balance), pool)
 
 

@@ -219,7 +219,7 @@ def take_whole(
     """SQLite's common case of a deduction, one statement: `cost` whole out of the first bucket
     in deduction order, when no allowance bucket is due and none expired with credits left
     (`repository.take_whole`). None: nothing taken, `deduction` decides."""
-    return repository.take_whole(
+    values = repository.take_whole_values(
         sql,
         tenant_id=access.tenant_id,
         pool_id=price.pool_id,
@@ -228,6 +228,7 @@ def take_whole(
         now=now,
         period_keys=period_keys,
     )
+    return repository.take_whole(sql, values)
 
 
 def log_whole_take(

@@ -27,7 +27,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billplane.credits.repository import TAKE_WHOLE_SQL, TookWhole
+from billplane.credits.repository import (
+    TAKE_WHOLE_SQL,
+    TookWhole,
+    take_whole_values,
+    took_whole,
+)
 from billplane.errors import present
 from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
@@ -484,29 +489,24 @@ def count_claim_and_charge(
     written."""
     if limit is not None and quantity > limit:
         return None  # a counter created by the upsert would start above the limit
-    day_key, month_key, billing_key = period_keys
     values = {
         **counter.values(),
         "quantity": quantity,
         "key": key,
         "occurred_at": sql.time(occurred_at),
         "recorded_at": sql.time(now),
-        "now": sql.time(now),
         "answer": dumps(template),
         "shown_limit": template["limit"],
         "limit": limit,
-        "pool_id": pool_id,
-        "cost": cost,
-        "plan_id": plan_id,
-        "day_key": day_key,
-        "month_key": month_key,
-        "billing_key": billing_key,
-    }
+        **take_whole_values(
+            sql, tenant_id=counter.tenant_id, pool_id=pool_id, plan_id=plan_id, cost=cost,
+            now=now, period_keys=period_keys,
+        ),
+    }  # fmt: skip
     rows = sql.run(CHARGE_PG, values)
     if not rows:
         return None
-    bucket_id, balance, pool, total, event_id, logged = rows[0]
+    total, event_id, logged = rows[0][3:]
     if event_id is not None and logged != 1:
         raise RuntimeError(f"a claimed use of {cost} credits wrote {logged} ledger rows")
-    took = TookWhole(int(bucket_id), int(balance), pool)
-    return Charged(took, None if total is None else int(total), event_id is not None)
+    return Charged(took_whole(rows[0]), None if total is None else int(total), event_id is not None)
