@@ -208,17 +208,28 @@ def deduction(
     return Deduction(pool, cost, spread, refused)
 
 
-def take_whole(
+class WholeTake(NamedTuple):
+    """A credit-priced use's common case, worked out with the read, before the write: what
+    `TAKE_WHOLE_SQL` binds, and the ledger row it writes but for the bucket. The writer's turn
+    (serial on SQLite) then only runs the statements."""
+
+    cost: int
+    values: dict[str, Any]
+    entry: Entry  # its `bucket_id` is the take's
+
+
+def whole_take(
     sql: Sql,
     price: Priced,
     access: Access,
-    cost: int,
-    now: datetime,
     period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
-) -> repository.TookWhole | None:
-    """SQLite's common case of a deduction, one statement: `cost` whole out of the first bucket
-    in deduction order, when no allowance bucket is due and none expired with credits left
-    (`repository.take_whole`). None: nothing taken, `deduction` decides."""
+    *,
+    key: str,
+    feature_id: int,
+    quantity: int,
+    now: datetime,
+) -> WholeTake:
+    cost = price.unit_cost * quantity
     values = repository.take_whole_values(
         sql,
         tenant_id=access.tenant_id,
@@ -228,27 +239,23 @@ def take_whole(
         now=now,
         period_keys=period_keys,
     )
-    return repository.take_whole(sql, values)
-
-
-def log_whole_take(
-    sql: Sql,
-    took: repository.TookWhole,
-    access: Access,
-    price: Priced,
-    cost: int,
-    *,
-    key: str,
-    feature_id: int,
-    quantity: int,
-    now: datetime,
-) -> None:
-    """The `deduction` ledger row of a take `take_whole` made."""
     entry = Entry(
-        access.tenant_id, price.pool_id, took.bucket_id, "deduction", 0, -cost, key, feature_id,
-        quantity, None, None, now,
+        access.tenant_id, price.pool_id, None, "deduction", 0, -cost, key, feature_id, quantity,
+        None, None, now,
     )  # fmt: skip
-    repository.log(sql, [entry])
+    return WholeTake(cost, values, entry)
+
+
+def take_whole(sql: Sql, take: WholeTake) -> repository.TookWhole | None:
+    """SQLite's common case of a deduction, one statement: the cost whole out of the first
+    bucket in deduction order, when no allowance bucket is due and none expired with credits
+    left (`repository.take_whole`). None: nothing taken, `deduction` decides."""
+    return repository.take_whole(sql, take.values)
+
+
+def log_whole_take(sql: Sql, take: WholeTake, took: repository.TookWhole) -> None:
+    """The `deduction` ledger row of a take `take_whole` made."""
+    repository.log(sql, [take.entry._replace(bucket_id=took.bucket_id)])
 
 
 def put_back_whole(sql: Sql, took: repository.TookWhole, cost: int) -> None:

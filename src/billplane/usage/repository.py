@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 from billplane.credits.repository import (
     TAKE_WHOLE_SQL,
     TookWhole,
-    take_whole_values,
     took_whole,
 )
 from billplane.errors import present
@@ -479,14 +478,11 @@ def count_claim_and_charge(
     occurred_at: datetime,
     now: datetime,
     template: Stored,
-    pool_id: int,
-    cost: int,
-    plan_id: int | None,
-    period_keys: tuple[str, str, str],  # the day's, the month's and the billing period's
+    take: Mapping[str, Any],
 ) -> Charged | None:
-    """PostgreSQL: a credit-priced usage in one statement (see `_CHARGE_PG`); the event stores
-    `template` with its numbers filled in. None: the common case does not hold, nothing was
-    written."""
+    """PostgreSQL: a credit-priced usage in one statement (see `_CHARGE_PG`), its take bound
+    as `take` (`credits.repository.take_whole_values`); the event stores `template` with its
+    numbers filled in. None: the common case does not hold, nothing was written."""
     if limit is not None and quantity > limit:
         return None  # a counter created by the upsert would start above the limit
     values = {
@@ -498,15 +494,12 @@ def count_claim_and_charge(
         "answer": dumps(template),
         "shown_limit": template["limit"],
         "limit": limit,
-        **take_whole_values(
-            sql, tenant_id=counter.tenant_id, pool_id=pool_id, plan_id=plan_id, cost=cost,
-            now=now, period_keys=period_keys,
-        ),
-    }  # fmt: skip
+        **take,
+    }
     rows = sql.run(CHARGE_PG, values)
     if not rows:
         return None
     total, event_id, logged = rows[0][3:]
     if event_id is not None and logged != 1:
-        raise RuntimeError(f"a claimed use of {cost} credits wrote {logged} ledger rows")
+        raise RuntimeError(f"a claimed use of {take['cost']} credits wrote {logged} ledger rows")
     return Charged(took_whole(rows[0]), None if total is None else int(total), event_id is not None)

@@ -99,6 +99,7 @@ class Write:
     now: datetime
     counter: repository.CounterKey  # the counter it counts into
     price: credits.Priced | None = None  # a credit-priced feature's
+    take: credits.WholeTake | None = None  # and its common case, bound with the read
 
     @property
     def event(self) -> dict[str, Any]:
@@ -162,6 +163,13 @@ def prepare(
             if earlier is None:
                 raise _refusal(decision, feature, access.tenant_key, request)
             return _repeat(earlier, feature, request, _current(limit, used, period.resets_at))
+    price = credits.priced(feature)  # judged in the write, on the buckets under lock
+    take = None
+    if price is not None:
+        take = credits.whole_take(
+            sql, price, access, _allowance_keys(access, now), key=request.idempotency_key,
+            feature_id=feature.id, quantity=request.quantity, now=now,
+        )  # fmt: skip
     return Write(
         access=access,
         project_id=found.project_id,
@@ -173,7 +181,8 @@ def prepare(
         shown_limit=limit,
         now=now,
         counter=repository.CounterKey(access.tenant_id, feature.id, period.key),
-        price=credits.priced(feature),  # judged in the write, on the buckets under lock
+        price=price,
+        take=take,
     )
 
 
@@ -210,8 +219,8 @@ def record(sql: Sql, write: Write) -> Recorded | BillplaneError:
     inside the same transaction, so a repeat never counts.
     """
     request = write.request
-    if write.price is not None:
-        fast = _record_priced_whole(sql, write, write.price)
+    if write.take is not None:
+        fast = _record_priced_whole(sql, write, write.take)
         if fast is not None:
             return fast
     taken = None
@@ -260,7 +269,7 @@ def _repeated(sql: Sql, write: Write, used: int) -> Recorded | BillplaneError:
 
 
 def _record_priced_whole(
-    sql: Sql, write: Write, price: credits.Priced
+    sql: Sql, write: Write, take: credits.WholeTake
 ) -> Recorded | BillplaneError | None:
     """The common case of a credit-priced usage: the cost taken whole out of one bucket, then
     counted and claimed as any usage, then its ledger row. PostgreSQL does it in one statement
@@ -269,11 +278,9 @@ def _record_priced_whole(
     credits back in the same transaction. None when the common case does not hold (the cost
     passes the first bucket, one expired with credits left, the period's allowance is not in
     its bucket yet): nothing was written, `record` goes on."""
-    request, access = write.request, write.access
-    cost = price.unit_cost * request.quantity
-    keys = _allowance_keys(write)
+    request, cost = write.request, take.cost
     if sql.is_sqlite:
-        took = credits.take_whole(sql, price, access, cost, write.now, keys)
+        took = credits.take_whole(sql, take)
         if took is None:
             return None
         spent = credits.numbers(took.pool, cost, took.balance)
@@ -281,13 +288,12 @@ def _record_priced_whole(
             sql, write.counter, **write.event, answer=partial(_charged_answer, write, spent, 0)
         )
         if body is not None and claimed:
-            credits.log_whole_take(sql, took, access, price, cost, **write.movement)
+            credits.log_whole_take(sql, take, took)
     else:
         template = _charged_answer(write, credits.numbers("", cost, 0), 0, 0)  # SQL fills it
         charged = repository.count_claim_and_charge(
-            sql, write.counter, **write.event, template=template, pool_id=price.pool_id,
-            cost=cost, plan_id=access.plan.id if access.plan else None, period_keys=keys,
-        )  # fmt: skip
+            sql, write.counter, **write.event, template=template, take=take.values
+        )
         if charged is None:
             return None
         took, total, claimed = charged
@@ -300,11 +306,11 @@ def _record_priced_whole(
     return Recorded(cast(UsageAnswer, body), created=True)
 
 
-def _allowance_keys(write: Write) -> tuple[str, str, str]:
+def _allowance_keys(access: entitlements.Access, now: datetime) -> tuple[str, str, str]:
     """The keys of the periods a plan's allowance may reset by: the day's, the month's and the
     billing period's."""
-    keys = entitlements.period_keys(write.now)
-    billing = period_for("billing_period", write.now, write.access.subscription)
+    keys = entitlements.period_keys(now)
+    billing = period_for("billing_period", now, access.subscription)
     return keys["day_key"], keys["month_key"], billing.key
 
 
