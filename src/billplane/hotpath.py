@@ -391,7 +391,7 @@ class Writer:
         self._begin = begin
         self._turn = turn
         self._after_turn = after_turn
-        self._conflict: type[Exception] = dialect.loaded_dbapi.IntegrityError
+        self._again = _worth_again(dialect)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -487,8 +487,9 @@ class Writer:
 
     def _run_group_in_turn(self, conn: Any, group: list[_Pending]) -> None:
         sql = Sql(conn.cursor(), self._dialect)
-        # Row locks in one order across workers: no transaction waits for another in a circle
-        # (a deadlock PostgreSQL would break only after a second).
+        # Row locks in one order across workers, so that transactions seldom wait for each
+        # other in a circle (a deadlock PostgreSQL breaks only after a second, by rolling one
+        # back: its jobs then run alone, and again if need be).
         group.sort(key=lambda pending: pending.order)
         self._begin_first(conn, sql)
         if len(group) > 1:
@@ -517,7 +518,8 @@ class Writer:
     def _run_alone(self, sql: Sql, pending: _Pending, *, begun: bool = False) -> None:
         """One job in its own transaction (`begun` already). A job whose insert lost a race
         for a unique key to another transaction (committed after the job looked) runs once
-        more: it now sees the other's row, e.g. answers a usage event as the repeat it is."""
+        more: it now sees the other's row, e.g. answers a usage event as the repeat it is. So
+        does a job PostgreSQL rolled back to break a deadlock (see `_worth_again`)."""
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
                 if not begun:
@@ -527,12 +529,23 @@ class Writer:
                 sql.cursor.execute("COMMIT")
             except Exception as exc:
                 _rollback(sql)
-                if isinstance(exc, self._conflict) and attempt < self.ATTEMPTS:
+                if isinstance(exc, self._again) and attempt < self.ATTEMPTS:
                     continue
                 _answer(pending, False, exc)
             else:
                 _answer(pending, True, result)
             return
+
+
+def _worth_again(dialect: Dialect) -> tuple[type[Exception], ...]:
+    """The errors after which a lone job runs again: a unique key another transaction took
+    meanwhile, and on PostgreSQL a deadlock it was picked to break (rolled back whole, nothing
+    of it written). The order of `Writer.run` keeps deadlocks rare, not impossible: a job
+    takes its locks as it goes (a credit-priced usage its bucket, its counter, then its
+    overage's counter), and a batch's events are many jobs in one."""
+    dbapi = dialect.loaded_dbapi
+    deadlock = getattr(getattr(dbapi, "errors", None), "DeadlockDetected", None)
+    return (dbapi.IntegrityError, deadlock) if deadlock else (dbapi.IntegrityError,)
 
 
 def _rollback(sql: Sql) -> None:

@@ -165,7 +165,8 @@ async def balances(tenant: TenantKey, request: Request, tx: Tx) -> Response:
     read = partial(_balances, call.token, tenant, call.now, grace_days)
     answer, due = await call.tx.hot_read(read)
     if due:
-        await call.tx.hot_write(partial(service.settle_due, pools=due, now=call.now))
+        settle = partial(service.settle_due, pools=due, now=call.now)
+        await call.tx.hot_write(settle, service.lock_order(due[0].tenant_id))
         answer, _ = await call.tx.hot_read(read)
     return json_response(answer)
 
@@ -234,7 +235,8 @@ async def reserve(body: ReservationIn, request: Request, tx: Tx) -> Response:
             key=body.idempotency_key,
             ttl=body.expires_in,
             now=now,
-        )
+        ),
+        service.lock_order(access.tenant_id),
     )
     if isinstance(outcome, BillplaneError):
         raise outcome
@@ -289,7 +291,8 @@ async def _settle(public_id: str, quantity: int | None, request: Request, tx: Tx
             feature_key=feature,
             final_quantity=quantity,
             now=now,
-        )
+        ),
+        service.lock_order(access.tenant_id),
     )
     if isinstance(outcome, BillplaneError):
         raise outcome

@@ -208,6 +208,14 @@ def deduction(
     return Deduction(pool, cost, spread, refused)
 
 
+def lock_order(tenant_id: int) -> tuple[int, int, str]:
+    """Where a write that locks a tenant's buckets runs among the jobs of a writer's group
+    (`hotpath.Writer.run`): after the other tenants' before it, and before any that locks one
+    of this tenant's counters, ordered by (tenant, feature, period) (feature ids start at 1).
+    Every such write takes its bucket before its counters."""
+    return tenant_id, 0, ""
+
+
 class WholeTake(NamedTuple):
     """A credit-priced use's common case, worked out with the read, before the write: what
     `TAKE_WHOLE_SQL` binds, and the ledger row it writes but for the bucket. The writer's turn

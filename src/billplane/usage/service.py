@@ -483,7 +483,11 @@ def _tell_thresholds(sql: Sql, write: Write, before: int, after: int) -> None:
 
 def lock_order(write: Write) -> tuple[int, int, str]:
     """The order the writer runs concurrent writes in: PostgreSQL's row locks are then taken
-    in one order by every worker, so two transactions never wait for each other in a circle."""
+    in one order by every worker, so two transactions seldom wait for each other in a circle.
+    A credit-priced write locks its tenant's bucket first, so it runs before the writes that
+    lock that tenant's counters (see `credits.lock_order`)."""
+    if write.price is not None:
+        return credits.lock_order(write.counter.tenant_id)
     return write.counter
 
 
