@@ -210,8 +210,8 @@ def deduction(
 
 def lock_order(tenant_id: int) -> tuple[int, int, str]:
     """Where a write that locks a tenant's buckets runs among the jobs of a writer's group
-    (`hotpath.Writer.run`): after the other tenants' before it, and before any that locks one
-    of this tenant's counters, ordered by (tenant, feature, period) (feature ids start at 1).
+    (`hotpath.Writer.run`), which are ordered by (tenant, feature, period): first of its
+    tenant's, before any job that locks one of the tenant's counters (feature ids start at 1).
     Every such write takes its bucket before its counters."""
     return tenant_id, 0, ""
 
