@@ -5,6 +5,7 @@ the sum of the ledger."""
 
 import asyncio
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -266,3 +267,51 @@ def test_batches_with_overage_and_its_metered_feature_racing_single_uses_count_e
     assert server.balance(project, token) == 0
     assert server.used(token, "ai.chat") == 60
     assert server.used(token, "ai.overage") == 60 - 20 + 60  # past the 20 credits, and direct
+
+
+def test_batches_spending_two_tenants_credits_in_opposite_orders_never_deadlock(
+    server: Server,
+) -> None:
+    """Two tenants' credit-priced uses in one batch, named in either order by racing batches:
+    each batch takes the tenants' buckets in one order (by tenant), so PostgreSQL never has to
+    break a deadlock between them (its own count of deadlocks stays put), and every use counts
+    and costs once."""
+    project, token = server.project()
+    server.admin("POST", f"/projects/{project}/tenants", {"key": "beta"}, 201)
+    for tenant in ("acme", "beta"):
+        grant = {"pool": "credits", "amount": 1000, "reason": "race"}
+        server.admin("POST", f"/projects/{project}/tenants/{tenant}/credit-grants", grant, 201)
+    deadlocks_before = _deadlocks(server)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for i in range(80):
+        acme = {"tenant": "acme", "feature": "ai.chat", "idempotency_key": f"a{i}"}
+        beta = {"tenant": "beta", "feature": "ai.chat", "idempotency_key": f"b{i}"}
+        events = [acme, beta] if i % 2 else [beta, acme]
+        calls.append(("/v1/usage/batch", {"events": [e | {"enforce": True} for e in events]}))
+    responses = asyncio.run(fire_calls(server.base_url, token, calls))
+
+    assert [r.status_code for r in responses] == [200] * len(calls)
+    results = [result for r in responses for result in r.json()["data"]]
+    assert Counter(result["status"] for result in results) == {201: 160}
+    for tenant in ("acme", "beta"):  # 80 uses of cost 1 each
+        answer = httpx.get(
+            f"{server.base_url}/v1/tenants/{tenant}/balances",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.json()["pools"][0]["balance"] == 1000 - 80
+    with server.engine.connect() as conn:
+        ledger_balance(conn, datetime.now(UTC))  # every bucket is the sum of its rows
+    assert _deadlocks(server) == deadlocks_before
+
+
+def _deadlocks(server: Server) -> int | None:
+    """PostgreSQL's count of deadlocks it broke in this database, once every backend has
+    reported (a busy backend reports its statistics at most once a second, an idle one within
+    ten); None on SQLite, whose one writer at a time never deadlocks."""
+    if server.engine.dialect.name != "postgresql":
+        return None
+    time.sleep(11)
+    query = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    with server.engine.connect() as conn:
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        return int(conn.execute(text(query)).scalar_one())

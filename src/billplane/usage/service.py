@@ -375,7 +375,9 @@ def record_batch(
     counter; a batch that locked the overage's counter for a direct use first could wait for
     that usage's counter while the usage waits for the overage's (a PostgreSQL deadlock). Only
     a priced event that repeats an earlier plain event's key comes after the plain ones, as the
-    repeat it is."""
+    repeat it is. The priced events go by tenant (in their order within each tenant, whose
+    events alone touch its buckets and counters), so that two batches lock buckets in one
+    order."""
     if all(w.price is None for w in writes):
         return _record_counted(sql, writes, earlier)
     # Of two events under one key, the batch's first is counted and the other is its repeat,
@@ -391,6 +393,7 @@ def record_batch(
             after.append(index)
         else:
             priced.append(index)
+    priced.sort(key=lambda index: writes[index].counter.tenant_id)  # stable
     outcomes: list[Recorded | BillplaneError | None] = [None] * len(writes)
     for index in priced:
         write = writes[index]
