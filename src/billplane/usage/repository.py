@@ -27,11 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billplane.credits.repository import (
-    TAKE_WHOLE_SQL,
-    TookWhole,
-    took_whole,
-)
+from billplane.credits.repository import TAKE_WHOLE_SQL, TookWhole, took_whole
 from billplane.errors import present
 from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
