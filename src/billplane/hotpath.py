@@ -96,6 +96,25 @@ class Statement:
             self._compiled[dialect.name] = found
         return found
 
+    def bind(self, dialect: Dialect, values: Mapping[str, Any], *, later: int = 0) -> "Bound":
+        """The statement with `values`, as the driver takes them: bound on the event loop, so
+        that the writer's turn (serial on SQLite) only runs it (`Sql.run_bound`). The last
+        `later` parameters (positional paramstyles only) are left for the turn to bind."""
+        sql, names, constants, returns_rows = self.compiled(dialect)
+        if later:
+            if names is None:
+                raise ValueError("only a positional paramstyle binds parameters later")
+            names = names[:-later]
+        return Bound(sql, _params(values, names, constants), returns_rows)
+
+
+class Bound(NamedTuple):
+    """A statement and its values, as the driver takes them (see `Statement.bind`)."""
+
+    sql: str
+    params: Any
+    returns_rows: bool
+
 
 class Compiled(NamedTuple):
     """A statement as the driver runs it."""
@@ -144,10 +163,17 @@ class Sql:
         self.is_sqlite = dialect.name == "sqlite"
 
     def run(self, statement: Statement, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        sql, names, constants, returns_rows = statement.compiled(self.dialect)
-        self.cursor.execute(sql, _params(values, names, constants))
+        return self.run_bound(statement.bind(self.dialect, values))
+
+    def bind(self, statement: Statement, values: Mapping[str, Any], *, later: int = 0) -> Bound:
+        return statement.bind(self.dialect, values, later=later)
+
+    def run_bound(self, bound: Bound, *later: Any) -> Sequence[Sequence[Any]]:
+        """Run a statement bound before (`bind`); `later` are the values of the parameters it
+        left for now, in their order."""
+        self.cursor.execute(bound.sql, (*bound.params, *later) if later else bound.params)
         # A statement without RETURNING has no rows to fetch (psycopg would raise).
-        return self.cursor.fetchall() if returns_rows else ()
+        return self.cursor.fetchall() if bound.returns_rows else ()
 
     def insert_rows(
         self, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]

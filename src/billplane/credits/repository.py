@@ -13,12 +13,14 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ClauseElement,
+    ColumnElement,
     Select,
     Table,
     and_,
     bindparam,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -27,9 +29,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from billplane.errors import present
-from billplane.hotpath import Sql, Statement, rows_in, utc
+from billplane.hotpath import Bound, Sql, Statement, rows_in, utc
 from billplane.models import (
     CreditBucket,
     CreditCost,
@@ -234,6 +237,26 @@ RETURNING id,
   (SELECT key FROM credit_pools WHERE id = :pool_id)
 """
 TAKE_WHOLE = Statement(lambda _: text(TAKE_WHOLE_SQL))
+
+
+def _log_take_whole(_: str) -> Insert:
+    """SQLite: that take's ledger row, its bucket bound last (the take finds it, in the turn)."""
+    values: dict[str, ColumnElement[Any]] = {
+        "tenant_id": bindparam("tenant_id"),
+        "pool_id": bindparam("pool_id"),
+        "kind": literal("deduction"),
+        "part": literal(0),
+        "amount": -bindparam("cost"),
+        "idempotency_key": bindparam("key"),
+        "feature_id": bindparam("feature_id"),
+        "quantity": bindparam("quantity"),
+        "created_at": bindparam("now"),
+        "bucket_id": bindparam("bucket_id"),
+    }
+    return insert(_LEDGER).from_select(list(values), select(*values.values()))
+
+
+LOG_TAKE_WHOLE = Statement(_log_take_whole)
 ADD = Statement(
     lambda _: (
         update(_BUCKETS)
@@ -315,11 +338,33 @@ class TookWhole(NamedTuple):
     pool: str
 
 
-def take_whole(sql: Sql, values: dict[str, Any]) -> TookWhole | None:
+class BoundTake(NamedTuple):
+    """SQLite: a whole take and its ledger row, bound before the writer's turn, which is
+    serial across the workers (`bind_take_whole`)."""
+
+    take: Bound
+    log: Bound  # but for the bucket
+
+
+def bind_take_whole(
+    sql: Sql, values: dict[str, Any], *, key: str, feature_id: int, quantity: int
+) -> BoundTake:
+    """SQLite: `take_whole` and `log_take_whole` bound with `values` (`take_whole_values`) and
+    what the ledger row says of the use: its key, feature and quantity."""
+    entry = {**values, "key": key, "feature_id": feature_id, "quantity": quantity}
+    return BoundTake(sql.bind(TAKE_WHOLE, values), sql.bind(LOG_TAKE_WHOLE, entry, later=1))
+
+
+def take_whole(sql: Sql, bound: BoundTake) -> TookWhole | None:
     """SQLite: take a cost whole out of the first bucket in deduction order, in the common case
-    only (see `TAKE_WHOLE_SQL`, bound by `take_whole_values`); None: nothing was taken."""
-    rows = sql.run(TAKE_WHOLE, values)
+    only (see `TAKE_WHOLE_SQL`); None: nothing was taken."""
+    rows = sql.run_bound(bound.take)
     return took_whole(rows[0]) if rows else None
+
+
+def log_take_whole(sql: Sql, bound: BoundTake, bucket_id: int) -> None:
+    """SQLite: the `deduction` ledger row of a take `take_whole` made from `bucket_id`."""
+    sql.run_bound(bound.log, bucket_id)
 
 
 def take_whole_values(

@@ -29,6 +29,7 @@ from billplane.errors import (
     PlanNotFound,
     PoolNotFound,
     TenantNotFound,
+    present,
 )
 from billplane.hotpath import Sql, utc
 from billplane.models import (
@@ -218,12 +219,13 @@ def lock_order(tenant_id: int) -> tuple[int, int, str]:
 
 class WholeTake(NamedTuple):
     """A credit-priced use's common case, worked out with the read, before the write: what
-    `TAKE_WHOLE_SQL` binds, and the ledger row it writes but for the bucket. The writer's turn
-    (serial on SQLite) then only runs the statements."""
+    `TAKE_WHOLE_SQL` binds (PostgreSQL runs it inside usage's one statement) and, on SQLite,
+    the take and its ledger row bound as the driver takes them. The writer's turn (serial on
+    SQLite) then only runs the statements."""
 
     cost: int
     values: dict[str, Any]
-    entry: Entry  # its `bucket_id` is the take's
+    bound: repository.BoundTake | None  # SQLite's
 
 
 def whole_take(
@@ -247,23 +249,24 @@ def whole_take(
         now=now,
         period_keys=period_keys,
     )
-    entry = Entry(
-        access.tenant_id, price.pool_id, None, "deduction", 0, -cost, key, feature_id, quantity,
-        None, None, now,
-    )  # fmt: skip
-    return WholeTake(cost, values, entry)
+    bound = None
+    if sql.is_sqlite:
+        bound = repository.bind_take_whole(
+            sql, values, key=key, feature_id=feature_id, quantity=quantity
+        )
+    return WholeTake(cost, values, bound)
 
 
 def take_whole(sql: Sql, take: WholeTake) -> repository.TookWhole | None:
     """SQLite's common case of a deduction, one statement: the cost whole out of the first
     bucket in deduction order, when no allowance bucket is due and none expired with credits
     left (`repository.take_whole`). None: nothing taken, `deduction` decides."""
-    return repository.take_whole(sql, take.values)
+    return repository.take_whole(sql, present(take.bound, "SQLite's bound take"))
 
 
 def log_whole_take(sql: Sql, take: WholeTake, took: repository.TookWhole) -> None:
     """The `deduction` ledger row of a take `take_whole` made."""
-    repository.log(sql, [take.entry._replace(bucket_id=took.bucket_id)])
+    repository.log_take_whole(sql, present(take.bound, "SQLite's bound take"), took.bucket_id)
 
 
 def put_back_whole(sql: Sql, took: repository.TookWhole, cost: int) -> None:
