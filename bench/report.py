@@ -50,6 +50,35 @@ class UsageAudit:
         )
 
 
+# The plain enforced usage and the credit-priced one, measured again side by side (`Pair`).
+PAIR = ("usage-many", "usage-credits")
+
+
+@dataclass
+class Pair:
+    """`PAIR`'s two loads in alternating slices (see `run.measure_pair`)."""
+
+    plain: list[Measurement] = field(default_factory=list)
+    credits: list[Measurement] = field(default_factory=list)
+
+    def ratio(self) -> float | None:
+        """The credit-priced usage's requests per second over the plain one's, in all slices."""
+        plain, credits = _per_s(self.plain), _per_s(self.credits)
+        return credits / plain if plain and credits is not None else None
+
+    def slice_ratios(self) -> list[float]:
+        return [
+            c.requests_per_s / p.requests_per_s
+            for p, c in zip(self.plain, self.credits, strict=True)
+            if p.requests_per_s
+        ]
+
+
+def _per_s(slices: list[Measurement]) -> float | None:
+    seconds = sum(m.duration_s for m in slices)
+    return sum(m.requests for m in slices) / seconds if seconds else None
+
+
 @dataclass
 class EngineRun:
     engine: str
@@ -61,6 +90,7 @@ class EngineRun:
     preview_seconds: float | None = None  # a plan change previewed over many tenants
     preview_tenants: int = 0  # how many were added for it
     backlog: Backlog | None = None  # app webhook deliveries waiting while `*-backlog` ran
+    pair: Pair = field(default_factory=Pair)  # usage-many and usage-credits side by side
 
     def measurement(self, target: str) -> Measurement | None:
         return next((m for m in self.measurements if m.target == target), None)
@@ -78,7 +108,12 @@ class EngineRun:
         return refused.requests_per_s / allowed.requests_per_s
 
     def credits_versus_plain(self) -> float | None:
-        plain, credits = self.measurement("usage-many"), self.measurement("usage-credits")
+        """Issue 13's figure: a credit-priced enforced usage over a plain one, side by side."""
+        return self.pair.ratio()
+
+    def credits_versus_plain_rows(self) -> float | None:
+        """The same from the two targets' own rows, measured one after the other."""
+        plain, credits = (self.measurement(name) for name in PAIR)
         if plain is None or credits is None or not plain.requests_per_s:
             return None
         return credits.requests_per_s / plain.requests_per_s
@@ -144,9 +179,12 @@ def table(runs: list[EngineRun]) -> str:
             )
         credits = run.credits_versus_plain()
         if credits is not None:
+            slices = " ".join(f"{r:.2f}" for r in run.pair.slice_ratios())
             lines.append(
                 f"{run.engine}: an enforced usage of a credit-priced feature runs at "
-                f"{credits:.2f}x of a plain one (usage-credits vs usage-many)"
+                f"{credits:.2f}x of a plain one (usage-credits vs usage-many in "
+                f"{len(run.pair.plain)} alternating slices: {slices}; "
+                f"{_x(run.credits_versus_plain_rows())} from their rows above)"
             )
         if run.preview_seconds is not None:
             lines.append(
@@ -213,6 +251,11 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
         "usage_hot_vs_pgbench": run.versus_pgbench(),
         "check_refused_vs_allowed": run.refused_versus_allowed(),
         "credits_vs_plain_usage": run.credits_versus_plain(),
+        "credits_vs_plain_usage_rows": run.credits_versus_plain_rows(),
+        "credits_vs_plain_usage_slices": {
+            "plain": [_slice_json(m) for m in run.pair.plain],
+            "credits": [_slice_json(m) for m in run.pair.credits],
+        },
         "preview_seconds": run.preview_seconds,
         "preview_tenants": run.preview_tenants,
         "backlog": None
@@ -239,4 +282,13 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
             }
             for m in run.measurements
         ],
+    }
+
+
+def _slice_json(m: Measurement) -> dict[str, Any]:
+    return {
+        "requests": m.requests,
+        "duration_s": m.duration_s,
+        "requests_per_s": round(m.requests_per_s, 1),
+        "non_2xx": m.non_2xx,
     }

@@ -61,6 +61,11 @@ def test_bench_reports_every_endpoint_on_both_engines() -> None:
     backlog = [line for line in backlog if "of /healthz (without it" in line]
     assert len(backlog) == 2, result.stdout
     assert all(re.search(r"check \d\.\d\dx .*usage \d\.\d\dx", line) for line in backlog)
+    # Issue 13's figure, from usage-many and usage-credits measured again side by side.
+    pairs = re.findall(
+        r"credit-priced feature runs at \d\.\d\dx of a plain one \(.* in 4 alt", result.stdout
+    )
+    assert len(pairs) == 2, result.stdout
     for engine in ("sqlite", "postgresql"):
         rows = [line for line in result.stdout.splitlines() if line.lstrip().startswith(engine)]
         endpoints = {word for line in rows for word in line.split()}
