@@ -215,11 +215,12 @@ def drive(
         if not args.targets or target.name in (report.CEILING, *args.targets):
             load(target)
             loaded[target.name] = target
-    if all(name in loaded for name in report.PAIR):
-        plain, credits = (loaded[name] for name in report.PAIR)
-        run.pair = measure_pair(wrk, live.base_url, plain, credits, args)
-        acknowledged += sum(m.statuses.get("201", 0) for m in run.pair.plain)
-        in_flight += args.connections * len(run.pair.plain)
+        # Right after the second of the pair: the batches after it leave the database busy.
+        if target.name == report.PAIR[-1] and all(name in loaded for name in report.PAIR):
+            plain, credits = (loaded[name] for name in report.PAIR)
+            warmup, run.pair = measure_pair(wrk, live.base_url, plain, credits, args)
+            acknowledged += sum(m.statuses.get("201", 0) for m in [*warmup, *run.pair.plain])
+            in_flight += args.connections * (len(warmup) + len(run.pair.plain))
     if not args.targets or "backlog" in args.targets:
         count = args.backlog_deliveries
         sleeps = backlog.APP_SLEEPS
@@ -275,22 +276,28 @@ def measure(
 
 def measure_pair(
     wrk: str, base_url: str, plain: Target, credits: Target, args: argparse.Namespace
-) -> report.Pair:
+) -> tuple[list[loadgen.Measurement], report.Pair]:
     """`plain` and `credits` again, in `PAIR_SLICES` alternating slices that add up to the
-    measured duration of each (both were just warmed up by their own runs)."""
+    measured duration of each, after a warm-up of `plain` (`credits` has just run); returns
+    the warm-up (if any) and the pair."""
     seconds = max(1, args.duration // PAIR_SLICES)
-    load = {"connections": args.connections, "threads": args.threads, "seconds": seconds}
+    load = {"connections": args.connections, "threads": args.threads}
+    warmup = (
+        [loadgen.run_wrk(wrk, base_url, plain, seconds=args.warmup, **load)] if args.warmup else []
+    )
     print(
-        f"  {plain.name} and {credits.name} alternating, {PAIR_SLICES} x {seconds} s ... ", end=""
+        f"  {plain.name} and {credits.name} alternating, {args.warmup} s warm-up, "
+        f"{PAIR_SLICES} x {seconds} s each ... ",
+        end="",
     )
     sys.stdout.flush()
     pair = report.Pair()
     for _ in range(PAIR_SLICES):
-        pair.plain.append(loadgen.run_wrk(wrk, base_url, plain, **load))
-        pair.credits.append(loadgen.run_wrk(wrk, base_url, credits, **load))
+        pair.plain.append(loadgen.run_wrk(wrk, base_url, plain, seconds=seconds, **load))
+        pair.credits.append(loadgen.run_wrk(wrk, base_url, credits, seconds=seconds, **load))
     ratio = pair.ratio()
     print("no answer" if ratio is None else f"{ratio:.2f}x")
-    return pair
+    return warmup, pair
 
 
 def failures(runs: list[report.EngineRun], max_error_rate: float) -> list[str]:
