@@ -163,7 +163,9 @@ class Sql:
         self.is_sqlite = dialect.name == "sqlite"
 
     def run(self, statement: Statement, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
-        return self.run_bound(statement.bind(self.dialect, values))
+        # Not through `bind`: a `Bound` made only to be unpacked costs every hot statement.
+        sql, names, constants, returns_rows = statement.compiled(self.dialect)
+        return self._execute(sql, _params(values, names, constants), returns_rows)
 
     def bind(self, statement: Statement, values: Mapping[str, Any], *, later: int = 0) -> Bound:
         return statement.bind(self.dialect, values, later=later)
@@ -171,9 +173,13 @@ class Sql:
     def run_bound(self, bound: Bound, *later: Any) -> Sequence[Sequence[Any]]:
         """Run a statement bound before (`bind`); `later` are the values of the parameters it
         left for now, in their order."""
-        self.cursor.execute(bound.sql, (*bound.params, *later) if later else bound.params)
+        params = (*bound.params, *later) if later else bound.params
+        return self._execute(bound.sql, params, bound.returns_rows)
+
+    def _execute(self, sql: str, params: Any, returns_rows: bool) -> Sequence[Sequence[Any]]:
+        self.cursor.execute(sql, params)
         # A statement without RETURNING has no rows to fetch (psycopg would raise).
-        return self.cursor.fetchall() if bound.returns_rows else ()
+        return self.cursor.fetchall() if returns_rows else ()
 
     def insert_rows(
         self, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
