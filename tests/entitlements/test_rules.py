@@ -1,10 +1,11 @@
 """The pure access rules: which subscription grants, and which reset period a moment is in."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from billplane.entitlements.rules import SubscriptionState, period_for, subscription_grants_access
+from billplane.entitlements.service import period_keys
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -94,3 +95,21 @@ def test_billing_period_rolls_forward_when_a_renewal_is_late() -> None:
 
 def test_billing_period_without_subscription_falls_back_to_the_month() -> None:
     assert period_for("billing_period", NOW, None) == period_for("month", NOW, None)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2027, 1, 1, 0, 0, tzinfo=UTC),
+        datetime(2026, 12, 31, 20, 30, tzinfo=timezone(timedelta(hours=-5))),  # 01:30 UTC
+    ],
+)
+def test_the_keys_a_check_reads_are_the_keys_of_the_days_and_months_periods(
+    moment: datetime,
+) -> None:
+    """`period_keys` (formatted once a day) names the same periods as `period_for`, which the
+    counters are written under: a wrong key would read another period's counter as this one's."""
+    keys = period_keys(moment)
+    assert keys["day_key"] == period_for("day", moment, None).key
+    assert keys["month_key"] == period_for("month", moment, None).key

@@ -92,6 +92,17 @@ def _calendar_period(daily: bool, year: int, month: int, day: int) -> Period:
     return Period(month_key(start), _add_month(start))
 
 
+def calendar_keys(moment: datetime) -> tuple[str, str]:
+    """The keys of the `day` and the `month` periods a UTC moment falls in."""
+    return _calendar_keys(moment.year, moment.month, moment.day)
+
+
+@lru_cache(maxsize=16)  # formatted once a day, not on every check and usage (4.8 -> 1.1 us)
+def _calendar_keys(year: int, month: int, day: int) -> tuple[str, str]:
+    start = datetime(year, month, day, tzinfo=UTC)
+    return day_key(start), month_key(start)
+
+
 # Formatted by hand: `strftime` costs more than a whole period's arithmetic.
 def day_key(moment: datetime) -> str:
     """The key of the `day` period a UTC moment falls in."""

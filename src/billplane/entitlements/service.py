@@ -19,9 +19,8 @@ from billplane.entitlements.rules import (
     Grant,
     Period,
     SubscriptionState,
-    day_key,
+    calendar_keys,
     effective_reset,
-    month_key,
     period_for,
     subscription_grants_access,
 )
@@ -192,8 +191,8 @@ class PeriodKeys(TypedDict):
 
 def period_keys(now: datetime) -> PeriodKeys:
     """The keys a `day` and a `month` counter of `now` have (the statement fetches those)."""
-    now = now.astimezone(UTC)
-    return {"day_key": day_key(now), "month_key": month_key(now)}
+    day, month = calendar_keys(now.astimezone(UTC))
+    return {"day_key": day, "month_key": month}
 
 
 def access_of(sql: Sql, found: Found, now: datetime, grace_days: int) -> Access:
