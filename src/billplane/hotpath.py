@@ -277,8 +277,8 @@ def _params(
 
 @functools.cache
 def _picker(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """The values of `names` from a dict, as a tuple in their order: picked in C (a tuple built
-    in Python, a test per name, cost three times as much: 3.3 against 1.1 us for a take's 16)."""
+    """The values of `names` from a dict, as a tuple in their order, picked in C. A tuple built
+    in Python, testing each name, cost 3.3 us for a take's 16 against 1.8 us with this."""
     if len(names) == 1:  # `itemgetter` of one name gives the value itself
         (name,) = names
         return lambda values: (values[name],)
