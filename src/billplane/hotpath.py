@@ -270,9 +270,8 @@ def _params(
     """What the driver binds: a tuple in the statement's order for a positional paramstyle
     (sqlite3's qmark), else a dict. Constants written into the statement (a LIMIT, a fixed
     string) are bound like values."""
-    if names is not None:
-        return _picker(names)({**constants, **values} if constants else values)
-    return {**constants, **values} if constants else values
+    merged = {**constants, **values} if constants else values
+    return merged if names is None else _picker(names)(merged)
 
 
 @functools.cache
