@@ -22,6 +22,7 @@ import operator
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
@@ -705,13 +706,36 @@ class Checkpointer:
     it commits wakes this thread instead, which runs a PASSIVE checkpoint (it waits for no
     reader or writer) at most every `EVERY` seconds. Other connections (the ORM's) keep
     SQLite's own checkpoints.
+
+    A writer starts the log over only once all of it has been copied back and no reader still
+    reads from it: under steady load there is never such a moment, and the log grew without
+    bound (3.1 GB after 60 s of `/v1/usage`), every COMMIT writing to a new end of the file.
+    So once the log holds more than `RESTART_PAST` pages, this thread takes the writers' `turn`
+    (the hot writers of every process queue for it meanwhile) and runs a RESTART checkpoint: it
+    copies back the little written since the last one and waits for the readers to leave the
+    log, so that the next writer starts it over. The file keeps its size, overwritten from its
+    start. Measured (SQLite, 2 workers, one machine, the same hour): the log stays at 68 MB;
+    the turn is held 4.5 ms (at most 9) about once a second; the writer's CPU per usage falls
+    from 126-134 to 107 us, a credit-priced one's from 193-199 to 142-152 us. A reader that
+    stays in the log (an export, a backup) is waited for `RESTART_WAIT` seconds at most, and
+    not again before `RESTART_RETRY`: it holds up the writers a fraction of the time.
     """
 
     EVERY = 0.05  # seconds: about as often as 1,000 pages fill under load
+    RESTART_PAST = 16_384  # pages in the log: 64 MiB of 4 KiB pages
+    RESTART_WAIT = 0.02  # seconds; the checkpointer's connection's busy timeout
+    RESTART_RETRY = 1.0  # seconds
 
-    def __init__(self, database: str, connect: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        database: str,
+        connect: Callable[[str], Any],
+        turn: "WriterTurn | None" = None,
+    ) -> None:
         self._database = database
         self._connect = connect
+        self._turn = turn
+        self._restart_after = 0.0  # a monotonic time
         self._due = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -738,7 +762,7 @@ class Checkpointer:
             try:
                 if conn is None:
                     conn = self._connect(self._database)
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._checkpoint(conn)
             except Exception as exc:  # the next commit wakes it again, on a new connection
                 log.warning("The WAL checkpoint failed: %s", exc)
                 with suppress(Exception):
@@ -751,12 +775,25 @@ class Checkpointer:
             with suppress(Exception):
                 conn.close()
 
+    def _checkpoint(self, conn: Any) -> None:
+        _, pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if pages <= self.RESTART_PAST or self._turn is None:
+            return
+        if time.monotonic() < self._restart_after:
+            return
+        with self._turn():
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        if busy:  # a reader stayed in the log, or a writer of the ORM's held the database
+            self._restart_after = time.monotonic() + self.RESTART_RETRY
+
     def close(self) -> None:
         self._closing.set()
         self._due.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._turn is not None:
+            self._turn.close()
 
 
 class HotPath:
@@ -770,8 +807,12 @@ class HotPath:
         database = engine.url.database if sqlite else None
         on_disk = bool(database) and database != ":memory:"
         self.turn = WriterTurn(f"{database}-writer.lock") if on_disk else None
+        # The checkpointer's turn on a file descriptor of its own: `flock` would let it share
+        # the turn with this process's writer, which holds it on the same descriptor.
         self.checkpointer = (
-            Checkpointer(database, self._plain_connection) if database and on_disk else None
+            Checkpointer(database, self._plain_connection, WriterTurn(f"{database}-writer.lock"))
+            if database and on_disk
+            else None
         )
         begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
         self.writer = Writer(
@@ -814,7 +855,9 @@ class HotPath:
 
     def _plain_connection(self, database: str) -> Any:
         # The checkpointer's: no statement of its own, so none of the engine's PRAGMAs either.
-        return self.dialect.loaded_dbapi.connect(database, isolation_level=None)
+        return self.dialect.loaded_dbapi.connect(
+            database, isolation_level=None, timeout=Checkpointer.RESTART_WAIT
+        )
 
     @contextmanager
     def reading(self) -> Iterator[Sql]:
