@@ -709,7 +709,7 @@ class Checkpointer:
 
     A writer starts the log over only once all of it has been copied back and no reader still
     reads from it: under steady load there is never such a moment, and the log grew without
-    bound (3.1 GB after 60 s of `/v1/usage`), every COMMIT writing to a new end of the file.
+    bound (3.1 GB after 70 s of `/v1/usage`), every COMMIT writing to a new end of the file.
     So once the log holds more than `RESTART_PAST` pages, this thread takes the writers' `turn`
     (the hot writers of every process queue for it meanwhile) and runs a RESTART checkpoint: it
     copies back the little written since the last one and waits for the readers to leave the
