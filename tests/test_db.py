@@ -73,9 +73,7 @@ def test_sqlite_hot_writes_reach_the_database_file_by_the_checkpointer(tmp_path:
     path = tmp_path / "c.db"
     db = Database(f"sqlite:///{path}")
     try:
-        committed = threading.Event()
-        db.hot.writer.run_later(lambda sql: sql.cursor.execute("CREATE TABLE kept (x)"), committed)
-        assert committed.wait(10)
+        _written(db, "CREATE TABLE kept (x)")
         deadline = time.monotonic() + 10
         while b"CREATE TABLE kept" not in path.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -102,20 +100,13 @@ def test_sqlite_write_ahead_log_is_started_over_under_steady_reads_and_writes(
             while not stop.is_set():
                 sql.cursor.execute("SELECT length(x) FROM t WHERE rowid = 1").fetchall()
 
-    def write(sql: Any) -> None:
-        sql.cursor.execute("INSERT INTO t VALUES (randomblob(3000))")
-
     try:
-        made = threading.Event()
-        db.hot.writer.run_later(lambda sql: sql.cursor.execute("CREATE TABLE t (x)"), made)
-        assert made.wait(10)
+        _written(db, "CREATE TABLE t (x)")
         readers = [threading.Thread(target=read) for _ in range(2)]
         for reader in readers:
             reader.start()
         for _ in range(3000):  # a page each, and the table's pages above it
-            done = threading.Event()
-            db.hot.writer.run_later(write, done)
-            assert done.wait(10)
+            _written(db, "INSERT INTO t VALUES (randomblob(3000))")
         stop.set()
         for reader in readers:
             reader.join(10)
@@ -139,26 +130,27 @@ def test_a_reader_that_stays_in_the_log_holds_the_writers_up_briefly(
     path = tmp_path / "r.db"
     db = Database(f"sqlite:///{path}")
     try:
-        made = threading.Event()
-        db.hot.writer.run_later(lambda sql: sql.cursor.execute("CREATE TABLE t (x)"), made)
-        assert made.wait(10)
+        _written(db, "CREATE TABLE t (x)")
         with db.hot.reading() as reader:
             reader.cursor.execute("BEGIN")
             reader.cursor.execute("SELECT count(*) FROM t").fetchall()  # in the log, and stays
             slowest = 0.0
             deadline = time.monotonic() + 2  # a dozen attempts at RESTART, each one busy
             while time.monotonic() < deadline:
-                done, began = threading.Event(), time.monotonic()
-                db.hot.writer.run_later(
-                    lambda sql: sql.cursor.execute("INSERT INTO t VALUES (randomblob(3000))"),
-                    done,
-                )
-                assert done.wait(10)
+                began = time.monotonic()
+                _written(db, "INSERT INTO t VALUES (randomblob(3000))")
                 slowest = max(slowest, time.monotonic() - began)
             reader.cursor.execute("ROLLBACK")
         assert slowest < 2.5  # with the driver's busy timeout: 5 s, the first time
     finally:
         db.dispose()
+
+
+def _written(db: Database, statement: str) -> None:
+    """`statement` run by the hot path's writer, once it is committed."""
+    done = threading.Event()
+    db.hot.writer.run_later(lambda sql: sql.cursor.execute(statement), done)
+    assert done.wait(10)
 
 
 def test_the_readme_documents_every_database_setting() -> None:
