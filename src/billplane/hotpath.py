@@ -777,9 +777,8 @@ class Checkpointer:
 
     def _checkpoint(self, conn: Any) -> None:
         _, pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if pages <= self.RESTART_PAST or self._turn is None:
-            return
-        if time.monotonic() < self._restart_after:
+        due = pages > self.RESTART_PAST and time.monotonic() >= self._restart_after
+        if not due or self._turn is None:
             return
         with self._turn():
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
@@ -806,11 +805,12 @@ class HotPath:
         self.reads = ReadPool(self._connection, self.dialect.loaded_dbapi.Error)
         database = engine.url.database if sqlite else None
         on_disk = bool(database) and database != ":memory:"
-        self.turn = WriterTurn(f"{database}-writer.lock") if on_disk else None
+        lock = f"{database}-writer.lock"
+        self.turn = WriterTurn(lock) if on_disk else None
         # The checkpointer's turn on a file descriptor of its own: `flock` would let it share
         # the turn with this process's writer, which holds it on the same descriptor.
         self.checkpointer = (
-            Checkpointer(database, self._plain_connection, WriterTurn(f"{database}-writer.lock"))
+            Checkpointer(database, self._plain_connection, WriterTurn(lock))
             if database and on_disk
             else None
         )
