@@ -1,6 +1,7 @@
 """Credits in one process, on both engines: pools and prices, allowances and grants, the
 deduction order, overage, and the ledger that every balance is the sum of."""
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -179,6 +180,43 @@ def test_soonest_expiring_credits_go_first_and_one_use_may_span_buckets(
     taken = [(e["bucket"], e["amount"]) for e in pool["ledger"] if e["kind"] == "deduction"]
     assert sorted(taken) == sorted([(sooner["bucket"], -2), (later["bucket"], -2)])
     assert_balance(credits, session, clock, 11)
+
+
+def test_the_ledger_shows_the_newest_rows_chained_to_their_bucket_or_not(
+    credits: Setup, session: Session, clock: Clock
+) -> None:
+    """A usage's cost taken whole out of one bucket is chained to that bucket, out of the
+    tenant's index; a cost spread over two buckets and a grant are not. The ledger shown is the
+    tenant's newest rows of either kind all the same, and a repeat that reached the write (its
+    take given back) leaves the chain as it was."""
+    soon = grant(credits, 30, expires_at=(clock() + timedelta(days=5)).isoformat())
+    rest = grant(credits, 1000)
+    for n in range(28):
+        usage(credits, f"a{n}", 201)  # out of `soon`, chained
+    usage(credits, "a0", 200)  # a repeat the read cannot tell: taken, then given back
+    usage(credits, "span", 201, feature="ai.image")  # 5: the last 2 of `soon`, 3 of `rest`
+    for n in range(30):
+        usage(credits, f"b{n}", 201)  # out of `rest`, chained
+    grant(credits, 7)
+    usage(credits, "c", 201)
+
+    shown = balances(credits)["ledger"]
+    every = session.execute(
+        text("SELECT id, kind, amount, bucket_id, previous_id FROM credit_ledger ORDER BY id DESC")
+    ).all()
+    assert len(shown) == 50 < len(every) == 3 + 28 + 2 + 30 + 1
+    assert [(e["id"], e["kind"], e["amount"], e["bucket"]) for e in shown] == [
+        (id_, kind, amount, bucket) for id_, kind, amount, bucket, _ in every[:50]
+    ]
+    chained = Counter(bucket for _, _, _, bucket, previous in every if previous is not None)
+    assert chained == {soon["bucket"]: 28, rest["bucket"]: 31}
+    unchained = Counter(
+        (kind, bucket) for _, kind, _, bucket, previous in every if previous is None
+    )
+    grants = [soon["bucket"], rest["bucket"], shown[1]["bucket"]]  # shown[1]: the last grant
+    spread = [soon["bucket"], rest["bucket"]]  # the image's cost, over two buckets
+    assert unchained == Counter([("grant", b) for b in grants] + [("deduction", b) for b in spread])
+    assert_balance(credits, session, clock, 30 + 1000 + 7 - 28 - 5 - 30 - 1)
 
 
 def test_expired_credits_are_not_spent(credits: Setup, session: Session, clock: Clock) -> None:

@@ -1,5 +1,7 @@
 """The ledger's unique key leaves a usage's own rows out (a partial index, one page fewer per
-credit-priced usage); the queries that look movements up by key say so, and use it."""
+credit-priced usage); the queries that look movements up by key say so, and use it. So does
+the tenant's index, which leaves out the rows chained to their bucket: the ledger shown finds
+the others there and walks the chains, never reading the whole ledger."""
 
 from typing import Any
 
@@ -10,7 +12,15 @@ from billplane.db import Database
 from billplane.hotpath import Statement, _params
 
 INDEX = "uq_credit_ledger_movement"
-VALUES = {"tenant_id": 1, "key": "reservation:r_1", "bucket_id": 1, "public_id": "r_1"}
+TENANT_INDEX = "ix_credit_ledger_tenant_id_pool_id_id"
+VALUES = {
+    "tenant_id": 1,
+    "pool_id": 1,
+    "limit": 50,
+    "key": "reservation:r_1",
+    "bucket_id": 1,
+    "public_id": "r_1",
+}
 
 
 @pytest.mark.parametrize(
@@ -22,6 +32,15 @@ def test_a_lookup_by_movement_uses_the_partial_unique_index(
     database: Database, statement: Statement
 ) -> None:
     assert INDEX in _plan(database, statement)
+
+
+def test_the_ledger_shown_uses_the_tenants_index_and_reads_no_whole_table(
+    database: Database,
+) -> None:
+    plan = _plan(database, repository.LEDGER_OF)
+    assert TENANT_INDEX in plan
+    whole = "SCAN credit_ledger" if database.is_sqlite else "Seq Scan on credit_ledger"
+    assert whole not in plan, plan
 
 
 def _plan(database: Database, statement: Statement) -> str:

@@ -25,11 +25,13 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter
 
 from billplane.errors import present
 from billplane.hotpath import Bound, Sql, Statement, rows_in, utc
@@ -47,7 +49,7 @@ from billplane.models import (
     Tenant,
     Token,
 )
-from billplane.models.credits import MOVEMENT
+from billplane.models.credits import MOVEMENT, UNCHAINED
 
 _BUCKETS = cast(Table, CreditBucket.__table__)
 _LEDGER = cast(Table, CreditEntry.__table__)
@@ -212,8 +214,15 @@ TAKE = Statement(
 # left (this bucket's and the other live ones') and the pool's key; no row: the common case
 # does not hold and nothing changed (`credits.service.deduction` decides the rest). The guard
 # on `remaining` is checked on the row as it is when updated, so racing takes never overdraw.
+#
+# The take also chains the ledger row it is for to the bucket (see `CreditEntry.previous_id`):
+# the row's id is chosen here (`{next_id}`: SQLite's writer is alone, so the next rowid;
+# PostgreSQL's sequence), the bucket's newest chained row becomes that one and the one before
+# moves to `previous_deduction_id`; both are answered for the row's insert.
 TAKE_WHOLE_SQL = """
-UPDATE credit_buckets SET remaining = remaining - :cost
+UPDATE credit_buckets SET remaining = remaining - :cost,
+  previous_deduction_id = COALESCE(last_deduction_id, 0),
+  last_deduction_id = {next_id}
 WHERE id = (SELECT id FROM credit_buckets
             WHERE tenant_id = :tenant_id AND pool_id = :pool_id AND remaining > 0
             ORDER BY expires_at IS NULL, expires_at, id LIMIT 1)
@@ -234,13 +243,26 @@ RETURNING id,
                WHERE o.tenant_id = :tenant_id AND o.pool_id = :pool_id AND o.remaining > 0
                  AND o.id <> credit_buckets.id
                  AND (o.expires_at IS NULL OR o.expires_at > :now)),
-  (SELECT key FROM credit_pools WHERE id = :pool_id)
+  (SELECT key FROM credit_pools WHERE id = :pool_id),
+  last_deduction_id, previous_deduction_id
 """
-TAKE_WHOLE = Statement(lambda _: text(TAKE_WHOLE_SQL))
+_NEXT_LEDGER_ID = {
+    "sqlite": "(SELECT COALESCE(MAX(id), 0) + 1 FROM credit_ledger)",
+    "postgresql": "nextval('credit_ledger_id_seq')",
+}
+
+
+def take_whole_sql(dialect: str) -> str:
+    """`TAKE_WHOLE_SQL` for `dialect`."""
+    return TAKE_WHOLE_SQL.format(next_id=_NEXT_LEDGER_ID[dialect])
+
+
+TAKE_WHOLE = Statement(lambda dialect: text(take_whole_sql(dialect)))
 
 
 def _log_take_whole(_: str) -> Insert:
-    """SQLite: that take's ledger row, its bucket bound last (the take finds it, in the turn)."""
+    """SQLite: that take's ledger row, chained to its bucket; the bucket, the row's id and the
+    previous chained row are bound last (the take finds them, in the turn)."""
     values: dict[str, ColumnElement[Any]] = {
         "tenant_id": bindparam("tenant_id"),
         "pool_id": bindparam("pool_id"),
@@ -252,6 +274,8 @@ def _log_take_whole(_: str) -> Insert:
         "quantity": bindparam("quantity"),
         "created_at": bindparam("now"),
         "bucket_id": bindparam("bucket_id"),
+        "id": bindparam("id"),
+        "previous_id": bindparam("previous_id"),
     }
     return insert(_LEDGER).from_select(list(values), select(*values.values()))
 
@@ -331,11 +355,14 @@ def lock_state(sql: Sql, *, pool_id: int, plan_id: int | None, tenant_id: int) -
 
 
 class TookWhole(NamedTuple):
-    """A take `take_whole` made: the bucket, the balance left and the pool's key."""
+    """A take `take_whole` made: the bucket, the balance left and the pool's key; the id its
+    ledger row takes and the bucket's chained row before it (0: none)."""
 
     bucket_id: int
     balance: int
     pool: str
+    ledger_id: int
+    previous_id: int
 
 
 class BoundTake(NamedTuple):
@@ -352,7 +379,7 @@ def bind_take_whole(
     """SQLite: `take_whole` and `log_take_whole` bound with `values` (`take_whole_values`) and
     what the ledger row says of the use: its key, feature and quantity."""
     entry = {**values, "key": key, "feature_id": feature_id, "quantity": quantity}
-    return BoundTake(sql.bind(TAKE_WHOLE, values), sql.bind(LOG_TAKE_WHOLE, entry, later=1))
+    return BoundTake(sql.bind(TAKE_WHOLE, values), sql.bind(LOG_TAKE_WHOLE, entry, later=3))
 
 
 def take_whole(sql: Sql, bound: BoundTake) -> TookWhole | None:
@@ -362,9 +389,9 @@ def take_whole(sql: Sql, bound: BoundTake) -> TookWhole | None:
     return took_whole(rows[0]) if rows else None
 
 
-def log_take_whole(sql: Sql, bound: BoundTake, bucket_id: int) -> None:
-    """SQLite: the `deduction` ledger row of a take `take_whole` made from `bucket_id`."""
-    sql.run_bound(bound.log, bucket_id)
+def log_take_whole(sql: Sql, bound: BoundTake, took: TookWhole) -> None:
+    """SQLite: the `deduction` ledger row of the take `took`, chained to its bucket."""
+    sql.run_bound(bound.log, took.bucket_id, took.ledger_id, took.previous_id)
 
 
 def take_whole_values(
@@ -391,10 +418,13 @@ def take_whole_values(
     }
 
 
+TOOK_WHOLE_COLUMNS = 5
+
+
 def took_whole(row: Sequence[Any]) -> TookWhole:
-    """The take `TAKE_WHOLE_SQL` made, from its first three columns."""
-    bucket_id, balance, pool = row[:3]
-    return TookWhole(int(bucket_id), int(balance), pool)
+    """The take `TAKE_WHOLE_SQL` made, from its first `TOOK_WHOLE_COLUMNS` columns."""
+    bucket_id, balance, pool, ledger_id, previous_id = row[:TOOK_WHOLE_COLUMNS]
+    return TookWhole(int(bucket_id), int(balance), pool, int(ledger_id), int(previous_id))
 
 
 def _pool_row(rows: Sequence[Sequence[Any]]) -> PoolRow:
@@ -614,8 +644,33 @@ def bucket_by_source(
     )
 
 
-LEDGER_OF = Statement(
-    lambda _: (
+def _ledger_of(_: str) -> Select[Any]:
+    """The tenant's newest `limit` ledger rows in the pool: the newest in the tenant's index,
+    and the newest of each bucket's chain (see `CreditEntry.previous_id`), walked from the
+    bucket `limit` rows back at most."""
+    tenant: BindParameter[int] = bindparam("tenant_id")
+    pool: BindParameter[int] = bindparam("pool_id")
+    heads = select(_BUCKETS.c.last_deduction_id.label("id"), literal(1).label("depth")).where(
+        _BUCKETS.c.tenant_id == tenant,
+        _BUCKETS.c.pool_id == pool,
+        _BUCKETS.c.last_deduction_id.is_not(None),
+    )
+    chain = heads.cte("chain", recursive=True)
+    row = _LEDGER.alias("row")
+    chain = chain.union_all(
+        select(row.c.previous_id, chain.c.depth + 1).where(
+            row.c.id == chain.c.id, row.c.previous_id > 0, chain.c.depth < bindparam("limit")
+        )
+    )
+    indexed = (
+        select(_LEDGER.c.id)
+        .where(_LEDGER.c.tenant_id == tenant, _LEDGER.c.pool_id == pool, UNCHAINED)
+        .order_by(_LEDGER.c.id.desc())
+        .limit(bindparam("limit"))
+        .subquery("indexed")
+    )
+    newest = union_all(select(indexed.c.id), select(chain.c.id))
+    return (
         select(
             _LEDGER.c.id,
             _LEDGER.c.kind,
@@ -629,14 +684,13 @@ LEDGER_OF = Statement(
             _LEDGER.c.unrecovered,
         )
         .select_from(_LEDGER.outerjoin(Feature, Feature.id == _LEDGER.c.feature_id))
-        .where(
-            _LEDGER.c.tenant_id == bindparam("tenant_id"),
-            _LEDGER.c.pool_id == bindparam("pool_id"),
-        )
+        .where(_LEDGER.c.id.in_(newest))
         .order_by(_LEDGER.c.id.desc())
         .limit(bindparam("limit"))
     )
-)
+
+
+LEDGER_OF = Statement(_ledger_of)
 BUCKETS_OF = Statement(
     lambda _: (
         select(
@@ -888,6 +942,24 @@ def lock_settling_buckets(sql: Sql, tenant_id: int, public_id: str) -> None:
     if not sql.is_sqlite:
         values = {"tenant_id": tenant_id, "key": f"reservation:{public_id}", "public_id": public_id}
         sql.run(SETTLING_BUCKETS, values)
+
+
+PUT_BACK_WHOLE = Statement(
+    lambda _: (
+        update(_BUCKETS)
+        .where(_BUCKETS.c.id == bindparam("bucket_id"))
+        .values(
+            remaining=_BUCKETS.c.remaining + bindparam("amount"),
+            last_deduction_id=func.nullif(_BUCKETS.c.previous_deduction_id, 0),
+        )
+    )
+)
+
+
+def put_back_whole(sql: Sql, took: TookWhole, amount: int) -> None:
+    """Undo the take `took` inside its transaction (its ledger row was never written): the
+    credits go back and the bucket's chain ends again where it did."""
+    sql.run(PUT_BACK_WHOLE, {"bucket_id": took.bucket_id, "amount": amount})
 
 
 def give_back(sql: Sql, bucket_id: int, amount: int) -> tuple[str, str]:

@@ -266,12 +266,12 @@ def take_whole(sql: Sql, take: WholeTake) -> repository.TookWhole | None:
 
 def log_whole_take(sql: Sql, take: WholeTake, took: repository.TookWhole) -> None:
     """The `deduction` ledger row of a take `take_whole` made."""
-    repository.log_take_whole(sql, present(take.bound, "SQLite's bound take"), took.bucket_id)
+    repository.log_take_whole(sql, present(take.bound, "SQLite's bound take"), took)
 
 
 def put_back_whole(sql: Sql, took: repository.TookWhole, cost: int) -> None:
     """Undo a take of `take_whole` inside its transaction: the use it paid for did not count."""
-    repository.give_back(sql, took.bucket_id, cost)
+    repository.put_back_whole(sql, took, cost)
 
 
 def release_expired(sql: Sql, pool: PoolView, now: datetime) -> int:

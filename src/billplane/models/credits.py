@@ -99,11 +99,18 @@ class CreditBucket(Base):
     remaining: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # The newest ledger row chained to this bucket (see `CreditEntry.previous_id`), and the one
+    # before it (0: none), which the take that chained the newest returns and a take given back
+    # restores.
+    last_deduction_id: Mapped[int | None]
+    previous_deduction_id: Mapped[int | None]
 
 
 # The ledger rows that are not a credit-priced usage's own (`deduction`, `overage`): those the
 # ledger's unique key holds (see `CreditEntry`).
 MOVEMENT = text("kind NOT IN ('deduction', 'overage')")
+# The ledger rows the tenant's index holds: all but those chained to their bucket.
+UNCHAINED = text("previous_id IS NULL")
 
 
 class CreditEntry(Base):
@@ -132,7 +139,16 @@ class CreditEntry(Base):
             sqlite_where=MOVEMENT,
             postgresql_where=MOVEMENT,
         ),
-        Index("ix_credit_ledger_tenant_id_pool_id_id", "tenant_id", "pool_id", "id"),
+        # A tenant's rows, newest first, but for those chained to their bucket (see
+        # `previous_id`). A query that wants this index says `UNCHAINED` too.
+        Index(
+            "ix_credit_ledger_tenant_id_pool_id_id",
+            "tenant_id",
+            "pool_id",
+            "id",
+            sqlite_where=UNCHAINED,
+            postgresql_where=UNCHAINED,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -157,6 +173,14 @@ class CreditEntry(Base):
     # back held credits as they returned (see `credits.unrecovered`).
     unrecovered: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    # A credit-priced usage's `deduction` row in the common case (its cost whole out of one
+    # bucket) is chained to that bucket instead of entering the tenant's index: this is the
+    # bucket's previous chained row (0: the first), the bucket knows the newest. An index entry
+    # is a page of its own to write at a random place per usage (a tenant's range), while the
+    # chain costs two columns on the bucket row the take updates anyway: measured on SQLite,
+    # the index alone took a credit-priced usage from 0.89-0.90x to 0.80-0.85x of a plain one.
+    # NULL: the row is in the tenant's index.
+    previous_id: Mapped[int | None]
 
 
 class CreditTopup(Base):

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billplane.credits.repository import TAKE_WHOLE_SQL, TookWhole, took_whole
+from billplane.credits.repository import TOOK_WHOLE_COLUMNS, TookWhole, take_whole_sql, took_whole
 from billplane.errors import present
 from billplane.hotpath import Sql, Statement, dumps, from_json, rows_in
 from billplane.models import UsageCounter, UsageEvent
@@ -414,12 +414,12 @@ def daily_usage(session: Session, tenant_id: int, since: datetime) -> list[tuple
 # PostgreSQL, a credit-priced usage in one round trip in the common case: the cost taken whole
 # out of the first bucket (`TAKE_WHOLE_SQL`, whose guards decide whether the common case holds:
 # no row, nothing written, and the caller takes the general path), then the counter's guarded
-# upsert and the event's claim as `COUNT_AND_CLAIM`, then the take's ledger row, only if the key
-# was claimed. A take whose use did not count (over the limit, or a repeat) is given back by the
-# caller, in the same transaction. Its row locks come in the order of every credit-priced use:
-# the bucket, then the counter.
+# upsert and the event's claim as `COUNT_AND_CLAIM`, then the take's ledger row (chained to its
+# bucket, see `CreditEntry.previous_id`), only if the key was claimed. A take whose use did not
+# count (over the limit, or a repeat) is given back by the caller, in the same transaction. Its
+# row locks come in the order of every credit-priced use: the bucket, then the counter.
 _CHARGE_PG = f"""
-WITH taken (id, balance, pool) AS ({TAKE_WHOLE_SQL}
+WITH taken (id, balance, pool, ledger_id, previous_id) AS ({take_whole_sql("postgresql")}
 ), bumped AS (
   INSERT INTO usage_counters AS c (tenant_id, feature_id, period_key, used)
   SELECT :tenant_id, :feature_id, :period_key, :quantity FROM taken
@@ -442,15 +442,17 @@ WITH taken (id, balance, pool) AS ({TAKE_WHOLE_SQL}
   ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
   RETURNING id
 ), logged AS (
-  INSERT INTO credit_ledger (tenant_id, pool_id, bucket_id, kind, part, amount,
-                             idempotency_key, feature_id, quantity, reason, actor, created_at)
-  SELECT :tenant_id, :pool_id, taken.id, 'deduction', 0, -CAST(:cost AS bigint),
-         :key, :feature_id, :quantity, NULL, NULL, :recorded_at
+  INSERT INTO credit_ledger (id, tenant_id, pool_id, bucket_id, kind, part, amount,
+                             idempotency_key, feature_id, quantity, reason, actor, created_at,
+                             previous_id)
+  SELECT taken.ledger_id, :tenant_id, :pool_id, taken.id, 'deduction', 0,
+         -CAST(:cost AS bigint), :key, :feature_id, :quantity, NULL, NULL, :recorded_at,
+         taken.previous_id
   FROM taken WHERE EXISTS (SELECT 1 FROM claimed)
   RETURNING id
 )
-SELECT taken.id, taken.balance, taken.pool, (SELECT used FROM bumped), (SELECT id FROM claimed),
-       (SELECT count(*) FROM logged)
+SELECT taken.id, taken.balance, taken.pool, taken.ledger_id, taken.previous_id,
+       (SELECT used FROM bumped), (SELECT id FROM claimed), (SELECT count(*) FROM logged)
 FROM taken
 """  # noqa: S608 -- `TAKE_WHOLE_SQL` is a constant; every value is a bound parameter
 CHARGE_PG = Statement(lambda _: text(_CHARGE_PG))
@@ -495,7 +497,7 @@ def count_claim_and_charge(
     rows = sql.run(CHARGE_PG, values)
     if not rows:
         return None
-    total, event_id, logged = rows[0][3:]
+    total, event_id, logged = rows[0][TOOK_WHOLE_COLUMNS:]
     if event_id is not None and logged != 1:
         raise RuntimeError(f"a claimed use of {take['cost']} credits wrote {logged} ledger rows")
     return Charged(took_whole(rows[0]), None if total is None else int(total), event_id is not None)
