@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import BindParameter
 
 from billplane.errors import present
@@ -281,16 +281,18 @@ def _log_take_whole(_: str) -> Insert:
 
 
 LOG_TAKE_WHOLE = Statement(_log_take_whole)
-ADD = Statement(
-    lambda _: (
+
+
+def _put_in(**also: Any) -> Update:
+    """`amount` credits into the bucket `bucket_id`, and whatever else the bucket's row gets."""
+    return (
         update(_BUCKETS)
         .where(_BUCKETS.c.id == bindparam("bucket_id"))
-        .values(
-            remaining=_BUCKETS.c.remaining + bindparam("amount"),
-            granted=_BUCKETS.c.granted + bindparam("amount"),
-        )
+        .values(remaining=_BUCKETS.c.remaining + bindparam("amount"), **also)
     )
-)
+
+
+ADD = Statement(lambda _: _put_in(granted=_BUCKETS.c.granted + bindparam("amount")))
 
 
 def _new_bucket(dialect: str) -> ClauseElement:
@@ -872,14 +874,7 @@ def _settling_buckets(dialect: str) -> Select[Any]:
 
 
 SETTLING_BUCKETS = Statement(_settling_buckets)
-GIVE_BACK = Statement(
-    lambda _: (
-        update(_BUCKETS)
-        .where(_BUCKETS.c.id == bindparam("bucket_id"))
-        .values(remaining=_BUCKETS.c.remaining + bindparam("amount"))
-        .returning(_BUCKETS.c.source, _BUCKETS.c.source_key)
-    )
-)
+GIVE_BACK = Statement(lambda _: _put_in().returning(_BUCKETS.c.source, _BUCKETS.c.source_key))
 
 
 def reservation_by_key(sql: Sql, tenant_id: int, key: str) -> ReservationRow | None:
@@ -945,14 +940,7 @@ def lock_settling_buckets(sql: Sql, tenant_id: int, public_id: str) -> None:
 
 
 PUT_BACK_WHOLE = Statement(
-    lambda _: (
-        update(_BUCKETS)
-        .where(_BUCKETS.c.id == bindparam("bucket_id"))
-        .values(
-            remaining=_BUCKETS.c.remaining + bindparam("amount"),
-            last_deduction_id=func.nullif(_BUCKETS.c.previous_deduction_id, 0),
-        )
-    )
+    lambda _: _put_in(last_deduction_id=func.nullif(_BUCKETS.c.previous_deduction_id, 0))
 )
 
 
