@@ -15,6 +15,7 @@ from typing import Any
 
 LUA = Path(__file__).resolve().parent / "lua"
 MARKER = "BENCH_JSON "
+PAIR_MARKER = "PAIR_JSON "  # pair.lua's blocks
 WRK_TIMEOUT = "5s"  # a request slower than this counts as a timeout error
 
 
@@ -45,6 +46,8 @@ class Measurement:
     socket_errors: dict[str, int]
     statuses: dict[str, int]
     events_201: int = 0  # for batches: events answered 201 inside the responses
+    # pair.lua: each block of the wall clock seen, in order: (parity, plain 201s, priced 201s)
+    blocks: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def requests_per_s(self) -> float:
@@ -114,7 +117,16 @@ def run_wrk(
 
 
 def _parse(name: str, stdout: str) -> Measurement:
-    for line in stdout.splitlines():
+    lines = stdout.splitlines()
+    blocks: list[list[int]] = next(
+        (
+            json.loads(line.removeprefix(PAIR_MARKER))
+            for line in lines
+            if line.startswith(PAIR_MARKER)
+        ),
+        [],
+    )
+    for line in lines:
         if line.startswith(MARKER):
             raw = json.loads(line.removeprefix(MARKER))
             return Measurement(
@@ -125,6 +137,7 @@ def _parse(name: str, stdout: str) -> Measurement:
                 socket_errors={k: v for k, v in raw["errors"].items() if k != "status"},
                 statuses={str(k): v for k, v in raw["statuses"].items()},
                 events_201=raw.get("events_201", 0),
+                blocks=tuple((int(p), int(a), int(b)) for p, a, b in blocks),
             )
     raise LoadFailed(f"wrk printed no {MARKER.strip()} line for {name}:\n{stdout}")
 

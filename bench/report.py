@@ -56,27 +56,36 @@ PAIR = ("usage-many", "usage-credits")
 
 @dataclass
 class Pair:
-    """`PAIR`'s two loads in alternating slices (see `run.measure_pair`)."""
+    """`PAIR`'s two loads alternating in blocks of the wall clock on the same connections (see
+    `run.measure_pair` and `bench/lua/pair.lua`)."""
 
-    plain: list[Measurement] = field(default_factory=list)
-    credits: list[Measurement] = field(default_factory=list)
+    run: Measurement | None = None
+    block_s: int = 0
 
-    def ratio(self) -> float | None:
-        """The credit-priced usage's requests per second over the plain one's, in all slices."""
-        plain, credits = _per_s(self.plain), _per_s(self.credits)
-        return credits / plain if plain and credits is not None else None
-
-    def slice_ratios(self) -> list[float]:
+    def pairs(self) -> list[tuple[int, int]]:
+        """(plain 201s, priced 201s) of each whole plain block and the priced block after it:
+        the first and the last block seen are cut short by the run's ends, so left out."""
+        whole = list(self.run.blocks[1:-1]) if self.run else []
+        if whole and whole[0][0] == 1:  # a priced block first: it has no plain one before it
+            whole = whole[1:]
         return [
-            c.requests_per_s / p.requests_per_s
-            for p, c in zip(self.plain, self.credits, strict=True)
-            if p.requests_per_s
+            (plain[1], priced[2])
+            for plain, priced in zip(whole[::2], whole[1::2], strict=False)
+            if (plain[0], priced[0]) == (0, 1)
         ]
 
+    def ratio(self) -> float | None:
+        """The credit-priced usage's 201s over the plain one's, in all pairs of blocks."""
+        pairs = self.pairs()
+        plain = sum(p for p, _ in pairs)
+        return sum(c for _, c in pairs) / plain if plain else None
 
-def _per_s(slices: list[Measurement]) -> float | None:
-    seconds = sum(m.duration_s for m in slices)
-    return sum(m.requests for m in slices) / seconds if seconds else None
+    def slice_ratios(self) -> list[float]:
+        return [c / p for p, c in self.pairs() if p]
+
+    def plain_201(self) -> int:
+        """Every plain usage answered 201, whatever block it arrived in (the usage audit's)."""
+        return sum(plain for _, plain, _ in self.run.blocks) if self.run else 0
 
 
 @dataclass
@@ -183,7 +192,8 @@ def table(runs: list[EngineRun]) -> str:
             lines.append(
                 f"{run.engine}: an enforced usage of a credit-priced feature runs at "
                 f"{credits:.2f}x of a plain one (usage-credits vs usage-many in "
-                f"{len(run.pair.plain)} alternating slices: {slices}; "
+                f"{len(run.pair.pairs())} pairs of {run.pair.block_s} s blocks alternating on "
+                f"the same connections: {slices}; "
                 f"{_x(run.credits_versus_plain_rows())} from their rows above)"
             )
         if run.preview_seconds is not None:
@@ -252,9 +262,10 @@ def _engine_json(run: EngineRun) -> dict[str, Any]:
         "check_refused_vs_allowed": run.refused_versus_allowed(),
         "credits_vs_plain_usage": run.credits_versus_plain(),
         "credits_vs_plain_usage_rows": run.credits_versus_plain_rows(),
-        "credits_vs_plain_usage_slices": {
-            "plain": [_slice_json(m) for m in run.pair.plain],
-            "credits": [_slice_json(m) for m in run.pair.credits],
+        "credits_vs_plain_usage_blocks": {
+            "block_s": run.pair.block_s,
+            "blocks": [list(b) for b in run.pair.run.blocks] if run.pair.run else [],
+            "run": _slice_json(run.pair.run) if run.pair.run else None,
         },
         "preview_seconds": run.preview_seconds,
         "preview_tenants": run.preview_tenants,
