@@ -50,7 +50,7 @@ USAGE_TARGETS = ("usage-many", "usage-hot", "batch", f"usage{report.BACKLOG}")
 # 2026-12-05), and the later load meets a bigger database. Alternating runs of wrk, 2 s each,
 # still swung 0.67-1.06 per slice: each opened its 16 connections anew, and the workers' share
 # of them changed from one to the next. One run keeps the same connections for both loads.
-PAIR_SLICES = 4  # whole pairs of blocks wanted (the run's ends cut a block or two short)
+PAIRS_WANTED = 4  # whole pairs of blocks (the run's ends cut a block or two short)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -283,8 +283,8 @@ def measure_pair(
     """`report.PAIR` again, alternating in blocks of a quarter of the measured duration on the
     same connections, after a warm-up of `plain` (the priced usage has just run); returns the
     warm-up (if any) and the pair."""
-    block_s = max(1, args.duration // PAIR_SLICES)
-    seconds = (2 * PAIR_SLICES + 3) * block_s  # + a block cut at each end, + one to pair up
+    block_s = max(1, args.duration // PAIRS_WANTED)
+    seconds = (2 * PAIRS_WANTED + 3) * block_s  # + a block cut at each end, + one to pair up
     load = {"connections": args.connections, "threads": args.threads}
     warmup = (
         [loadgen.run_wrk(wrk, base_url, plain, seconds=args.warmup, **load)] if args.warmup else []

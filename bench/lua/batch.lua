@@ -9,9 +9,7 @@ local counter = 0
 local prefix, feature, tenants, size
 
 function init(args)
-   wrk.method = "POST"
-   wrk.headers["Content-Type"] = "application/json"
-   wrk.headers["Authorization"] = "Bearer " .. args[1]
+   post_json(args[1])
    feature, tenants, size = args[2], tonumber(args[4]), tonumber(args[5])
    prefix = string.format("batch-%s-%d-", args[3], tid)
 end

@@ -12,6 +12,26 @@ end
 
 statuses = {}
 
+-- Every request a POST of JSON with the bearer `token`.
+function post_json(token)
+   wrk.method = "POST"
+   wrk.headers["Content-Type"] = "application/json"
+   wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+-- An enforced usage of 1 of `feature` by `who` under a fresh key: `prefix` (a run's nonce and
+-- the thread), then a count and a random number, so unique across threads, runs and warm-ups.
+local sent = 0
+
+function enforced_usage(prefix, feature, who)
+   sent = sent + 1
+   local key = string.format("%s%d-%06d", prefix, sent, math.random(0, 999999))
+   local body = string.format(
+      '{"tenant": "%s", "feature": "%s", "quantity": 1, "idempotency_key": "%s", "enforce": true}',
+      who, feature, key)
+   return wrk.format(nil, nil, nil, body)
+end
+
 function response(status, headers, body)
    statuses[status] = (statuses[status] or 0) + 1
 end

@@ -11,7 +11,6 @@ dofile(here .. "common.lua")
 
 local common_setup, common_response, common_done = setup, response, done
 local threads = {}
-local counter = 0
 local prefix, plain, priced, tenants, block_s
 
 function setup(thread)
@@ -20,9 +19,7 @@ function setup(thread)
 end
 
 function init(args)
-   wrk.method = "POST"
-   wrk.headers["Content-Type"] = "application/json"
-   wrk.headers["Authorization"] = "Bearer " .. args[1]
+   post_json(args[1])
    plain, priced, tenants, block_s = args[2], args[3], tonumber(args[5]), tonumber(args[6])
    prefix = string.format("pair-%s-%d-", args[4], tid)
    math.randomseed(os.time() + tid)
@@ -33,14 +30,8 @@ local function block()
 end
 
 function request()
-   counter = counter + 1
    local feature = block() % 2 == 0 and plain or priced
-   local key = string.format("%s%d-%06d", prefix, counter, math.random(0, 999999))
-   local who = string.format("t%04d", math.random(0, tenants - 1))
-   local body = string.format(
-      '{"tenant": "%s", "feature": "%s", "quantity": 1, "idempotency_key": "%s", "enforce": true}',
-      who, feature, key)
-   return wrk.format(nil, nil, nil, body)
+   return enforced_usage(prefix, feature, string.format("t%04d", math.random(0, tenants - 1)))
 end
 
 -- Per thread, flat (wrk copies them to `done` through the thread objects): block -> 201s.

@@ -7,13 +7,10 @@
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
-local counter = 0
 local prefix, feature, tenant, tenants
 
 function init(args)
-   wrk.method = "POST"
-   wrk.headers["Content-Type"] = "application/json"
-   wrk.headers["Authorization"] = "Bearer " .. args[1]
+   post_json(args[1])
    feature, tenants = args[2], tonumber(args[4])
    tenant = tenants == nil and args[4] or nil
    prefix = string.format("bench-%s-%d-", args[3], tid)
@@ -21,11 +18,5 @@ function init(args)
 end
 
 function request()
-   counter = counter + 1
-   local key = string.format("%s%d-%06d", prefix, counter, math.random(0, 999999))
-   local who = tenant or string.format("t%04d", math.random(0, tenants - 1))
-   local body = string.format(
-      '{"tenant": "%s", "feature": "%s", "quantity": 1, "idempotency_key": "%s", "enforce": true}',
-      who, feature, key)
-   return wrk.format(nil, nil, nil, body)
+   return enforced_usage(prefix, feature, tenant or string.format("t%04d", math.random(0, tenants - 1)))
 end
